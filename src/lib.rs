@@ -1,0 +1,31 @@
+//! # Ironlog
+//!
+//! An immutable, replicated audit ledger: three Raft voters replicate one
+//! append-only log, store it as an RFC 9162 Merkle log in redb, and sign
+//! C2SP checkpoints that outside auditors verify.
+//!
+//! ## Layout
+//! - [`ledger`]: the pure core (no I/O, no async): events and their canonical
+//!   leaf encoding, Merkle hashing and proofs, checkpoints and signed notes.
+//! - [`storage`]: the redb-backed ledger state (entries, stored hashes,
+//!   checkpoints, signatures, idempotency keys, query indexes, snapshots).
+//! - [`raft`]: everything openraft: type config, the redb log store, the state
+//!   machine adapter, the tonic network and the internal Raft service.
+//! - [`api`]: the public gRPC services (Ledger, Admin) and the one place that
+//!   maps errors to gRPC status codes.
+//! - [`node`]: assembles storage, Raft, the gRPC server and the checkpoint
+//!   ticker into one running node.
+//! - [`config`]: the node configuration file, validated once at start-up.
+//! - [`cli`]: the `ironlog` command line (client commands, keygen, local cluster).
+//! - [`limits`]: every bound, with its unit and its reason.
+//! - [`proto`]: the generated protobuf and gRPC code.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod ledger;
+pub mod limits;
+pub mod node;
+pub mod proto;
+pub mod raft;
+pub mod storage;

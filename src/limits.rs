@@ -1,0 +1,57 @@
+//! Every bound in Ironlog, with its unit and the reason for its value.
+//!
+//! Requests beyond these limits are refused with a status naming the limit;
+//! nothing is truncated silently.
+
+/// Longest identifier-like string field (actor id, action, resource, source,
+/// actor type, user agent, idempotency key). Long enough for ARNs and URLs,
+/// short enough that indexes keyed by these strings stay small.
+pub const FIELD_BYTES_MAX: usize = 1024;
+
+/// Largest `details` JSON object, canonicalised. Audit details carry request
+/// parameters, not payloads; a bound keeps one event from dominating a batch.
+pub const DETAILS_BYTES_MAX: usize = 32 * 1024;
+
+/// Largest encoded leaf (one event plus what the leader adds).
+pub const LEAF_BYTES_MAX: usize = DETAILS_BYTES_MAX + 8 * FIELD_BYTES_MAX + 64;
+
+/// Most events in one `Append` batch. A batch is one Raft entry, applied in
+/// one redb transaction: the bound keeps that transaction and the Raft
+/// message carrying it small enough to replicate within a heartbeat or two.
+pub const BATCH_EVENTS_MAX: usize = 1000;
+
+/// Largest encoded `Append` batch, bytes.
+pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// gRPC message size limit, bytes: the largest batch plus framing slack.
+pub const GRPC_MESSAGE_BYTES_MAX: usize = BATCH_BYTES_MAX + 1024 * 1024;
+
+/// Most entries returned by one `GetEntries` or `Query` page.
+pub const PAGE_ENTRIES_MAX: u64 = 1000;
+
+/// Default `Query` page size when the caller gives none.
+pub const PAGE_ENTRIES_DEFAULT: u32 = 100;
+
+/// Most index rows one `Query` call scans before it returns a partial page
+/// with a continuation token, so a selective query cannot hold a read
+/// transaction (and pin redb pages) for long.
+pub const QUERY_SCAN_ROWS_MAX: u64 = 100_000;
+
+/// Bytes of snapshot data per gRPC chunk when streaming a snapshot.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Deadline for one snapshot chunk to be accepted by the receiver, ms.
+/// Per chunk rather than for the whole transfer, so large logs still ship.
+pub const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 10_000;
+
+/// Entries buffered per `Tail` subscriber before it is told to catch up
+/// from storage instead.
+pub const TAIL_BUFFER_ENTRIES: usize = 1024;
+
+/// Question and free-text inputs are bounded at the API edge.
+pub const QUESTION_BYTES_MAX: usize = 2048;
+
+const _: () = assert!(LEAF_BYTES_MAX < BATCH_BYTES_MAX);
+const _: () = assert!(BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(PAGE_ENTRIES_DEFAULT as u64 <= PAGE_ENTRIES_MAX);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);
