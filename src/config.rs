@@ -1,1 +1,730 @@
+//! The node configuration: one TOML file, read and validated once at start-up.
+//!
+//! Owns the shape of the file and every check that can be made without
+//! touching the network or the data directory. A node never starts with a
+//! configuration that [`Config::validate`] refuses, so the rest of the node
+//! may rely on the invariants listed there (non-zero unique ids, a sane
+//! origin line, election timeouts that leave room for heartbeats).
+//!
+//! Relative paths in the file (`data_dir`, `signing_key_file`) are resolved
+//! against the directory holding the file, so a configuration means the same
+//! thing whatever directory the node is started from.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest configuration file read, bytes. A node config is a few hundred
+/// bytes; anything near this bound is not a config file.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
+
+/// Longest checkpoint origin, bytes. The origin is the first line of every
+/// signed checkpoint and the name of the signing keys; C2SP origins are
+/// schemaless URLs, which stay well below this.
+pub const ORIGIN_BYTES_MAX: usize = 255;
+
+/// Shortest checkpoint interval, ms. Each checkpoint is a Raft proposal plus
+/// one signature per voter; more often than this would spend the cluster on
+/// signing rather than on appending.
+pub const CHECKPOINT_INTERVAL_MS_MIN: u64 = 10;
+
+/// Most peers listed in one configuration. Ironlog runs three or five voters;
+/// the bound keeps bootstrap membership and per-checkpoint cosigning small.
+pub const PEERS_MAX: usize = 16;
+
+/// Why a configuration was refused. Every variant names the file or field
+/// and the offending value, because the operator fixes it by editing the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is {bytes} bytes, more than the {max} allowed")]
+    TooLarge { path: PathBuf, bytes: u64, max: u64 },
+    #[error("cannot parse config file {path}")]
+    Parse {
+        path: PathBuf,
+        /// Boxed: a TOML error with its source snippet is large, and it
+        /// would otherwise size every `Result` that can carry a `ConfigError`.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{field} must be non-zero")]
+    IdZero { field: String },
+    #[error("peer id {id} is listed more than once in peers")]
+    PeerIdDuplicate { id: u64 },
+    #[error("{count} peers listed, at most {max} are supported")]
+    PeersTooMany { count: usize, max: usize },
+    #[error("peers[{position}] (id {id}): verifier_key is empty")]
+    PeerVerifierKeyEmpty { position: usize, id: u64 },
+    #[error("bootstrap = true but this node (id {id}) is not listed in peers")]
+    BootstrapWithoutSelf { id: u64 },
+    #[error("bootstrap = true on a learner (id {id}): only a voter can initialise the cluster")]
+    BootstrapLearner { id: u64 },
+    #[error(
+        "raft.election_timeout_min_ms ({min_ms}) must be less than \
+         raft.election_timeout_max_ms ({max_ms})"
+    )]
+    ElectionTimeoutRange { min_ms: u64, max_ms: u64 },
+    #[error(
+        "raft.heartbeat_ms ({heartbeat_ms}) must be non-zero and less than \
+         raft.election_timeout_min_ms ({election_timeout_min_ms})"
+    )]
+    HeartbeatTooSlow {
+        heartbeat_ms: u64,
+        election_timeout_min_ms: u64,
+    },
+    #[error("raft.{field} must be non-zero")]
+    RaftZero { field: &'static str },
+    #[error("checkpoint.interval_ms ({interval_ms}) must be at least {min_ms}")]
+    CheckpointIntervalTooShort { interval_ms: u64, min_ms: u64 },
+    #[error("checkpoint.every_entries must be at least 1")]
+    CheckpointEveryEntriesZero,
+    #[error("origin {origin:?}: {reason}")]
+    Origin {
+        origin: String,
+        reason: &'static str,
+    },
+    #[error("{field} = {value:?} is not a host:port address: {reason}")]
+    Address {
+        field: String,
+        value: String,
+        reason: &'static str,
+    },
+    #[error(
+        "listen = {listen} is a wildcard address that peers cannot dial; \
+         set advertise to this node's reachable host:port"
+    )]
+    AdvertiseRequired { listen: SocketAddr },
+}
+
+/// One node's configuration. See `cluster/node1.toml` for an annotated example.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Raft node id; non-zero, unique in the cluster, never reused.
+    pub id: u64,
+    /// gRPC bind address, serving the public API and the internal Raft service.
+    pub listen: SocketAddr,
+    /// `host:port` that peers and clients dial; `listen` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+    /// Where the node keeps its Raft log and ledger database.
+    pub data_dir: PathBuf,
+    /// First line of every checkpoint, e.g. `example.org/ironlog`.
+    pub origin: String,
+    /// File holding this node's signed-note private key (`ironlog keygen`).
+    pub signing_key_file: PathBuf,
+    #[serde(default)]
+    pub role: Role,
+    /// Initialise the cluster with `peers` on first start (empty log only).
+    #[serde(default)]
+    pub bootstrap: bool,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    #[serde(default)]
+    pub raft: RaftTuning,
+    /// The voters, this node included, that `bootstrap` initialises.
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+}
+
+/// Whether the node votes and cosigns checkpoints, or only replicates.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Voter,
+    Learner,
+}
+
+/// When the leader proposes a checkpoint: once either bound is reached and
+/// entries arrived since the last checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    pub interval_ms: u64,
+    pub every_entries: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            interval_ms: 1000,
+            every_entries: 1000,
+        }
+    }
+}
+
+/// Raft timing and log compaction. The defaults suit a LAN or one region.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Raft log entries applied since the last snapshot that trigger a new one.
+    pub snapshot_logs_since_last: u64,
+    /// Raft log entries kept behind a snapshot, so slightly lagging
+    /// followers catch up from the log instead of a full snapshot.
+    pub max_in_snapshot_log_to_keep: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        RaftTuning {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            snapshot_logs_since_last: 5000,
+            max_in_snapshot_log_to_keep: 1000,
+        }
+    }
+}
+
+/// A voter known at bootstrap.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub id: u64,
+    /// `host:port` the other nodes dial.
+    pub addr: String,
+    /// The peer's signed-note verifier key (`ironlog keygen` prints it).
+    pub verifier_key: String,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`, resolving relative
+    /// `data_dir` and `signing_key_file` against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let read_error = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes = std::fs::metadata(path).map_err(read_error)?.len();
+        if bytes > CONFIG_FILE_BYTES_MAX {
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                bytes,
+                max: CONFIG_FILE_BYTES_MAX,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
+        let mut config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.data_dir = base.join(&config.data_dir);
+        config.signing_key_file = base.join(&config.signing_key_file);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every invariant the node relies on; the first violation wins.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_ids()?;
+        self.validate_addresses()?;
+        validate_origin(&self.origin)?;
+        self.raft.validate()?;
+        self.checkpoint.validate()?;
+        Ok(())
+    }
+
+    /// The `host:port` peers and clients dial to reach this node.
+    pub fn advertise_addr(&self) -> String {
+        match &self.advertise {
+            Some(addr) => addr.clone(),
+            None => self.listen.to_string(),
+        }
+    }
+
+    fn validate_ids(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(ConfigError::IdZero { field: "id".into() });
+        }
+        if self.peers.len() > PEERS_MAX {
+            return Err(ConfigError::PeersTooMany {
+                count: self.peers.len(),
+                max: PEERS_MAX,
+            });
+        }
+        for (position, peer) in self.peers.iter().enumerate() {
+            if peer.id == 0 {
+                return Err(ConfigError::IdZero {
+                    field: format!("peers[{position}].id"),
+                });
+            }
+            if self.peers[..position].iter().any(|p| p.id == peer.id) {
+                return Err(ConfigError::PeerIdDuplicate { id: peer.id });
+            }
+            if peer.verifier_key.trim().is_empty() {
+                return Err(ConfigError::PeerVerifierKeyEmpty {
+                    position,
+                    id: peer.id,
+                });
+            }
+        }
+        if self.bootstrap {
+            if self.role == Role::Learner {
+                return Err(ConfigError::BootstrapLearner { id: self.id });
+            }
+            if !self.peers.iter().any(|p| p.id == self.id) {
+                return Err(ConfigError::BootstrapWithoutSelf { id: self.id });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_addresses(&self) -> Result<(), ConfigError> {
+        match &self.advertise {
+            Some(addr) => validate_host_port("advertise", addr)?,
+            None if self.listen.ip().is_unspecified() => {
+                return Err(ConfigError::AdvertiseRequired {
+                    listen: self.listen,
+                })
+            }
+            None => {}
+        }
+        for (position, peer) in self.peers.iter().enumerate() {
+            validate_host_port(&format!("peers[{position}].addr"), &peer.addr)?;
+        }
+        Ok(())
+    }
+}
+
+impl RaftTuning {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.election_timeout_min_ms >= self.election_timeout_max_ms {
+            return Err(ConfigError::ElectionTimeoutRange {
+                min_ms: self.election_timeout_min_ms,
+                max_ms: self.election_timeout_max_ms,
+            });
+        }
+        if self.heartbeat_ms == 0 || self.heartbeat_ms >= self.election_timeout_min_ms {
+            return Err(ConfigError::HeartbeatTooSlow {
+                heartbeat_ms: self.heartbeat_ms,
+                election_timeout_min_ms: self.election_timeout_min_ms,
+            });
+        }
+        if self.snapshot_logs_since_last == 0 {
+            return Err(ConfigError::RaftZero {
+                field: "snapshot_logs_since_last",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl CheckpointConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval_ms < CHECKPOINT_INTERVAL_MS_MIN {
+            return Err(ConfigError::CheckpointIntervalTooShort {
+                interval_ms: self.interval_ms,
+                min_ms: CHECKPOINT_INTERVAL_MS_MIN,
+            });
+        }
+        if self.every_entries == 0 {
+            return Err(ConfigError::CheckpointEveryEntriesZero);
+        }
+        Ok(())
+    }
+}
+
+/// The origin is the first line of a checkpoint note and the key name, so it
+/// must be one non-empty line without spaces (C2SP tlog-checkpoint).
+fn validate_origin(origin: &str) -> Result<(), ConfigError> {
+    let reason = if origin.is_empty() {
+        Some("must not be empty")
+    } else if origin.len() > ORIGIN_BYTES_MAX {
+        Some("is longer than 255 bytes")
+    } else if origin.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("must not contain whitespace, newlines or control characters")
+    } else if origin.contains('+') {
+        Some("must not contain '+', which separates the parts of a signed-note key")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ConfigError::Origin {
+            origin: origin.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Accepts `host:port` and `[ipv6]:port`; refuses URLs, empty hosts and port 0.
+fn validate_host_port(field: &str, value: &str) -> Result<(), ConfigError> {
+    let error = |reason| ConfigError::Address {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    if value.contains("://") {
+        return Err(error("give host:port without a scheme"));
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(error("missing :port"));
+    };
+    if host.is_empty() {
+        return Err(error("missing host"));
+    }
+    if host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(error("host contains whitespace or '/'"));
+    }
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.contains(':') && !bracketed {
+        return Err(error("write IPv6 addresses in brackets, e.g. [::1]:7001"));
+    }
+    match port.parse::<u16>() {
+        Ok(0) => Err(error("port 0 cannot be dialled")),
+        Ok(_) => Ok(()),
+        Err(_) => Err(error("port is not a number from 1 to 65535")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+        id = 1
+        listen = "127.0.0.1:7001"
+        data_dir = "node1"
+        origin = "example.org/ironlog"
+        signing_key_file = "node1.key"
+        bootstrap = true
+
+        [[peers]]
+        id = 1
+        addr = "127.0.0.1:7001"
+        verifier_key = "example.org/ironlog+aaaaaaaa+AAAA"
+
+        [[peers]]
+        id = 2
+        addr = "127.0.0.1:7002"
+        verifier_key = "example.org/ironlog+bbbbbbbb+BBBB"
+    "#;
+
+    fn valid() -> Config {
+        toml::from_str(VALID).expect("the valid example parses")
+    }
+
+    fn refused(config: &Config) -> String {
+        config
+            .validate()
+            .expect_err("the config must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn valid_config_passes_with_defaults_filled_in() {
+        let config = valid();
+        config.validate().expect("valid");
+        assert_eq!(config.role, Role::Voter);
+        assert_eq!(config.checkpoint, CheckpointConfig::default());
+        assert_eq!(config.raft, RaftTuning::default());
+        assert_eq!(config.advertise_addr(), "127.0.0.1:7001");
+    }
+
+    #[test]
+    fn default_tuning_is_itself_valid() {
+        RaftTuning::default().validate().expect("raft defaults");
+        CheckpointConfig::default()
+            .validate()
+            .expect("checkpoint defaults");
+    }
+
+    #[test]
+    fn advertise_overrides_listen() {
+        let mut config = valid();
+        config.advertise = Some("ledger-1.internal:7001".into());
+        config.validate().expect("valid");
+        assert_eq!(config.advertise_addr(), "ledger-1.internal:7001");
+    }
+
+    #[test]
+    fn load_resolves_relative_paths_against_the_config_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node1.toml");
+        std::fs::write(&path, VALID).expect("write");
+        let config = Config::load(&path).expect("load");
+        assert_eq!(config.data_dir, dir.path().join("node1"));
+        assert_eq!(config.signing_key_file, dir.path().join("node1.key"));
+    }
+
+    #[test]
+    fn load_keeps_absolute_paths() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        let text = VALID.replace("\"node1\"", "\"/var/lib/ironlog\"");
+        std::fs::write(&path, text).expect("write");
+        let config = Config::load(&path).expect("load");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/ironlog"));
+    }
+
+    #[test]
+    fn load_names_a_missing_file() {
+        let err = Config::load(Path::new("/nonexistent/ironlog.toml")).expect_err("missing");
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(err.to_string().contains("/nonexistent/ironlog.toml"));
+    }
+
+    #[test]
+    fn load_names_the_file_on_a_parse_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "id = \"one\"\n").expect("write");
+        let err = Config::load(&path).expect_err("bad type");
+        assert!(matches!(err, ConfigError::Parse { .. }));
+        assert!(err.to_string().contains("bad.toml"));
+    }
+
+    #[test]
+    fn load_validates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            VALID.replace("id = 1\n        listen", "id = 0\n        listen"),
+        )
+        .expect("write");
+        let err = Config::load(&path).expect_err("id 0");
+        assert!(matches!(err, ConfigError::IdZero { .. }), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = VALID.replace("bootstrap = true", "bootstrap = true\nbootstrapp = true");
+        let err = toml::from_str::<Config>(&text).expect_err("unknown field");
+        assert!(err.to_string().contains("bootstrapp"), "{err}");
+        let text = format!("{VALID}\n[raft]\nheartbeat = 5\n");
+        assert!(toml::from_str::<Config>(&text).is_err());
+    }
+
+    #[test]
+    fn role_is_lowercase() {
+        let text = VALID.replace("bootstrap = true", "role = \"learner\"");
+        let config: Config = toml::from_str(&text).expect("learner");
+        assert_eq!(config.role, Role::Learner);
+        let text = VALID.replace("bootstrap = true", "role = \"Learner\"");
+        assert!(toml::from_str::<Config>(&text).is_err());
+    }
+
+    #[test]
+    fn zero_node_id_is_refused() {
+        let mut config = valid();
+        config.id = 0;
+        assert_eq!(refused(&config), "id must be non-zero");
+    }
+
+    #[test]
+    fn zero_peer_id_is_refused() {
+        let mut config = valid();
+        config.peers[1].id = 0;
+        assert_eq!(refused(&config), "peers[1].id must be non-zero");
+    }
+
+    #[test]
+    fn duplicate_peer_ids_are_refused() {
+        let mut config = valid();
+        config.peers[1].id = 1;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::PeerIdDuplicate { id: 1 })
+        ));
+    }
+
+    #[test]
+    fn too_many_peers_are_refused() {
+        let mut config = valid();
+        config.peers = (1..=PEERS_MAX as u64 + 1)
+            .map(|id| Peer {
+                id,
+                addr: format!("10.0.0.{id}:7001"),
+                verifier_key: "k".into(),
+            })
+            .collect();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::PeersTooMany { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_verifier_key_is_refused() {
+        let mut config = valid();
+        config.peers[0].verifier_key = " ".into();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::PeerVerifierKeyEmpty { position: 0, id: 1 })
+        ));
+    }
+
+    #[test]
+    fn bootstrap_requires_self_in_peers() {
+        let mut config = valid();
+        config.id = 3;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::BootstrapWithoutSelf { id: 3 })
+        ));
+        config.bootstrap = false;
+        config
+            .validate()
+            .expect("a joining node need not be in peers");
+    }
+
+    #[test]
+    fn learner_cannot_bootstrap() {
+        let mut config = valid();
+        config.role = Role::Learner;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::BootstrapLearner { id: 1 })
+        ));
+    }
+
+    #[test]
+    fn election_timeout_min_must_be_below_max() {
+        let mut config = valid();
+        config.raft.election_timeout_min_ms = 800;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::ElectionTimeoutRange {
+                min_ms: 800,
+                max_ms: 800
+            })
+        ));
+    }
+
+    #[test]
+    fn heartbeat_must_be_below_election_timeout() {
+        let mut config = valid();
+        config.raft.heartbeat_ms = 400;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::HeartbeatTooSlow {
+                heartbeat_ms: 400,
+                ..
+            })
+        ));
+        config.raft.heartbeat_ms = 0;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::HeartbeatTooSlow { .. })
+        ));
+    }
+
+    #[test]
+    fn zero_snapshot_threshold_is_refused() {
+        let mut config = valid();
+        config.raft.snapshot_logs_since_last = 0;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::RaftZero { .. })
+        ));
+    }
+
+    #[test]
+    fn checkpoint_interval_has_a_floor() {
+        let mut config = valid();
+        config.checkpoint.interval_ms = 9;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::CheckpointIntervalTooShort { interval_ms: 9, .. })
+        ));
+        config.checkpoint.interval_ms = CHECKPOINT_INTERVAL_MS_MIN;
+        config.validate().expect("the floor itself is allowed");
+    }
+
+    #[test]
+    fn checkpoint_every_entries_must_be_positive() {
+        let mut config = valid();
+        config.checkpoint.every_entries = 0;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::CheckpointEveryEntriesZero)
+        ));
+    }
+
+    #[test]
+    fn bad_origins_are_refused() {
+        let too_long = "a".repeat(ORIGIN_BYTES_MAX + 1);
+        for origin in [
+            "",
+            "example.org/ironlog v2",
+            "example.org/\nironlog",
+            "example.org/ironlog\t",
+            "a+b",
+            too_long.as_str(),
+        ] {
+            let mut config = valid();
+            config.origin = origin.to_string();
+            assert!(
+                matches!(config.validate(), Err(ConfigError::Origin { .. })),
+                "origin {origin:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        for addr in [
+            "127.0.0.1",
+            ":7001",
+            "http://10.0.0.11:7001",
+            "10.0.0.11:0",
+            "10.0.0.11:70000",
+            "10.0.0.11:port",
+            "::1:7001",
+            "host name:7001",
+        ] {
+            let mut config = valid();
+            config.peers[1].addr = addr.to_string();
+            let err = refused(&config);
+            assert!(err.starts_with("peers[1].addr"), "{addr}: {err}");
+        }
+    }
+
+    #[test]
+    fn good_addresses_are_accepted() {
+        for addr in ["10.0.0.11:7001", "ledger-2.example.org:443", "[::1]:7001"] {
+            let mut config = valid();
+            config.advertise = Some(addr.to_string());
+            config.validate().expect(addr);
+        }
+    }
+
+    #[test]
+    fn bad_advertise_is_refused() {
+        let mut config = valid();
+        config.advertise = Some("ledger-1".into());
+        assert!(refused(&config).starts_with("advertise"));
+    }
+
+    #[test]
+    fn wildcard_listen_needs_advertise() {
+        let mut config = valid();
+        config.listen = "0.0.0.0:7001".parse().expect("addr");
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::AdvertiseRequired { .. })
+        ));
+        config.advertise = Some("10.0.0.11:7001".into());
+        config.validate().expect("advertise given");
+    }
+
+    #[test]
+    fn serialised_config_reads_back_equal() {
+        let config = valid();
+        let text = toml::to_string(&config).expect("serialise");
+        let back: Config = toml::from_str(&text).expect("parse back");
+        assert_eq!(back, config);
+    }
+}

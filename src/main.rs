@@ -1,1 +1,64 @@
-fn main() {}
+//! The `ironlog` binary: parses the command line and runs it. This is the
+//! only place that uses `anyhow`, to print an error and its causes as one
+//! `error: ...` line and exit non-zero.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ironlog::cli::{self, Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.command);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes joined by ": ", skipping a cause whose text
+/// the previous message already ends with (transport errors repeat
+/// themselves down their chains).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if message.is_empty() || text.ends_with(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(cli::run(cli))?;
+    Ok(())
+}
+
+/// Nodes log at info by default; client commands stay quiet unless
+/// RUST_LOG asks, so their output is only what the user asked for.
+fn init_tracing(command: &Command) {
+    let default = match command {
+        Command::Node { .. } => "info",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // No colour codes when stderr is a file, as for `cluster up`'s node logs.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
+}

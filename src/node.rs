@@ -1,1 +1,333 @@
+//! One running node: storage, Raft, the gRPC server (public Ledger and Admin
+//! services, the internal Raft service, reflection), the checkpoint ticker
+//! and the checkpoint signer.
+//!
+//! # Start-up
+//! Opens `ledger.redb`, `raft-log.redb` and `snapshots/` under the data dir,
+//! starts Raft, serves on the given listener, and (with `bootstrap`) on a
+//! fresh log initialises the cluster with the configured peers.
+//!
+//! # Checkpoints
+//! The leader proposes [`Command::Checkpoint`] every `interval_ms` or every
+//! `every_entries` new leaves, whichever comes first, if the tree grew. Every
+//! voter signs each checkpoint it applies and proposes its signature as
+//! [`Command::Cosign`], so all replicas gather all signatures.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::admin_service::AdminApi;
+use crate::api::ledger_service::LedgerApi;
+use crate::config::{Config, Role};
+use crate::ledger::checkpoint::NoteSigner;
+use crate::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::proto;
+use crate::raft::{Command, LogStore, Network, PeerInfo, ProposeError, Proposer, Raft, StateMachine};
+use crate::storage::ledger_store::LedgerStore;
+
+/// Why a node could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot read signing key {path}: {reason}")]
+    SigningKey { path: String, reason: String },
+    #[error("cannot open storage in {path}: {reason}")]
+    Storage { path: String, reason: String },
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("gRPC server failed: {0}")]
+    Serve(String),
+}
+
+/// How many times a voter retries proposing its checkpoint signature while
+/// leadership settles, and how long it waits between tries.
+const COSIGN_ATTEMPTS_MAX: u32 = 20;
+const COSIGN_RETRY_MS: u64 = 250;
+
+/// A node that is running; dropping it does not stop it, call [`shutdown`](Self::shutdown).
+pub struct RunningNode {
+    pub id: u64,
+    pub addr: SocketAddr,
+    raft: Raft,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Stops serving, stops Raft and waits until storage is released, so the
+    /// same data dir can be opened again.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.server.await;
+        let _ = self.raft.shutdown().await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), NodeError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| NodeError::Listen {
+            addr: config.listen,
+            reason: e.to_string(),
+        })?;
+    let node = start(config, listener).await?;
+    tracing::info!(id = node.id, addr = %node.addr, "node serving");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| NodeError::Serve(e.to_string()))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("stopping");
+    node.shutdown().await;
+    Ok(())
+}
+
+fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
+    let t = &config.raft;
+    let c = openraft::Config {
+        cluster_name: config.origin.clone(),
+        heartbeat_interval: t.heartbeat_ms,
+        election_timeout_min: t.election_timeout_min_ms,
+        election_timeout_max: t.election_timeout_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_logs_since_last),
+        max_in_snapshot_log_to_keep: t.max_in_snapshot_log_to_keep,
+        enable_pre_vote: Some(true),
+        ..Default::default()
+    };
+    c.validate().map_err(|e| NodeError::Raft(e.to_string()))
+}
+
+/// Starts a node serving on `listener` (bind port 0 in tests).
+pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode, NodeError> {
+    let addr = listener.local_addr().map_err(|e| NodeError::Listen {
+        addr: config.listen,
+        reason: e.to_string(),
+    })?;
+    let storage_err = |e: &dyn std::fmt::Display| NodeError::Storage {
+        path: config.data_dir.display().to_string(),
+        reason: e.to_string(),
+    };
+    let signer = match config.role {
+        Role::Voter => Some(load_signer(&config)?),
+        Role::Learner => None,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_err(&e))?;
+    let store = Arc::new(
+        LedgerStore::open(&config.data_dir.join("ledger.redb"), &config.origin)
+            .map_err(|e| storage_err(&e))?,
+    );
+    let log_store = LogStore::open(&config.data_dir.join("raft-log.redb")).map_err(|e| storage_err(&e))?;
+    let snapshot_dir = config.data_dir.join("snapshots");
+    let (sm, new_checkpoints) = StateMachine::open(store.clone(), &snapshot_dir).map_err(|e| storage_err(&e))?;
+    let applied = sm.subscribe();
+    let network = Network::default();
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config(&config)?),
+        network.clone(),
+        log_store,
+        sm,
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let proposer = Proposer::new(raft.clone(), network);
+
+    if config.bootstrap {
+        bootstrap(&raft, &config).await?;
+    }
+
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(checkpoint_ticker(
+        config.clone(),
+        proposer.clone(),
+        store.clone(),
+        applied.clone(),
+    ))];
+    if let Some(signer) = signer {
+        tasks.push(tokio::spawn(cosign_loop(
+            config.id,
+            signer,
+            proposer.clone(),
+            store.clone(),
+            new_checkpoints,
+        )));
+    }
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| NodeError::Serve(e.to_string()))?;
+    let ledger = proto::ledger_server::LedgerServer::new(LedgerApi::new(store.clone(), proposer.clone(), applied))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let admin = proto::admin_server::AdminServer::new(AdminApi::new(raft.clone(), store.clone()));
+    let raft_svc = proto::raft_server::RaftServer::new(crate::raft::service::RaftRpc::new(
+        proposer.clone(),
+        snapshot_dir,
+    ))
+    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let mut stop_wait = stop_rx.clone();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(ledger)
+            .add_service(admin)
+            .add_service(raft_svc)
+            .add_service(reflection)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop_wait.wait_for(|s| *s).await;
+            }),
+    );
+    Ok(RunningNode {
+        id: config.id,
+        addr,
+        raft,
+        stop,
+        server,
+        tasks,
+    })
+}
+
+fn load_signer(config: &Config) -> Result<NoteSigner, NodeError> {
+    let err = |reason: String| NodeError::SigningKey {
+        path: config.signing_key_file.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&config.signing_key_file).map_err(|e| err(e.to_string()))?;
+    NoteSigner::from_skey(text.trim()).map_err(|e| err(e.to_string()))
+}
+
+/// Initialises the cluster on a fresh log; on any later start it is a no-op.
+async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), NodeError> {
+    if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        return Ok(());
+    }
+    let members: BTreeMap<u64, PeerInfo> = config
+        .peers
+        .iter()
+        .map(|p| {
+            (
+                p.id,
+                PeerInfo {
+                    addr: p.addr.clone(),
+                    verifier_key: p.verifier_key.clone(),
+                },
+            )
+        })
+        .collect();
+    match raft.initialize(members).await {
+        Ok(()) => Ok(()),
+        Err(openraft::error::RaftError::APIError(e)) => {
+            tracing::info!(error = %e, "cluster already initialised");
+            Ok(())
+        }
+        Err(e) => Err(NodeError::Raft(e.to_string())),
+    }
+}
+
+/// On the leader, proposes a checkpoint when the tree grew and either the
+/// interval passed or `every_entries` leaves arrived.
+async fn checkpoint_ticker(
+    config: Config,
+    proposer: Proposer,
+    store: Arc<LedgerStore>,
+    mut applied: watch::Receiver<crate::raft::state_machine::Applied>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(config.checkpoint.interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_checkpoint: Option<u64> = None;
+    loop {
+        let by_count = tokio::select! {
+            _ = tick.tick() => false,
+            r = applied.changed() => { if r.is_err() { return; } true }
+        };
+        if proposer.raft().current_leader().await != Some(config.id) {
+            last_checkpoint = None;
+            continue;
+        }
+        let size = applied.borrow().tree_size;
+        if last_checkpoint.is_none() {
+            let s = store.clone();
+            last_checkpoint = tokio::task::spawn_blocking(move || s.checkpoint_sizes(1))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .and_then(|v| v.first().copied());
+        }
+        let due = match last_checkpoint {
+            None => true,
+            Some(last) if size <= last => false,
+            Some(last) => !by_count || size - last >= config.checkpoint.every_entries,
+        };
+        if !due {
+            continue;
+        }
+        match proposer.propose_local(Command::Checkpoint).await {
+            Ok(crate::raft::CommandResponse::Checkpointed { size: Some(s) }) => last_checkpoint = Some(s),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "checkpoint not proposed"),
+        }
+        tick.reset();
+    }
+}
+
+/// Signs every checkpoint this voter applies and proposes the signature.
+async fn cosign_loop(
+    node_id: u64,
+    signer: NoteSigner,
+    proposer: Proposer,
+    store: Arc<LedgerStore>,
+    mut sizes: mpsc::UnboundedReceiver<u64>,
+) {
+    while let Some(size) = sizes.recv().await {
+        let s = store.clone();
+        let body = match tokio::task::spawn_blocking(move || s.checkpoint_at(size)).await {
+            Ok(Ok(cp)) => cp.body,
+            other => {
+                tracing::warn!(size, ?other, "cannot read checkpoint to sign");
+                continue;
+            }
+        };
+        let line = match signer.sign(&body) {
+            Ok(line) => line.to_line(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign checkpoint");
+                continue;
+            }
+        };
+        let cmd = Command::Cosign { node_id, size, line };
+        for attempt in 1..=COSIGN_ATTEMPTS_MAX {
+            match proposer.propose(cmd.clone()).await {
+                Ok(_) => break,
+                Err(ProposeError::Fatal(e)) => {
+                    tracing::info!(error = %e, "raft stopped; signer ends");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(size, attempt, error = %e, "cosign not yet accepted");
+                    tokio::time::sleep(Duration::from_millis(COSIGN_RETRY_MS)).await;
+                }
+            }
+        }
+    }
+}

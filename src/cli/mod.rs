@@ -1,1 +1,177 @@
+//! The `ironlog` command line: run a node, make keys, talk to a cluster, and
+//! bring up a local three-node cluster.
+//!
+//! ## Layout
+//! - [`client`]: connecting to an endpoint; how gRPC statuses are shown.
+//! - [`append`]: events from flags or JSON lines, parsed and validated in
+//!   full before anything is sent.
+//! - [`read`]: `get`, `tail` and `query`.
+//! - [`verify`]: `checkpoint` and `prove`, which check proofs locally.
+//! - [`status`]: the `status` table.
+//! - [`keygen`]: signed-note key pairs.
+//! - [`cluster`]: `cluster up`, a local cluster of child processes.
+//! - [`output`]: how entries, hashes and times are printed.
+//!
+//! Every command returns a [`CliError`]; `main` prints it as `error: ...`
+//! and exits non-zero. Nothing here panics on user input.
 
+pub mod append;
+pub mod client;
+pub mod cluster;
+pub mod keygen;
+pub mod output;
+pub mod read;
+pub mod status;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+pub use client::StatusError;
+
+/// Default endpoint: node 1 of `ironlog cluster up`.
+pub const ENDPOINT_DEFAULT: &str = "http://127.0.0.1:7001";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ironlog",
+    version,
+    about = "Immutable, replicated audit ledger"
+)]
+pub struct Cli {
+    /// gRPC endpoint of any node (followers forward writes to the leader).
+    #[arg(long, global = true, env = "IRONLOG_ENDPOINT", default_value = ENDPOINT_DEFAULT)]
+    pub endpoint: String,
+    /// Print JSON instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node until SIGINT or SIGTERM.
+    Node {
+        /// The node's TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Generate a signed-note key pair for a node.
+    Keygen(keygen::KeygenArgs),
+    /// Append events, from flags or from a JSON-lines file.
+    Append(Box<append::AppendArgs>),
+    /// Print entries START..END (END exclusive; default START+1).
+    Get(read::GetArgs),
+    /// Stream entries as they are committed.
+    Tail(read::TailArgs),
+    /// Find entries by actor, action, resource, outcome and time.
+    Query(read::QueryArgs),
+    /// Print a signed checkpoint note.
+    Checkpoint(verify::CheckpointArgs),
+    /// Fetch a proof and a checkpoint and verify the proof locally.
+    #[command(subcommand)]
+    Prove(verify::ProveCommand),
+    /// Show the node's Raft and ledger status.
+    Status,
+    /// Run a local cluster for trying Ironlog out.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start three nodes on this machine; Ctrl-C stops them.
+    Up(cluster::UpArgs),
+}
+
+/// Options every client command shares.
+#[derive(Clone, Debug)]
+pub struct Global {
+    pub endpoint: String,
+    pub json: bool,
+}
+
+/// Why a command failed. The message is what the user sees after `error: `.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("node failed")]
+    Node(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    #[error("invalid endpoint {endpoint:?}")]
+    Endpoint {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    #[error(transparent)]
+    Append(#[from] append::AppendError),
+    #[error(transparent)]
+    Keygen(#[from] keygen::KeygenError),
+    #[error(transparent)]
+    Verify(#[from] verify::VerifyError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("server sent an invalid response: {0}")]
+    BadResponse(String),
+    #[error("cannot write output")]
+    Output(#[source] std::io::Error),
+}
+
+impl From<tonic::Status> for CliError {
+    fn from(status: tonic::Status) -> Self {
+        CliError::Status(StatusError(status))
+    }
+}
+
+/// Runs one parsed command line to completion.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let global = Global {
+        endpoint: cli.endpoint,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Node { config } => run_node(&config).await,
+        Command::Keygen(args) => keygen::run(&global, &args),
+        Command::Append(args) => append::run(&global, &args).await,
+        Command::Get(args) => read::get(&global, &args).await,
+        Command::Tail(args) => read::tail(&global, &args).await,
+        Command::Query(args) => read::query(&global, &args).await,
+        Command::Checkpoint(args) => verify::checkpoint(&global, &args).await,
+        Command::Prove(command) => verify::prove(&global, &command).await,
+        Command::Status => status::run(&global).await,
+        Command::Cluster(ClusterCommand::Up(args)) => cluster::up(&args).await,
+    }
+}
+
+async fn run_node(path: &std::path::Path) -> Result<(), CliError> {
+    let config = Config::load(path)?;
+    tracing::info!(id = config.id, listen = %config.listen, "starting node");
+    crate::node::run(config)
+        .await
+        .map_err(|e| CliError::Node(Box::new(e)))
+}
+
+/// Shared `--vkey` option: verifier keys whose signatures must be on a note.
+#[derive(Clone, Debug, Default, Args)]
+pub struct TrustArgs {
+    /// Verifier key that must have signed the checkpoint (repeatable). The
+    /// `.pub` file written by `ironlog keygen` holds one. Without it the
+    /// note's signatures are shown but not checked.
+    #[arg(long = "vkey", value_name = "VKEY")]
+    pub vkeys: Vec<String>,
+}

@@ -1,0 +1,116 @@
+//! Everything openraft: the type configuration, the redb log store, the state
+//! machine adapter over [`crate::storage::ledger_store`], the tonic network and
+//! the internal Raft gRPC service. No other module names an openraft type.
+//!
+//! # What goes through the log
+//! [`Command::Append`] batches (one Raft entry each, applied atomically),
+//! [`Command::Checkpoint`] (cut a checkpoint at the current tree size, so every
+//! replica cuts the same one), and [`Command::Cosign`] (a voter's signature over
+//! such a checkpoint, so every replica stores every signature).
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::event::Event;
+
+pub mod log_store;
+pub mod network;
+pub mod proposer;
+pub mod service;
+pub mod state_machine;
+
+pub use log_store::LogStore;
+pub use network::Network;
+pub use proposer::{ProposeError, Proposer};
+pub use state_machine::StateMachine;
+
+/// A node's id: non-zero, unique in the cluster.
+pub type NodeId = u64;
+
+/// What the cluster knows about one member: where to reach it and the key its
+/// checkpoint signatures verify with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// `host:port` of the node's gRPC server.
+    pub addr: String,
+    /// signed-note verifier key (`name+id+key`); empty for learners that do not sign.
+    pub verifier_key: String,
+}
+
+impl fmt::Display for PeerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)
+    }
+}
+
+/// A command proposed through Raft.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Append events; `commit_time_unix_nanos` is stamped by the leader.
+    Append {
+        events: Vec<Event>,
+        commit_time_unix_nanos: i64,
+    },
+    /// Cut a checkpoint at the tree size this command is applied at.
+    Checkpoint,
+    /// `node_id`'s signature line over the checkpoint at `size`.
+    Cosign {
+        node_id: NodeId,
+        size: u64,
+        line: String,
+    },
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Append { events, .. } => write!(f, "append({} events)", events.len()),
+            Command::Checkpoint => write!(f, "checkpoint"),
+            Command::Cosign { node_id, size, .. } => write!(f, "cosign(node {node_id}, size {size})"),
+        }
+    }
+}
+
+/// What applying a command produced.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    Appended {
+        indices: Vec<u64>,
+        deduplicated: Vec<bool>,
+        tree_size: u64,
+    },
+    Checkpointed {
+        size: Option<u64>,
+    },
+    Cosigned {
+        accepted: bool,
+    },
+    #[default]
+    Nothing,
+}
+
+openraft::declare_raft_types!(
+    /// Ironlog's openraft type configuration.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = NodeId,
+        Node = PeerInfo,
+);
+
+/// The Raft handle of a node.
+pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
+
+/// A snapshot of the node's Raft metrics.
+pub fn metrics(raft: &Raft) -> types::Metrics {
+    use openraft::async_runtime::watch::WatchReceiver;
+    raft.metrics().borrow_watched().clone()
+}
+
+/// Re-exports of the openraft types other layers hold (metrics, errors).
+pub mod types {
+    pub use openraft::error::{ClientWriteError, RaftError};
+    pub use openraft::{RaftMetrics, ServerState};
+    pub type Metrics = RaftMetrics<super::TypeConfig>;
+    pub type WriteError = RaftError<super::TypeConfig, ClientWriteError<super::TypeConfig>>;
+}

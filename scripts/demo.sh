@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Ironlog in one go: build, start a local three-node cluster, append a sample
+# of real Kubernetes audit events through a follower, show a signed
+# checkpoint, a verified inclusion proof, a query and the cluster status,
+# then stop the cluster. State is kept in .ironlog/demo between runs (delete
+# it to start afresh); a second run appends nothing new, because every sample
+# event carries an idempotency key.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DIR=.ironlog/demo
+SAMPLE=scripts/sample-events.jsonl
+LEADER_WAIT_S=60
+CHECKPOINT_WAIT_S=15
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ ironlog %s\n' "$*"; "$BIN" "$@"; }
+# show_as SHOWN ARGS...: prints SHOWN as the command line, runs ARGS.
+show_as() { printf '$ ironlog %s\n' "$1"; shift; "$BIN" "$@"; }
+
+# ---- setup (idempotent): Rust and a C compiler; nothing else is needed.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo not found. Install Rust 1.90 or newer (https://rustup.rs) and run this again." >&2
+  exit 1
+fi
+if ! command -v cc >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "installing a C compiler (gcc) with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev
+  else
+    echo "error: no C compiler (cc) found; install gcc or clang." >&2
+    exit 1
+  fi
+fi
+
+step "building (release)"
+cargo build --release
+BIN="${CARGO_TARGET_DIR:-target}/release/ironlog"
+
+step "starting a three-node cluster in $DIR"
+mkdir -p "$DIR"
+CLUSTER_OUT="$DIR/cluster-up.out"
+"$BIN" cluster up --dir "$DIR" >"$CLUSTER_OUT" 2>&1 &
+CLUSTER_PID=$!
+
+stop_cluster() {
+  if kill -0 "$CLUSTER_PID" 2>/dev/null; then
+    step "stopping the cluster"
+    kill -TERM "$CLUSTER_PID"
+    wait "$CLUSTER_PID" || true
+    sed -n '/received; stopping/,$p' "$CLUSTER_OUT"
+  fi
+}
+trap stop_cluster EXIT
+trap 'exit 130' INT TERM
+
+for ((i = 0; i < LEADER_WAIT_S * 2; i++)); do
+  grep -q '^Ironlog cluster running' "$CLUSTER_OUT" && break
+  if ! kill -0 "$CLUSTER_PID" 2>/dev/null; then
+    cat "$CLUSTER_OUT" >&2
+    echo "error: the cluster did not start; node logs are in $DIR" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+if ! grep -q '^Ironlog cluster running' "$CLUSTER_OUT"; then
+  cat "$CLUSTER_OUT" >&2
+  echo "error: no leader after ${LEADER_WAIT_S}s; node logs are in $DIR" >&2
+  exit 1
+fi
+cat "$CLUSTER_OUT"
+
+mapfile -t ENDPOINTS < <(awk '$1 == "node" && $3 ~ /^http/ { print $3 }' "$CLUSTER_OUT")
+FOLLOWER=""
+LEADER=""
+for endpoint in "${ENDPOINTS[@]}"; do
+  role=$("$BIN" --endpoint "$endpoint" status --json | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p' || true)
+  if [ "$role" = leader ]; then LEADER=$endpoint; fi
+  if [ "$role" = follower ] && [ -z "$FOLLOWER" ]; then FOLLOWER=$endpoint; fi
+done
+FOLLOWER=${FOLLOWER:-${ENDPOINTS[1]}}
+LEADER=${LEADER:-${ENDPOINTS[0]}}
+export IRONLOG_ENDPOINT="$FOLLOWER"
+
+step "appending $(grep -c . "$SAMPLE") real Kubernetes audit events through a follower ($FOLLOWER)"
+show append --file "$SAMPLE"
+TREE_SIZE=$("$BIN" --endpoint "$LEADER" status --json | sed -n 's/.*"tree_size":\([0-9]*\).*/\1/p')
+
+step "waiting for a checkpoint that covers all $TREE_SIZE entries"
+for ((i = 0; i < CHECKPOINT_WAIT_S * 2; i++)); do
+  size=$("$BIN" checkpoint --json 2>/dev/null | sed -n 's/.*"size":\([0-9]*\).*/\1/p' || true)
+  [ -n "$size" ] && [ "$size" -ge "$TREE_SIZE" ] && break
+  sleep 0.5
+done
+if [ -z "$size" ] || [ "$size" -lt "$TREE_SIZE" ]; then
+  echo "no checkpoint covers size $TREE_SIZE after ${CHECKPOINT_WAIT_S}s; showing the latest one" >&2
+fi
+
+VKEYS=()
+VKEYS_SHOWN=""
+for pub in "$DIR"/node*.key.pub; do
+  VKEYS+=(--vkey "$(cat "$pub")")
+  VKEYS_SHOWN+=" --vkey \"\$(cat $pub)\""
+done
+
+step "the latest signed checkpoint (each voter's signature is checked against its key)"
+show_as "checkpoint$VKEYS_SHOWN" checkpoint "${VKEYS[@]}"
+
+INDEX=$("$BIN" query --actor system:anonymous --limit 1 --json | grep -o '"index":[0-9]*' | head -n 1 | cut -d: -f2 || true)
+INDEX=${INDEX:-0}
+step "proving that leaf $INDEX (an anonymous request) is in that checkpoint, verified locally"
+show_as "prove inclusion $INDEX$VKEYS_SHOWN" prove inclusion "$INDEX" "${VKEYS[@]}"
+
+step "querying by actor"
+show query --actor system:anonymous
+show query --actor minikube-user --outcome success --limit 5
+
+step "cluster status (as the leader sees it)"
+show --endpoint "$LEADER" status
+
+echo
+echo "Node logs: $DIR/node{1,2,3}.log   Data: $DIR/node{1,2,3}/"

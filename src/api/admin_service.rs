@@ -1,0 +1,140 @@
+//! `ironlog.v1.Admin`: node status and membership changes.
+use std::collections::BTreeSet;
+
+use openraft::error::{ClientWriteError, RaftError};
+use tonic::{Request, Response, Status};
+
+use crate::proto::admin_server::Admin;
+use crate::proto::{self as pb};
+use crate::raft::types::{Metrics, ServerState};
+use crate::raft::{PeerInfo, Raft, TypeConfig};
+use crate::storage::ledger_store::LedgerStore;
+use std::sync::Arc;
+
+pub struct AdminApi {
+    raft: Raft,
+    store: Arc<LedgerStore>,
+}
+
+impl AdminApi {
+    pub fn new(raft: Raft, store: Arc<LedgerStore>) -> Self {
+        Self { raft, store }
+    }
+}
+
+fn members(m: &Metrics) -> Vec<pb::Member> {
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<u64> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, node)| pb::Member {
+            id: *id,
+            addr: node.addr.clone(),
+            voter: voters.contains(id),
+            verifier_key: node.verifier_key.clone(),
+        })
+        .collect()
+}
+
+fn role(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+fn write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Status {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Status::unavailable(format!(
+            "membership changes run on the leader: {}",
+            match (f.leader_id, f.leader_node) {
+                (Some(id), Some(n)) => format!("node {id} at {}", n.addr),
+                _ => "no leader is known yet".to_string(),
+            }
+        )),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+            Status::failed_precondition(c.to_string())
+        }
+        other => Status::unavailable(other.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminApi {
+    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let m = crate::raft::metrics(&self.raft);
+        let store = self.store.clone();
+        let (size, root, checkpoint_size) = tokio::task::spawn_blocking(move || {
+            let size = store.tree_size()?;
+            let root = store.root(size)?;
+            let cp = store.checkpoint_sizes(1)?.first().copied().unwrap_or(0);
+            Ok::<_, crate::storage::ledger_store::StoreError>((size, root, cp))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(super::status::from_store)?;
+        let leader_addr = m
+            .current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()))
+            .unwrap_or_default();
+        Ok(Response::new(pb::StatusResponse {
+            node_id: m.id,
+            role: role(m.state).to_string(),
+            term: m.current_term,
+            leader_id: m.current_leader.unwrap_or(0),
+            leader_addr,
+            commit_index: m.cluster_committed.as_ref().map_or(0, |l| l.index),
+            applied_index: m.last_applied.as_ref().map_or(0, |l| l.index),
+            tree_size: size,
+            root_hash: root.to_vec(),
+            members: members(&m),
+            origin: self.store.origin().to_string(),
+            checkpoint_size,
+        }))
+    }
+
+    async fn add_learner(
+        &self,
+        req: Request<pb::AddLearnerRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = req.into_inner();
+        if req.id == 0 {
+            return Err(Status::invalid_argument("node id must be non-zero"));
+        }
+        if req.addr.parse::<std::net::SocketAddr>().is_err() && !req.addr.contains(':') {
+            return Err(Status::invalid_argument(format!("address {:?} is not host:port", req.addr)));
+        }
+        let node = PeerInfo {
+            addr: req.addr,
+            verifier_key: req.verifier_key,
+        };
+        self.raft
+            .add_learner(req.id, node, true)
+            .await
+            .map_err(write_error)?;
+        Ok(Response::new(pb::MembershipResponse {
+            members: members(&crate::raft::metrics(&self.raft)),
+        }))
+    }
+
+    async fn change_membership(
+        &self,
+        req: Request<pb::ChangeMembershipRequest>,
+    ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let req = req.into_inner();
+        if req.voters.is_empty() {
+            return Err(Status::invalid_argument("a membership needs at least one voter"));
+        }
+        let voters: BTreeSet<u64> = req.voters.into_iter().collect();
+        self.raft
+            .change_membership(voters, req.retain)
+            .await
+            .map_err(write_error)?;
+        Ok(Response::new(pb::MembershipResponse {
+            members: members(&crate::raft::metrics(&self.raft)),
+        }))
+    }
+}

@@ -1,0 +1,70 @@
+//! Maps every layer's errors to gRPC statuses, in one place.
+//!
+//! - bad client input: INVALID_ARGUMENT (which field, which limit);
+//! - indices or sizes beyond the tree: OUT_OF_RANGE;
+//! - batches over a named limit: RESOURCE_EXHAUSTED;
+//! - not the leader / no leader / raft stopping: UNAVAILABLE, naming the leader;
+//! - corruption or storage failure: INTERNAL (the node needs an operator).
+use tonic::Status;
+
+use crate::ledger::event::EventError;
+use crate::ledger::merkle::MerkleError;
+use crate::raft::ProposeError;
+use crate::storage::ledger_store::StoreError;
+
+pub fn from_store(e: StoreError) -> Status {
+    match e {
+        StoreError::OutOfRange { .. } => Status::out_of_range(e.to_string()),
+        StoreError::NoCheckpoint { .. } => Status::not_found(e.to_string()),
+        StoreError::BadPageToken { .. } => Status::invalid_argument(e.to_string()),
+        StoreError::Merkle(m) => from_merkle(m),
+        StoreError::Db(_) | StoreError::Corrupt(_) | StoreError::BadSnapshot(_) | StoreError::Io(_) => {
+            tracing::error!(error = %e, "storage failure");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+pub fn from_merkle(e: MerkleError) -> Status {
+    match e {
+        MerkleError::IndexOutOfRange { .. } => Status::out_of_range(e.to_string()),
+        MerkleError::SizeOutOfOrder { .. } => Status::invalid_argument(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+pub fn from_event(index: usize, e: EventError) -> Status {
+    Status::invalid_argument(format!("event {index}: {e}"))
+}
+
+pub fn from_propose(e: ProposeError) -> Status {
+    match e {
+        ProposeError::Forwarded(s) => s,
+        other => Status::unavailable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_reads_are_out_of_range_not_internal() {
+        let s = from_store(StoreError::OutOfRange {
+            what: "leaf index",
+            value: 9,
+            size: 3,
+        });
+        assert_eq!(s.code(), tonic::Code::OutOfRange);
+        assert!(s.message().contains('9') && s.message().contains('3'));
+    }
+
+    #[test]
+    fn not_leader_names_the_leader() {
+        let s = from_propose(ProposeError::NotLeader {
+            leader: Some((2, "127.0.0.1:7002".into())),
+        });
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert!(s.message().contains("127.0.0.1:7002"), "{}", s.message());
+    }
+}

@@ -1,0 +1,627 @@
+//! `ironlog append`: one event from flags, or many from a JSON-lines file.
+//!
+//! A file is read, parsed and validated in full before the first batch is
+//! sent, so a bad line never leaves half a file in the ledger. Batches respect
+//! both the event and the byte limit of one `Append` call.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use clap::Args;
+use prost::Message;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::client::{self, StatusError};
+use super::output::{print_json, print_line};
+use super::{CliError, Global};
+use crate::ledger::event::{Actor, Event, Outcome};
+use crate::limits;
+use crate::proto;
+
+/// Longest input line, bytes: the largest leaf with room for JSON escaping.
+pub const LINE_BYTES_MAX: usize = 2 * limits::LEAF_BYTES_MAX;
+
+/// Largest input file, bytes. The whole file is held in memory until every
+/// line has been validated; beyond this, split the file.
+pub const FILE_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Default events per `Append` call: big enough to amortise a Raft commit,
+/// half the server's limit so a batch of large events stays under the bytes cap.
+pub const BATCH_EVENTS_DEFAULT: usize = 500;
+
+/// Bytes of an `Append` request left for framing beyond the events themselves.
+const BATCH_FRAMING_BYTES: usize = 64 * 1024;
+
+const _: () = assert!(BATCH_EVENTS_DEFAULT <= limits::BATCH_EVENTS_MAX);
+const _: () = assert!(LINE_BYTES_MAX < FILE_BYTES_MAX);
+const _: () = assert!(limits::LEAF_BYTES_MAX + BATCH_FRAMING_BYTES < limits::BATCH_BYTES_MAX);
+
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// JSON-lines file of events (see README), or `-` for stdin.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["actor", "action", "resource", "outcome", "source", "details", "time", "idempotency_key", "actor_type", "ip", "user_agent"])]
+    pub file: Option<PathBuf>,
+    /// Who acted: a user, service or role id.
+    #[arg(long, required_unless_present = "file")]
+    pub actor: Option<String>,
+    /// Kind of actor: user, service, role, ...
+    #[arg(long)]
+    pub actor_type: Option<String>,
+    /// Source IP address of the actor.
+    #[arg(long)]
+    pub ip: Option<String>,
+    #[arg(long)]
+    pub user_agent: Option<String>,
+    /// What was done, e.g. db.read.
+    #[arg(long, required_unless_present = "file")]
+    pub action: Option<String>,
+    /// What it was done to, e.g. postgres://payments/customers.
+    #[arg(long, required_unless_present = "file")]
+    pub resource: Option<String>,
+    /// success, failure, denied or unknown.
+    #[arg(long, required_unless_present = "file")]
+    pub outcome: Option<String>,
+    /// The service that emitted the event.
+    #[arg(long, required_unless_present = "file")]
+    pub source: Option<String>,
+    /// A JSON object with anything else worth keeping.
+    #[arg(long, value_name = "JSON")]
+    pub details: Option<String>,
+    /// When it happened, RFC 3339 (default: now).
+    #[arg(long, value_name = "RFC3339")]
+    pub time: Option<String>,
+    /// A retry with the same source and key returns the original index.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Events per Append call.
+    #[arg(long, default_value_t = BATCH_EVENTS_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=limits::BATCH_EVENTS_MAX as u64))]
+    pub batch: u64,
+}
+
+/// Why events were not appended. Nothing of a file is sent when any of its
+/// lines is refused; `Incomplete` is the only variant after which some
+/// events may be in the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("line {line}: {reason}")]
+    Line { line: usize, reason: String },
+    #[error("{flag}: {reason}")]
+    Flag { flag: &'static str, reason: String },
+    #[error("invalid event: {0}")]
+    Invalid(String),
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is larger than {max} bytes; split it into smaller files")]
+    FileTooLarge { path: PathBuf, max: usize },
+    #[error("{path} holds no events")]
+    Empty { path: PathBuf },
+    #[error(
+        "append stopped after {acknowledged} of {total} events were acknowledged \
+         (events are in file order; resend the rest)"
+    )]
+    Incomplete {
+        acknowledged: usize,
+        total: usize,
+        #[source]
+        source: StatusError,
+    },
+}
+
+/// What the ledger said about the appended events, in input order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    pub indices: Vec<u64>,
+    pub deduplicated: Vec<bool>,
+    pub tree_size: u64,
+}
+
+pub async fn run(global: &Global, args: &AppendArgs) -> Result<(), CliError> {
+    let now = now_unix_nanos();
+    let events = match &args.file {
+        Some(path) => read_file(path, now)?,
+        None => vec![event_from_flags(args, now)?],
+    };
+    let batches = batches(&events, args.batch as usize);
+    let channel = client::connect(&global.endpoint).await?;
+    let appended = send(client::ledger(channel), batches, events.len()).await?;
+    report(&appended, global.json)
+}
+
+/// Reads and validates every line of `path` (`-` is stdin).
+pub fn read_file(path: &Path, now_unix_nanos: i64) -> Result<Vec<Event>, AppendError> {
+    let read_error = |source| AppendError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let events = if path == Path::new("-") {
+        parse_lines(
+            BufReader::new(std::io::stdin().lock()),
+            path,
+            now_unix_nanos,
+        )?
+    } else {
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        parse_lines(BufReader::new(file), path, now_unix_nanos)?
+    };
+    if events.is_empty() {
+        return Err(AppendError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(events)
+}
+
+/// Parses JSON lines, skipping blank ones; line numbers start at 1.
+pub fn parse_lines(
+    mut reader: impl BufRead,
+    path: &Path,
+    now_unix_nanos: i64,
+) -> Result<Vec<Event>, AppendError> {
+    let mut events = Vec::new();
+    let mut total_bytes = 0usize;
+    let mut buf = Vec::new();
+    for line in 1.. {
+        buf.clear();
+        let read = (&mut reader)
+            .take(LINE_BYTES_MAX as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| AppendError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        total_bytes += read;
+        if total_bytes > FILE_BYTES_MAX {
+            return Err(AppendError::FileTooLarge {
+                path: path.to_path_buf(),
+                max: FILE_BYTES_MAX,
+            });
+        }
+        if buf.len() > LINE_BYTES_MAX {
+            return Err(AppendError::Line {
+                line,
+                reason: format!("longer than {LINE_BYTES_MAX} bytes"),
+            });
+        }
+        let text = std::str::from_utf8(&buf).map_err(|_| AppendError::Line {
+            line,
+            reason: "not valid UTF-8".into(),
+        })?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let event = parse_line(text, now_unix_nanos)
+            .map_err(|reason| AppendError::Line { line, reason })?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// One JSON line to a validated event; the error says what is wrong with it.
+pub fn parse_line(text: &str, now_unix_nanos: i64) -> Result<Event, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(mut object) = value else {
+        return Err("expected a JSON object".into());
+    };
+    let time_unix_nanos = match object.remove("time") {
+        None | Some(Value::Null) => now_unix_nanos,
+        Some(Value::String(text)) => parse_rfc3339(&text).map_err(|e| format!("\"time\": {e}"))?,
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or("\"time\": expected an integer of Unix nanoseconds")?,
+        Some(_) => return Err("\"time\": expected an RFC 3339 string or Unix nanoseconds".into()),
+    };
+    let actor = match object.remove("actor") {
+        Some(Value::String(id)) => Actor {
+            id,
+            kind: None,
+            ip: None,
+            user_agent: None,
+        },
+        Some(Value::Object(actor)) => parse_actor(actor)?,
+        None => return Err("missing \"actor\"".into()),
+        Some(_) => return Err("\"actor\": expected a string or an object with \"id\"".into()),
+    };
+    let action = required_string(&mut object, "action")?;
+    let resource = required_string(&mut object, "resource")?;
+    let outcome_text = required_string(&mut object, "outcome")?;
+    let outcome = parse_outcome(&outcome_text).map_err(|e| format!("\"outcome\": {e}"))?;
+    let source = required_string(&mut object, "source")?;
+    let details = match object.remove("details") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(details)) => details,
+        Some(_) => return Err("\"details\": expected a JSON object".into()),
+    };
+    let idempotency_key = optional_string(&mut object, "idempotency_key")?;
+    if let Some(unknown) = object.keys().next() {
+        return Err(format!("unknown field \"{unknown}\""));
+    }
+    let event = Event {
+        time_unix_nanos,
+        actor,
+        action,
+        resource,
+        outcome,
+        source,
+        details,
+        idempotency_key,
+    };
+    event.validate().map_err(|e| e.to_string())?;
+    Ok(event)
+}
+
+fn parse_actor(mut actor: Map<String, Value>) -> Result<Actor, String> {
+    let not_a_string = |name: &str| format!("\"actor.{name}\": expected a string");
+    let id = match actor.remove("id") {
+        Some(Value::String(id)) => id,
+        _ => return Err(not_a_string("id")),
+    };
+    let parsed = Actor {
+        id,
+        kind: optional_string(&mut actor, "type").map_err(|_| not_a_string("type"))?,
+        ip: optional_string(&mut actor, "ip").map_err(|_| not_a_string("ip"))?,
+        user_agent: optional_string(&mut actor, "user_agent")
+            .map_err(|_| not_a_string("user_agent"))?,
+    };
+    if let Some(unknown) = actor.keys().next() {
+        return Err(format!("unknown field \"actor.{unknown}\""));
+    }
+    Ok(parsed)
+}
+
+fn required_string(object: &mut Map<String, Value>, name: &str) -> Result<String, String> {
+    match object.remove(name) {
+        Some(Value::String(text)) => Ok(text),
+        None | Some(Value::Null) => Err(format!("missing \"{name}\"")),
+        Some(_) => Err(format!("\"{name}\": expected a string")),
+    }
+}
+
+/// Absent, null and "" all mean "not given": real audit sources often write
+/// empty strings for unknown values, and the ledger stores them as absent.
+fn optional_string(object: &mut Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    match object.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(non_empty(text)),
+        Some(_) => Err(format!("\"{name}\": expected a string")),
+    }
+}
+
+fn parse_outcome(text: &str) -> Result<Outcome, String> {
+    Outcome::from_str(text)
+        .map_err(|_| format!("{text:?} is not one of success, failure, denied, unknown"))
+}
+
+/// RFC 3339 to Unix nanoseconds, refusing times an i64 cannot hold.
+pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
+    let time = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))?;
+    i64::try_from(time.unix_timestamp_nanos())
+        .map_err(|_| format!("{text:?} is out of range for Unix nanoseconds"))
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+pub fn now_unix_nanos() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn event_from_flags(args: &AppendArgs, now_unix_nanos: i64) -> Result<Event, AppendError> {
+    let flag = |flag: &'static str| move |reason: String| AppendError::Flag { flag, reason };
+    let required = |value: &Option<String>, name: &'static str| {
+        value.clone().ok_or_else(|| AppendError::Flag {
+            flag: name,
+            reason: "required without --file".into(),
+        })
+    };
+    let time_unix_nanos = match &args.time {
+        Some(text) => parse_rfc3339(text).map_err(flag("--time"))?,
+        None => now_unix_nanos,
+    };
+    let details = match &args.details {
+        None => Map::new(),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(details)) => details,
+            Ok(_) => return Err(flag("--details")("expected a JSON object".into())),
+            Err(e) => return Err(flag("--details")(format!("invalid JSON: {e}"))),
+        },
+    };
+    let event = Event {
+        time_unix_nanos,
+        actor: Actor {
+            id: required(&args.actor, "--actor")?,
+            kind: args.actor_type.clone().and_then(non_empty),
+            ip: args.ip.clone().and_then(non_empty),
+            user_agent: args.user_agent.clone().and_then(non_empty),
+        },
+        action: required(&args.action, "--action")?,
+        resource: required(&args.resource, "--resource")?,
+        outcome: parse_outcome(&required(&args.outcome, "--outcome")?)
+            .map_err(flag("--outcome"))?,
+        source: required(&args.source, "--source")?,
+        details,
+        idempotency_key: args.idempotency_key.clone().and_then(non_empty),
+    };
+    event
+        .validate()
+        .map_err(|e| AppendError::Invalid(e.to_string()))?;
+    Ok(event)
+}
+
+/// The wire form of an event.
+pub fn to_proto(event: &Event) -> proto::Event {
+    proto::Event {
+        time_unix_nanos: event.time_unix_nanos,
+        actor: Some(proto::Actor {
+            id: event.actor.id.clone(),
+            r#type: event.actor.kind.clone().unwrap_or_default(),
+            ip: event.actor.ip.clone().unwrap_or_default(),
+            user_agent: event.actor.user_agent.clone().unwrap_or_default(),
+        }),
+        action: event.action.clone(),
+        resource: event.resource.clone(),
+        outcome: i32::from(event.outcome.code()),
+        source: event.source.clone(),
+        details_json: if event.details.is_empty() {
+            String::new()
+        } else {
+            Value::Object(event.details.clone()).to_string()
+        },
+        idempotency_key: event.idempotency_key.clone().unwrap_or_default(),
+    }
+}
+
+/// Splits events into batches of at most `batch_events` events and at most
+/// the server's byte limit, keeping their order.
+pub fn batches(events: &[Event], batch_events: usize) -> Vec<Vec<proto::Event>> {
+    let bytes_max = limits::BATCH_BYTES_MAX - BATCH_FRAMING_BYTES;
+    let mut batches = Vec::new();
+    let mut current: Vec<proto::Event> = Vec::new();
+    let mut current_bytes = 0usize;
+    for event in events {
+        let wire = to_proto(event);
+        // Tag and length prefix of the repeated field: at most 1 + 10 bytes.
+        let bytes = wire.encoded_len() + 11;
+        let full = current.len() >= batch_events || current_bytes + bytes > bytes_max;
+        if full && !current.is_empty() {
+            batches.push(std::mem::take(&mut current));
+            current_bytes = 0;
+        }
+        current.push(wire);
+        current_bytes += bytes;
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+async fn send(
+    mut ledger: crate::proto::ledger_client::LedgerClient<tonic::transport::Channel>,
+    batches: Vec<Vec<proto::Event>>,
+    total: usize,
+) -> Result<Appended, CliError> {
+    let mut appended = Appended::default();
+    for events in batches {
+        let sent = events.len();
+        let request = proto::AppendRequest { events };
+        let response = match ledger.append(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if appended.indices.is_empty() => return Err(status.into()),
+            Err(status) => {
+                return Err(AppendError::Incomplete {
+                    acknowledged: appended.indices.len(),
+                    total,
+                    source: StatusError(status),
+                }
+                .into())
+            }
+        };
+        if response.indices.len() != sent {
+            return Err(CliError::BadResponse(format!(
+                "{} indices for a batch of {sent} events",
+                response.indices.len()
+            )));
+        }
+        let mut deduplicated = response.deduplicated;
+        deduplicated.resize(sent, false);
+        appended.indices.extend(response.indices);
+        appended.deduplicated.extend(deduplicated);
+        appended.tree_size = appended.tree_size.max(response.tree_size);
+    }
+    Ok(appended)
+}
+
+fn report(appended: &Appended, json: bool) -> Result<(), CliError> {
+    if json {
+        return print_json(&serde_json::json!({
+            "indices": appended.indices,
+            "deduplicated": appended.deduplicated,
+            "tree_size": appended.tree_size,
+        }));
+    }
+    print_line(&summary(appended))
+}
+
+/// `appended 53 events at indices 0..52 (2 deduplicated); tree size 53`.
+pub fn summary(appended: &Appended) -> String {
+    let count = appended.indices.len();
+    let dedup = appended.deduplicated.iter().filter(|d| **d).count();
+    let first = appended.indices.iter().min().copied().unwrap_or(0);
+    let last = appended.indices.iter().max().copied().unwrap_or(0);
+    let where_ = if count == 1 {
+        format!("appended 1 event at index {first}")
+    } else {
+        format!("appended {count} events at indices {first}..{last}")
+    };
+    let dedup = match dedup {
+        0 => String::new(),
+        1 if count == 1 => " (a retry: the event was already in the ledger)".into(),
+        n => format!(" ({n} were already in the ledger)"),
+    };
+    format!("{where_}{dedup}; tree size {}", appended.tree_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000_000_000;
+
+    fn line(extra: &str) -> String {
+        line_by(r#""alice""#, extra)
+    }
+
+    fn line_by(actor: &str, extra: &str) -> String {
+        format!(
+            r#"{{"actor":{actor},"action":"db.read","resource":"db://x","outcome":"success","source":"svc"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn minimal_line_defaults_time_and_details() {
+        let event = parse_line(&line(""), NOW).expect("valid");
+        assert_eq!(event.time_unix_nanos, NOW);
+        assert_eq!(event.actor.id, "alice");
+        assert!(event.details.is_empty());
+        assert_eq!(event.idempotency_key, None);
+    }
+
+    #[test]
+    fn full_line_parses_every_field() {
+        let text = r#"{"time":"2018-10-26T13:25:18.27501Z","actor":{"id":"bob","type":"user","ip":"10.1.2.3","user_agent":"curl"},"action":"db.read","resource":"db://x","outcome":"success","source":"svc","details":{"n":1},"idempotency_key":"k1"}"#;
+        let event = parse_line(text, NOW).expect("valid");
+        assert_eq!(event.time_unix_nanos, 1_540_560_318_275_010_000);
+        assert_eq!(event.actor.id, "bob");
+        assert_eq!(event.actor.kind.as_deref(), Some("user"));
+        assert_eq!(event.actor.ip.as_deref(), Some("10.1.2.3"));
+        assert_eq!(event.details["n"], 1);
+        assert_eq!(event.idempotency_key.as_deref(), Some("k1"));
+    }
+
+    #[test]
+    fn integer_time_is_unix_nanos() {
+        let event = parse_line(&line(r#","time":42"#), NOW).expect("valid");
+        assert_eq!(event.time_unix_nanos, 42);
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let cases = [
+            ("{", "invalid JSON"),
+            ("[1]", "expected a JSON object"),
+            (&line(r#","time":"yesterday""#), "\"time\""),
+            (&line(r#","time":1.5"#), "\"time\""),
+            (&line(r#","outcome":"maybe""#), "\"outcome\""),
+            (&line(r#","details":[1]"#), "\"details\""),
+            (&line_by(r#"{"type":"user"}"#, ""), "actor.id"),
+            (&line_by(r#"{"id":"a","role":"x"}"#, ""), "actor.role"),
+            (&line(r#","colour":"blue""#), "unknown field \"colour\""),
+            (
+                r#"{"actor":"a","resource":"r","outcome":"success","source":"s"}"#,
+                "missing \"action\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse_line(text, NOW).expect_err(text);
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_line_is_reported_with_its_number() {
+        let input = format!("{}\n\n{}\n{{oops\n", line(""), line(""));
+        let err = parse_lines(input.as_bytes(), Path::new("x"), NOW).expect_err("line 4");
+        assert!(err.to_string().starts_with("line 4: invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_crlf_is_accepted() {
+        let input = format!("{}\r\n\n   \n{}", line(""), line(""));
+        let events = parse_lines(input.as_bytes(), Path::new("x"), NOW).expect("valid");
+        assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn overlong_lines_are_refused() {
+        let input = format!("{}\n", "x".repeat(LINE_BYTES_MAX + 5));
+        let err = parse_lines(input.as_bytes(), Path::new("x"), NOW).expect_err("long");
+        assert!(err.to_string().starts_with("line 1: longer than"), "{err}");
+    }
+
+    #[test]
+    fn batches_respect_the_event_count() {
+        let event = parse_line(&line(""), NOW).expect("valid");
+        let events = vec![event; 1201];
+        let sizes: Vec<usize> = batches(&events, 500).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [500, 500, 201]);
+    }
+
+    #[test]
+    fn batches_respect_the_byte_limit() {
+        let big = "x".repeat(30 * 1024);
+        let event =
+            parse_line(&line(&format!(r#","details":{{"blob":"{big}"}}"#)), NOW).expect("valid");
+        let events = vec![event; 300];
+        let all = batches(&events, limits::BATCH_EVENTS_MAX);
+        assert!(all.len() > 1);
+        for batch in &all {
+            let bytes: usize = batch.iter().map(|e| e.encoded_len() + 11).sum();
+            assert!(bytes <= limits::BATCH_BYTES_MAX - BATCH_FRAMING_BYTES);
+        }
+        assert_eq!(all.iter().map(Vec::len).sum::<usize>(), 300);
+    }
+
+    #[test]
+    fn proto_conversion_keeps_every_field() {
+        let text = line_by(
+            r#"{"id":"bob","type":"user","ip":"10.1.2.3","user_agent":"curl"}"#,
+            r#","details":{"n":1},"idempotency_key":"k1""#,
+        );
+        let wire = to_proto(&parse_line(&text, NOW).expect("valid"));
+        let actor = wire.actor.expect("actor");
+        assert_eq!(
+            (
+                actor.id.as_str(),
+                actor.r#type.as_str(),
+                actor.ip.as_str(),
+                actor.user_agent.as_str()
+            ),
+            ("bob", "user", "10.1.2.3", "curl")
+        );
+        assert_eq!(wire.outcome, proto::Outcome::Success as i32);
+        assert_eq!(wire.details_json, r#"{"n":1}"#);
+        assert_eq!(wire.idempotency_key, "k1");
+    }
+
+    #[test]
+    fn summary_reads_naturally() {
+        let one = Appended {
+            indices: vec![7],
+            deduplicated: vec![false],
+            tree_size: 8,
+        };
+        assert_eq!(summary(&one), "appended 1 event at index 7; tree size 8");
+        let many = Appended {
+            indices: vec![0, 1, 2],
+            deduplicated: vec![false, true, true],
+            tree_size: 3,
+        };
+        assert_eq!(
+            summary(&many),
+            "appended 3 events at indices 0..2 (2 were already in the ledger); tree size 3"
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! The Raft network over tonic: one HTTP/2 channel per peer, shared by every
+//! RPC to it; appends are pipelined over one bidirectional stream; snapshots
+//! stream in chunks with a deadline per chunk rather than per transfer.
+use std::collections::HashMap;
+use std::future::Future;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, VoteRequest,
+    VoteResponse,
+};
+use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
+use serde::{de::DeserializeOwned, Serialize};
+use tonic::transport::{Channel, Endpoint};
+
+use super::state_machine::SnapshotFile;
+use super::{NodeId, PeerInfo, TypeConfig};
+use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT_MS};
+use crate::proto::raft_client::RaftClient;
+use crate::proto::{RaftMessage, SnapshotChunk};
+
+type Vote = openraft::alias::VoteOf<TypeConfig>;
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
+type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+
+/// How long to wait for a TCP connection to a peer.
+const CONNECT_TIMEOUT_MS: u64 = 1000;
+
+/// Header of the first snapshot chunk.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SnapshotHeader {
+    pub vote: Vote,
+    pub meta: SnapshotMeta,
+}
+
+/// Opens (lazily) and caches one channel per peer address.
+#[derive(Clone, Default)]
+pub struct Network {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Network {
+    /// A client for the internal Raft service at `addr`, over the shared channel.
+    pub fn client(&self, addr: &str) -> Result<RaftClient<Channel>, tonic::transport::Error> {
+        let mut channels = self.channels.lock().expect("channel map lock");
+        let channel = match channels.get(addr) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Endpoint::from_shared(format!("http://{addr}"))?
+                    .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(10))
+                    .connect_lazy();
+                channels.insert(addr.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(RaftClient::new(channel)
+            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &PeerInfo) -> PeerClient {
+        let _ = target;
+        PeerClient {
+            client: self.client(&node.addr).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Raft RPCs to one peer.
+pub struct PeerClient {
+    /// An invalid address is reported on every call as unreachable.
+    client: Result<RaftClient<Channel>, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct WireError(String);
+
+fn encode<T: Serialize>(value: &T) -> RaftMessage {
+    RaftMessage {
+        data: serde_json::to_vec(value).expect("raft messages serialise"),
+    }
+}
+
+fn decode<T: DeserializeOwned>(msg: &RaftMessage) -> Result<T, WireError> {
+    serde_json::from_slice(&msg.data).map_err(|e| WireError(format!("bad raft message: {e}")))
+}
+
+/// Peers that are down or shutting down are unreachable (openraft backs off);
+/// anything else is a network error (openraft retries soon).
+fn status_to_rpc(status: tonic::Status) -> RPCError<TypeConfig> {
+    let err = WireError(format!("{}: {}", status.code(), status.message()));
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+            RPCError::Unreachable(Unreachable::new(&err))
+        }
+        _ => RPCError::Network(NetworkError::new(&err)),
+    }
+}
+
+fn status_to_streaming(status: tonic::Status) -> StreamingError<TypeConfig> {
+    match status_to_rpc(status) {
+        RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+        RPCError::Network(n) => StreamingError::Network(n),
+        other => StreamingError::Network(NetworkError::new(&WireError(other.to_string()))),
+    }
+}
+
+impl PeerClient {
+    fn client(&self) -> Result<RaftClient<Channel>, RPCError<TypeConfig>> {
+        self.client
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&WireError(e))))
+    }
+
+    fn request<T>(msg: T, option: &RPCOption) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(option.hard_ttl());
+        req
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self
+            .client()?
+            .append_entries(Self::request(encode(&rpc), &option))
+            .await
+            .map_err(status_to_rpc)?;
+        decode(resp.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        _option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let mut client = self.client()?;
+            let outbound = input.map(|req| encode(&req));
+            let inbound = client
+                .stream_append(tonic::Request::new(outbound))
+                .await
+                .map_err(status_to_rpc)?
+                .into_inner();
+            let results = inbound.map(|item| match item {
+                Ok(msg) => decode::<StreamAppendResult<TypeConfig>>(&msg)
+                    .map_err(|e| RPCError::Network(NetworkError::new(&e))),
+                Err(status) => Err(status_to_rpc(status)),
+            });
+            Ok(results.boxed())
+        })
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self
+            .client()?
+            .vote(Self::request(encode(&rpc), &option))
+            .await
+            .map_err(status_to_rpc)?;
+        decode(resp.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let resp = self
+            .client()?
+            .pre_vote(Self::request(encode(&rpc), &option))
+            .await
+            .map_err(status_to_rpc)?;
+        decode(resp.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let mut client = self.client().map_err(|e| match e {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            other => StreamingError::Network(NetworkError::new(&WireError(other.to_string()))),
+        })?;
+        let header = serde_json::to_vec(&SnapshotHeader {
+            vote,
+            meta: snapshot.meta.clone(),
+        })
+        .expect("snapshot header serialises");
+        let file = snapshot.snapshot.file;
+        let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(2);
+        // The reader feeds chunks; a receiver that stops taking them for a
+        // whole chunk deadline ends the transfer.
+        let feeder = tokio::spawn(async move {
+            let mut offset = 0u64;
+            let mut header = Some(header);
+            loop {
+                let (chunk, n) = {
+                    let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+                    let n = match file.read_at(&mut buf, offset) {
+                        Ok(n) => n,
+                        Err(e) => return Err(format!("reading snapshot: {e}")),
+                    };
+                    buf.truncate(n);
+                    (buf, n)
+                };
+                if n == 0 && header.is_none() {
+                    return Ok(());
+                }
+                offset += n as u64;
+                let msg = SnapshotChunk {
+                    header: header.take().unwrap_or_default(),
+                    data: chunk,
+                };
+                if tx
+                    .send_timeout(msg, Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS))
+                    .await
+                    .is_err()
+                {
+                    return Err("snapshot receiver stalled".to_string());
+                }
+                if n == 0 {
+                    return Ok(());
+                }
+            }
+        });
+        let call = client.install_snapshot(tonic::Request::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        let result = tokio::select! {
+            closed = cancel => {
+                feeder.abort();
+                return Err(StreamingError::Closed(closed));
+            }
+            r = call => r,
+        };
+        let resp = result.map_err(status_to_streaming)?;
+        if let Ok(Err(reason)) = feeder.await {
+            return Err(StreamingError::Network(NetworkError::new(&WireError(reason))));
+        }
+        decode(resp.get_ref()).map_err(|e| StreamingError::Network(NetworkError::new(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_peers_are_unreachable_so_openraft_backs_off() {
+        let e = status_to_rpc(tonic::Status::unavailable("down"));
+        assert!(matches!(e, RPCError::Unreachable(_)));
+        let e = status_to_rpc(tonic::Status::internal("bug"));
+        assert!(matches!(e, RPCError::Network(_)));
+    }
+}

@@ -1,0 +1,102 @@
+//! Proposing commands: on the leader through `client_write`, elsewhere by
+//! forwarding to the leader's internal `Forward` RPC. The leader stamps the
+//! commit time, so every replica stores the same one.
+use openraft::error::{ClientWriteError, RaftError};
+
+use super::network::Network;
+use super::{Command, CommandResponse, NodeId, Raft};
+use crate::proto::RaftMessage;
+
+/// Why a proposal did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// This node cannot propose; retry at the leader (UNAVAILABLE).
+    #[error("not the leader; {}", match leader {
+        Some((id, addr)) => format!("the leader is node {id} at {addr}"),
+        None => "no leader is known yet, retry shortly".to_string(),
+    })]
+    NotLeader { leader: Option<(NodeId, String)> },
+    /// The leader refused or failed the forwarded proposal.
+    #[error("forwarded to the leader: {}", .0.message())]
+    Forwarded(tonic::Status),
+    /// Raft is shutting down or hit a fatal error.
+    #[error("raft stopped: {0}")]
+    Fatal(String),
+}
+
+/// Proposes commands for one node.
+#[derive(Clone)]
+pub struct Proposer {
+    raft: Raft,
+    network: Network,
+}
+
+/// Sets what only the leader may set: the commit time of appended events.
+fn stamp(cmd: &mut Command) {
+    if let Command::Append {
+        commit_time_unix_nanos,
+        ..
+    } = cmd
+    {
+        *commit_time_unix_nanos = now_unix_nanos();
+    }
+}
+
+pub fn now_unix_nanos() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+impl Proposer {
+    pub fn new(raft: Raft, network: Network) -> Self {
+        Self { raft, network }
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Proposes here if this node leads, otherwise forwards once to the leader.
+    pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+        match self.propose_local(cmd.clone()).await {
+            Err(ProposeError::NotLeader {
+                leader: Some((_, addr)),
+            }) => self.forward(&addr, &cmd).await,
+            other => other,
+        }
+    }
+
+    /// Proposes on this node; fails with the leader's address if it does not lead.
+    pub async fn propose_local(&self, mut cmd: Command) -> Result<CommandResponse, ProposeError> {
+        stamp(&mut cmd);
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                })
+            }
+            Err(e) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    async fn forward(&self, addr: &str, cmd: &Command) -> Result<CommandResponse, ProposeError> {
+        let mut client = self
+            .network
+            .client(addr)
+            .map_err(|e| ProposeError::Forwarded(tonic::Status::unavailable(e.to_string())))?;
+        let msg = RaftMessage {
+            data: serde_json::to_vec(cmd).expect("commands serialise"),
+        };
+        let resp = client
+            .forward(msg)
+            .await
+            .map_err(ProposeError::Forwarded)?
+            .into_inner();
+        serde_json::from_slice(&resp.data).map_err(|e| {
+            ProposeError::Forwarded(tonic::Status::internal(format!("bad forward reply: {e}")))
+        })
+    }
+}

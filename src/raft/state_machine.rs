@@ -1,0 +1,344 @@
+//! The Raft state machine: applies committed commands to the
+//! [`LedgerStore`], builds and installs snapshots.
+//!
+//! # Crash semantics
+//! Every `apply` call is one durable store transaction that also records the
+//! last applied log id and membership, so after a restart the applied state
+//! and the ledger agree, and openraft re-applies anything after it.
+//!
+//! # Snapshots
+//! A snapshot is a file under `snapshots/` written by
+//! [`LedgerStore::export_snapshot`]; `current.json` names the newest one and
+//! its Raft metadata. Older files are removed once a newer one is recorded.
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use super::{Command, CommandResponse, TypeConfig};
+use crate::ledger::checkpoint::SignatureLine;
+use crate::storage::ledger_store::{LedgerStore, Op, OpResult};
+
+type LogId = openraft::alias::LogIdOf<TypeConfig>;
+type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// A snapshot's bytes on disk.
+#[derive(Debug)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+    pub file: std::fs::File,
+}
+
+/// What readers learn after each apply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub tree_size: u64,
+    /// Raft log index of the last applied entry.
+    pub log_index: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CurrentSnapshot {
+    meta: SnapshotMeta,
+    file: String,
+}
+
+/// The state machine of one node. Cloning shares the same store.
+#[derive(Clone)]
+pub struct StateMachine {
+    store: Arc<LedgerStore>,
+    snapshot_dir: PathBuf,
+    applied: watch::Sender<Applied>,
+    /// Sizes of checkpoints cut by applied commands, for the local signer.
+    new_checkpoints: mpsc::UnboundedSender<u64>,
+}
+
+impl StateMachine {
+    /// Opens the state machine over `store`; snapshots live in `snapshot_dir`.
+    /// Returns the receiver of newly cut checkpoint sizes.
+    pub fn open(
+        store: Arc<LedgerStore>,
+        snapshot_dir: &Path,
+    ) -> io::Result<(Self, mpsc::UnboundedReceiver<u64>)> {
+        std::fs::create_dir_all(snapshot_dir)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let meta = store.meta().map_err(io_err)?;
+        let applied: Option<LogId> = decode_opt(&meta.applied)?;
+        let sm = Self {
+            store,
+            snapshot_dir: snapshot_dir.to_path_buf(),
+            applied: watch::Sender::new(Applied {
+                tree_size: meta.tree_size,
+                log_index: applied.map_or(0, |id| id.index),
+            }),
+            new_checkpoints: tx,
+        };
+        Ok((sm, rx))
+    }
+
+    pub fn store(&self) -> &Arc<LedgerStore> {
+        &self.store
+    }
+
+    /// Watches the tree size and applied index.
+    pub fn subscribe(&self) -> watch::Receiver<Applied> {
+        self.applied.subscribe()
+    }
+
+    /// The last applied membership.
+    pub fn membership(&self) -> io::Result<StoredMembership> {
+        let meta = self.store.meta().map_err(io_err)?;
+        Ok(decode_opt(&meta.membership)?.unwrap_or_default())
+    }
+
+    fn current_path(&self) -> PathBuf {
+        self.snapshot_dir.join("current.json")
+    }
+
+    fn read_current(&self) -> io::Result<Option<CurrentSnapshot>> {
+        match std::fs::read(self.current_path()) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io_err),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records `file` as the current snapshot and removes older files.
+    fn set_current(&self, meta: &SnapshotMeta, file: &str) -> io::Result<()> {
+        let current = CurrentSnapshot {
+            meta: meta.clone(),
+            file: file.to_string(),
+        };
+        let tmp = self.snapshot_dir.join("current.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&current).map_err(io_err)?)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, self.current_path())?;
+        for entry in std::fs::read_dir(&self.snapshot_dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".snap") && name != file {
+                let _ = std::fs::remove_file(self.snapshot_dir.join(name.as_ref()));
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&self, tree_size: u64, log_index: u64) {
+        self.applied.send_replace(Applied {
+            tree_size,
+            log_index,
+        });
+    }
+}
+
+fn decode_opt<T: serde::de::DeserializeOwned>(blob: &Option<Vec<u8>>) -> io::Result<Option<T>> {
+    match blob {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(b).map(Some).map_err(io_err),
+    }
+}
+
+fn snapshot_name(last: &Option<LogId>) -> String {
+    let (term, index) = last
+        .as_ref()
+        .map_or((0, 0), |id| (id.leader_id.term, id.index));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{term:020}-{index:020}-{nanos}.snap")
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let meta = self.store.meta().map_err(io_err)?;
+        Ok((
+            decode_opt(&meta.applied)?,
+            decode_opt(&meta.membership)?.unwrap_or_default(),
+        ))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut membership: Option<StoredMembership> = None;
+        let mut current_membership = self.membership()?;
+        let mut ops = Vec::new();
+        let mut responders = Vec::new();
+        let mut last: Option<LogId> = None;
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            last = Some(entry.log_id.clone());
+            let op = match entry.payload {
+                EntryPayload::Blank => Op::Nothing,
+                EntryPayload::Membership(m) => {
+                    let stored = StoredMembership::new(Some(entry.log_id.clone()), m);
+                    current_membership = stored.clone();
+                    membership = Some(stored);
+                    Op::Nothing
+                }
+                EntryPayload::Normal(cmd) => command_op(cmd, &current_membership),
+            };
+            ops.push(op);
+            responders.push(responder);
+        }
+        let Some(last) = last else {
+            return Ok(());
+        };
+        let applied = serde_json::to_vec(&Some(last.clone())).map_err(io_err)?;
+        let membership = match &membership {
+            Some(m) => Some(serde_json::to_vec(m).map_err(io_err)?),
+            None => None,
+        };
+        let store = self.store.clone();
+        let results = tokio::task::spawn_blocking(move || store.apply(&ops, Some(applied), membership))
+            .await
+            .map_err(io_err)?
+            .map_err(io_err)?;
+        let tree_size = self.store.tree_size().map_err(io_err)?;
+        self.publish(tree_size, last.index);
+        for (result, responder) in results.into_iter().zip(responders) {
+            let response = match result {
+                OpResult::Appended {
+                    indices,
+                    deduplicated,
+                    tree_size,
+                } => CommandResponse::Appended {
+                    indices,
+                    deduplicated,
+                    tree_size,
+                },
+                OpResult::Checkpointed { size } => {
+                    if let Some(size) = size {
+                        // The signer may have stopped during shutdown.
+                        let _ = self.new_checkpoints.send(size);
+                    }
+                    CommandResponse::Checkpointed { size }
+                }
+                OpResult::Cosigned { accepted } => CommandResponse::Cosigned { accepted },
+                OpResult::Nothing => CommandResponse::Nothing,
+            };
+            if let Some(r) = responder {
+                r.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFile,
+    ) -> Result<(), io::Error> {
+        let store = self.store.clone();
+        let path = snapshot.path.clone();
+        let state = tokio::task::spawn_blocking(move || store.import_snapshot(&path))
+            .await
+            .map_err(io_err)?
+            .map_err(io_err)?;
+        let applied: Option<LogId> = decode_opt(&state.applied)?;
+        if applied != meta.last_log_id {
+            return Err(io_err(format!(
+                "snapshot holds state applied to {applied:?}, but its metadata says {:?}",
+                meta.last_log_id
+            )));
+        }
+        let name = snapshot_name(&meta.last_log_id);
+        std::fs::rename(&snapshot.path, self.snapshot_dir.join(&name))?;
+        self.set_current(meta, &name)?;
+        self.publish(state.tree_size, applied.map_or(0, |id| id.index));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        let Some(current) = self.read_current()? else {
+            return Ok(None);
+        };
+        let path = self.snapshot_dir.join(&current.file);
+        let file = std::fs::File::open(&path)?;
+        Ok(Some(Snapshot {
+            meta: current.meta,
+            snapshot: SnapshotFile { path, file },
+        }))
+    }
+}
+
+/// Maps a command to its store operation; checks that need the membership
+/// (who may cosign, with which key) happen here, identically on every replica.
+fn command_op(cmd: Command, membership: &StoredMembership) -> Op {
+    match cmd {
+        Command::Append {
+            events,
+            commit_time_unix_nanos,
+        } => Op::Append {
+            events,
+            commit_time_unix_nanos,
+        },
+        Command::Checkpoint => Op::Checkpoint,
+        Command::Cosign {
+            node_id,
+            size,
+            line,
+        } => {
+            let is_voter = membership.voter_ids().any(|id| id == node_id);
+            let key = membership
+                .get_node(&node_id)
+                .map(|n| n.verifier_key.clone())
+                .filter(|k| !k.is_empty());
+            match (is_voter, key, SignatureLine::parse(&line)) {
+                (true, Some(verifier_key), Ok(line)) => Op::Cosign {
+                    size,
+                    line,
+                    verifier_key,
+                },
+                // Not a voter's valid signature: recorded as a no-op.
+                _ => Op::Nothing,
+            }
+        }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotFile;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let store = self.store.clone();
+        let tmp = self.snapshot_dir.join(format!("building-{}.tmp", std::process::id()));
+        let tmp2 = tmp.clone();
+        let state = tokio::task::spawn_blocking(move || store.export_snapshot(&tmp2))
+            .await
+            .map_err(io_err)?
+            .map_err(io_err)?;
+        let meta = SnapshotMeta {
+            last_log_id: decode_opt(&state.applied)?,
+            last_membership: decode_opt(&state.membership)?.unwrap_or_default(),
+        };
+        let name = snapshot_name(&meta.last_log_id);
+        let path = self.snapshot_dir.join(&name);
+        std::fs::rename(&tmp, &path)?;
+        self.set_current(&meta, &name)?;
+        let file = std::fs::File::open(&path)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotFile { path, file },
+        })
+    }
+}

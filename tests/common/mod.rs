@@ -1,0 +1,200 @@
+//! A real in-process cluster for integration tests: every node is a full
+//! `ironlog` node (redb storage, openraft, tonic server) on a port-0 listener.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ironlog::config::{CheckpointConfig, Config, Peer, RaftTuning, Role};
+use ironlog::ledger::checkpoint::generate_key;
+use ironlog::node::{self, RunningNode};
+use ironlog::proto;
+use ironlog::proto::admin_client::AdminClient;
+use ironlog::proto::ledger_client::LedgerClient;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+pub const ORIGIN: &str = "test.example/ironlog";
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub configs: Vec<Config>,
+    pub vkeys: Vec<String>,
+    pub nodes: Vec<Option<RunningNode>>,
+}
+
+/// Settings that make snapshots and purges happen within a small test.
+pub fn tuning() -> RaftTuning {
+    RaftTuning {
+        heartbeat_ms: 50,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        snapshot_logs_since_last: 20,
+        max_in_snapshot_log_to_keep: 0,
+    }
+}
+
+impl Cluster {
+    /// Starts `n` voters; node 1 bootstraps the cluster.
+    pub async fn start(n: u64) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut listeners = Vec::new();
+        let mut peers = Vec::new();
+        let mut vkeys = Vec::new();
+        for id in 1..=n {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+            let (skey, vkey) = generate_key(ORIGIN).expect("keygen");
+            let key_file = dir.path().join(format!("node{id}.key"));
+            std::fs::write(&key_file, skey).unwrap();
+            peers.push(Peer {
+                id,
+                addr: l.local_addr().unwrap().to_string(),
+                verifier_key: vkey.clone(),
+            });
+            vkeys.push(vkey);
+            listeners.push(l);
+        }
+        let configs: Vec<Config> = (1..=n)
+            .map(|id| Config {
+                id,
+                listen: peers[(id - 1) as usize].addr.parse().unwrap(),
+                advertise: None,
+                data_dir: dir.path().join(format!("node{id}")),
+                origin: ORIGIN.to_string(),
+                signing_key_file: dir.path().join(format!("node{id}.key")),
+                role: Role::Voter,
+                bootstrap: id == 1,
+                checkpoint: CheckpointConfig {
+                    interval_ms: 100,
+                    every_entries: 1000,
+                },
+                raft: tuning(),
+                peers: peers.clone(),
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (c, l) in configs.iter().zip(listeners) {
+            c.validate().expect("test config is valid");
+            nodes.push(Some(node::start(c.clone(), l).await.expect("node starts")));
+        }
+        Cluster {
+            dir,
+            configs,
+            vkeys,
+            nodes,
+        }
+    }
+
+    pub fn addr(&self, id: u64) -> String {
+        format!("http://{}", self.configs[(id - 1) as usize].listen)
+    }
+
+    pub async fn ledger(&self, id: u64) -> LedgerClient<Channel> {
+        LedgerClient::connect(self.addr(id)).await.expect("connect")
+    }
+
+    pub async fn admin(&self, id: u64) -> AdminClient<Channel> {
+        AdminClient::connect(self.addr(id)).await.expect("connect")
+    }
+
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.configs[(id - 1) as usize].data_dir.clone()
+    }
+
+    /// Stops node `id` (server, Raft, storage released).
+    pub async fn stop(&mut self, id: u64) {
+        if let Some(n) = self.nodes[(id - 1) as usize].take() {
+            n.shutdown().await;
+        }
+    }
+
+    /// Starts node `id` again from its data dir, on its old port.
+    pub async fn restart(&mut self, id: u64) {
+        let c = self.configs[(id - 1) as usize].clone();
+        let mut last = None;
+        for _ in 0..50 {
+            match TcpListener::bind(c.listen).await {
+                Ok(l) => {
+                    self.nodes[(id - 1) as usize] = Some(node::start(c.clone(), l).await.expect("restart"));
+                    return;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        panic!("cannot rebind {}: {last:?}", c.listen);
+    }
+
+    pub async fn status(&self, id: u64) -> Option<proto::StatusResponse> {
+        let mut a = AdminClient::connect(self.addr(id)).await.ok()?;
+        Some(a.status(proto::StatusRequest {}).await.ok()?.into_inner())
+    }
+
+    /// Waits until the running nodes agree on one leader; returns its id.
+    pub async fn leader(&self) -> u64 {
+        for _ in 0..200 {
+            let mut leaders = Vec::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.is_some() {
+                    if let Some(s) = self.status(i as u64 + 1).await {
+                        leaders.push(s.leader_id);
+                    }
+                }
+            }
+            if let Some(&l) = leaders.first() {
+                let running = self.nodes[(l.max(1) - 1) as usize].is_some();
+                if l != 0 && running && leaders.iter().all(|&x| x == l) {
+                    return l;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no leader elected");
+    }
+
+    /// Waits until every running node reports tree size `size`.
+    pub async fn wait_size(&self, size: u64) {
+        for _ in 0..300 {
+            let mut all = true;
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.is_some() {
+                    let s = self.status(i as u64 + 1).await;
+                    if s.map(|s| s.tree_size) != Some(size) {
+                        all = false;
+                    }
+                }
+            }
+            if all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let sizes: Vec<_> = futures::future::join_all((1..=self.nodes.len() as u64).map(|i| self.status(i)))
+            .await
+            .into_iter()
+            .map(|s| s.map(|s| s.tree_size))
+            .collect();
+        panic!("nodes did not reach size {size}: {sizes:?}");
+    }
+}
+
+/// An event with a unique idempotency key, so a test can count it.
+pub fn event(actor: &str, n: u64) -> proto::Event {
+    proto::Event {
+        time_unix_nanos: 1_700_000_000_000_000_000 + n as i64,
+        actor: Some(proto::Actor {
+            id: actor.to_string(),
+            r#type: "user".into(),
+            ip: "10.1.2.3".into(),
+            user_agent: String::new(),
+        }),
+        action: "db.read".into(),
+        resource: format!("postgres://payments/table{}", n % 3),
+        outcome: proto::Outcome::Success as i32,
+        source: "payments-api".into(),
+        details_json: format!("{{\"n\":{n}}}"),
+        idempotency_key: format!("evt-{n}"),
+    }
+}
