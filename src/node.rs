@@ -27,7 +27,9 @@ use crate::config::{Config, Role};
 use crate::ledger::checkpoint::NoteSigner;
 use crate::limits::GRPC_MESSAGE_BYTES_MAX;
 use crate::proto;
-use crate::raft::{Command, LogStore, Network, PeerInfo, ProposeError, Proposer, Raft, StateMachine};
+use crate::raft::{
+    Command, LogStore, Network, PeerInfo, ProposeError, Proposer, Raft, StateMachine,
+};
 use crate::storage::ledger_store::LedgerStore;
 
 /// Why a node could not start or stopped abnormally.
@@ -50,6 +52,9 @@ pub enum NodeError {
 const COSIGN_ATTEMPTS_MAX: u32 = 20;
 const COSIGN_RETRY_MS: u64 = 250;
 
+/// How long in-flight requests get to finish when a node stops.
+const SHUTDOWN_GRACE_MS: u64 = 5000;
+
 /// A node that is running; dropping it does not stop it, call [`shutdown`](Self::shutdown).
 pub struct RunningNode {
     pub id: u64,
@@ -68,12 +73,22 @@ impl RunningNode {
     /// Stops serving, stops Raft and waits until storage is released, so the
     /// same data dir can be opened again.
     pub async fn shutdown(self) {
+        // Stop accepting first, then stop Raft: that ends the long-lived
+        // replication streams peers hold open, which graceful shutdown waits for.
         let _ = self.stop.send(true);
         for t in &self.tasks {
             t.abort();
         }
-        let _ = self.server.await;
         let _ = self.raft.shutdown().await;
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period; closing them");
+            server.abort();
+            let _ = server.await;
+        }
         for t in self.tasks {
             let _ = t.await;
         }
@@ -135,9 +150,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         LedgerStore::open(&config.data_dir.join("ledger.redb"), &config.origin)
             .map_err(|e| storage_err(&e))?,
     );
-    let log_store = LogStore::open(&config.data_dir.join("raft-log.redb")).map_err(|e| storage_err(&e))?;
+    let log_store =
+        LogStore::open(&config.data_dir.join("raft-log.redb")).map_err(|e| storage_err(&e))?;
     let snapshot_dir = config.data_dir.join("snapshots");
-    let (sm, new_checkpoints) = StateMachine::open(store.clone(), &snapshot_dir).map_err(|e| storage_err(&e))?;
+    let (sm, new_checkpoints) =
+        StateMachine::open(store.clone(), &snapshot_dir).map_err(|e| storage_err(&e))?;
     let applied = sm.subscribe();
     let network = Network::default();
     let raft = Raft::new(
@@ -154,8 +171,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
     if config.bootstrap {
         bootstrap(&raft, &config).await?;
     }
-
     let (stop, stop_rx) = watch::channel(false);
+
     let mut tasks = vec![tokio::spawn(checkpoint_ticker(
         config.clone(),
         proposer.clone(),
@@ -176,8 +193,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Serve(e.to_string()))?;
-    let ledger = proto::ledger_server::LedgerServer::new(LedgerApi::new(store.clone(), proposer.clone(), applied))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let ledger = proto::ledger_server::LedgerServer::new(LedgerApi::new(
+        store.clone(),
+        proposer.clone(),
+        applied,
+        stop_rx.clone(),
+    ))
+    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let admin = proto::admin_server::AdminServer::new(AdminApi::new(raft.clone(), store.clone()));
     let raft_svc = proto::raft_server::RaftServer::new(crate::raft::service::RaftRpc::new(
         proposer.clone(),
@@ -219,7 +241,11 @@ fn load_signer(config: &Config) -> Result<NoteSigner, NodeError> {
 
 /// Initialises the cluster on a fresh log; on any later start it is a no-op.
 async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), NodeError> {
-    if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+    if raft
+        .is_initialized()
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?
+    {
         return Ok(());
     }
     let members: BTreeMap<u64, PeerInfo> = config
@@ -283,7 +309,9 @@ async fn checkpoint_ticker(
             continue;
         }
         match proposer.propose_local(Command::Checkpoint).await {
-            Ok(crate::raft::CommandResponse::Checkpointed { size: Some(s) }) => last_checkpoint = Some(s),
+            Ok(crate::raft::CommandResponse::Checkpointed { size: Some(s) }) => {
+                last_checkpoint = Some(s)
+            }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "checkpoint not proposed"),
         }
@@ -315,7 +343,11 @@ async fn cosign_loop(
                 continue;
             }
         };
-        let cmd = Command::Cosign { node_id, size, line };
+        let cmd = Command::Cosign {
+            node_id,
+            size,
+            line,
+        };
         for attempt in 1..=COSIGN_ATTEMPTS_MAX {
             match proposer.propose(cmd.clone()).await {
                 Ok(_) => break,

@@ -22,29 +22,69 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
     assert_eq!(ok.indices, vec![0, 1]);
     let before = c.status(1).await.unwrap();
 
-    let expect = |r: Result<tonic::Response<proto::AppendResponse>, tonic::Status>, code: Code, needle: &str| {
+    let expect = |r: Result<tonic::Response<proto::AppendResponse>, tonic::Status>,
+                  code: Code,
+                  needle: &str| {
         let s = r.expect_err("must be refused");
         assert_eq!(s.code(), code, "{}", s.message());
-        assert!(s.message().contains(needle), "message {:?} lacks {needle:?}", s.message());
+        assert!(
+            s.message().contains(needle),
+            "message {:?} lacks {needle:?}",
+            s.message()
+        );
     };
-    expect(client.append(proto::AppendRequest { events: vec![] }).await, Code::InvalidArgument, "at least one");
+    expect(
+        client.append(proto::AppendRequest { events: vec![] }).await,
+        Code::InvalidArgument,
+        "at least one",
+    );
     let mut no_actor = event("x", 3);
     no_actor.actor = None;
     expect(
-        client.append(proto::AppendRequest { events: vec![event("x", 4), no_actor] }).await,
+        client
+            .append(proto::AppendRequest {
+                events: vec![event("x", 4), no_actor],
+            })
+            .await,
         Code::InvalidArgument,
         "event 1",
     );
     let mut bad_details = event("x", 5);
     bad_details.details_json = "[1,2]".into();
-    expect(client.append(proto::AppendRequest { events: vec![bad_details] }).await, Code::InvalidArgument, "event 0");
+    expect(
+        client
+            .append(proto::AppendRequest {
+                events: vec![bad_details],
+            })
+            .await,
+        Code::InvalidArgument,
+        "event 0",
+    );
     let mut bad_outcome = event("x", 6);
     bad_outcome.outcome = 0;
-    expect(client.append(proto::AppendRequest { events: vec![bad_outcome] }).await, Code::InvalidArgument, "outcome");
-    let big: Vec<_> = (0..BATCH_EVENTS_MAX as u64 + 1).map(|i| event("x", 100 + i)).collect();
-    expect(client.append(proto::AppendRequest { events: big }).await, Code::ResourceExhausted, "limit");
+    expect(
+        client
+            .append(proto::AppendRequest {
+                events: vec![bad_outcome],
+            })
+            .await,
+        Code::InvalidArgument,
+        "outcome",
+    );
+    let big: Vec<_> = (0..BATCH_EVENTS_MAX as u64 + 1)
+        .map(|i| event("x", 100 + i))
+        .collect();
+    expect(
+        client.append(proto::AppendRequest { events: big }).await,
+        Code::ResourceExhausted,
+        "limit",
+    );
     let dup = vec![event("x", 7), event("x", 7)];
-    expect(client.append(proto::AppendRequest { events: dup }).await, Code::InvalidArgument, "twice");
+    expect(
+        client.append(proto::AppendRequest { events: dup }).await,
+        Code::InvalidArgument,
+        "twice",
+    );
 
     // A retried idempotent append returns the original indices.
     let again = client
@@ -58,42 +98,68 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
     assert_eq!(again.deduplicated, vec![true, true]);
 
     let s = client
-        .get_entries(proto::GetEntriesRequest { start: 5, end: 9, linearizable: false })
+        .get_entries(proto::GetEntriesRequest {
+            start: 5,
+            end: 9,
+            linearizable: false,
+        })
         .await
         .expect_err("beyond the tree");
     assert_eq!(s.code(), Code::OutOfRange, "{}", s.message());
     let s = client
-        .get_inclusion_proof(proto::GetInclusionProofRequest { index: 2, tree_size: 2 })
+        .get_inclusion_proof(proto::GetInclusionProofRequest {
+            index: 2,
+            tree_size: 2,
+        })
         .await
         .expect_err("index beyond size");
     assert_eq!(s.code(), Code::OutOfRange, "{}", s.message());
     let s = client
-        .get_inclusion_proof(proto::GetInclusionProofRequest { index: 0, tree_size: 99 })
+        .get_inclusion_proof(proto::GetInclusionProofRequest {
+            index: 0,
+            tree_size: 99,
+        })
         .await
         .expect_err("size beyond tree");
     assert_eq!(s.code(), Code::OutOfRange, "{}", s.message());
     let s = client
-        .get_consistency_proof(proto::GetConsistencyProofRequest { old_size: 2, new_size: 1 })
+        .get_consistency_proof(proto::GetConsistencyProofRequest {
+            old_size: 2,
+            new_size: 1,
+        })
         .await
         .expect_err("sizes out of order");
     assert_eq!(s.code(), Code::InvalidArgument, "{}", s.message());
     let s = client
-        .query(proto::QueryRequest { page_token: "garbage".into(), actor: "bob".into(), ..Default::default() })
+        .query(proto::QueryRequest {
+            page_token: "garbage".into(),
+            actor: "bob".into(),
+            ..Default::default()
+        })
         .await
         .expect_err("bad token");
     assert_eq!(s.code(), Code::InvalidArgument, "{}", s.message());
 
     let after = c.status(1).await.unwrap();
-    assert_eq!(after.tree_size, before.tree_size, "refused requests appended nothing");
+    assert_eq!(
+        after.tree_size, before.tree_size,
+        "refused requests appended nothing"
+    );
     assert_eq!(after.root_hash, before.root_hash);
 
     // Query by actor finds exactly bob's two events.
     let q = client
-        .query(proto::QueryRequest { actor: "bob".into(), ..Default::default() })
+        .query(proto::QueryRequest {
+            actor: "bob".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(q.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        q.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
     assert!(q.next_page_token.is_empty());
     c.stop(1).await;
 }

@@ -14,7 +14,14 @@ use ironlog::proto;
 
 /// Appends events `from..to` in batches of `batch` through node `via`,
 /// retrying a batch (same idempotency keys) while leadership settles.
-async fn append(c: &Cluster, via: u64, from: u64, to: u64, batch: u64, acked: &mut BTreeMap<String, u64>) {
+async fn append(
+    c: &Cluster,
+    via: u64,
+    from: u64,
+    to: u64,
+    batch: u64,
+    acked: &mut BTreeMap<String, u64>,
+) {
     let mut n = from;
     while n < to {
         let hi = (n + batch).min(to);
@@ -98,6 +105,14 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
     c.stop(wiped).await;
     std::fs::remove_dir_all(c.data_dir(wiped)).unwrap();
     append(&c, current, 120, 180, 10, &mut acked).await;
+    let leader_node = c.nodes[(current - 1) as usize].as_ref().unwrap();
+    let purged = ironlog::raft::metrics(leader_node.raft())
+        .purged
+        .map_or(0, |p| p.index);
+    assert!(
+        purged > 0,
+        "the leader purged its log, so only a snapshot can restore the wiped node"
+    );
     c.restart(wiped).await;
     c.wait_size(180).await;
     let status = c.status(wiped).await.unwrap();
@@ -120,11 +135,20 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
             let rec = LeafRecord::decode(&e.leaf).expect("leaf decodes");
             assert_eq!(rec.index, e.index);
             let key = rec.event.idempotency_key.clone().unwrap();
-            assert!(seen.insert(key, e.index).is_none(), "node {id}: an event appears twice");
+            assert!(
+                seen.insert(key, e.index).is_none(),
+                "node {id}: an event appears twice"
+            );
         }
-        assert_eq!(seen, acked, "node {id} holds exactly the acknowledged events");
+        assert_eq!(
+            seen, acked,
+            "node {id} holds exactly the acknowledged events"
+        );
     }
-    assert!(roots.windows(2).all(|w| w[0] == w[1]), "all nodes agree on the root");
+    assert!(
+        roots.windows(2).all(|w| w[0] == w[1]),
+        "all nodes agree on the root"
+    );
 
     // The latest checkpoint is cosigned by a majority and proves inclusion.
     let mut client = c.ledger(wiped).await;
@@ -158,7 +182,8 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
         .proof
         .unwrap();
     let hashes: Vec<Hash> = proof.hashes.iter().map(|h| hash(h)).collect();
-    verify_inclusion(42, 180, &hash(&proof.leaf_hash), &hashes, &body.root).expect("inclusion verifies");
+    verify_inclusion(42, 180, &hash(&proof.leaf_hash), &hashes, &body.root)
+        .expect("inclusion verifies");
     let cons = client
         .get_consistency_proof(proto::GetConsistencyProofRequest {
             old_size: 60,
@@ -170,7 +195,8 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
         .proof
         .unwrap();
     let hashes: Vec<Hash> = cons.hashes.iter().map(|h| hash(h)).collect();
-    verify_consistency(60, 180, &hash(&cons.old_root), &body.root, &hashes).expect("consistency verifies");
+    verify_consistency(60, 180, &hash(&cons.old_root), &body.root, &hashes)
+        .expect("consistency verifies");
 
     for id in 1..=3 {
         c.stop(id).await;

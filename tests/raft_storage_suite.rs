@@ -10,17 +10,23 @@ use openraft::StorageError;
 struct RedbBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RedbBuilder {
-    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = LogStore::open(&dir.path().join("raft-log.redb")).expect("log store opens");
-        let store = Arc::new(LedgerStore::open(&dir.path().join("ledger.redb"), "test/suite").expect("ledger opens"));
-        let (sm, _checkpoints) = StateMachine::open(store, &dir.path().join("snapshots")).expect("sm opens");
+        let store = Arc::new(
+            LedgerStore::open(&dir.path().join("ledger.redb"), "test/suite").expect("ledger opens"),
+        );
+        let (sm, _checkpoints) =
+            StateMachine::open(store, &dir.path().join("snapshots")).expect("sm opens");
         Ok((dir, log, sm))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redb_log_store_and_state_machine_pass_openraft_suite() -> Result<(), StorageError<TypeConfig>> {
+async fn redb_log_store_and_state_machine_pass_openraft_suite(
+) -> Result<(), StorageError<TypeConfig>> {
     Suite::test_all(RedbBuilder).await?;
     Ok(())
 }

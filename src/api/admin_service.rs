@@ -64,7 +64,10 @@ fn write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Status
 
 #[tonic::async_trait]
 impl Admin for AdminApi {
-    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let m = crate::raft::metrics(&self.raft);
         let store = self.store.clone();
         let (size, root, checkpoint_size) = tokio::task::spawn_blocking(move || {
@@ -78,7 +81,12 @@ impl Admin for AdminApi {
         .map_err(super::status::from_store)?;
         let leader_addr = m
             .current_leader
-            .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()))
+            .and_then(|id| {
+                m.membership_config
+                    .membership()
+                    .get_node(&id)
+                    .map(|n| n.addr.clone())
+            })
             .unwrap_or_default();
         Ok(Response::new(pb::StatusResponse {
             node_id: m.id,
@@ -105,7 +113,10 @@ impl Admin for AdminApi {
             return Err(Status::invalid_argument("node id must be non-zero"));
         }
         if req.addr.parse::<std::net::SocketAddr>().is_err() && !req.addr.contains(':') {
-            return Err(Status::invalid_argument(format!("address {:?} is not host:port", req.addr)));
+            return Err(Status::invalid_argument(format!(
+                "address {:?} is not host:port",
+                req.addr
+            )));
         }
         let node = PeerInfo {
             addr: req.addr,
@@ -126,7 +137,9 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::MembershipResponse>, Status> {
         let req = req.into_inner();
         if req.voters.is_empty() {
-            return Err(Status::invalid_argument("a membership needs at least one voter"));
+            return Err(Status::invalid_argument(
+                "a membership needs at least one voter",
+            ));
         }
         let voters: BTreeSet<u64> = req.voters.into_iter().collect();
         self.raft

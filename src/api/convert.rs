@@ -36,7 +36,9 @@ pub fn outcome_to_proto(o: Outcome) -> proto::Outcome {
 /// A client's event, checked field by field; `index` names it in errors.
 pub fn event_from_proto(index: usize, e: proto::Event) -> Result<Event, Status> {
     let bad = |e: EventError| super::status::from_event(index, e);
-    let actor = e.actor.ok_or_else(|| bad(EventError::MissingField { field: "actor" }))?;
+    let actor = e
+        .actor
+        .ok_or_else(|| bad(EventError::MissingField { field: "actor" }))?;
     let outcome = outcome_from_proto(e.outcome).ok_or_else(|| {
         Status::invalid_argument(format!(
             "event {index}: outcome must be one of success, failure, denied, unknown (got {})",

@@ -23,14 +23,22 @@ pub struct LedgerApi {
     store: Arc<LedgerStore>,
     proposer: Proposer,
     applied: watch::Receiver<Applied>,
+    /// Becomes true when the node stops; ends `Tail` streams.
+    stopping: watch::Receiver<bool>,
 }
 
 impl LedgerApi {
-    pub fn new(store: Arc<LedgerStore>, proposer: Proposer, applied: watch::Receiver<Applied>) -> Self {
+    pub fn new(
+        store: Arc<LedgerStore>,
+        proposer: Proposer,
+        applied: watch::Receiver<Applied>,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             store,
             proposer,
             applied,
+            stopping,
         }
     }
 
@@ -91,7 +99,10 @@ type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::Entry, Status>> + Send>>
 
 #[tonic::async_trait]
 impl Ledger for LedgerApi {
-    async fn append(&self, req: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
+    async fn append(
+        &self,
+        req: Request<pb::AppendRequest>,
+    ) -> Result<Response<pb::AppendResponse>, Status> {
         let req = req.into_inner();
         if req.events.is_empty() {
             return Err(Status::invalid_argument("append needs at least one event"));
@@ -249,10 +260,14 @@ impl Ledger for LedgerApi {
 
     type TailStream = EntryStream;
 
-    async fn tail(&self, req: Request<pb::TailRequest>) -> Result<Response<Self::TailStream>, Status> {
+    async fn tail(
+        &self,
+        req: Request<pb::TailRequest>,
+    ) -> Result<Response<Self::TailStream>, Status> {
         let start = req.into_inner().start;
         let store = self.store.clone();
         let mut applied = self.applied.clone();
+        let mut stopping = self.stopping.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(crate::limits::TAIL_BUFFER_ENTRIES);
         tokio::spawn(async move {
             let mut next = start;
@@ -284,13 +299,23 @@ impl Ledger for LedgerApi {
                 tokio::select! {
                     changed = applied.changed() => if changed.is_err() { return },
                     _ = tx.closed() => return,
+                    _ = stopping.changed() => {}
+                }
+                if *stopping.borrow() {
+                    let _ = tx.send(Err(Status::unavailable("node is stopping"))).await;
+                    return;
                 }
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
-    async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<pb::QueryResponse>, Status> {
+    async fn query(
+        &self,
+        req: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
         let req = req.into_inner();
         let nonempty = |s: String| if s.is_empty() { None } else { Some(s) };
         if req.page_size as u64 > PAGE_ENTRIES_MAX {
@@ -299,15 +324,19 @@ impl Ledger for LedgerApi {
                 req.page_size
             )));
         }
-        if req.since_unix_nanos != 0 && req.until_unix_nanos != 0 && req.until_unix_nanos <= req.since_unix_nanos {
+        if req.since_unix_nanos != 0
+            && req.until_unix_nanos != 0
+            && req.until_unix_nanos <= req.since_unix_nanos
+        {
             return Err(Status::invalid_argument("until must be after since"));
         }
-        let outcome = match req.outcome {
-            0 => None,
-            v => Some(outcome_from_proto(v).ok_or_else(|| {
-                Status::invalid_argument(format!("unknown outcome value {v}"))
-            })?),
-        };
+        let outcome =
+            match req.outcome {
+                0 => None,
+                v => Some(outcome_from_proto(v).ok_or_else(|| {
+                    Status::invalid_argument(format!("unknown outcome value {v}"))
+                })?),
+            };
         let filter = QueryFilter {
             actor: nonempty(req.actor),
             action: nonempty(req.action),

@@ -18,7 +18,10 @@ pub fn from_store(e: StoreError) -> Status {
         StoreError::NoCheckpoint { .. } => Status::not_found(e.to_string()),
         StoreError::BadPageToken { .. } => Status::invalid_argument(e.to_string()),
         StoreError::Merkle(m) => from_merkle(m),
-        StoreError::Db(_) | StoreError::Corrupt(_) | StoreError::BadSnapshot(_) | StoreError::Io(_) => {
+        StoreError::Db(_)
+        | StoreError::Corrupt(_)
+        | StoreError::BadSnapshot(_)
+        | StoreError::Io(_) => {
             tracing::error!(error = %e, "storage failure");
             Status::internal(e.to_string())
         }

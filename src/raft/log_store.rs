@@ -107,7 +107,9 @@ fn flush_loop(db: &Database, rx: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
             {
                 // A write, so redb cannot skip the commit as empty.
                 let mut table = txn.open_table(META).map_err(io_err)?;
-                table.insert(KEY_FLUSH, seq.to_be_bytes().as_slice()).map_err(io_err)?;
+                table
+                    .insert(KEY_FLUSH, seq.to_be_bytes().as_slice())
+                    .map_err(io_err)?;
             }
             txn.commit().map_err(io_err)
         })();
@@ -173,11 +175,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let txn = db.begin_read().map_err(io_err)?;
             let table = txn.open_table(LOG).map_err(io_err)?;
             let last = match table.last().map_err(io_err)? {
-                Some((_, v)) => Some(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?.log_id),
+                Some((_, v)) => Some(
+                    serde_json::from_slice::<Entry>(v.value())
+                        .map_err(io_err)?
+                        .log_id,
+                ),
                 None => None,
             };
             Ok(LogState {
-                last_purged_log_id: last_purged.clone(),
+                last_purged_log_id: last_purged,
                 last_log_id: last.or(last_purged),
             })
         })
@@ -189,8 +195,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let vote = vote.clone();
-        self.blocking(move |db| Self::write_meta(db, KEY_VOTE, &vote)).await
+        let vote = *vote;
+        self.blocking(move |db| Self::write_meta(db, KEY_VOTE, &vote))
+            .await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
@@ -203,7 +210,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -245,7 +256,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         self.blocking(move |db| {
-            let bytes = serde_json::to_vec(&Some(log_id.clone())).map_err(io_err)?;
+            let bytes = serde_json::to_vec(&Some(log_id)).map_err(io_err)?;
             let txn = db.begin_write().map_err(io_err)?;
             {
                 // Record the purge point first so the log never looks empty
@@ -253,7 +264,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 let mut meta = txn.open_table(META).map_err(io_err)?;
                 meta.insert(KEY_PURGED, bytes.as_slice()).map_err(io_err)?;
                 let mut table = txn.open_table(LOG).map_err(io_err)?;
-                table.retain_in(..=log_id.index, |_, _| false).map_err(io_err)?;
+                table
+                    .retain_in(..=log_id.index, |_, _| false)
+                    .map_err(io_err)?;
             }
             txn.commit().map_err(io_err)
         })

@@ -66,7 +66,9 @@ impl fmt::Display for Command {
         match self {
             Command::Append { events, .. } => write!(f, "append({} events)", events.len()),
             Command::Checkpoint => write!(f, "checkpoint"),
-            Command::Cosign { node_id, size, .. } => write!(f, "cosign(node {node_id}, size {size})"),
+            Command::Cosign { node_id, size, .. } => {
+                write!(f, "cosign(node {node_id}, size {size})")
+            }
         }
     }
 }

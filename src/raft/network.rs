@@ -155,7 +155,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         _option: RPCOption,
     ) -> BoxFuture<
         's,
-        Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
     >
     where
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
@@ -268,7 +271,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         };
         let resp = result.map_err(status_to_streaming)?;
         if let Ok(Err(reason)) = feeder.await {
-            return Err(StreamingError::Network(NetworkError::new(&WireError(reason))));
+            return Err(StreamingError::Network(NetworkError::new(&WireError(
+                reason,
+            ))));
         }
         decode(resp.get_ref()).map_err(|e| StreamingError::Network(NetworkError::new(&e)))
     }

@@ -56,7 +56,10 @@ type MessageStream = Pin<Box<dyn Stream<Item = Result<RaftMessage, Status>> + Se
 
 #[tonic::async_trait]
 impl RaftService for RaftRpc {
-    async fn append_entries(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn append_entries(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req.get_ref())?;
         let resp = self.raft.append_entries(rpc).await.map_err(fatal)?;
         Ok(encode(&resp))
@@ -69,12 +72,14 @@ impl RaftService for RaftRpc {
         req: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
         // A message that does not decode ends the stream; the leader reopens it.
-        let input = req.into_inner().take_while(|m| futures::future::ready(m.is_ok())).filter_map(
-            |m| async move {
-                m.ok()
-                    .and_then(|m| serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&m.data).ok())
-            },
-        );
+        let input = req
+            .into_inner()
+            .take_while(|m| futures::future::ready(m.is_ok()))
+            .filter_map(|m| async move {
+                m.ok().and_then(|m| {
+                    serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&m.data).ok()
+                })
+            });
         let output = self.raft.stream_append(input).map(|r| match r {
             Ok(result) => Ok(RaftMessage {
                 data: serde_json::to_vec(&result).expect("raft messages serialise"),

@@ -182,11 +182,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last: Option<LogId> = None;
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            last = Some(entry.log_id.clone());
+            last = Some(entry.log_id);
             let op = match entry.payload {
                 EntryPayload::Blank => Op::Nothing,
                 EntryPayload::Membership(m) => {
-                    let stored = StoredMembership::new(Some(entry.log_id.clone()), m);
+                    let stored = StoredMembership::new(Some(entry.log_id), m);
                     current_membership = stored.clone();
                     membership = Some(stored);
                     Op::Nothing
@@ -199,16 +199,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(last) = last else {
             return Ok(());
         };
-        let applied = serde_json::to_vec(&Some(last.clone())).map_err(io_err)?;
+        let applied = serde_json::to_vec(&Some(last)).map_err(io_err)?;
         let membership = match &membership {
             Some(m) => Some(serde_json::to_vec(m).map_err(io_err)?),
             None => None,
         };
         let store = self.store.clone();
-        let results = tokio::task::spawn_blocking(move || store.apply(&ops, Some(applied), membership))
-            .await
-            .map_err(io_err)?
-            .map_err(io_err)?;
+        let results =
+            tokio::task::spawn_blocking(move || store.apply(&ops, Some(applied), membership))
+                .await
+                .map_err(io_err)?
+                .map_err(io_err)?;
         let tree_size = self.store.tree_size().map_err(io_err)?;
         self.publish(tree_size, last.index);
         for (result, responder) in results.into_iter().zip(responders) {
@@ -321,7 +322,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let store = self.store.clone();
-        let tmp = self.snapshot_dir.join(format!("building-{}.tmp", std::process::id()));
+        let tmp = self
+            .snapshot_dir
+            .join(format!("building-{}.tmp", std::process::id()));
         let tmp2 = tmp.clone();
         let state = tokio::task::spawn_blocking(move || store.export_snapshot(&tmp2))
             .await

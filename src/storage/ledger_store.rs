@@ -29,8 +29,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadTransaction,
-    ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -197,10 +197,13 @@ impl QueryFilter {
     }
 }
 
+/// Leaves as (leaf index, leaf bytes).
+pub type Leaves = Vec<(u64, Vec<u8>)>;
+
 /// One page of query results.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryPage {
-    pub entries: Vec<(u64, Vec<u8>)>,
+    pub entries: Leaves,
     /// Where to resume; `None` when the scan reached the end.
     pub next_page_token: Option<String>,
 }
@@ -299,7 +302,7 @@ impl LedgerStore {
 
     /// Leaves `[start, end)` as (index, leaf bytes); `end` is clamped to the
     /// tree size and to one page.
-    pub fn entries(&self, start: u64, end: u64) -> Result<(Vec<(u64, Vec<u8>)>, u64), StoreError> {
+    pub fn entries(&self, start: u64, end: u64) -> Result<(Leaves, u64), StoreError> {
         let txn = self.db.begin_read()?;
         let size = read_meta(&txn.open_table(META)?)?.tree_size;
         if start > size {
@@ -448,13 +451,11 @@ impl LedgerStore {
     ) -> Result<QueryPage, StoreError> {
         let after = match page_token {
             None | Some("") => 0,
-            Some(t) => t
-                .parse::<u64>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| StoreError::BadPageToken {
+            Some(t) => t.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                StoreError::BadPageToken {
                     token: t.to_string(),
-                })?,
+                }
+            })?,
         };
         let page_size = page_size.clamp(1, PAGE_ENTRIES_MAX) as usize;
         let txn = self.db.begin_read()?;
@@ -513,7 +514,11 @@ impl LedgerStore {
         let meta = read_meta(&txn.open_table(META)?)?;
         let file = std::fs::File::create(path)?;
         let mut out = BufWriter::new(file);
-        write_record(&mut out, TAG_META, &serde_json::to_vec(&meta).expect("meta serialises"))?;
+        write_record(
+            &mut out,
+            TAG_META,
+            &serde_json::to_vec(&meta).expect("meta serialises"),
+        )?;
         for row in txn.open_table(ENTRIES)?.iter()? {
             let (_, leaf) = row?;
             write_record(&mut out, TAG_LEAF, leaf.value())?;
@@ -555,7 +560,9 @@ impl LedgerStore {
             let mut w = Writer::open(&txn, &self.origin)?;
             let (tag, rec) = read_record(&mut input)?;
             if tag != TAG_META {
-                return Err(StoreError::BadSnapshot("does not start with metadata".into()));
+                return Err(StoreError::BadSnapshot(
+                    "does not start with metadata".into(),
+                ));
             }
             let target: StateMeta = serde_json::from_slice(&rec)
                 .map_err(|e| StoreError::BadSnapshot(format!("metadata: {e}")))?;
@@ -572,7 +579,9 @@ impl LedgerStore {
                     TAG_SIGNATURE => w.restore_signature(&rec)?,
                     TAG_END => break,
                     other => {
-                        return Err(StoreError::BadSnapshot(format!("unknown record tag {other}")))
+                        return Err(StoreError::BadSnapshot(format!(
+                            "unknown record tag {other}"
+                        )))
                     }
                 }
             }
@@ -589,7 +598,6 @@ impl LedgerStore {
         Ok(meta)
     }
 }
-
 
 const TAG_META: u8 = 1;
 const TAG_LEAF: u8 = 2;
@@ -625,7 +633,9 @@ fn read_record(input: &mut impl Read) -> Result<(u8, Vec<u8>), StoreError> {
     Ok((head[0], rec))
 }
 
-fn read_meta(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<StateMeta, StoreError> {
+fn read_meta(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<StateMeta, StoreError> {
     match table.get(META_STATE)? {
         None => Ok(StateMeta::default()),
         Some(v) => serde_json::from_slice(v.value())
@@ -633,7 +643,10 @@ fn read_meta(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<
     }
 }
 
-fn read_checkpoint(txn: &ReadTransaction, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+fn read_checkpoint(
+    txn: &ReadTransaction,
+    size: u64,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
     let checkpoints: ReadOnlyTable<u64, &[u8]> = txn.open_table(CHECKPOINTS)?;
     let Some(text) = checkpoints.get(size)? else {
         return Ok(None);
@@ -736,7 +749,10 @@ impl<'t> Writer<'t> {
         let mut deduplicated = Vec::with_capacity(events.len());
         for event in events {
             if let Some(key) = &event.idempotency_key {
-                if let Some(index) = self.idempotency.get((event.source.as_str(), key.as_str()))? {
+                if let Some(index) = self
+                    .idempotency
+                    .get((event.source.as_str(), key.as_str()))?
+                {
                     indices.push(index.value());
                     deduplicated.push(true);
                     continue;
@@ -762,8 +778,12 @@ impl<'t> Writer<'t> {
     /// Stores one leaf at the end of the tree, with its hashes and indexes.
     fn add_leaf(&mut self, leaf: &[u8], record: &LeafRecord) -> Result<u64, StoreError> {
         let index = self.meta.tree_size;
-        assert_eq!(record.index, index, "a leaf index equals the tree size before append");
-        let hashes = merkle::hashes_to_store(index, &merkle::leaf_hash(leaf), &TableHashes(&self.hashes))?;
+        assert_eq!(
+            record.index, index,
+            "a leaf index equals the tree size before append"
+        );
+        let hashes =
+            merkle::hashes_to_store(index, &merkle::leaf_hash(leaf), &TableHashes(&self.hashes))?;
         assert_eq!(
             hashes.first().map(|h| h.0),
             Some(merkle::stored_hash_index(0, index)),
@@ -779,7 +799,8 @@ impl<'t> Writer<'t> {
         self.idx_resource.insert((e.resource.as_str(), index), ())?;
         self.idx_outcome.insert((e.outcome.code(), index), ())?;
         if let Some(key) = &e.idempotency_key {
-            self.idempotency.insert((e.source.as_str(), key.as_str()), index)?;
+            self.idempotency
+                .insert((e.source.as_str(), key.as_str()), index)?;
         }
         self.meta.tree_size = index + 1;
         self.meta.last_commit_time_unix_nanos = record.commit_time_unix_nanos;
@@ -788,10 +809,7 @@ impl<'t> Writer<'t> {
 
     fn checkpoint(&mut self) -> Result<Option<CheckpointBody>, StoreError> {
         let size = self.meta.tree_size;
-        let latest = match self.checkpoints.last()? {
-            Some((k, _)) => Some(k.value()),
-            None => None,
-        };
+        let latest = self.checkpoints.last()?.map(|(k, _)| k.value());
         if let Some(latest) = latest {
             assert!(latest <= size, "a checkpoint never exceeds the tree size");
             if latest == size {
@@ -811,7 +829,11 @@ impl<'t> Writer<'t> {
             .get(size)?
             .map(|v| v.value().to_vec())
             .expect("checkpoint just written");
-        assert_eq!(stored, body.to_text().as_bytes(), "checkpoint reads back as written");
+        assert_eq!(
+            stored,
+            body.to_text().as_bytes(),
+            "checkpoint reads back as written"
+        );
         Ok(Some(body))
     }
 
@@ -873,7 +895,9 @@ impl<'t> Writer<'t> {
         let sig = SignatureLine::parse(line)
             .map_err(|e| StoreError::BadSnapshot(format!("signature at {size}: {e}")))?;
         if self.checkpoints.get(size)?.is_none() {
-            return Err(StoreError::BadSnapshot(format!("signature for missing checkpoint {size}")));
+            return Err(StoreError::BadSnapshot(format!(
+                "signature for missing checkpoint {size}"
+            )));
         }
         self.signatures.insert((size, sig.key_id), line)?;
         Ok(())

@@ -37,6 +37,10 @@ pub fn tuning() -> RaftTuning {
 impl Cluster {
     /// Starts `n` voters; node 1 bootstraps the cluster.
     pub async fn start(n: u64) -> Cluster {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut listeners = Vec::new();
         let mut peers = Vec::new();
@@ -115,7 +119,8 @@ impl Cluster {
         for _ in 0..50 {
             match TcpListener::bind(c.listen).await {
                 Ok(l) => {
-                    self.nodes[(id - 1) as usize] = Some(node::start(c.clone(), l).await.expect("restart"));
+                    self.nodes[(id - 1) as usize] =
+                        Some(node::start(c.clone(), l).await.expect("restart"));
                     return;
                 }
                 Err(e) => {
@@ -171,11 +176,12 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let sizes: Vec<_> = futures::future::join_all((1..=self.nodes.len() as u64).map(|i| self.status(i)))
-            .await
-            .into_iter()
-            .map(|s| s.map(|s| s.tree_size))
-            .collect();
+        let sizes: Vec<_> =
+            futures::future::join_all((1..=self.nodes.len() as u64).map(|i| self.status(i)))
+                .await
+                .into_iter()
+                .map(|s| s.map(|s| s.tree_size))
+                .collect();
         panic!("nodes did not reach size {size}: {sizes:?}");
     }
 }
