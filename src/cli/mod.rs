@@ -16,6 +16,7 @@
 //! and exits non-zero. Nothing here panics on user input.
 
 pub mod append;
+pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod keygen;
@@ -77,9 +78,18 @@ pub enum Command {
     Prove(verify::ProveCommand),
     /// Show the node's Raft and ledger status.
     Status,
+    /// Load generators for benchmarks (scripts/bench-append.sh).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run a local cluster for trying Ironlog out.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append from concurrent clients for a while; report events/s and latency.
+    Append(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +165,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Prove(command) => verify::prove(&global, &command).await,
         Command::Status => status::run(&global).await,
         Command::Cluster(ClusterCommand::Up(args)) => cluster::up(&args).await,
+        Command::Bench(BenchCommand::Append(args)) => bench::run(&global, &args).await,
     }
 }
 
