@@ -2,9 +2,11 @@
 //! [`LedgerStore`], builds and installs snapshots.
 //!
 //! # Crash semantics
-//! Every `apply` call is one durable store transaction that also records the
-//! last applied log id and membership, so after a restart the applied state
-//! and the ledger agree, and openraft re-applies anything after it.
+//! Every `apply` call is one store transaction that also records the last
+//! applied log id and membership, so after a restart the applied state and the
+//! ledger agree, and openraft re-applies anything after it from the Raft log
+//! (whose committed id is saved). Apply does not fsync; building a snapshot
+//! does, before openraft may purge the log behind it.
 //!
 //! # Snapshots
 //! A snapshot is a file under `snapshots/` written by

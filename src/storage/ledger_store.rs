@@ -16,9 +16,11 @@
 //! - A signature is stored only if it verifies over the stored body.
 //!
 //! # Crash semantics
-//! Each [`LedgerStore::apply`] is one `Immediate` (fsync'd) transaction: after a
-//! crash the store is exactly as of some earlier `apply`, and the Raft layer
-//! re-applies the committed log from the stored "applied" marker.
+//! Each [`LedgerStore::apply`] is one transaction, made durable by the next
+//! `Immediate` commit ([`LedgerStore::flush`], which every snapshot export runs
+//! first). After a crash the store is exactly as of some earlier `apply`, never
+//! older than the last snapshot, and the Raft layer re-applies the committed
+//! log (kept behind that snapshot) from the stored "applied" marker.
 //!
 //! # Snapshots
 //! A snapshot is the leaves, checkpoints, signatures and metadata, streamed to
@@ -280,7 +282,11 @@ impl LedgerStore {
         membership: Option<Vec<u8>>,
     ) -> Result<Vec<OpResult>, StoreError> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        // Not fsync'd here: every applied entry is already durable in a
+        // quorum's Raft logs and in this node's own, and is re-applied from
+        // there after a crash. `export_snapshot` makes the state durable
+        // before the Raft log behind it may be purged.
+        txn.set_durability(Durability::None)?;
         let results = {
             let mut w = Writer::open(&txn, &self.origin)?;
             let mut results = Vec::with_capacity(ops.len());
@@ -508,8 +514,22 @@ impl LedgerStore {
         Ok(page)
     }
 
+    /// Makes every earlier `apply` durable (one fsync).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            // A write, so the commit is not skipped as empty.
+            let mut w = Writer::open(&txn, &self.origin)?;
+            w.save_meta()?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Writes a snapshot of the whole state to `path` and returns its metadata.
     pub fn export_snapshot(&self, path: &Path) -> Result<StateMeta, StoreError> {
+        self.flush()?;
         let txn = self.db.begin_read()?;
         let meta = read_meta(&txn.open_table(META)?)?;
         let file = std::fs::File::create(path)?;
