@@ -163,3 +163,40 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
     assert!(q.next_page_token.is_empty());
     c.stop(1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_streams_existing_then_new_entries_in_order() {
+    use futures::StreamExt;
+    let mut c = Cluster::start(1).await;
+    c.leader().await;
+    let mut client = c.ledger(1).await;
+    client
+        .append(proto::AppendRequest {
+            events: vec![event("carol", 1), event("carol", 2)],
+        })
+        .await
+        .unwrap();
+    let mut stream = client
+        .tail(proto::TailRequest { start: 1 })
+        .await
+        .expect("tail opens")
+        .into_inner();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.index, 1, "tail starts at the requested index");
+    let mut writer = c.ledger(1).await;
+    writer
+        .append(proto::AppendRequest {
+            events: vec![event("carol", 3)],
+        })
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+        .await
+        .expect("a new entry arrives")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.index, 2);
+    assert_eq!(next.event.unwrap().idempotency_key, "evt-3");
+    drop(stream);
+    c.stop(1).await;
+}
