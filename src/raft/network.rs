@@ -79,6 +79,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+/// The unary calls of the internal Raft service.
+#[derive(Clone, Copy)]
+enum Unary {
+    AppendEntries,
+    Vote,
+    PreVote,
+}
+
 /// Raft RPCs to one peer.
 pub struct PeerClient {
     /// An invalid address is reported on every call as unreachable.
@@ -126,10 +134,23 @@ impl PeerClient {
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&WireError(e))))
     }
 
-    fn request<T>(msg: T, option: &RPCOption) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
+    /// One unary Raft RPC: JSON in, JSON out, bounded by openraft's deadline.
+    async fn unary<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        kind: Unary,
+        rpc: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        let mut client = self.client()?;
+        let mut req = tonic::Request::new(encode(rpc));
         req.set_timeout(option.hard_ttl());
-        req
+        let resp = match kind {
+            Unary::AppendEntries => client.append_entries(req).await,
+            Unary::Vote => client.vote(req).await,
+            Unary::PreVote => client.pre_vote(req).await,
+        }
+        .map_err(status_to_rpc)?;
+        decode(resp.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 }
 
@@ -141,12 +162,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self
-            .client()?
-            .append_entries(Self::request(encode(&rpc), &option))
-            .await
-            .map_err(status_to_rpc)?;
-        decode(resp.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        self.unary(Unary::AppendEntries, &rpc, &option).await
     }
 
     fn stream_append<'s, S>(
@@ -185,12 +201,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self
-            .client()?
-            .vote(Self::request(encode(&rpc), &option))
-            .await
-            .map_err(status_to_rpc)?;
-        decode(resp.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        self.unary(Unary::Vote, &rpc, &option).await
     }
 
     async fn pre_vote(
@@ -198,12 +209,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let resp = self
-            .client()?
-            .pre_vote(Self::request(encode(&rpc), &option))
-            .await
-            .map_err(status_to_rpc)?;
-        decode(resp.get_ref()).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        self.unary(Unary::PreVote, &rpc, &option).await
     }
 
     async fn full_snapshot(
