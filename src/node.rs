@@ -52,6 +52,9 @@ pub enum NodeError {
 const COSIGN_ATTEMPTS_MAX: u32 = 20;
 const COSIGN_RETRY_MS: u64 = 250;
 
+/// How often a voter checks that it signed the newest checkpoint.
+const COSIGN_RECHECK_MS: u64 = 2000;
+
 /// How long in-flight requests get to finish when a node stops.
 const SHUTDOWN_GRACE_MS: u64 = 5000;
 
@@ -320,6 +323,8 @@ async fn checkpoint_ticker(
 }
 
 /// Signs every checkpoint this voter applies and proposes the signature.
+/// It also re-checks the newest checkpoint now and then, so a voter that was
+/// down (or caught up by snapshot) signs the checkpoint it missed.
 async fn cosign_loop(
     node_id: u64,
     signer: NoteSigner,
@@ -327,39 +332,79 @@ async fn cosign_loop(
     store: Arc<LedgerStore>,
     mut sizes: mpsc::UnboundedReceiver<u64>,
 ) {
-    while let Some(size) = sizes.recv().await {
-        let s = store.clone();
-        let body = match tokio::task::spawn_blocking(move || s.checkpoint_at(size)).await {
-            Ok(Ok(cp)) => cp.body,
-            other => {
-                tracing::warn!(size, ?other, "cannot read checkpoint to sign");
-                continue;
-            }
+    let mut recheck = tokio::time::interval(Duration::from_millis(COSIGN_RECHECK_MS));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let size = tokio::select! {
+            s = sizes.recv() => match s {
+                Some(s) => s,
+                None => return,
+            },
+            _ = recheck.tick() => match newest_unsigned(&store, signer.key_id()).await {
+                Some(s) => s,
+                None => continue,
+            },
         };
-        let line = match signer.sign(&body) {
-            Ok(line) => line.to_line(),
+        if !cosign(node_id, &signer, &proposer, &store, size).await {
+            return;
+        }
+    }
+}
+
+/// The newest checkpoint, if it lacks this key's signature.
+async fn newest_unsigned(store: &Arc<LedgerStore>, key_id: u32) -> Option<u64> {
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let size = *s.checkpoint_sizes(1).ok()?.first()?;
+        let cp = s.checkpoint_at(size).ok()?;
+        (!cp.signatures.iter().any(|sig| sig.key_id == key_id)).then_some(size)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Signs the checkpoint at `size` and proposes the signature, retrying while
+/// leadership settles. Returns false once Raft has stopped.
+async fn cosign(
+    node_id: u64,
+    signer: &NoteSigner,
+    proposer: &Proposer,
+    store: &Arc<LedgerStore>,
+    size: u64,
+) -> bool {
+    let s = store.clone();
+    let body = match tokio::task::spawn_blocking(move || s.checkpoint_at(size)).await {
+        Ok(Ok(cp)) => cp.body,
+        other => {
+            tracing::warn!(size, ?other, "cannot read checkpoint to sign");
+            return true;
+        }
+    };
+    let line = match signer.sign(&body) {
+        Ok(line) => line.to_line(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign checkpoint");
+            return true;
+        }
+    };
+    let cmd = Command::Cosign {
+        node_id,
+        size,
+        line,
+    };
+    for attempt in 1..=COSIGN_ATTEMPTS_MAX {
+        match proposer.propose(cmd.clone()).await {
+            Ok(_) => return true,
+            Err(ProposeError::Fatal(e)) => {
+                tracing::info!(error = %e, "raft stopped; signer ends");
+                return false;
+            }
             Err(e) => {
-                tracing::error!(error = %e, "cannot sign checkpoint");
-                continue;
-            }
-        };
-        let cmd = Command::Cosign {
-            node_id,
-            size,
-            line,
-        };
-        for attempt in 1..=COSIGN_ATTEMPTS_MAX {
-            match proposer.propose(cmd.clone()).await {
-                Ok(_) => break,
-                Err(ProposeError::Fatal(e)) => {
-                    tracing::info!(error = %e, "raft stopped; signer ends");
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(size, attempt, error = %e, "cosign not yet accepted");
-                    tokio::time::sleep(Duration::from_millis(COSIGN_RETRY_MS)).await;
-                }
+                tracing::debug!(size, attempt, error = %e, "cosign not yet accepted");
+                tokio::time::sleep(Duration::from_millis(COSIGN_RETRY_MS)).await;
             }
         }
     }
+    true
 }

@@ -168,6 +168,45 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cp = cp.expect("a checkpoint at size 180");
+
+    // The wiped node, restored by snapshot, still signs the newest checkpoint.
+    let mut all_signed = false;
+    for _ in 0..100 {
+        let r = client
+            .get_checkpoint(proto::GetCheckpointRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .checkpoint
+            .unwrap();
+        let (_, signers) = open_note(r.note.as_bytes(), &c.vkeys).expect("note verifies");
+        if signers.len() == 3 {
+            all_signed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        all_signed,
+        "every voter, the wiped one included, signs the newest checkpoint"
+    );
+
+    // A linearizable read sent to a follower is answered by the leader.
+    let leader_now = c.leader().await;
+    let follower_now = (1..=3).find(|&i| i != leader_now).unwrap();
+    let lin = c
+        .ledger(follower_now)
+        .await
+        .get_entries(proto::GetEntriesRequest {
+            start: 179,
+            end: 180,
+            linearizable: true,
+        })
+        .await
+        .expect("linearizable read via a follower")
+        .into_inner();
+    assert_eq!(lin.tree_size, 180);
+    assert_eq!(lin.entries.len(), 1);
     let (body, signers) = open_note(cp.note.as_bytes(), &c.vkeys).expect("note verifies");
     assert_eq!(body.size, 180);
     assert!(signers.len() >= 2, "cosigned by a majority: {signers:?}");

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use futures::Stream;
 use prost::Message;
 use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use super::convert::{entry_to_proto, event_from_proto, outcome_from_proto};
 use super::status::{from_propose, from_store};
 use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, PAGE_ENTRIES_DEFAULT, PAGE_ENTRIES_MAX};
+use crate::proto::ledger_client::LedgerClient;
 use crate::proto::ledger_server::Ledger;
 use crate::proto::{self as pb};
 use crate::raft::state_machine::Applied;
@@ -51,6 +53,34 @@ impl LedgerApi {
             .await
             .map(|_| ())
             .map_err(|e| Status::unavailable(format!("linearizable read refused: {e}")))
+    }
+
+    /// Where a linearizable read must go: `None` when this node leads (or
+    /// the request was already forwarded once, so reads never ping-pong),
+    /// otherwise a client for the leader.
+    fn read_forward<T>(&self, req: &Request<T>) -> Result<Option<LedgerClient<Channel>>, Status> {
+        if req.metadata().contains_key(FORWARDED_HEADER) {
+            return Ok(None);
+        }
+        let m = crate::raft::metrics(self.proposer.raft());
+        let leader = m
+            .current_leader
+            .ok_or_else(|| Status::unavailable("no leader is known yet, retry shortly"))?;
+        if leader == m.id {
+            return Ok(None);
+        }
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| Status::unavailable(format!("leader {leader} has no known address")))?;
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::internal(e.to_string()))?
+            .connect_lazy();
+        Ok(Some(LedgerClient::new(channel).max_decoding_message_size(
+            crate::limits::GRPC_MESSAGE_BYTES_MAX,
+        )))
     }
 
     /// Signatures a checkpoint needs before it is served as the latest: a
@@ -93,6 +123,18 @@ impl LedgerApi {
         cp.map(|c| c.body.size)
             .ok_or_else(|| Status::failed_precondition("no signed checkpoint yet"))
     }
+}
+
+/// Marks a read forwarded from a follower to the leader.
+const FORWARDED_HEADER: &str = "x-ironlog-forwarded";
+
+fn forwarded<T>(msg: T) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.metadata_mut().insert(
+        FORWARDED_HEADER,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    req
 }
 
 type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::Entry, Status>> + Send>>;
@@ -155,16 +197,20 @@ impl Ledger for LedgerApi {
         &self,
         req: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
-        let req = req.into_inner();
-        if req.end != 0 && req.end < req.start {
+        if req.get_ref().end != 0 && req.get_ref().end < req.get_ref().start {
             return Err(Status::invalid_argument(format!(
                 "end {} is before start {}",
-                req.end, req.start
+                req.get_ref().end,
+                req.get_ref().start
             )));
         }
-        if req.linearizable {
+        if req.get_ref().linearizable {
+            if let Some(mut leader) = self.read_forward(&req)? {
+                return leader.get_entries(forwarded(req.into_inner())).await;
+            }
             self.linearize().await?;
         }
+        let req = req.into_inner();
         let end = if req.end == 0 {
             req.start.saturating_add(PAGE_ENTRIES_MAX)
         } else {
@@ -184,10 +230,13 @@ impl Ledger for LedgerApi {
         &self,
         req: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
-        let req = req.into_inner();
-        if req.linearizable {
+        if req.get_ref().linearizable {
+            if let Some(mut leader) = self.read_forward(&req)? {
+                return leader.get_checkpoint(forwarded(req.into_inner())).await;
+            }
             self.linearize().await?;
         }
+        let req = req.into_inner();
         let cp = if req.size == 0 {
             let quorum = self.quorum();
             self.blocking(move |s| s.latest_checkpoint(quorum).map_err(from_store))

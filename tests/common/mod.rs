@@ -89,6 +89,29 @@ impl Cluster {
         }
     }
 
+    /// Starts one more node that is not in the bootstrap membership (it
+    /// joins through `AddLearner`); returns its id and verifier key.
+    pub async fn start_extra(&mut self) -> (u64, String) {
+        let id = self.configs.len() as u64 + 1;
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let (skey, vkey) = generate_key(ORIGIN).expect("keygen");
+        let key_file = self.dir.path().join(format!("node{id}.key"));
+        std::fs::write(&key_file, skey).unwrap();
+        let mut c = self.configs[0].clone();
+        c.id = id;
+        c.listen = l.local_addr().unwrap();
+        c.data_dir = self.dir.path().join(format!("node{id}"));
+        c.signing_key_file = key_file;
+        c.bootstrap = false;
+        c.validate().expect("extra node config is valid");
+        self.nodes.push(Some(
+            node::start(c.clone(), l).await.expect("extra node starts"),
+        ));
+        self.configs.push(c);
+        self.vkeys.push(vkey.clone());
+        (id, vkey)
+    }
+
     pub fn addr(&self, id: u64) -> String {
         format!("http://{}", self.configs[(id - 1) as usize].listen)
     }

@@ -1,0 +1,95 @@
+//! Membership through the Admin API: a node joins as a learner, catches up,
+//! is promoted to voter, and then cosigns checkpoints.
+mod common;
+
+use std::time::Duration;
+
+use common::{event, Cluster};
+use ironlog::ledger::checkpoint::open_note;
+use ironlog::proto;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_joins_catches_up_and_is_promoted_to_cosigning_voter() {
+    let mut c = Cluster::start(1).await;
+    c.leader().await;
+    let mut ledger = c.ledger(1).await;
+    ledger
+        .append(proto::AppendRequest {
+            events: (0..30).map(|i| event("dave", i)).collect(),
+        })
+        .await
+        .unwrap();
+
+    let (id, vkey) = c.start_extra().await;
+    let mut admin = c.admin(1).await;
+    let bad = admin
+        .add_learner(proto::AddLearnerRequest {
+            id: 0,
+            addr: "x".into(),
+            verifier_key: String::new(),
+        })
+        .await
+        .expect_err("id 0 is refused");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let members = admin
+        .add_learner(proto::AddLearnerRequest {
+            id,
+            addr: c.configs[(id - 1) as usize].listen.to_string(),
+            verifier_key: vkey,
+        })
+        .await
+        .expect("learner added")
+        .into_inner()
+        .members;
+    assert!(members.iter().any(|m| m.id == id && !m.voter));
+    c.wait_size(30).await;
+    assert_eq!(c.status(id).await.unwrap().role, "learner");
+
+    let empty = admin
+        .change_membership(proto::ChangeMembershipRequest {
+            voters: vec![],
+            retain: false,
+        })
+        .await
+        .expect_err("no voters is refused");
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    let members = admin
+        .change_membership(proto::ChangeMembershipRequest {
+            voters: vec![1, id],
+            retain: false,
+        })
+        .await
+        .expect("promoted")
+        .into_inner()
+        .members;
+    assert!(members.iter().filter(|m| m.voter).count() == 2);
+
+    // New entries get a checkpoint that both voters sign.
+    ledger
+        .append(proto::AppendRequest {
+            events: (30..40).map(|i| event("dave", i)).collect(),
+        })
+        .await
+        .unwrap();
+    c.wait_size(40).await;
+    let mut signed = 0;
+    for _ in 0..100 {
+        let cp = ledger
+            .get_checkpoint(proto::GetCheckpointRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .checkpoint
+            .unwrap();
+        let (body, signers) = open_note(cp.note.as_bytes(), &c.vkeys).expect("note verifies");
+        if body.size == 40 && signers.len() == 2 {
+            signed = signers.len();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(signed, 2, "both voters cosign the checkpoint of size 40");
+    c.stop(id).await;
+    c.stop(1).await;
+}
