@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::admin_service::AdminApi;
 use crate::api::ledger_service::LedgerApi;
+use crate::api::StoreSlot;
 use crate::config::{Config, Role};
 use crate::ledger::checkpoint::NoteSigner;
 use crate::limits::GRPC_MESSAGE_BYTES_MAX;
@@ -64,6 +65,8 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     raft: Raft,
     stop: watch::Sender<bool>,
+    /// Closed at shutdown so lingering connections release the store.
+    slot: StoreSlot,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -79,6 +82,7 @@ impl RunningNode {
         // Stop accepting first, then stop Raft: that ends the long-lived
         // replication streams peers hold open, which graceful shutdown waits for.
         let _ = self.stop.send(true);
+        self.slot.close();
         for t in &self.tasks {
             t.abort();
         }
@@ -196,14 +200,15 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Serve(e.to_string()))?;
+    let slot = StoreSlot::new(store.clone());
     let ledger = proto::ledger_server::LedgerServer::new(LedgerApi::new(
-        store.clone(),
+        slot.clone(),
         proposer.clone(),
         applied,
         stop_rx.clone(),
     ))
     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let admin = proto::admin_server::AdminServer::new(AdminApi::new(raft.clone(), store.clone()));
+    let admin = proto::admin_server::AdminServer::new(AdminApi::new(raft.clone(), slot.clone()));
     let raft_svc = proto::raft_server::RaftServer::new(crate::raft::service::RaftRpc::new(
         proposer.clone(),
         snapshot_dir,
@@ -228,6 +233,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         addr,
         raft,
         stop,
+        slot,
         server,
         tasks,
     })

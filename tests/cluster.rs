@@ -241,3 +241,44 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
         c.stop(id).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_quorum_nothing_is_acknowledged_and_writes_resume_with_it() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let mut acked = BTreeMap::new();
+    append(&c, leader, 0, 10, 10, &mut acked).await;
+    c.wait_size(10).await;
+    let others: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    for &id in &others {
+        c.stop(id).await;
+    }
+    let refused = c
+        .ledger(leader)
+        .await
+        .append(proto::AppendRequest {
+            events: vec![event("alice", 10)],
+        })
+        .await
+        .expect_err("one node of three cannot commit");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::Unavailable,
+        "{}",
+        refused.message()
+    );
+    assert_eq!(
+        c.status(leader).await.unwrap().tree_size,
+        10,
+        "nothing applied without a quorum"
+    );
+
+    // With a majority back, the same (idempotent) event commits once.
+    c.restart(others[0]).await;
+    c.leader().await;
+    append(&c, leader, 10, 11, 1, &mut acked).await;
+    c.wait_size(11).await;
+    for id in [leader, others[0]] {
+        c.stop(id).await;
+    }
+}

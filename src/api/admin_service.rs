@@ -8,16 +8,14 @@ use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
 use crate::raft::types::{Metrics, ServerState};
 use crate::raft::{PeerInfo, Raft, TypeConfig};
-use crate::storage::ledger_store::LedgerStore;
-use std::sync::Arc;
 
 pub struct AdminApi {
     raft: Raft,
-    store: Arc<LedgerStore>,
+    store: super::StoreSlot,
 }
 
 impl AdminApi {
-    pub fn new(raft: Raft, store: Arc<LedgerStore>) -> Self {
+    pub fn new(raft: Raft, store: super::StoreSlot) -> Self {
         Self { raft, store }
     }
 }
@@ -69,7 +67,8 @@ impl Admin for AdminApi {
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let m = crate::raft::metrics(&self.raft);
-        let store = self.store.clone();
+        let store = self.store.get()?;
+        let origin = store.origin().to_string();
         let (size, root, checkpoint_size) = tokio::task::spawn_blocking(move || {
             let size = store.tree_size()?;
             let root = store.root(size)?;
@@ -99,7 +98,7 @@ impl Admin for AdminApi {
             tree_size: size,
             root_hash: root.to_vec(),
             members: members(&m),
-            origin: self.store.origin().to_string(),
+            origin,
             checkpoint_size,
         }))
     }

@@ -3,7 +3,6 @@
 //! There is deliberately no call that edits or deletes an entry.
 use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::Stream;
 use prost::Message;
@@ -22,7 +21,7 @@ use crate::raft::{Command, CommandResponse, Proposer};
 use crate::storage::ledger_store::{LedgerStore, QueryFilter, StoredCheckpoint};
 
 pub struct LedgerApi {
-    store: Arc<LedgerStore>,
+    store: super::StoreSlot,
     proposer: Proposer,
     applied: watch::Receiver<Applied>,
     /// Becomes true when the node stops; ends `Tail` streams.
@@ -31,7 +30,7 @@ pub struct LedgerApi {
 
 impl LedgerApi {
     pub fn new(
-        store: Arc<LedgerStore>,
+        store: super::StoreSlot,
         proposer: Proposer,
         applied: watch::Receiver<Applied>,
         stopping: watch::Receiver<bool>,
@@ -108,7 +107,7 @@ impl LedgerApi {
         &self,
         f: impl FnOnce(&LedgerStore) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let store = self.store.clone();
+        let store = self.store.get()?;
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
@@ -314,7 +313,7 @@ impl Ledger for LedgerApi {
         req: Request<pb::TailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
         let start = req.into_inner().start;
-        let store = self.store.clone();
+        let store = self.store.get()?;
         let mut applied = self.applied.clone();
         let mut stopping = self.stopping.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(crate::limits::TAIL_BUFFER_ENTRIES);

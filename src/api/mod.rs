@@ -8,3 +8,32 @@ pub mod admin_service;
 pub mod convert;
 pub mod ledger_service;
 pub mod status;
+
+use std::sync::{Arc, RwLock};
+
+use crate::storage::ledger_store::LedgerStore;
+
+/// The ledger store as the services reach it. A stopping node closes it, so
+/// connections that outlive the server (peers keep theirs open) cannot keep
+/// the database open: the node's files are released for a restart.
+#[derive(Clone)]
+pub struct StoreSlot(Arc<RwLock<Option<Arc<LedgerStore>>>>);
+
+impl StoreSlot {
+    pub fn new(store: Arc<LedgerStore>) -> Self {
+        Self(Arc::new(RwLock::new(Some(store))))
+    }
+
+    /// The store, or UNAVAILABLE once the node is stopping.
+    pub fn get(&self) -> Result<Arc<LedgerStore>, tonic::Status> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| tonic::Status::unavailable("node is stopping"))
+    }
+
+    pub fn close(&self) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}

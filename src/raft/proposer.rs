@@ -1,11 +1,18 @@
 //! Proposing commands: on the leader through `client_write`, elsewhere by
 //! forwarding to the leader's internal `Forward` RPC. The leader stamps the
 //! commit time, so every replica stores the same one.
+use std::time::Duration;
+
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::network::Network;
 use super::{Command, CommandResponse, NodeId, Raft};
 use crate::proto::RaftMessage;
+
+/// How long a client's proposal may wait to commit before it is answered
+/// UNAVAILABLE: long enough for an election or two, short enough that a
+/// cluster without a quorum does not hold requests forever.
+pub const COMMIT_TIMEOUT_MS: u64 = 10_000;
 
 /// Why a proposal did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +26,10 @@ pub enum ProposeError {
     /// The leader refused or failed the forwarded proposal.
     #[error("forwarded to the leader: {}", .0.message())]
     Forwarded(tonic::Status),
+    /// Not committed in time: the cluster may have lost its quorum. The
+    /// command may still commit later; retrying with idempotency keys is safe.
+    #[error("not committed within {ms} ms; is a majority of voters up?")]
+    Timeout { ms: u64 },
     /// Raft is shutting down or hit a fatal error.
     #[error("raft stopped: {0}")]
     Fatal(String),
@@ -58,8 +69,20 @@ impl Proposer {
         &self.raft
     }
 
-    /// Proposes here if this node leads, otherwise forwards once to the leader.
+    /// Proposes here if this node leads, otherwise forwards once to the
+    /// leader; gives up after [`COMMIT_TIMEOUT_MS`].
     pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+        tokio::time::timeout(
+            Duration::from_millis(COMMIT_TIMEOUT_MS),
+            self.propose_once(cmd),
+        )
+        .await
+        .map_err(|_| ProposeError::Timeout {
+            ms: COMMIT_TIMEOUT_MS,
+        })?
+    }
+
+    async fn propose_once(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
         match self.propose_local(cmd.clone()).await {
             Err(ProposeError::NotLeader {
                 leader: Some((_, addr)),
