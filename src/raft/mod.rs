@@ -73,23 +73,9 @@ impl fmt::Display for Command {
     }
 }
 
-/// What applying a command produced.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub enum CommandResponse {
-    Appended {
-        indices: Vec<u64>,
-        deduplicated: Vec<bool>,
-        tree_size: u64,
-    },
-    Checkpointed {
-        size: Option<u64>,
-    },
-    Cosigned {
-        accepted: bool,
-    },
-    #[default]
-    Nothing,
-}
+/// What applying a command produced: the store's own result type, so the
+/// state machine hands it back unchanged.
+pub type CommandResponse = crate::storage::ledger_store::OpResult;
 
 openraft::declare_raft_types!(
     /// Ironlog's openraft type configuration.

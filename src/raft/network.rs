@@ -33,6 +33,10 @@ type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT_MS: u64 = 1000;
 
+/// Pause after a replication stream fails to open, ms: about a heartbeat,
+/// so a down peer is retried a few times a second rather than thousands.
+const STREAM_OPEN_RETRY_MS: u64 = 100;
+
 /// Header of the first snapshot chunk.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct SnapshotHeader {
@@ -107,8 +111,8 @@ fn decode<T: DeserializeOwned>(msg: &RaftMessage) -> Result<T, WireError> {
     serde_json::from_slice(&msg.data).map_err(|e| WireError(format!("bad raft message: {e}")))
 }
 
-/// Peers that are down or shutting down are unreachable (openraft backs off);
-/// anything else is a network error (openraft retries soon).
+/// Peers that are down or shutting down are unreachable; anything else is a
+/// network error (openraft retries soon).
 fn status_to_rpc(status: tonic::Status) -> RPCError<TypeConfig> {
     let err = WireError(format!("{}: {}", status.code(), status.message()));
     match status.code() {
@@ -182,11 +186,16 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         Box::pin(async move {
             let mut client = self.client()?;
             let outbound = input.map(|req| encode(&req));
-            let inbound = client
-                .stream_append(tonic::Request::new(outbound))
-                .await
-                .map_err(status_to_rpc)?
-                .into_inner();
+            let inbound = match client.stream_append(tonic::Request::new(outbound)).await {
+                Ok(resp) => resp.into_inner(),
+                Err(status) => {
+                    // openraft retries a stream that fails to open at once,
+                    // without its usual backoff: pause here, or a leader
+                    // busy-loops (and floods its log) while a peer is down.
+                    tokio::time::sleep(Duration::from_millis(STREAM_OPEN_RETRY_MS)).await;
+                    return Err(status_to_rpc(status));
+                }
+            };
             let results = inbound.map(|item| match item {
                 Ok(msg) => decode::<StreamAppendResult<TypeConfig>>(&msg)
                     .map_err(|e| RPCError::Network(NetworkError::new(&e))),

@@ -22,7 +22,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
-use super::{Command, CommandResponse, TypeConfig};
+use super::{Command, TypeConfig};
 use crate::ledger::checkpoint::SignatureLine;
 use crate::storage::ledger_store::{LedgerStore, Op, OpResult};
 
@@ -215,28 +215,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let tree_size = self.store.tree_size().map_err(io_err)?;
         self.publish(tree_size, last.index);
         for (result, responder) in results.into_iter().zip(responders) {
-            let response = match result {
-                OpResult::Appended {
-                    indices,
-                    deduplicated,
-                    tree_size,
-                } => CommandResponse::Appended {
-                    indices,
-                    deduplicated,
-                    tree_size,
-                },
-                OpResult::Checkpointed { size } => {
-                    if let Some(size) = size {
-                        // The signer may have stopped during shutdown.
-                        let _ = self.new_checkpoints.send(size);
-                    }
-                    CommandResponse::Checkpointed { size }
-                }
-                OpResult::Cosigned { accepted } => CommandResponse::Cosigned { accepted },
-                OpResult::Nothing => CommandResponse::Nothing,
-            };
+            if let OpResult::Checkpointed { size: Some(size) } = result {
+                // The signer may have stopped during shutdown.
+                let _ = self.new_checkpoints.send(size);
+            }
             if let Some(r) = responder {
-                r.send(response);
+                r.send(result);
             }
         }
         Ok(())

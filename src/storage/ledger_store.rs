@@ -143,7 +143,7 @@ pub enum Op {
 }
 
 /// The result of one applied [`Op`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub enum OpResult {
     Appended {
         indices: Vec<u64>,
@@ -157,6 +157,7 @@ pub enum OpResult {
     Cosigned {
         accepted: bool,
     },
+    #[default]
     Nothing,
 }
 
