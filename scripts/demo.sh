@@ -18,23 +18,9 @@ show() { printf '$ ironlog %s\n' "$*"; "$BIN" "$@"; }
 # show_as SHOWN ARGS...: prints SHOWN as the command line, runs ARGS.
 show_as() { printf '$ ironlog %s\n' "$1"; shift; "$BIN" "$@"; }
 
-# ---- setup (idempotent): Rust and a C compiler; nothing else is needed.
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
-  export PATH="$HOME/.cargo/bin:$PATH"
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "error: cargo not found. Install Rust 1.90 or newer (https://rustup.rs) and run this again." >&2
-  exit 1
-fi
-if ! command -v cc >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "installing a C compiler (gcc) with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev
-  else
-    echo "error: no C compiler (cc) found; install gcc or clang." >&2
-    exit 1
-  fi
-fi
+# ---- setup (idempotent): see scripts/setup.sh
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
 
 step "building (release)"
 cargo build --release

@@ -4,36 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# ---- setup (idempotent): Rust with rustfmt and clippy, and a C compiler for
-# the crates that build C. Nothing else is needed (protobuf is compiled in Rust).
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
-  export PATH="$HOME/.cargo/bin:$PATH"
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "error: cargo not found. Install Rust 1.90 or newer (https://rustup.rs) and run this again." >&2
-  exit 1
-fi
-# "cargo SUBCOMMAND" comes from rustup component COMPONENT.
-for pair in fmt:rustfmt clippy:clippy; do
-  subcommand=${pair%%:*} component=${pair#*:}
-  if ! cargo "$subcommand" --version >/dev/null 2>&1; then
-    if command -v rustup >/dev/null 2>&1; then
-      rustup component add "$component"
-    else
-      echo "error: cargo $subcommand is missing and rustup is not available to add $component." >&2
-      exit 1
-    fi
-  fi
-done
-if ! command -v cc >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "installing a C compiler (gcc) with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev
-  else
-    echo "error: no C compiler (cc) found; install gcc or clang." >&2
-    exit 1
-  fi
-fi
+# ---- setup (idempotent): see scripts/setup.sh
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
 
 # ---- checks
 echo "== cargo fmt --check"
