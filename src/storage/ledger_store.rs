@@ -337,14 +337,7 @@ impl LedgerStore {
     /// The root of the tree at `size` (<= current size).
     pub fn root(&self, size: u64) -> Result<Hash, StoreError> {
         let txn = self.db.begin_read()?;
-        let current = read_meta(&txn.open_table(META)?)?.tree_size;
-        if size > current {
-            return Err(StoreError::OutOfRange {
-                what: "tree size",
-                value: size,
-                size: current,
-            });
-        }
+        within("tree size", size, tree_size(&txn)?)?;
         let hashes = txn.open_table(HASHES)?;
         Ok(merkle::root(size, &TableHashes(&hashes))?)
     }
@@ -357,14 +350,7 @@ impl LedgerStore {
         size: u64,
     ) -> Result<(Hash, Vec<Hash>, Hash), StoreError> {
         let txn = self.db.begin_read()?;
-        let current = read_meta(&txn.open_table(META)?)?.tree_size;
-        if size > current {
-            return Err(StoreError::OutOfRange {
-                what: "tree size",
-                value: size,
-                size: current,
-            });
-        }
+        within("tree size", size, tree_size(&txn)?)?;
         if index >= size {
             return Err(StoreError::OutOfRange {
                 what: "leaf index",
@@ -387,14 +373,7 @@ impl LedgerStore {
         new_size: u64,
     ) -> Result<(Vec<Hash>, Hash, Hash), StoreError> {
         let txn = self.db.begin_read()?;
-        let current = read_meta(&txn.open_table(META)?)?.tree_size;
-        if new_size > current {
-            return Err(StoreError::OutOfRange {
-                what: "new size",
-                value: new_size,
-                size: current,
-            });
-        }
+        within("new size", new_size, tree_size(&txn)?)?;
         if old_size > new_size {
             return Err(MerkleError::SizeOutOfOrder { old_size, new_size }.into());
         }
@@ -662,6 +641,18 @@ fn read_meta(
         Some(v) => serde_json::from_slice(v.value())
             .map_err(|e| StoreError::Corrupt(format!("state metadata: {e}"))),
     }
+}
+
+fn tree_size(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    Ok(read_meta(&txn.open_table(META)?)?.tree_size)
+}
+
+/// `value` (a size) may not exceed the tree size.
+fn within(what: &'static str, value: u64, size: u64) -> Result<(), StoreError> {
+    if value > size {
+        return Err(StoreError::OutOfRange { what, value, size });
+    }
+    Ok(())
 }
 
 fn read_checkpoint(
