@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::admin_service::AdminApi;
 use crate::api::ledger_service::LedgerApi;
@@ -67,6 +68,9 @@ pub struct RunningNode {
     stop: watch::Sender<bool>,
     /// Closed at shutdown so lingering connections release the store.
     slot: StoreSlot,
+    /// Cancelled at shutdown: every accepted connection then reads EOF, so
+    /// peers reconnect to whatever serves this address next.
+    closing: CancellationToken,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -87,6 +91,7 @@ impl RunningNode {
             t.abort();
         }
         let _ = self.raft.shutdown().await;
+        self.closing.cancel();
         let mut server = self.server;
         if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), &mut server)
             .await
@@ -216,7 +221,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let mut stop_wait = stop_rx.clone();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let closing = CancellationToken::new();
+    let conn_closing = closing.clone();
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        move |conn| conn.map(|c| Connection::new(c, &conn_closing)),
+    );
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
@@ -234,6 +244,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
         raft,
         stop,
         slot,
+        closing,
         server,
         tasks,
     })
@@ -413,4 +424,67 @@ async fn cosign(
         }
     }
     true
+}
+
+/// An accepted connection that ends (reads EOF) when the node stops, even if
+/// the peer would keep it open. Without this, a peer's HTTP/2 connection to a
+/// stopped in-process node stays up, and its requests keep reaching the old
+/// services instead of the node restarted on the same address.
+struct Connection {
+    inner: tokio::net::TcpStream,
+    closed: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl Connection {
+    fn new(inner: tokio::net::TcpStream, closing: &CancellationToken) -> Self {
+        Self {
+            inner,
+            closed: Box::pin(closing.clone().cancelled_owned()),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Connection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if std::future::Future::poll(self.closed.as_mut(), cx).is_ready() {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Connection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for Connection {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
 }
