@@ -26,6 +26,8 @@ pub struct BenchArgs {
 
 /// Longest benchmark run, seconds: load loops are bounded in time.
 const BENCH_SECONDS_MAX: u64 = 600;
+/// Pause after an UNAVAILABLE answer (no leader for a moment), ms.
+const UNAVAILABLE_BACKOFF_MS: u64 = 50;
 /// Most concurrent bench clients.
 const BENCH_CLIENTS_MAX: usize = 256;
 
@@ -87,6 +89,7 @@ pub async fn run(global: &Global, args: &BenchArgs) -> Result<(), CliError> {
         let batch = args.batch;
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut unavailable = 0u64;
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let events = (0..batch)
@@ -96,18 +99,27 @@ pub async fn run(global: &Global, args: &BenchArgs) -> Result<(), CliError> {
                     })
                     .collect();
                 let t = Instant::now();
-                ledger.append(proto::AppendRequest { events }).await?;
-                latencies.push(t.elapsed());
+                match ledger.append(proto::AppendRequest { events }).await {
+                    Ok(_) => latencies.push(t.elapsed()),
+                    // Leadership can move under load: count it, back off, go on.
+                    Err(s) if s.code() == tonic::Code::Unavailable => {
+                        unavailable += 1;
+                        tokio::time::sleep(Duration::from_millis(UNAVAILABLE_BACKOFF_MS)).await;
+                    }
+                    Err(s) => return Err(s),
+                }
             }
-            Ok::<_, tonic::Status>(latencies)
+            Ok::<_, tonic::Status>((latencies, unavailable))
         }));
     }
     let mut all = Vec::new();
+    let mut unavailable = 0;
     for t in tasks {
-        let lat = t
+        let (lat, errors) = t
             .await
             .map_err(|e| CliError::Usage(format!("bench client failed: {e}")))??;
         all.extend(lat);
+        unavailable += errors;
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
@@ -121,19 +133,21 @@ pub async fn run(global: &Global, args: &BenchArgs) -> Result<(), CliError> {
         "events_per_second": events as f64 / elapsed,
         "p50_ms": percentile(&all, 50.0).as_secs_f64() * 1e3,
         "p99_ms": percentile(&all, 99.0).as_secs_f64() * 1e3,
+        "unavailable": unavailable,
     });
     if global.json {
         println!("{report}");
     } else {
         println!(
-            "{} events in {:.1} s: {:.0} events/s; append latency p50 {:.1} ms, p99 {:.1} ms ({} clients, {} events per request)",
+            "{} events in {:.1} s: {:.0} events/s; append latency p50 {:.1} ms, p99 {:.1} ms ({} clients, {} events per request, {} UNAVAILABLE retried)",
             events,
             elapsed,
             events as f64 / elapsed,
             report["p50_ms"].as_f64().unwrap_or(0.0),
             report["p99_ms"].as_f64().unwrap_or(0.0),
             args.clients,
-            args.batch
+            args.batch,
+            unavailable
         );
     }
     Ok(())
