@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{event, Cluster};
+use common::{event, wait_checkpoint, Cluster};
 use ironlog::ledger::checkpoint::open_note;
 use ironlog::ledger::event::LeafRecord;
 use ironlog::ledger::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
@@ -152,40 +152,13 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
 
     // The latest checkpoint is cosigned by a majority and proves inclusion.
     let mut client = c.ledger(wiped).await;
-    let mut cp = None;
-    for _ in 0..100 {
-        let r = client
-            .get_checkpoint(proto::GetCheckpointRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .checkpoint
-            .unwrap();
-        if r.size == 180 {
-            cp = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let cp = wait_checkpoint(&mut client, &c.vkeys, |size, _| size == 180).await;
     let cp = cp.expect("a checkpoint at size 180");
 
     // The wiped node, restored by snapshot, still signs the newest checkpoint.
-    let mut all_signed = false;
-    for _ in 0..100 {
-        let r = client
-            .get_checkpoint(proto::GetCheckpointRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .checkpoint
-            .unwrap();
-        let (_, signers) = open_note(r.note.as_bytes(), &c.vkeys).expect("note verifies");
-        if signers.len() == 3 {
-            all_signed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let all_signed = wait_checkpoint(&mut client, &c.vkeys, |_, signers| signers == 3)
+        .await
+        .is_some();
     assert!(
         all_signed,
         "every voter, the wiped one included, signs the newest checkpoint"

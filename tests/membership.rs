@@ -2,10 +2,7 @@
 //! is promoted to voter, and then cosigns checkpoints.
 mod common;
 
-use std::time::Duration;
-
-use common::{event, Cluster};
-use ironlog::ledger::checkpoint::open_note;
+use common::{event, wait_checkpoint, Cluster};
 use ironlog::proto;
 use tonic::Code;
 
@@ -73,22 +70,11 @@ async fn a_learner_joins_catches_up_and_is_promoted_to_cosigning_voter() {
         .await
         .unwrap();
     c.wait_size(40).await;
-    let mut signed = 0;
-    for _ in 0..100 {
-        let cp = ledger
-            .get_checkpoint(proto::GetCheckpointRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .checkpoint
-            .unwrap();
-        let (body, signers) = open_note(cp.note.as_bytes(), &c.vkeys).expect("note verifies");
-        if body.size == 40 && signers.len() == 2 {
-            signed = signers.len();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let signed = wait_checkpoint(&mut ledger, &c.vkeys, |size, signers| {
+        size == 40 && signers == 2
+    })
+    .await
+    .map_or(0, |_| 2);
     assert_eq!(signed, 2, "both voters cosign the checkpoint of size 40");
     c.stop(id).await;
     c.stop(1).await;

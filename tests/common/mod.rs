@@ -227,3 +227,29 @@ pub fn event(actor: &str, n: u64) -> proto::Event {
         idempotency_key: format!("evt-{n}"),
     }
 }
+
+/// Polls the latest checkpoint (every 100 ms, for at most 10 s) until `done`
+/// holds for its size and the number of `vkeys` that verified it; every note
+/// seen must verify.
+pub async fn wait_checkpoint(
+    client: &mut LedgerClient<Channel>,
+    vkeys: &[String],
+    done: impl Fn(u64, usize) -> bool,
+) -> Option<proto::Checkpoint> {
+    for _ in 0..100 {
+        let cp = client
+            .get_checkpoint(proto::GetCheckpointRequest::default())
+            .await
+            .expect("get checkpoint")
+            .into_inner()
+            .checkpoint
+            .expect("a checkpoint");
+        let (body, signers) = ironlog::ledger::checkpoint::open_note(cp.note.as_bytes(), vkeys)
+            .expect("note verifies");
+        if done(body.size, signers.len()) {
+            return Some(cp);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
