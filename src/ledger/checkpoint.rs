@@ -268,7 +268,8 @@ pub fn generate_key(name: &str) -> Result<(String, String), CheckpointError> {
     Ok(signed_note::generate_key(&mut rand::rngs::OsRng, name))
 }
 
-fn parse_verifier(vkey: &str) -> Result<StandardVerifier, CheckpointError> {
+/// Parses a log (Ed25519, signature type 0x01) verifier key.
+pub fn parse_verifier(vkey: &str) -> Result<StandardVerifier, CheckpointError> {
     StandardVerifier::new(vkey).map_err(|e| CheckpointError::InvalidKey {
         kind: "verifier",
         reason: e.to_string(),

@@ -1,4 +1,6 @@
 //! The pure ledger core: no I/O, no async. Raft, redb and tonic call into it.
 pub mod checkpoint;
+pub mod cosignature;
 pub mod event;
 pub mod merkle;
+pub mod policy;
