@@ -48,6 +48,11 @@ pub const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 10_000;
 /// from storage instead.
 pub const TAIL_BUFFER_ENTRIES: usize = 1024;
 
+/// How long `Append` with `wait_checkpoint` waits for a checkpoint signed
+/// by a majority to cover the batch, ms. Checkpoints come every second by
+/// default; this leaves room for an election and a slow cosigner.
+pub const RECEIPT_WAIT_MS: u64 = 30_000;
+
 /// Question and free-text inputs are bounded at the API edge.
 pub const QUESTION_BYTES_MAX: usize = 2048;
 

@@ -15,6 +15,7 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
     let ok = client
         .append(proto::AppendRequest {
             events: vec![event("bob", 1), event("bob", 2)],
+            wait_checkpoint: false,
         })
         .await
         .expect("valid append")
@@ -34,7 +35,12 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
         );
     };
     expect(
-        client.append(proto::AppendRequest { events: vec![] }).await,
+        client
+            .append(proto::AppendRequest {
+                events: vec![],
+                wait_checkpoint: false,
+            })
+            .await,
         Code::InvalidArgument,
         "at least one",
     );
@@ -44,6 +50,7 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
         client
             .append(proto::AppendRequest {
                 events: vec![event("x", 4), no_actor],
+                wait_checkpoint: false,
             })
             .await,
         Code::InvalidArgument,
@@ -55,6 +62,7 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
         client
             .append(proto::AppendRequest {
                 events: vec![bad_details],
+                wait_checkpoint: false,
             })
             .await,
         Code::InvalidArgument,
@@ -66,6 +74,7 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
         client
             .append(proto::AppendRequest {
                 events: vec![bad_outcome],
+                wait_checkpoint: false,
             })
             .await,
         Code::InvalidArgument,
@@ -75,13 +84,23 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
         .map(|i| event("x", 100 + i))
         .collect();
     expect(
-        client.append(proto::AppendRequest { events: big }).await,
+        client
+            .append(proto::AppendRequest {
+                events: big,
+                wait_checkpoint: false,
+            })
+            .await,
         Code::ResourceExhausted,
         "limit",
     );
     let dup = vec![event("x", 7), event("x", 7)];
     expect(
-        client.append(proto::AppendRequest { events: dup }).await,
+        client
+            .append(proto::AppendRequest {
+                events: dup,
+                wait_checkpoint: false,
+            })
+            .await,
         Code::InvalidArgument,
         "twice",
     );
@@ -90,6 +109,7 @@ async fn bad_requests_get_precise_statuses_and_leave_the_log_unchanged() {
     let again = client
         .append(proto::AppendRequest {
             events: vec![event("bob", 1), event("bob", 2)],
+            wait_checkpoint: false,
         })
         .await
         .unwrap()
@@ -173,6 +193,7 @@ async fn tail_streams_existing_then_new_entries_in_order() {
     client
         .append(proto::AppendRequest {
             events: vec![event("carol", 1), event("carol", 2)],
+            wait_checkpoint: false,
         })
         .await
         .unwrap();
@@ -187,6 +208,7 @@ async fn tail_streams_existing_then_new_entries_in_order() {
     writer
         .append(proto::AppendRequest {
             events: vec![event("carol", 3)],
+            wait_checkpoint: false,
         })
         .await
         .unwrap();

@@ -32,6 +32,7 @@ async fn append(
             match client
                 .append(proto::AppendRequest {
                     events: events.clone(),
+                    wait_checkpoint: false,
                 })
                 .await
             {
@@ -231,6 +232,7 @@ async fn without_a_quorum_nothing_is_acknowledged_and_writes_resume_with_it() {
         .await
         .append(proto::AppendRequest {
             events: vec![event("alice", 10)],
+            wait_checkpoint: false,
         })
         .await
         .expect_err("one node of three cannot commit");

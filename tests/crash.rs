@@ -360,6 +360,7 @@ async fn writer(urls: Vec<String>, stop: Arc<AtomicBool>) -> Result<Acks, String
                 Some(c) => c
                     .append(proto::AppendRequest {
                         events: events.clone(),
+                        wait_checkpoint: false,
                     })
                     .await
                     .map(tonic::Response::into_inner),

@@ -14,6 +14,7 @@ async fn a_learner_joins_catches_up_and_is_promoted_to_cosigning_voter() {
     ledger
         .append(proto::AppendRequest {
             events: (0..30).map(|i| event("dave", i)).collect(),
+            wait_checkpoint: false,
         })
         .await
         .unwrap();
@@ -66,6 +67,7 @@ async fn a_learner_joins_catches_up_and_is_promoted_to_cosigning_voter() {
     ledger
         .append(proto::AppendRequest {
             events: (30..40).map(|i| event("dave", i)).collect(),
+            wait_checkpoint: false,
         })
         .await
         .unwrap();

@@ -3,6 +3,7 @@
 //! There is deliberately no call that edits or deletes an entry.
 use std::collections::HashSet;
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::Stream;
 use prost::Message;
@@ -12,7 +13,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{entry_to_proto, event_from_proto, outcome_from_proto};
 use super::status::{from_propose, from_store};
-use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, PAGE_ENTRIES_DEFAULT, PAGE_ENTRIES_MAX};
+use crate::limits::{
+    BATCH_BYTES_MAX, BATCH_EVENTS_MAX, PAGE_ENTRIES_DEFAULT, PAGE_ENTRIES_MAX, RECEIPT_WAIT_MS,
+};
 use crate::proto::ledger_client::LedgerClient;
 use crate::proto::ledger_server::Ledger;
 use crate::proto::{self as pb};
@@ -113,6 +116,68 @@ impl LedgerApi {
             .map_err(|e| Status::internal(e.to_string()))?
     }
 
+    /// Waits until a checkpoint signed by a majority covers `tree_size`
+    /// (this node applies the cosignatures too, so any node can answer),
+    /// then proves each index against it.
+    async fn receipts(
+        &self,
+        indices: &[u64],
+        tree_size: u64,
+    ) -> Result<(pb::Checkpoint, Vec<pb::Receipt>), Status> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(RECEIPT_WAIT_MS);
+        let mut applied = self.applied.clone();
+        let cp = loop {
+            let quorum = self.quorum();
+            let latest = self
+                .blocking(move |s| s.latest_checkpoint(quorum).map_err(from_store))
+                .await?;
+            match latest {
+                Some(cp) if cp.body.size >= tree_size && cp.signatures.len() >= quorum => break cp,
+                _ => {}
+            }
+            // Checkpoints and cosignatures arrive as applied log entries.
+            let wait = tokio::time::timeout_at(deadline, applied.changed()).await;
+            if !matches!(wait, Ok(Ok(()))) {
+                return Err(Status::deadline_exceeded(format!(
+                    "the events were committed at indices {indices:?}, but no checkpoint \
+                     signed by a majority covered tree size {tree_size} within \
+                     {RECEIPT_WAIT_MS} ms; fetch their proofs later with GetInclusionProof"
+                )));
+            }
+        };
+        let size = cp.body.size;
+        let wanted = indices.to_vec();
+        let receipts = self
+            .blocking(move |s| {
+                wanted
+                    .iter()
+                    .map(|&index| {
+                        let (rows, _) = s.entries(index, index + 1).map_err(from_store)?;
+                        let leaf = rows
+                            .into_iter()
+                            .next()
+                            .map(|(_, leaf)| leaf)
+                            .ok_or_else(|| Status::internal(format!("leaf {index} is missing")))?;
+                        let (leaf_hash, hashes, root) =
+                            s.inclusion_proof(index, size).map_err(from_store)?;
+                        Ok(pb::Receipt {
+                            index,
+                            leaf,
+                            proof: Some(pb::InclusionProof {
+                                index,
+                                tree_size: size,
+                                leaf_hash: leaf_hash.to_vec(),
+                                hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+                                root_hash: root.to_vec(),
+                            }),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Status>>()
+            })
+            .await?;
+        Ok((self.checkpoint_response(cp), receipts))
+    }
+
     /// The size proofs default to: the latest served checkpoint.
     async fn latest_size(&self) -> Result<u64, Status> {
         let quorum = self.quorum();
@@ -145,6 +210,7 @@ impl Ledger for LedgerApi {
         req: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
         let req = req.into_inner();
+        let wait_checkpoint = req.wait_checkpoint;
         if req.events.is_empty() {
             return Err(Status::invalid_argument("append needs at least one event"));
         }
@@ -183,11 +249,21 @@ impl Ledger for LedgerApi {
                 indices,
                 deduplicated,
                 tree_size,
-            } => Ok(Response::new(pb::AppendResponse {
-                indices,
-                tree_size,
-                deduplicated,
-            })),
+            } => {
+                let (checkpoint, receipts) = if wait_checkpoint {
+                    let (cp, receipts) = self.receipts(&indices, tree_size).await?;
+                    (Some(cp), receipts)
+                } else {
+                    (None, Vec::new())
+                };
+                Ok(Response::new(pb::AppendResponse {
+                    indices,
+                    tree_size,
+                    deduplicated,
+                    checkpoint,
+                    receipts,
+                }))
+            }
             other => Err(Status::internal(format!("append answered with {other:?}"))),
         }
     }

@@ -14,9 +14,11 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::audit::{load_policy, write_atomic};
 use super::client::{self, StatusError};
 use super::output::{print_json, print_line};
 use super::{CliError, Global};
+use crate::ledger::bundle::{self, BundleVerdict, TlogProof};
 use crate::ledger::event::{Actor, Event, Outcome};
 use crate::limits;
 use crate::proto;
@@ -76,6 +78,17 @@ pub struct AppendArgs {
     /// A retry with the same source and key returns the original index.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Wait until a checkpoint signed by a majority of voters covers the
+    /// events, and verify each event's inclusion proof (its receipt) here.
+    #[arg(long)]
+    pub wait_checkpoint: bool,
+    /// Write the receipts to FILE as an offline bundle for
+    /// `ironlog verify --bundle` (implies --wait-checkpoint).
+    #[arg(long, value_name = "FILE")]
+    pub receipts: Option<PathBuf>,
+    /// Check the receipts' checkpoint against this trust policy.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Events per Append call.
     #[arg(long, default_value_t = BATCH_EVENTS_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=limits::BATCH_EVENTS_MAX as u64))]
@@ -121,6 +134,8 @@ pub struct Appended {
     pub indices: Vec<u64>,
     pub deduplicated: Vec<bool>,
     pub tree_size: u64,
+    /// With receipts: one tlog-proof per event, in input order.
+    pub receipts: Vec<TlogProof>,
 }
 
 pub async fn run(global: &Global, args: &AppendArgs) -> Result<(), CliError> {
@@ -129,10 +144,73 @@ pub async fn run(global: &Global, args: &AppendArgs) -> Result<(), CliError> {
         Some(path) => read_file(path, now)?,
         None => vec![event_from_flags(args, now)?],
     };
+    let policy = args.policy.as_deref().map(load_policy).transpose()?;
+    let wait = args.wait_checkpoint || args.receipts.is_some();
     let batches = batches(&events, args.batch as usize);
     let channel = client::connect(&global.endpoint).await?;
-    let appended = send(client::ledger(channel), batches, events.len()).await?;
-    report(&appended, global.json)
+    let appended = send(client::ledger(channel), batches, events.len(), wait).await?;
+    // Receipts are checked here, not taken on the server's word.
+    let verdict = if wait {
+        let verdict = bundle::verify_bundle(&appended.receipts, policy.as_ref())
+            .map_err(|e| CliError::Audit(e.into()))?;
+        if let Some(path) = &args.receipts {
+            write_atomic(path, bundle::encode_bundle(&appended.receipts).as_bytes())?;
+        }
+        Some(verdict)
+    } else {
+        None
+    };
+    report(&appended, verdict.as_ref(), policy.is_some(), global.json)
+}
+
+/// One tlog-proof per receipt, against the response's checkpoint note.
+fn receipts_to_proofs(response: &proto::AppendResponse) -> Result<Vec<TlogProof>, CliError> {
+    let note = response
+        .checkpoint
+        .as_ref()
+        .map(|c| c.note.clone())
+        .ok_or_else(|| CliError::BadResponse("receipts without a checkpoint".into()))?;
+    if response.receipts.len() != response.indices.len() {
+        return Err(CliError::BadResponse(format!(
+            "{} receipts for {} events",
+            response.receipts.len(),
+            response.indices.len()
+        )));
+    }
+    response
+        .receipts
+        .iter()
+        .zip(&response.indices)
+        .map(|(r, &index)| {
+            let proof = r
+                .proof
+                .as_ref()
+                .ok_or_else(|| CliError::BadResponse(format!("receipt {index} has no proof")))?;
+            if r.index != index || proof.index != index {
+                return Err(CliError::BadResponse(format!(
+                    "receipt for index {} where {index} was expected",
+                    r.index
+                )));
+            }
+            let hashes = proof
+                .hashes
+                .iter()
+                .map(|h| {
+                    h.as_slice().try_into().map_err(|_| {
+                        CliError::BadResponse(format!(
+                            "receipt {index}: a proof hash is not 32 bytes"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(TlogProof {
+                extra: Some(r.leaf.clone()),
+                index,
+                hashes,
+                note: note.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Reads and validates every line of `path` (`-` is stdin).
@@ -412,11 +490,15 @@ async fn send(
     mut ledger: crate::proto::ledger_client::LedgerClient<tonic::transport::Channel>,
     batches: Vec<Vec<proto::Event>>,
     total: usize,
+    wait_checkpoint: bool,
 ) -> Result<Appended, CliError> {
     let mut appended = Appended::default();
     for events in batches {
         let sent = events.len();
-        let request = proto::AppendRequest { events };
+        let request = proto::AppendRequest {
+            events,
+            wait_checkpoint,
+        };
         let response = match ledger.append(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if appended.indices.is_empty() => return Err(status.into()),
@@ -435,6 +517,9 @@ async fn send(
                 response.indices.len()
             )));
         }
+        if wait_checkpoint {
+            appended.receipts.extend(receipts_to_proofs(&response)?);
+        }
         let mut deduplicated = response.deduplicated;
         deduplicated.resize(sent, false);
         appended.indices.extend(response.indices);
@@ -444,15 +529,47 @@ async fn send(
     Ok(appended)
 }
 
-fn report(appended: &Appended, json: bool) -> Result<(), CliError> {
+fn report(
+    appended: &Appended,
+    receipts: Option<&BundleVerdict>,
+    policy_checked: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let sizes: Vec<u64> = receipts
+        .map(|v| v.checkpoints.keys().copied().collect())
+        .unwrap_or_default();
     if json {
-        return print_json(&serde_json::json!({
+        let mut value = serde_json::json!({
             "indices": appended.indices,
             "deduplicated": appended.deduplicated,
             "tree_size": appended.tree_size,
-        }));
+        });
+        if let Some(v) = receipts {
+            value["receipts"] = serde_json::json!({
+                "verified": v.entries.len(),
+                "checkpoint_sizes": sizes,
+                "policy_checked": policy_checked,
+                "proofs": appended.receipts.iter().map(|p| serde_json::json!({
+                    "index": p.index,
+                    "proof": p.hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            });
+        }
+        return print_json(&value);
     }
-    print_line(&summary(appended))
+    print_line(&summary(appended))?;
+    if let Some(v) = receipts {
+        let signed = if policy_checked {
+            "its signatures satisfy the policy"
+        } else {
+            "signatures not checked: pass --policy"
+        };
+        print_line(&format!(
+            "receipts: {} inclusion proof(s) verified against checkpoint {sizes:?} ({signed})",
+            v.entries.len()
+        ))?;
+    }
+    Ok(())
 }
 
 /// `appended 53 events at indices 0..52 (2 deduplicated); tree size 53`.
@@ -612,12 +729,14 @@ mod tests {
             indices: vec![7],
             deduplicated: vec![false],
             tree_size: 8,
+            receipts: Vec::new(),
         };
         assert_eq!(summary(&one), "appended 1 event at index 7; tree size 8");
         let many = Appended {
             indices: vec![0, 1, 2],
             deduplicated: vec![false, true, true],
             tree_size: 3,
+            receipts: Vec::new(),
         };
         assert_eq!(
             summary(&many),

@@ -99,7 +99,13 @@ pub async fn run(global: &Global, args: &BenchArgs) -> Result<(), CliError> {
                     })
                     .collect();
                 let t = Instant::now();
-                match ledger.append(proto::AppendRequest { events }).await {
+                match ledger
+                    .append(proto::AppendRequest {
+                        events,
+                        wait_checkpoint: false,
+                    })
+                    .await
+                {
                     Ok(_) => latencies.push(t.elapsed()),
                     // Leadership can move under load: count it, back off, go on.
                     Err(s) if s.code() == tonic::Code::Unavailable => {

@@ -55,6 +55,20 @@ async fn connect_with(endpoint: &str, timeout: Option<Duration>) -> Result<Chann
     })
 }
 
+/// A channel that connects on first use and reconnects after failures, for
+/// long-running clients such as `monitor` that must outlive an outage.
+pub fn lazy(endpoint: &str) -> Result<Channel, CliError> {
+    let parsed =
+        Endpoint::from_shared(with_scheme(endpoint)).map_err(|source| CliError::Endpoint {
+            endpoint: endpoint.to_string(),
+            source,
+        })?;
+    Ok(parsed
+        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
+        .connect_lazy())
+}
+
 pub fn ledger(channel: Channel) -> LedgerClient<Channel> {
     LedgerClient::new(channel)
         .max_decoding_message_size(limits::GRPC_MESSAGE_BYTES_MAX)

@@ -21,6 +21,7 @@ use super::client;
 use super::keygen::{self, KeygenError};
 use crate::config::{CheckpointConfig, Config, ConfigError, Peer, RaftTuning, Role};
 use crate::ledger::checkpoint::NoteSigner;
+use crate::ledger::policy::{KeyGroup, TrustPolicy};
 use crate::proto;
 
 /// Nodes in the local cluster: the smallest that survives losing one.
@@ -190,6 +191,10 @@ async fn supervise(
             follower.endpoint
         ));
     }
+    say(&format!(
+        "Audit: ironlog verify --policy {} --state audit-state.json",
+        args.dir.join(POLICY_FILE).display()
+    ));
     say("Press Ctrl-C to stop the cluster.");
     tokio::select! {
         exited = first_exit(children, nodes) => Err(exited),
@@ -232,6 +237,7 @@ fn prepare(args: &UpArgs) -> Result<Vec<Node>, ClusterError> {
     for id in 1..=u64::from(NODES) {
         vkeys.push((id, ensure_key(dir, id, &origin)?));
     }
+    write_policy(dir, &origin, &vkeys)?;
     let mut nodes = Vec::new();
     for id in 1..=u64::from(NODES) {
         let path = config_path(dir, id);
@@ -250,6 +256,24 @@ fn prepare(args: &UpArgs) -> Result<Vec<Node>, ClusterError> {
     }
     Ok(nodes)
 }
+
+/// Writes `policy.toml`: the trust policy an auditor of this cluster
+/// would use (all voters' keys, a majority threshold), for `ironlog verify`.
+fn write_policy(dir: &Path, origin: &str, vkeys: &[(u64, String)]) -> Result<(), ClusterError> {
+    let policy = TrustPolicy {
+        origin: origin.to_string(),
+        log: KeyGroup {
+            threshold: vkeys.len() / 2 + 1,
+            keys: vkeys.iter().map(|(_, k)| k.clone()).collect(),
+        },
+        witnesses: None,
+    };
+    let path = dir.join(POLICY_FILE);
+    std::fs::write(&path, policy.to_toml()).map_err(|source| ClusterError::Io { path, source })
+}
+
+/// Name of the trust policy file `cluster up` writes into its directory.
+pub const POLICY_FILE: &str = "policy.toml";
 
 fn config_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("node{id}.toml"))

@@ -7,6 +7,8 @@
 //!   full before anything is sent.
 //! - [`read`]: `get`, `tail` and `query`.
 //! - [`verify`]: `checkpoint` and `prove`, which check proofs locally.
+//! - [`audit`]: `verify`, `export` and `monitor`, for outside auditors who
+//!   trust only a policy file.
 //! - [`status`]: the `status` table.
 //! - [`keygen`]: signed-note key pairs.
 //! - [`cluster`]: `cluster up`, a local cluster of child processes.
@@ -16,6 +18,7 @@
 //! and exits non-zero. Nothing here panics on user input.
 
 pub mod append;
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod cluster;
@@ -76,6 +79,16 @@ pub enum Command {
     /// Fetch a proof and a checkpoint and verify the proof locally.
     #[command(subcommand)]
     Prove(verify::ProveCommand),
+    /// Audit the log: the latest checkpoint against a trust policy, its
+    /// consistency with the last one accepted, and chosen or all entries;
+    /// or an offline bundle.
+    Verify(audit::VerifyArgs),
+    /// Write entries with inclusion proofs and a signed checkpoint to a
+    /// bundle file that `verify --bundle` checks offline.
+    Export(audit::ExportArgs),
+    /// Watch one or more nodes and alert on rollback, fork, inconsistency
+    /// or missing signatures.
+    Monitor(audit::MonitorArgs),
     /// Show the node's Raft and ledger status.
     Status,
     /// Load generators for benchmarks (scripts/bench-append.sh).
@@ -134,6 +147,10 @@ pub enum CliError {
     Verify(#[from] verify::VerifyError),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("monitor raised {0} alert(s)")]
+    Alerts(usize),
     #[error("{0}")]
     Usage(String),
     #[error("server sent an invalid response: {0}")]
@@ -163,6 +180,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Query(args) => read::query(&global, &args).await,
         Command::Checkpoint(args) => verify::checkpoint(&global, &args).await,
         Command::Prove(command) => verify::prove(&global, &command).await,
+        Command::Verify(args) => audit::verify(&global, &args).await,
+        Command::Export(args) => audit::export(&global, &args).await,
+        Command::Monitor(args) => audit::monitor(&global, &args).await,
         Command::Status => status::run(&global).await,
         Command::Cluster(ClusterCommand::Up(args)) => cluster::up(&args).await,
         Command::Bench(BenchCommand::Append(args)) => bench::run(&global, &args).await,
