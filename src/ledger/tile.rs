@@ -340,54 +340,45 @@ mod tests {
         assert!(Tile::parse("tile/entries/x018/x446/x744/x073/x709/x551/615.p/255").is_ok());
     }
 
+    /// Which part of a path an error blames.
+    fn blamed(e: &TilePathError) -> &'static str {
+        match e {
+            TilePathError::TooLong { .. } => "length",
+            TilePathError::Shape { .. } => "shape",
+            TilePathError::Level { .. } => "level",
+            TilePathError::Index { .. } => "index",
+            TilePathError::Width { .. } => "width",
+        }
+    }
+
     #[test]
     fn non_canonical_and_junk_paths_are_refused_with_a_reason() {
-        let cases: &[(&str, fn(&TilePathError) -> bool)] = &[
-            ("tile/0/1", |e| matches!(e, TilePathError::Index { .. })),
-            ("tile/0/0001", |e| matches!(e, TilePathError::Index { .. })),
-            ("tile/0/x000/001", |e| {
-                matches!(e, TilePathError::Index { .. })
-            }),
-            ("tile/0/001/002", |e| {
-                matches!(e, TilePathError::Index { .. })
-            }),
-            ("tile/0/x001", |e| matches!(e, TilePathError::Index { .. })),
-            ("tile/0/+01", |e| matches!(e, TilePathError::Index { .. })),
-            ("tile/0/x018/x446/x744/x073/x709/x551/616", |e| {
-                matches!(e, TilePathError::Index { .. })
-            }),
-            ("tile/0/000/", |e| matches!(e, TilePathError::Index { .. })),
-            ("tile/00/000", |e| matches!(e, TilePathError::Level { .. })),
-            ("tile/64/000", |e| matches!(e, TilePathError::Level { .. })),
-            ("tile/255/000", |e| matches!(e, TilePathError::Level { .. })),
-            ("tile/-1/000", |e| matches!(e, TilePathError::Level { .. })),
-            ("tile/data/000", |e| {
-                matches!(e, TilePathError::Level { .. })
-            }),
-            ("tile/0/000.p/0", |e| {
-                matches!(e, TilePathError::Width { .. })
-            }),
-            ("tile/0/000.p/256", |e| {
-                matches!(e, TilePathError::Width { .. })
-            }),
-            ("tile/0/000.p/007", |e| {
-                matches!(e, TilePathError::Width { .. })
-            }),
-            ("tile/0/000.p/", |e| {
-                matches!(e, TilePathError::Width { .. })
-            }),
-            ("tile/entries/000.p/1000", |e| {
-                matches!(e, TilePathError::Width { .. })
-            }),
-            ("tile/0", |e| matches!(e, TilePathError::Shape { .. })),
-            ("tiles/0/000", |e| matches!(e, TilePathError::Shape { .. })),
-            ("tile/0/x001.p/5/000", |e| {
-                matches!(e, TilePathError::Index { .. })
-            }),
+        let cases = [
+            ("tile/0/1", "index"),
+            ("tile/0/0001", "index"),
+            ("tile/0/x000/001", "index"),
+            ("tile/0/001/002", "index"),
+            ("tile/0/x001", "index"),
+            ("tile/0/+01", "index"),
+            ("tile/0/x018/x446/x744/x073/x709/x551/616", "index"),
+            ("tile/0/000/", "index"),
+            ("tile/0/x001.p/5/000", "index"),
+            ("tile/00/000", "level"),
+            ("tile/64/000", "level"),
+            ("tile/255/000", "level"),
+            ("tile/-1/000", "level"),
+            ("tile/data/000", "level"),
+            ("tile/0/000.p/0", "width"),
+            ("tile/0/000.p/256", "width"),
+            ("tile/0/000.p/007", "width"),
+            ("tile/0/000.p/", "width"),
+            ("tile/entries/000.p/1000", "width"),
+            ("tile/0", "shape"),
+            ("tiles/0/000", "shape"),
         ];
-        for (path, expected) in cases {
+        for (path, part) in cases {
             let err = Tile::parse(path).expect_err(path);
-            assert!(expected(&err), "{path}: {err:?}");
+            assert_eq!(blamed(&err), part, "{path}: {err}");
             assert!(!err.to_string().contains('\n'), "one line: {err}");
         }
         let long = format!("tile/0/{}", "x001/".repeat(20));
