@@ -100,6 +100,13 @@ pub enum ConfigError {
          set advertise to this node's reachable host:port"
     )]
     AdvertiseRequired { listen: SocketAddr },
+    #[error("http_listen = {http_listen} overlaps listen = {listen}: the two servers need different ports")]
+    HttpListenConflict {
+        listen: SocketAddr,
+        http_listen: SocketAddr,
+    },
+    #[error("http_listen = {http_listen}: port 0 would pick a port that no client can know")]
+    HttpListenPortZero { http_listen: SocketAddr },
 }
 
 /// One node's configuration. See `cluster/node1.toml` for an annotated example.
@@ -113,6 +120,10 @@ pub struct Config {
     /// `host:port` that peers and clients dial; `listen` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
+    /// HTTP bind address of the read-only C2SP tlog-tiles endpoint
+    /// (`/checkpoint`, `/tile/...`); no HTTP server when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
     /// Where the node keeps its Raft log and ledger database.
     pub data_dir: PathBuf,
     /// First line of every checkpoint, e.g. `example.org/ironlog`.
@@ -292,6 +303,26 @@ impl Config {
         }
         for (position, peer) in self.peers.iter().enumerate() {
             validate_host_port(&format!("peers[{position}].addr"), &peer.addr)?;
+        }
+        if let Some(http_listen) = self.http_listen {
+            self.validate_http_listen(http_listen)?;
+        }
+        Ok(())
+    }
+
+    fn validate_http_listen(&self, http_listen: SocketAddr) -> Result<(), ConfigError> {
+        if http_listen.port() == 0 {
+            return Err(ConfigError::HttpListenPortZero { http_listen });
+        }
+        // A wildcard address binds the port on every interface, so it
+        // collides with the other listener whatever that one's address.
+        let (a, b) = (self.listen.ip(), http_listen.ip());
+        let same_ip = a == b || a.is_unspecified() || b.is_unspecified();
+        if same_ip && self.listen.port() == http_listen.port() {
+            return Err(ConfigError::HttpListenConflict {
+                listen: self.listen,
+                http_listen,
+            });
         }
         Ok(())
     }
@@ -721,8 +752,49 @@ mod tests {
     }
 
     #[test]
+    fn http_listen_is_optional_and_parsed() {
+        assert_eq!(valid().http_listen, None);
+        let text = VALID.replace(
+            "bootstrap = true",
+            "bootstrap = true\nhttp_listen = \"127.0.0.1:8001\"",
+        );
+        let config: Config = toml::from_str(&text).expect("http_listen");
+        assert_eq!(config.http_listen, Some("127.0.0.1:8001".parse().unwrap()));
+        config.validate().expect("valid");
+        let text = VALID.replace("bootstrap = true", "http_listen = \"localhost:8001\"");
+        assert!(
+            toml::from_str::<Config>(&text).is_err(),
+            "a bind address is an ip:port"
+        );
+    }
+
+    #[test]
+    fn http_listen_must_not_share_the_grpc_port() {
+        for http in ["127.0.0.1:7001", "0.0.0.0:7001", "[::]:7001"] {
+            let mut config = valid();
+            config.http_listen = Some(http.parse().unwrap());
+            assert!(
+                matches!(
+                    config.validate(),
+                    Err(ConfigError::HttpListenConflict { .. })
+                ),
+                "{http}"
+            );
+        }
+        let mut config = valid();
+        config.http_listen = Some("127.0.0.2:7001".parse().unwrap());
+        config.validate().expect("same port, other address");
+        config.http_listen = Some("127.0.0.1:0".parse().unwrap());
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::HttpListenPortZero { .. })
+        ));
+    }
+
+    #[test]
     fn serialised_config_reads_back_equal() {
-        let config = valid();
+        let mut config = valid();
+        config.http_listen = Some("127.0.0.1:8001".parse().unwrap());
         let text = toml::to_string(&config).expect("serialise");
         let back: Config = toml::from_str(&text).expect("parse back");
         assert_eq!(back, config);

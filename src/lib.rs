@@ -7,17 +7,18 @@
 //! ## Layout
 //! - [`ledger`]: the pure core (no I/O, no async): events and their canonical
 //!   leaf encoding, Merkle hashing and proofs, checkpoints and signed notes,
-//!   witness cosignatures, trust policies and offline proof bundles.
+//!   witness cosignatures, trust policies, offline proof bundles, and
+//!   tlog-tiles coordinates and entry bundles.
 //! - [`storage`]: the redb-backed ledger state (entries, stored hashes,
 //!   checkpoints, signatures, idempotency keys, query indexes, snapshots).
 //! - [`raft`]: everything openraft: type config, the redb log store, the state
 //!   machine adapter, the tonic network and the internal Raft service.
 //! - [`api`]: the public gRPC services (Ledger, Admin) and the one place that
-//!   maps errors to gRPC status codes.
+//!   maps errors to gRPC status codes; the read-only tlog-tiles HTTP endpoint.
 //! - [`audit`]: the outside auditor's client side: `verify`, `export` and
 //!   `monitor` over the public read API, and the state they keep.
-//! - [`node`]: assembles storage, Raft, the gRPC server and the checkpoint
-//!   ticker into one running node.
+//! - [`node`]: assembles storage, Raft, the gRPC and HTTP servers and the
+//!   checkpoint ticker into one running node.
 //! - [`config`]: the node configuration file, validated once at start-up.
 //! - [`cli`]: the `ironlog` command line (client commands, keygen, local cluster).
 //! - [`limits`]: every bound, with its unit and its reason.

@@ -52,11 +52,29 @@ pub const TAIL_BUFFER_ENTRIES: usize = 1024;
 /// by a majority to cover the batch, ms. Checkpoints come every second by
 /// default; this leaves room for an election and a slow cosigner.
 pub const RECEIPT_WAIT_MS: u64 = 30_000;
+/// Largest entry bundle served over HTTP (tlog-tiles), bytes: a full
+/// bundle of the largest leaves, each behind its two-byte length.
+pub const ENTRY_BUNDLE_BYTES_MAX: usize = crate::ledger::tile::TILE_WIDTH as usize
+    * (crate::ledger::tile::BUNDLE_LENGTH_BYTES + LEAF_BYTES_MAX);
+
+/// Tile and checkpoint reads the HTTP endpoint runs at once. Each is one
+/// redb read transaction on a blocking thread and holds at most one bundle
+/// in memory; past this the endpoint answers 503 with Retry-After, so a
+/// crawler cannot take the blocking pool (and memory) from Raft and gRPC.
+pub const TILE_READS_CONCURRENT_MAX: usize = 16;
+
+/// Seconds a client is told to wait (Retry-After) when the HTTP endpoint is
+/// at [`TILE_READS_CONCURRENT_MAX`] or has no signed checkpoint yet.
+pub const TILE_RETRY_AFTER_S: u64 = 1;
 
 /// Question and free-text inputs are bounded at the API edge.
 pub const QUESTION_BYTES_MAX: usize = 2048;
 
 const _: () = assert!(LEAF_BYTES_MAX < BATCH_BYTES_MAX);
+// An entry bundle prefixes each leaf with a uint16 length (C2SP tlog-tiles).
+const _: () = assert!(LEAF_BYTES_MAX <= u16::MAX as usize);
+// Bundles in flight at once stay within a modest share of a node's memory.
+const _: () = assert!(TILE_READS_CONCURRENT_MAX * ENTRY_BUNDLE_BYTES_MAX <= 256 * 1024 * 1024);
 const _: () = assert!(BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(PAGE_ENTRIES_DEFAULT as u64 <= PAGE_ENTRIES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);

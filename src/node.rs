@@ -1,11 +1,17 @@
 //! One running node: storage, Raft, the gRPC server (public Ledger and Admin
-//! services, the internal Raft service, reflection), the checkpoint ticker
-//! and the checkpoint signer.
+//! services, the internal Raft service, reflection), the optional read-only
+//! HTTP server (C2SP tlog-tiles, [`crate::api::tiles`]), the checkpoint
+//! ticker and the checkpoint signer.
 //!
 //! # Start-up
 //! Opens `ledger.redb`, `raft-log.redb` and `snapshots/` under the data dir,
-//! starts Raft, serves on the given listener, and (with `bootstrap`) on a
+//! starts Raft, serves on the given listeners, and (with `bootstrap`) on a
 //! fresh log initialises the cluster with the configured peers.
+//!
+//! # Shutdown
+//! Both servers stop accepting, their handlers lose the store, Raft stops,
+//! and every accepted connection then reads EOF, so no client connection
+//! keeps the database open or keeps reaching the stopped node's services.
 //!
 //! # Checkpoints
 //! The leader proposes [`Command::Checkpoint`] every `interval_ms` or every
@@ -13,6 +19,7 @@
 //! voter signs each checkpoint it applies and proposes its signature as
 //! [`Command::Cosign`], so all replicas gather all signatures.
 use std::collections::BTreeMap;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::admin_service::AdminApi;
 use crate::api::ledger_service::LedgerApi;
+use crate::api::tiles::TilesApi;
 use crate::api::StoreSlot;
 use crate::config::{Config, Role};
 use crate::ledger::checkpoint::NoteSigner;
@@ -49,6 +57,14 @@ pub enum NodeError {
     Serve(String),
 }
 
+/// The sockets a node serves on, bound by the caller (port 0 in tests).
+pub struct Listeners {
+    /// gRPC: the public API and the internal Raft service.
+    pub grpc: TcpListener,
+    /// HTTP: the read-only tlog-tiles endpoint; none to serve no HTTP.
+    pub http: Option<TcpListener>,
+}
+
 /// How many times a voter retries proposing its checkpoint signature while
 /// leadership settles, and how long it waits between tries.
 const COSIGN_ATTEMPTS_MAX: u32 = 20;
@@ -64,6 +80,8 @@ const SHUTDOWN_GRACE_MS: u64 = 5000;
 pub struct RunningNode {
     pub id: u64,
     pub addr: SocketAddr,
+    /// Where the tlog-tiles endpoint listens, if it runs.
+    pub http_addr: Option<SocketAddr>,
     raft: Raft,
     stop: watch::Sender<bool>,
     /// Closed at shutdown so lingering connections release the store.
@@ -72,6 +90,7 @@ pub struct RunningNode {
     /// peers reconnect to whatever serves this address next.
     closing: CancellationToken,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    http_server: Option<JoinHandle<std::io::Result<()>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -92,14 +111,10 @@ impl RunningNode {
         }
         let _ = self.raft.shutdown().await;
         self.closing.cancel();
-        let mut server = self.server;
-        if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), &mut server)
-            .await
-            .is_err()
-        {
-            tracing::warn!("connections still open after the grace period; closing them");
-            server.abort();
-            let _ = server.await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_GRACE_MS);
+        drain("gRPC", self.server, deadline).await;
+        if let Some(http_server) = self.http_server {
+            drain("HTTP", http_server, deadline).await;
         }
         for t in self.tasks {
             let _ = t.await;
@@ -107,16 +122,42 @@ impl RunningNode {
     }
 }
 
-/// Runs a node until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> Result<(), NodeError> {
-    let listener = TcpListener::bind(config.listen)
+/// Waits for a server task to end by `deadline`, then ends it.
+async fn drain<T>(name: &str, mut server: JoinHandle<T>, deadline: tokio::time::Instant) {
+    if tokio::time::timeout_at(deadline, &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            server = name,
+            "connections still open after the grace period; closing them"
+        );
+        server.abort();
+        let _ = server.await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
         .await
         .map_err(|e| NodeError::Listen {
-            addr: config.listen,
+            addr,
             reason: e.to_string(),
-        })?;
-    let node = start(config, listener).await?;
+        })
+}
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), NodeError> {
+    let grpc = bind(config.listen).await?;
+    let http = match config.http_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let node = start(config, Listeners { grpc, http }).await?;
     tracing::info!(id = node.id, addr = %node.addr, "node serving");
+    if let Some(http_addr) = node.http_addr {
+        tracing::info!(addr = %http_addr, "tlog-tiles served over HTTP");
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| NodeError::Serve(e.to_string()))?;
     tokio::select! {
@@ -143,12 +184,23 @@ fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
     c.validate().map_err(|e| NodeError::Raft(e.to_string()))
 }
 
-/// Starts a node serving on `listener` (bind port 0 in tests).
-pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode, NodeError> {
+/// Starts a node serving on `listeners` (bind port 0 in tests).
+pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, NodeError> {
+    let Listeners {
+        grpc: listener,
+        http,
+    } = listeners;
     let addr = listener.local_addr().map_err(|e| NodeError::Listen {
         addr: config.listen,
         reason: e.to_string(),
     })?;
+    let http_addr = match &http {
+        Some(l) => Some(l.local_addr().map_err(|e| NodeError::Listen {
+            addr: config.http_listen.unwrap_or(addr),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
     let storage_err = |e: &dyn std::fmt::Display| NodeError::Storage {
         path: config.data_dir.display().to_string(),
         reason: e.to_string(),
@@ -222,6 +274,21 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let mut stop_wait = stop_rx.clone();
     let closing = CancellationToken::new();
+    let http_server = http.map(|listener| {
+        let listener = ClosingListener {
+            inner: listener,
+            closing: closing.clone(),
+        };
+        let router = TilesApi::new(slot.clone(), raft.clone()).router();
+        let mut stop_wait = stop_rx.clone();
+        tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_wait.wait_for(|s| *s).await;
+                })
+                .into_future(),
+        )
+    });
     let conn_closing = closing.clone();
     let incoming = tokio_stream::StreamExt::map(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -241,11 +308,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningNode,
     Ok(RunningNode {
         id: config.id,
         addr,
+        http_addr,
         raft,
         stop,
         slot,
         closing,
         server,
+        http_server,
         tasks,
     })
 }
@@ -478,6 +547,29 @@ impl tokio::io::AsyncWrite for Connection {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The HTTP listener: its connections end when the node stops, as the gRPC
+/// ones do, so a keep-alive client cannot hold the old server open.
+struct ClosingListener {
+    inner: TcpListener,
+    closing: CancellationToken,
+}
+
+impl axum::serve::Listener for ClosingListener {
+    type Io = Connection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Connection, SocketAddr) {
+        // axum's own accept retries (and logs) failed accepts.
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let _ = stream.set_nodelay(true);
+        (Connection::new(stream, &self.closing), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
     }
 }
 

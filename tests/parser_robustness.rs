@@ -125,9 +125,9 @@ fn mutated_bundles_are_refused_or_mean_the_same() {
             accepted += 1;
             for p in &parsed {
                 assert!(
-                    proofs.iter().any(|q| q.index == p.index
-                        && q.extra == p.extra
-                        && q.hashes == p.hashes),
+                    proofs
+                        .iter()
+                        .any(|q| q.index == p.index && q.extra == p.extra && q.hashes == p.hashes),
                     "seed {seed:#x}, mutation {n}: an altered proof was accepted"
                 );
             }
@@ -170,6 +170,8 @@ fn random_proofs_never_panic_and_never_verify() {
         let leaf = merkle::leaf_hash(&index.to_le_bytes());
         assert!(merkle::verify_inclusion(index, size, &leaf, &hashes, &root).is_err());
         let old = rng.gen_range(0..220u64);
-        assert!(merkle::verify_consistency(old, size, &root, &root, &hashes).is_err() || old == size);
+        assert!(
+            merkle::verify_consistency(old, size, &root, &root, &hashes).is_err() || old == size
+        );
     }
 }

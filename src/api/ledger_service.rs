@@ -85,11 +85,9 @@ impl LedgerApi {
         )))
     }
 
-    /// Signatures a checkpoint needs before it is served as the latest: a
-    /// majority of the current voters, so an auditor's 2-of-3 policy holds.
+    /// Signatures a checkpoint needs before it is served as the latest.
     fn quorum(&self) -> usize {
-        let metrics = crate::raft::metrics(self.proposer.raft());
-        metrics.membership_config.membership().voter_ids().count() / 2 + 1
+        super::checkpoint_quorum(self.proposer.raft())
     }
 
     fn checkpoint_response(&self, cp: StoredCheckpoint) -> pb::Checkpoint {

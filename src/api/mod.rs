@@ -4,14 +4,26 @@
 //! - [`admin_service`]: `ironlog.v1.Admin` (status, membership).
 //! - [`convert`]: protobuf <-> ledger types, with validation of client input.
 //! - [`status`]: error -> `tonic::Status` mapping.
+//! - [`tiles`]: the read-only C2SP tlog-tiles HTTP endpoint (`/checkpoint`,
+//!   `/tile/...`), with its own error -> HTTP status mapping.
 pub mod admin_service;
 pub mod convert;
 pub mod ledger_service;
 pub mod status;
+pub mod tiles;
 
 use std::sync::{Arc, RwLock};
 
+use crate::raft::Raft;
 use crate::storage::ledger_store::LedgerStore;
+
+/// Signatures a checkpoint needs before it is served as the latest: a
+/// majority of the current voters, so an auditor's 2-of-3 policy holds. The
+/// gRPC and the HTTP endpoints both serve by this rule.
+pub fn checkpoint_quorum(raft: &Raft) -> usize {
+    let metrics = crate::raft::metrics(raft);
+    metrics.membership_config.membership().voter_ids().count() / 2 + 1
+}
 
 /// The ledger store as the services reach it. A stopping node closes it, so
 /// connections that outlive the server (peers keep theirs open) cannot keep
@@ -26,11 +38,13 @@ impl StoreSlot {
 
     /// The store, or UNAVAILABLE once the node is stopping.
     pub fn get(&self) -> Result<Arc<LedgerStore>, tonic::Status> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.try_get()
             .ok_or_else(|| tonic::Status::unavailable("node is stopping"))
+    }
+
+    /// The store, or `None` once the node is stopping.
+    pub fn try_get(&self) -> Option<Arc<LedgerStore>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn close(&self) {

@@ -30,7 +30,9 @@ pub fn from_store(e: StoreError) -> Status {
 
 pub fn from_merkle(e: MerkleError) -> Status {
     match e {
-        MerkleError::IndexOutOfRange { .. } => Status::out_of_range(e.to_string()),
+        MerkleError::IndexOutOfRange { .. } | MerkleError::TileBeyondTree { .. } => {
+            Status::out_of_range(e.to_string())
+        }
         MerkleError::SizeOutOfOrder { .. } => Status::invalid_argument(e.to_string()),
         other => Status::internal(other.to_string()),
     }

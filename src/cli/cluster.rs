@@ -33,6 +33,10 @@ pub const ORIGIN_DEFAULT: &str = "example.org/ironlog";
 /// Port of node 1 when `--base-port` is not given; nodes use consecutive ports.
 pub const BASE_PORT_DEFAULT: u16 = 7001;
 
+/// Node N's tlog-tiles HTTP port is its gRPC port plus this when
+/// `--http-base-port` is not given: 8001-8003 next to 7001-7003.
+pub const HTTP_PORT_OFFSET: u16 = 1000;
+
 /// How long the nodes get to elect a leader: many election timeouts, plus
 /// process start-up and first-start database creation.
 pub const LEADER_WAIT_MS: u64 = 30_000;
@@ -60,6 +64,10 @@ pub struct UpArgs {
     /// Checkpoint origin and key name [default: example.org/ironlog on first run].
     #[arg(long)]
     pub origin: Option<String>,
+    /// Port of node 1's read-only tlog-tiles HTTP endpoint; node N uses
+    /// HTTP_BASE + N - 1 [default: base port + 1000 on first run].
+    #[arg(long)]
+    pub http_base_port: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +80,11 @@ pub enum ClusterError {
     },
     #[error("--base-port {base_port} leaves no room for {NODES} consecutive ports")]
     Ports { base_port: u16 },
+    #[error(
+        "HTTP base port {http_base_port} leaves no room for {NODES} consecutive ports \
+         apart from the gRPC ports from {base_port}; pass another --http-base-port"
+    )]
+    HttpPorts { http_base_port: u32, base_port: u16 },
     #[error(transparent)]
     Keygen(#[from] KeygenError),
     #[error("cannot read the signing key in {path}: {reason}")]
@@ -113,6 +126,15 @@ struct Node {
     config_path: PathBuf,
     log_path: PathBuf,
     endpoint: String,
+    /// The tlog-tiles URL prefix; none if the node's config has no `http_listen`.
+    http_url: Option<String>,
+}
+
+/// First gRPC and first HTTP port; node N uses each plus N - 1.
+#[derive(Clone, Copy, Debug)]
+struct Ports {
+    grpc: u16,
+    http: u16,
 }
 
 /// SIGINT and SIGTERM, registered before any child exists so that neither
@@ -178,8 +200,12 @@ async fn supervise(
         args.dir.display()
     ));
     for node in nodes {
+        let http = match &node.http_url {
+            Some(url) => format!("tiles {url}"),
+            None => "tiles off (no http_listen in its config)".to_string(),
+        };
         say(&format!(
-            "  node {}  {}  log {}",
+            "  node {}  {}  {http}  log {}",
             node.id,
             node.endpoint,
             node.log_path.display()
@@ -195,6 +221,11 @@ async fn supervise(
         "Audit: ironlog verify --policy {} --state audit-state.json",
         args.dir.join(POLICY_FILE).display()
     ));
+    if let Some(url) = nodes.iter().find_map(|n| n.http_url.as_ref()) {
+        say(&format!(
+            "     curl {url}/checkpoint   (C2SP tlog-tiles, read-only)"
+        ));
+    }
     say("Press Ctrl-C to stop the cluster.");
     tokio::select! {
         exited = first_exit(children, nodes) => Err(exited),
@@ -226,8 +257,21 @@ fn prepare(args: &UpArgs) -> Result<Vec<Node>, ClusterError> {
     if base_port == 0 || base_port.checked_add(NODES - 1).is_none() {
         return Err(ClusterError::Ports { base_port });
     }
+    let http_base_port = args
+        .http_base_port
+        .or_else(|| {
+            existing
+                .as_ref()
+                .and_then(|c| c.http_listen.map(|a| a.port()))
+        })
+        .map(u32::from)
+        .unwrap_or(u32::from(base_port) + u32::from(HTTP_PORT_OFFSET));
+    let ports = Ports {
+        grpc: base_port,
+        http: http_ports(base_port, http_base_port)?,
+    };
     // Validate the shape first, so a bad --origin fails before keys are made.
-    let probe = node_config(1, base_port, &origin, &[(1, "probe".into())]);
+    let probe = node_config(1, ports, &origin, &[(1, "probe".into())]);
     probe.validate().map_err(|source| ClusterError::Config {
         path: config_path(dir, 1),
         source,
@@ -241,7 +285,7 @@ fn prepare(args: &UpArgs) -> Result<Vec<Node>, ClusterError> {
     let mut nodes = Vec::new();
     for id in 1..=u64::from(NODES) {
         let path = config_path(dir, id);
-        let config = ensure_config(dir, &path, id, base_port, &origin, &vkeys)?;
+        let config = ensure_config(dir, &path, id, ports, &origin, &vkeys)?;
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|source| ClusterError::Io {
             path: data_dir.clone(),
@@ -250,6 +294,7 @@ fn prepare(args: &UpArgs) -> Result<Vec<Node>, ClusterError> {
         nodes.push(Node {
             id,
             endpoint: format!("http://{}", config.advertise_addr()),
+            http_url: config.http_listen.map(|addr| format!("http://{addr}")),
             config_path: path,
             log_path: dir.join(format!("node{id}.log")),
         });
@@ -274,6 +319,23 @@ fn write_policy(dir: &Path, origin: &str, vkeys: &[(u64, String)]) -> Result<(),
 
 /// Name of the trust policy file `cluster up` writes into its directory.
 pub const POLICY_FILE: &str = "policy.toml";
+
+/// The first HTTP port, if all of the nodes' HTTP ports are valid and
+/// clear of their gRPC ports.
+fn http_ports(base_port: u16, http_base_port: u32) -> Result<u16, ClusterError> {
+    let nodes = u32::from(NODES);
+    let grpc = u32::from(base_port)..u32::from(base_port) + nodes;
+    let http = http_base_port..http_base_port + nodes;
+    let fits = http_base_port != 0 && http.end - 1 <= u32::from(u16::MAX);
+    let apart = http.end <= grpc.start || grpc.end <= http.start;
+    match u16::try_from(http_base_port) {
+        Ok(port) if fits && apart => Ok(port),
+        _ => Err(ClusterError::HttpPorts {
+            http_base_port,
+            base_port,
+        }),
+    }
+}
 
 fn config_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("node{id}.toml"))
@@ -308,14 +370,17 @@ fn ensure_key(dir: &Path, id: u64, origin: &str) -> Result<String, ClusterError>
 }
 
 /// The config `cluster up` writes for node `id`.
-fn node_config(id: u64, base_port: u16, origin: &str, vkeys: &[(u64, String)]) -> Config {
-    let addr = |id: u64| format!("127.0.0.1:{}", u64::from(base_port) + id - 1);
+fn node_config(id: u64, ports: Ports, origin: &str, vkeys: &[(u64, String)]) -> Config {
+    let port = |base: u16, id: u64| u16::try_from(u64::from(base) + id - 1).unwrap_or(base);
+    let addr = |id: u64| format!("127.0.0.1:{}", port(ports.grpc, id));
     Config {
         id,
-        listen: addr(id)
-            .parse()
-            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], base_port))),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port(ports.grpc, id))),
         advertise: None,
+        http_listen: Some(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            port(ports.http, id),
+        ))),
         data_dir: PathBuf::from(format!("node{id}")),
         origin: origin.to_string(),
         signing_key_file: PathBuf::from(format!("node{id}.key")),
@@ -338,12 +403,12 @@ fn ensure_config(
     dir: &Path,
     path: &Path,
     id: u64,
-    base_port: u16,
+    ports: Ports,
     origin: &str,
     vkeys: &[(u64, String)],
 ) -> Result<Config, ClusterError> {
     if !path.exists() {
-        write_config(path, &node_config(id, base_port, origin, vkeys))?;
+        write_config(path, &node_config(id, ports, origin, vkeys))?;
     }
     let config = Config::load(path).map_err(|source| ClusterError::Config {
         path: path.to_path_buf(),
@@ -556,6 +621,11 @@ fn say(line: &str) {
 mod tests {
     use super::*;
 
+    const PORTS: Ports = Ports {
+        grpc: 7001,
+        http: 8001,
+    };
+
     fn vkeys() -> Vec<(u64, String)> {
         (1..=3).map(|id| (id, format!("o+{id:08x}+key"))).collect()
     }
@@ -563,10 +633,11 @@ mod tests {
     #[test]
     fn generated_configs_are_valid_and_only_node_one_bootstraps() {
         for id in 1..=3 {
-            let config = node_config(id, 7001, ORIGIN_DEFAULT, &vkeys());
+            let config = node_config(id, PORTS, ORIGIN_DEFAULT, &vkeys());
             config.validate().expect("valid");
             assert_eq!(config.bootstrap, id == 1);
             assert_eq!(config.listen.port(), 7000 + id as u16);
+            assert_eq!(config.http_listen.map(|a| a.port()), Some(8000 + id as u16));
             assert_eq!(config.peers.len(), 3);
         }
     }
@@ -575,13 +646,18 @@ mod tests {
     fn written_configs_load_back_with_paths_in_the_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = config_path(dir.path(), 2);
-        let config = ensure_config(dir.path(), &path, 2, 7101, ORIGIN_DEFAULT, &vkeys())
+        let ports = Ports {
+            grpc: 7101,
+            http: 8101,
+        };
+        let config = ensure_config(dir.path(), &path, 2, ports, ORIGIN_DEFAULT, &vkeys())
             .expect("written and loaded");
         assert_eq!(config.data_dir, dir.path().join("node2"));
         assert_eq!(config.signing_key_file, dir.path().join("node2.key"));
         assert_eq!(config.advertise_addr(), "127.0.0.1:7102");
+        assert_eq!(config.http_listen, Some("127.0.0.1:8102".parse().unwrap()));
         let again =
-            ensure_config(dir.path(), &path, 2, 7101, ORIGIN_DEFAULT, &vkeys()).expect("reused");
+            ensure_config(dir.path(), &path, 2, ports, ORIGIN_DEFAULT, &vkeys()).expect("reused");
         assert_eq!(again, config);
     }
 
@@ -589,11 +665,11 @@ mod tests {
     fn a_config_with_other_keys_is_stale() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = config_path(dir.path(), 1);
-        ensure_config(dir.path(), &path, 1, 7001, ORIGIN_DEFAULT, &vkeys()).expect("written");
+        ensure_config(dir.path(), &path, 1, PORTS, ORIGIN_DEFAULT, &vkeys()).expect("written");
         let mut other = vkeys();
         other[2].1 = "o+ffffffff+other".into();
         let err =
-            ensure_config(dir.path(), &path, 1, 7001, ORIGIN_DEFAULT, &other).expect_err("stale");
+            ensure_config(dir.path(), &path, 1, PORTS, ORIGIN_DEFAULT, &other).expect_err("stale");
         assert!(matches!(err, ClusterError::Stale { .. }), "{err}");
     }
 
@@ -604,7 +680,33 @@ mod tests {
             dir: dir.path().to_path_buf(),
             base_port: Some(65535),
             origin: None,
+            http_base_port: None,
         };
         assert!(matches!(prepare(&args), Err(ClusterError::Ports { .. })));
+    }
+
+    #[test]
+    fn http_ports_must_fit_and_stay_clear_of_the_grpc_ports() {
+        assert_eq!(http_ports(7001, 8001).ok(), Some(8001));
+        assert_eq!(http_ports(7001, 7004).ok(), Some(7004));
+        assert_eq!(http_ports(7001, 6998).ok(), Some(6998));
+        for http in [7003, 6999, 7001, 0, 65534, 65535 + 1000] {
+            assert!(
+                matches!(http_ports(7001, http), Err(ClusterError::HttpPorts { .. })),
+                "{http}"
+            );
+        }
+        // The default offset runs past the last port for a high --base-port.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = UpArgs {
+            dir: dir.path().to_path_buf(),
+            base_port: Some(65000),
+            origin: None,
+            http_base_port: None,
+        };
+        assert!(matches!(
+            prepare(&args),
+            Err(ClusterError::HttpPorts { .. })
+        ));
     }
 }

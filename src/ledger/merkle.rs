@@ -27,6 +27,8 @@
 use std::cell::RefCell;
 use tlog_tiles::tlog;
 
+use super::tile::Tile;
+
 /// Bytes in one SHA-256 hash.
 pub const HASH_BYTES: usize = 32;
 
@@ -75,6 +77,12 @@ pub enum MerkleError {
     StoreCount { requested: usize, returned: usize },
     #[error("hash store failed: {reason}")]
     Store { reason: String },
+    #[error("{tile} is beyond the tree of size {size}, which holds {covered} of its hashes")]
+    TileBeyondTree {
+        tile: String,
+        size: u64,
+        covered: u16,
+    },
 }
 
 /// RFC 9162 leaf hash: SHA-256(0x00 || leaf).
@@ -235,6 +243,42 @@ pub fn consistency_proof<S: HashStore + ?Sized>(
     let reader = Reader::new(store);
     let proof = tlog::prove_tree(new_size, old_size, &reader).map_err(|e| reader.error(e))?;
     Ok(proof.into_iter().map(|h| h.0).collect())
+}
+
+/// The hashes of `tile` (C2SP tlog-tiles) in the tree of `size` leaves,
+/// left to right: `tile.width` stored hashes at the tile's tree level. For
+/// an entry bundle, the leaf hashes of its entries. A tile that the tree does
+/// not hold at its full width is [`MerkleError::TileBeyondTree`]: serving a
+/// hash the checkpoint does not commit to would let a reader trust it early.
+pub fn tile_hashes<S: HashStore + ?Sized>(
+    tile: &Tile,
+    size: u64,
+    store: &S,
+) -> Result<Vec<Hash>, MerkleError> {
+    check_size(size)?;
+    let covered = tile.covered_width(size);
+    if covered < tile.width {
+        return Err(MerkleError::TileBeyondTree {
+            tile: tile.path(),
+            size,
+            covered,
+        });
+    }
+    // Covered means the tree holds a complete node at this level, so the
+    // level is below 64 and every node index below is within the tree.
+    let level = u8::try_from(tile.tree_level()).expect("a covered tile's level is below 64");
+    let first = tile.first_node();
+    let indexes: Vec<u64> = (0..u64::from(tile.width))
+        .map(|i| stored_hash_index(level, first + i))
+        .collect();
+    let hashes = store.read_hashes(&indexes)?;
+    if hashes.len() != indexes.len() {
+        return Err(MerkleError::StoreCount {
+            requested: indexes.len(),
+            returned: hashes.len(),
+        });
+    }
+    Ok(hashes)
 }
 
 /// Number of hashes in the inclusion proof for leaf `index` of a tree of
@@ -594,6 +638,53 @@ mod tests {
                 new_size: 6
             })
         );
+    }
+
+    #[test]
+    fn tile_hashes_match_tlog_tiles_and_stop_at_the_tree() {
+        use crate::ledger::tile::{TileKind, TILE_HEIGHT};
+        struct Adapter<'a>(&'a MemoryHashStore);
+        impl tlog::HashReader for Adapter<'_> {
+            fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog::Hash>, tlog::Error> {
+                let hashes = HashStore::read_hashes(self.0, indexes).expect("stored");
+                Ok(hashes.into_iter().map(tlog::Hash).collect())
+            }
+        }
+        let size = 256 * 3 + 5;
+        let store = store_of(size);
+        for (level, index, width) in [(0, 0, 256), (0, 2, 256), (0, 3, 5), (0, 3, 2), (1, 0, 3)] {
+            let tile = Tile {
+                kind: TileKind::Hashes { level },
+                index,
+                width,
+            };
+            let ours: Vec<u8> = tile_hashes(&tile, size, &store).unwrap().concat();
+            let theirs = tlog_tiles::Tile::new(TILE_HEIGHT, level, index, width.into(), false)
+                .read_data(&Adapter(&store))
+                .unwrap();
+            assert_eq!(ours, theirs, "{tile}");
+        }
+        let level1 = Tile {
+            kind: TileKind::Hashes { level: 1 },
+            index: 0,
+            width: 3,
+        };
+        let subtree = root(256, &store).unwrap();
+        assert_eq!(tile_hashes(&level1, size, &store).unwrap()[0], subtree);
+        for (level, index, width) in [(0, 3, 6), (0, 4, 1), (1, 0, 4), (2, 0, 1), (63, 0, 1)] {
+            let tile = Tile {
+                kind: TileKind::Hashes { level },
+                index,
+                width,
+            };
+            assert!(
+                matches!(
+                    tile_hashes(&tile, size, &store),
+                    Err(MerkleError::TileBeyondTree { .. })
+                ),
+                "{tile}"
+            );
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::checkpoint::{self, CheckpointBody, SignatureLine};
 use crate::ledger::event::{Event, LeafRecord, Outcome};
 use crate::ledger::merkle::{self, Hash, HashStore, MerkleError};
+use crate::ledger::tile::{self, Tile, TileKind};
 use crate::limits::{PAGE_ENTRIES_MAX, QUERY_SCAN_ROWS_MAX};
 
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -198,6 +199,18 @@ impl QueryFilter {
             && self.since_unix_nanos.is_none_or(|t| e.time_unix_nanos >= t)
             && self.until_unix_nanos.is_none_or(|t| e.time_unix_nanos < t)
     }
+}
+
+/// What a tile request finds; see [`LedgerStore::read_tile`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TileRead {
+    /// No checkpoint has the required signatures yet.
+    NoCheckpoint,
+    /// The checkpoint, of `size` leaves, holds only `covered` of the tile's
+    /// hashes or entries.
+    NotCovered { size: u64, covered: u16 },
+    /// The tile's hashes concatenated, or the entry bundle.
+    Data(Vec<u8>),
 }
 
 /// Leaves as (leaf index, leaf bytes).
@@ -394,27 +407,66 @@ impl LedgerStore {
     }
 
     /// The newest checkpoint carrying at least `min_signatures` signatures,
-    /// looking back at most a few checkpoints (older ones are superseded).
+    /// looking back at most a few checkpoints (older ones are superseded);
+    /// failing that, the newest one with any signature.
     pub fn latest_checkpoint(
         &self,
         min_signatures: usize,
     ) -> Result<Option<StoredCheckpoint>, StoreError> {
-        const LOOK_BACK_CHECKPOINTS: usize = 8;
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(CHECKPOINTS)?;
-        let mut fallback = None;
-        for row in table.iter()?.rev().take(LOOK_BACK_CHECKPOINTS) {
-            let (size, _) = row?;
-            if let Some(cp) = read_checkpoint(&txn, size.value())? {
-                if cp.signatures.len() >= min_signatures {
-                    return Ok(Some(cp));
-                }
-                if fallback.is_none() && !cp.signatures.is_empty() {
-                    fallback = Some(cp);
-                }
-            }
+        let (signed, fallback) = newest_checkpoints(&txn, min_signatures)?;
+        Ok(signed.or(fallback))
+    }
+
+    /// The newest checkpoint carrying at least `min_signatures` signatures,
+    /// with no fallback: what an auditor holding that signature policy accepts.
+    pub fn latest_signed_checkpoint(
+        &self,
+        min_signatures: usize,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(newest_checkpoints(&txn, min_signatures)?.0)
+    }
+
+    /// A C2SP tlog-tiles tile or entry bundle, if the newest checkpoint with
+    /// at least `min_signatures` signatures covers it at its width. The
+    /// checkpoint and the data are read in one transaction, so what is served
+    /// is exactly what that checkpoint commits to.
+    pub fn read_tile(&self, tile: &Tile, min_signatures: usize) -> Result<TileRead, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(checkpoint) = newest_checkpoints(&txn, min_signatures)?.0 else {
+            return Ok(TileRead::NoCheckpoint);
+        };
+        let size = checkpoint.body.size;
+        let covered = tile.covered_width(size);
+        if covered < tile.width {
+            return Ok(TileRead::NotCovered { size, covered });
         }
-        Ok(fallback)
+        // A checkpoint never exceeds the tree size, so everything it covers
+        // is stored; a gap below is corruption, not a missing tile.
+        let data = match tile.kind {
+            TileKind::Hashes { .. } => {
+                let hashes = txn.open_table(HASHES)?;
+                merkle::tile_hashes(tile, size, &TableHashes(&hashes))?.concat()
+            }
+            TileKind::Entries => {
+                let first = tile.first_node();
+                let end = first + u64::from(tile.width);
+                let entries = txn.open_table(ENTRIES)?;
+                let leaves = entries
+                    .range(first..end)?
+                    .map(|row| row.map(|(_, leaf)| leaf))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if leaves.len() != usize::from(tile.width) {
+                    return Err(StoreError::Corrupt(format!(
+                        "leaves {first}..{end} are not all stored"
+                    )));
+                }
+                tile::encode_bundle(leaves.iter().map(|leaf| leaf.value()))
+                    .map_err(|e| StoreError::Corrupt(format!("{tile}: {e}")))?
+            }
+        };
+        Ok(TileRead::Data(data))
     }
 
     /// Sizes of stored checkpoints, newest first, at most `limit`.
@@ -653,6 +705,30 @@ fn within(what: &'static str, value: u64, size: u64) -> Result<(), StoreError> {
         return Err(StoreError::OutOfRange { what, value, size });
     }
     Ok(())
+}
+
+/// The newest checkpoint with at least `min_signatures` signatures, and the
+/// newest with any, among the last few: older ones are superseded, and the
+/// bound keeps the scan short whatever the history.
+fn newest_checkpoints(
+    txn: &ReadTransaction,
+    min_signatures: usize,
+) -> Result<(Option<StoredCheckpoint>, Option<StoredCheckpoint>), StoreError> {
+    const LOOK_BACK_CHECKPOINTS: usize = 8;
+    let table = txn.open_table(CHECKPOINTS)?;
+    let mut fallback = None;
+    for row in table.iter()?.rev().take(LOOK_BACK_CHECKPOINTS) {
+        let (size, _) = row?;
+        if let Some(cp) = read_checkpoint(txn, size.value())? {
+            if cp.signatures.len() >= min_signatures {
+                return Ok((Some(cp), fallback));
+            }
+            if fallback.is_none() && !cp.signatures.is_empty() {
+                fallback = Some(cp);
+            }
+        }
+    }
+    Ok((None, fallback))
 }
 
 fn read_checkpoint(

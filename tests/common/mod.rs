@@ -1,17 +1,20 @@
 //! A real in-process cluster for integration tests: every node is a full
-//! `ironlog` node (redb storage, openraft, tonic server) on a port-0 listener.
+//! `ironlog` node (redb storage, openraft, tonic server) on a port-0 listener,
+//! optionally with its tlog-tiles HTTP server on another.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ironlog::config::{CheckpointConfig, Config, Peer, RaftTuning, Role};
 use ironlog::ledger::checkpoint::generate_key;
-use ironlog::node::{self, RunningNode};
+use ironlog::node::{self, Listeners, RunningNode};
 use ironlog::proto;
 use ironlog::proto::admin_client::AdminClient;
 use ironlog::proto::ledger_client::LedgerClient;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tonic::transport::Channel;
 
 pub const ORIGIN: &str = "test.example/ironlog";
@@ -34,9 +37,37 @@ pub fn tuning() -> RaftTuning {
     }
 }
 
+async fn bind_port_0() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.expect("bind port 0")
+}
+
+/// Binds `addr` again after a node released it, retrying for up to 5 s.
+async fn rebind(addr: SocketAddr) -> TcpListener {
+    let mut last = None;
+    for _ in 0..50 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    panic!("cannot rebind {addr}: {last:?}");
+}
+
 impl Cluster {
     /// Starts `n` voters; node 1 bootstraps the cluster.
     pub async fn start(n: u64) -> Cluster {
+        Self::start_nodes(n, false).await
+    }
+
+    /// Starts `n` voters that also serve tlog-tiles over HTTP (port 0).
+    pub async fn start_with_http(n: u64) -> Cluster {
+        Self::start_nodes(n, true).await
+    }
+
+    async fn start_nodes(n: u64, http: bool) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -46,7 +77,7 @@ impl Cluster {
         let mut peers = Vec::new();
         let mut vkeys = Vec::new();
         for id in 1..=n {
-            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+            let l = bind_port_0().await;
             let (skey, vkey) = generate_key(ORIGIN).expect("keygen");
             let key_file = dir.path().join(format!("node{id}.key"));
             std::fs::write(&key_file, skey).unwrap();
@@ -56,13 +87,24 @@ impl Cluster {
                 verifier_key: vkey.clone(),
             });
             vkeys.push(vkey);
-            listeners.push(l);
+            let http_listener = match http {
+                true => Some(bind_port_0().await),
+                false => None,
+            };
+            listeners.push(Listeners {
+                grpc: l,
+                http: http_listener,
+            });
         }
         let configs: Vec<Config> = (1..=n)
             .map(|id| Config {
                 id,
                 listen: peers[(id - 1) as usize].addr.parse().unwrap(),
                 advertise: None,
+                http_listen: listeners[(id - 1) as usize]
+                    .http
+                    .as_ref()
+                    .map(|l| l.local_addr().unwrap()),
                 data_dir: dir.path().join(format!("node{id}")),
                 origin: ORIGIN.to_string(),
                 signing_key_file: dir.path().join(format!("node{id}.key")),
@@ -93,19 +135,26 @@ impl Cluster {
     /// joins through `AddLearner`); returns its id and verifier key.
     pub async fn start_extra(&mut self) -> (u64, String) {
         let id = self.configs.len() as u64 + 1;
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let l = bind_port_0().await;
+        let http = match self.configs[0].http_listen {
+            Some(_) => Some(bind_port_0().await),
+            None => None,
+        };
         let (skey, vkey) = generate_key(ORIGIN).expect("keygen");
         let key_file = self.dir.path().join(format!("node{id}.key"));
         std::fs::write(&key_file, skey).unwrap();
         let mut c = self.configs[0].clone();
         c.id = id;
         c.listen = l.local_addr().unwrap();
+        c.http_listen = http.as_ref().map(|l| l.local_addr().unwrap());
         c.data_dir = self.dir.path().join(format!("node{id}"));
         c.signing_key_file = key_file;
         c.bootstrap = false;
         c.validate().expect("extra node config is valid");
         self.nodes.push(Some(
-            node::start(c.clone(), l).await.expect("extra node starts"),
+            node::start(c.clone(), Listeners { grpc: l, http })
+                .await
+                .expect("extra node starts"),
         ));
         self.configs.push(c);
         self.vkeys.push(vkey.clone());
@@ -114,6 +163,13 @@ impl Cluster {
 
     pub fn addr(&self, id: u64) -> String {
         format!("http://{}", self.configs[(id - 1) as usize].listen)
+    }
+
+    /// Where node `id` serves tlog-tiles ([`Cluster::start_with_http`]).
+    pub fn http_addr(&self, id: u64) -> SocketAddr {
+        self.configs[(id - 1) as usize]
+            .http_listen
+            .expect("the node serves HTTP")
     }
 
     pub async fn ledger(&self, id: u64) -> LedgerClient<Channel> {
@@ -135,24 +191,30 @@ impl Cluster {
         }
     }
 
-    /// Starts node `id` again from its data dir, on its old port.
+    /// Starts node `id` again from its data dir, on its old ports. Retries
+    /// for up to 5 s while the files are still locked: openraft's tasks and
+    /// the Raft log's flusher thread let go of the databases a few
+    /// milliseconds after `shutdown` returns.
     pub async fn restart(&mut self, id: u64) {
         let c = self.configs[(id - 1) as usize].clone();
-        let mut last = None;
         for _ in 0..50 {
-            match TcpListener::bind(c.listen).await {
-                Ok(l) => {
-                    self.nodes[(id - 1) as usize] =
-                        Some(node::start(c.clone(), l).await.expect("restart"));
+            let grpc = rebind(c.listen).await;
+            let http = match c.http_listen {
+                Some(addr) => Some(rebind(addr).await),
+                None => None,
+            };
+            match node::start(c.clone(), Listeners { grpc, http }).await {
+                Ok(n) => {
+                    self.nodes[(id - 1) as usize] = Some(n);
                     return;
                 }
-                Err(e) => {
-                    last = Some(e);
+                Err(node::NodeError::Storage { reason, .. }) if reason.contains("already open") => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                Err(e) => panic!("restart node {id}: {e}"),
             }
         }
-        panic!("cannot rebind {}: {last:?}", c.listen);
+        panic!("node {id}'s storage is still open 5 s after it stopped");
     }
 
     pub async fn status(&self, id: u64) -> Option<proto::StatusResponse> {
@@ -252,4 +314,86 @@ pub async fn wait_checkpoint(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     None
+}
+
+/// One HTTP/1.1 response, as read off the socket.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request and reads the whole response (`Connection: close`).
+/// A hand-written client on purpose: it sends the path byte for byte (no
+/// client library normalising it), and needs no HTTP client crate whose
+/// features would differ between the library and test builds.
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect HTTP");
+    let body_len = if method == "GET" || method == "HEAD" {
+        String::new()
+    } else {
+        "Content-Length: 0\r\n".to_string()
+    };
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{body_len}\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send HTTP request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("HTTP response within 10 s")
+        .expect("read HTTP response");
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head ends");
+    let head = std::str::from_utf8(&raw[..head_end]).expect("HTTP head is text");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').expect("header line");
+            (name.trim().to_ascii_lowercase(), value.trim().to_string())
+        })
+        .collect();
+    let response = HttpResponse {
+        status,
+        headers,
+        body: raw[head_end + 4..].to_vec(),
+    };
+    if method != "HEAD" {
+        let length: usize = response
+            .header("content-length")
+            .expect("content-length")
+            .parse()
+            .expect("numeric content-length");
+        assert_eq!(response.body.len(), length, "{method} {path}: whole body");
+    }
+    response
+}
+
+pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_request(addr, "GET", path).await
 }
