@@ -307,6 +307,7 @@ fn node_config(id: u64, base_port: u16, origin: &str, vkeys: &[(u64, String)]) -
                 verifier_key: vkey.clone(),
             })
             .collect(),
+        witnesses: Vec::new(),
     }
 }
 

@@ -4,3 +4,4 @@ pub mod cosignature;
 pub mod event;
 pub mod merkle;
 pub mod policy;
+pub mod witness;

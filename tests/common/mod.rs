@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ironlog::config::{CheckpointConfig, Config, Peer, RaftTuning, Role};
+use ironlog::config::{CheckpointConfig, Config, Peer, RaftTuning, Role, WitnessConfig};
 use ironlog::ledger::checkpoint::generate_key;
 use ironlog::node::{self, RunningNode};
 use ironlog::proto;
@@ -37,6 +37,11 @@ pub fn tuning() -> RaftTuning {
 impl Cluster {
     /// Starts `n` voters; node 1 bootstraps the cluster.
     pub async fn start(n: u64) -> Cluster {
+        Self::start_with_witnesses(n, Vec::new()).await
+    }
+
+    /// Starts `n` voters that submit their checkpoints to `witnesses`.
+    pub async fn start_with_witnesses(n: u64, witnesses: Vec<WitnessConfig>) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -74,6 +79,7 @@ impl Cluster {
                 },
                 raft: tuning(),
                 peers: peers.clone(),
+                witnesses: witnesses.clone(),
             })
             .collect();
         let mut nodes = Vec::new();
