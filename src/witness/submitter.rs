@@ -198,7 +198,7 @@ impl Target {
                     old_size = theirs;
                 }
                 Err(e) => {
-                    warn(&e, size);
+                    report_failure(&e, size);
                     return;
                 }
             }
@@ -213,17 +213,23 @@ impl Target {
     /// Verifies the witness's lines against its configured key and
     /// proposes the valid one; lines by other keys are ignored.
     async fn accept(&self, cp: &StoredCheckpoint, lines: &[SignatureLine], proposer: &Proposer) {
-        let ours = lines.iter().filter(|l| l.key_id == self.key_id);
-        let Some(line) = ours
-            .filter(|l| {
-                self.verifier
-                    .verify_line(&cp.body, l)
-                    .inspect_err(|e| tracing::warn!(witness = self.client.url(), error = %e, "witness sent a cosignature that does not verify"))
-                    .is_ok()
-            })
-            .next()
-        else {
-            tracing::warn!(witness = self.client.url(), size = cp.body.size, "witness answered without a valid cosignature by its configured key");
+        let url = self.client.url();
+        let valid = lines
+            .iter()
+            .filter(|l| l.key_id == self.key_id)
+            .find(|l| match self.verifier.verify_line(&cp.body, l) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(witness = url, error = %e, "witness sent a cosignature that does not verify");
+                    false
+                }
+            });
+        let Some(line) = valid else {
+            tracing::warn!(
+                witness = url,
+                size = cp.body.size,
+                "witness answered without a valid cosignature by its configured key"
+            );
             return;
         };
         let cmd = Command::WitnessCosign {
@@ -279,7 +285,7 @@ async fn request(
         .ok()
 }
 
-fn warn(e: &SubmitError, size: u64) {
+fn report_failure(e: &SubmitError, size: u64) {
     match e {
         SubmitError::Refused {
             status: 409 | 422, ..
