@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::cosignature::CosignatureVerifier;
+
 /// Largest configuration file read, bytes. A node config is a few hundred
 /// bytes; anything near this bound is not a config file.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
@@ -32,6 +34,10 @@ pub const CHECKPOINT_INTERVAL_MS_MIN: u64 = 10;
 /// Most peers listed in one configuration. Ironlog runs three or five voters;
 /// the bound keeps bootstrap membership and per-checkpoint cosigning small.
 pub const PEERS_MAX: usize = 16;
+
+/// Most witnesses one node submits checkpoints to. Each costs one HTTP call
+/// per checkpoint and one Raft entry per cosignature; a handful suffices.
+pub const WITNESSES_MAX: usize = 16;
 
 /// Why a configuration was refused. Every variant names the file or field
 /// and the offending value, because the operator fixes it by editing the file.
@@ -107,6 +113,18 @@ pub enum ConfigError {
     },
     #[error("http_listen = {http_listen}: port 0 would pick a port that no client can know")]
     HttpListenPortZero { http_listen: SocketAddr },
+    #[error("{count} witnesses listed, at most {max} are supported")]
+    WitnessesTooMany { count: usize, max: usize },
+    #[error("witnesses[{position}].url = {url:?}: {reason}")]
+    WitnessUrl {
+        position: usize,
+        url: String,
+        reason: String,
+    },
+    #[error("witnesses[{position}].verifier_key: {reason}")]
+    WitnessKey { position: usize, reason: String },
+    #[error("witnesses[{position}] repeats the verifier key of witnesses[{first}]")]
+    WitnessDuplicate { position: usize, first: usize },
 }
 
 /// One node's configuration. See `cluster/node1.toml` for an annotated example.
@@ -142,6 +160,20 @@ pub struct Config {
     /// The voters, this node included, that `bootstrap` initialises.
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// C2SP tlog-witnesses the leader submits each checkpoint to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<WitnessConfig>,
+}
+
+/// A witness the leader asks to cosign checkpoints (`ironlog witness`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Submission prefix, `http://host:port[/path]`; the node POSTs to
+    /// `<url>/add-checkpoint`. Plain HTTP: put a proxy in front for TLS.
+    pub url: String,
+    /// The witness's `cosignature/v1` verifier key (`ironlog keygen --witness`).
+    pub verifier_key: String,
 }
 
 /// Whether the node votes and cosigns checkpoints, or only replicates.
@@ -243,6 +275,31 @@ impl Config {
         validate_origin(&self.origin)?;
         self.raft.validate()?;
         self.checkpoint.validate()?;
+        self.validate_witnesses()?;
+        Ok(())
+    }
+
+    fn validate_witnesses(&self) -> Result<(), ConfigError> {
+        if self.witnesses.len() > WITNESSES_MAX {
+            return Err(ConfigError::WitnessesTooMany {
+                count: self.witnesses.len(),
+                max: WITNESSES_MAX,
+            });
+        }
+        for (position, w) in self.witnesses.iter().enumerate() {
+            validate_witness_url(position, &w.url)?;
+            CosignatureVerifier::new(&w.verifier_key).map_err(|e| ConfigError::WitnessKey {
+                position,
+                reason: e.to_string(),
+            })?;
+            let key = w.verifier_key.trim();
+            if let Some(first) = self.witnesses[..position]
+                .iter()
+                .position(|o| o.verifier_key.trim() == key)
+            {
+                return Err(ConfigError::WitnessDuplicate { position, first });
+            }
+        }
         Ok(())
     }
 
@@ -387,6 +444,32 @@ fn validate_origin(origin: &str) -> Result<(), ConfigError> {
         }),
         None => Ok(()),
     }
+}
+
+/// Accepts `http://host:port` with an optional path; refuses `https://`
+/// (the node speaks plain HTTP), queries and fragments.
+fn validate_witness_url(position: usize, url: &str) -> Result<(), ConfigError> {
+    let error = |reason: &str| ConfigError::WitnessUrl {
+        position,
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    if url.starts_with("https://") {
+        return Err(error(
+            "the node speaks plain HTTP to witnesses; terminate TLS in a local proxy and give its http:// address",
+        ));
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(error("expected http://host:port[/path]"));
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if path.contains(['?', '#']) || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(error(
+            "the path may not hold a query, a fragment or whitespace",
+        ));
+    }
+    validate_host_port(&format!("witnesses[{position}].url"), authority)
+        .map_err(|e| error(&e.to_string()))
 }
 
 /// Accepts `host:port` and `[ipv6]:port`; refuses URLs, empty hosts and port 0.
@@ -749,6 +832,70 @@ mod tests {
         ));
         config.advertise = Some("10.0.0.11:7001".into());
         config.validate().expect("advertise given");
+    }
+
+    fn witness(url: &str) -> WitnessConfig {
+        let (_, vkey) =
+            crate::ledger::cosignature::Cosigner::generate("witness.test/w1").expect("key");
+        WitnessConfig {
+            url: url.to_string(),
+            verifier_key: vkey,
+        }
+    }
+
+    #[test]
+    fn witnesses_are_parsed_and_checked() {
+        let w = witness("http://127.0.0.1:7380");
+        let text = format!(
+            "{VALID}\n[[witnesses]]\nurl = \"{}\"\nverifier_key = \"{}\"\n",
+            w.url, w.verifier_key
+        );
+        let config: Config = toml::from_str(&text).expect("witnesses parse");
+        config.validate().expect("valid");
+        assert_eq!(config.witnesses, vec![w]);
+        assert!(valid().witnesses.is_empty(), "witnesses are optional");
+    }
+
+    #[test]
+    fn bad_witnesses_are_refused() {
+        for url in [
+            "127.0.0.1:7380",
+            "https://w.example:443",
+            "http://w.example",
+            "http://:7380",
+            "http://w.example:7380/a?b",
+            "http://w.example:7380/a b",
+        ] {
+            let mut config = valid();
+            config.witnesses = vec![witness(url)];
+            let err = refused(&config);
+            assert!(err.starts_with("witnesses[0].url"), "{url}: {err}");
+        }
+        let mut config = valid();
+        config.witnesses = vec![witness("http://w.example:7380/witness")];
+        config.validate().expect("a path is allowed");
+        // A log (Ed25519, type 0x01) key is not a witness key.
+        config.witnesses[0].verifier_key = config.peers[0].verifier_key.clone();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::WitnessKey { position: 0, .. })
+        ));
+        let w = witness("http://a.example:1");
+        config.witnesses = vec![w.clone(), w];
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::WitnessDuplicate {
+                position: 1,
+                first: 0
+            })
+        ));
+        config.witnesses = (0..=WITNESSES_MAX)
+            .map(|_| witness("http://a.example:1"))
+            .collect();
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::WitnessesTooMany { .. })
+        ));
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! - [`node`]: assembles storage, Raft, the gRPC and HTTP servers and the
 //!   checkpoint ticker into one running node.
 //! - [`config`]: the node configuration file, validated once at start-up.
+//! - [`witness`]: `ironlog witness` (a C2SP tlog-witness server) and the
+//!   leader's task that submits checkpoints to witnesses.
 //! - [`cli`]: the `ironlog` command line (client commands, keygen, local cluster).
 //! - [`limits`]: every bound, with its unit and its reason.
 //! - [`proto`]: the generated protobuf and gRPC code.
@@ -34,3 +36,4 @@ pub mod node;
 pub mod proto;
 pub mod raft;
 pub mod storage;
+pub mod witness;

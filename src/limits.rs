@@ -70,11 +70,29 @@ pub const TILE_RETRY_AFTER_S: u64 = 1;
 /// Question and free-text inputs are bounded at the API edge.
 pub const QUESTION_BYTES_MAX: usize = 2048;
 
+/// Largest `add-checkpoint` request a witness reads, bytes. A request is an
+/// old-size line, at most 63 proof lines of 45 bytes and one checkpoint
+/// note; this leaves room for a note with dozens of signature lines.
+pub const WITNESS_REQUEST_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest witness response a node reads, bytes: a few cosignature lines
+/// of about 150 bytes each, or a short refusal.
+pub const WITNESS_RESPONSE_BYTES_MAX: usize = 16 * 1024;
+
+/// How long a node waits for one witness request (connect, send, answer),
+/// ms. A witness fsyncs before answering; anything slower is treated as down
+/// until the next checkpoint.
+pub const WITNESS_REQUEST_TIMEOUT_MS: u64 = 5_000;
+
 const _: () = assert!(LEAF_BYTES_MAX < BATCH_BYTES_MAX);
 // An entry bundle prefixes each leaf with a uint16 length (C2SP tlog-tiles).
 const _: () = assert!(LEAF_BYTES_MAX <= u16::MAX as usize);
 // Bundles in flight at once stay within a modest share of a node's memory.
 const _: () = assert!(TILE_READS_CONCURRENT_MAX * ENTRY_BUNDLE_BYTES_MAX <= 256 * 1024 * 1024);
+const _: () = assert!(
+    WITNESS_REQUEST_BYTES_MAX
+        > crate::ledger::witness::PROOF_LINES_MAX * 45 + 4 * crate::config::ORIGIN_BYTES_MAX
+);
 const _: () = assert!(BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(PAGE_ENTRIES_DEFAULT as u64 <= PAGE_ENTRIES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);

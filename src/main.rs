@@ -50,7 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// RUST_LOG asks, so their output is only what the user asked for.
 fn init_tracing(command: &Command) {
     let default = match command {
-        Command::Node { .. } => "info",
+        Command::Node { .. } | Command::Witness(_) => "info",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -18,6 +18,11 @@
 //! `every_entries` new leaves, whichever comes first, if the tree grew. Every
 //! voter signs each checkpoint it applies and proposes its signature as
 //! [`Command::Cosign`], so all replicas gather all signatures.
+//!
+//! # Witnesses
+//! With `[[witnesses]]` configured, the leader also submits each
+//! quorum-signed checkpoint to them in the background
+//! ([`crate::witness::submitter`]).
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -55,6 +60,8 @@ pub enum NodeError {
     Listen { addr: SocketAddr, reason: String },
     #[error("gRPC server failed: {0}")]
     Serve(String),
+    #[error("cannot set up witnesses: {0}")]
+    Witness(#[from] crate::witness::submitter::SubmitterError),
 }
 
 /// The sockets a node serves on, bound by the caller (port 0 in tests).
@@ -220,6 +227,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     let (sm, new_checkpoints) =
         StateMachine::open(store.clone(), &snapshot_dir).map_err(|e| storage_err(&e))?;
     let applied = sm.subscribe();
+    let voter_signed = sm.subscribe_voter_signed();
     let network = Network::default();
     let raft = Raft::new(
         config.id,
@@ -251,6 +259,16 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             store.clone(),
             new_checkpoints,
         )));
+    }
+
+    if !config.witnesses.is_empty() {
+        let submitter = crate::witness::submitter::Submitter::new(
+            config.id,
+            &config.witnesses,
+            proposer.clone(),
+            store.clone(),
+        )?;
+        tasks.push(tokio::spawn(submitter.run(voter_signed)));
     }
 
     let reflection = tonic_reflection::server::Builder::configure()

@@ -99,6 +99,7 @@ impl LedgerApi {
             signers: cp
                 .signatures
                 .iter()
+                .chain(&cp.witness_signatures)
                 .map(|s| format!("{}+{:08x}", s.name, s.key_id))
                 .collect(),
         }

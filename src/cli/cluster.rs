@@ -396,6 +396,7 @@ fn node_config(id: u64, ports: Ports, origin: &str, vkeys: &[(u64, String)]) -> 
                 verifier_key: vkey.clone(),
             })
             .collect(),
+        witnesses: Vec::new(),
     }
 }
 

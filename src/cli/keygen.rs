@@ -1,4 +1,5 @@
-//! `ironlog keygen`: a signed-note key pair for one node.
+//! `ironlog keygen`: a signed-note key pair for one node, or with
+//! `--witness NAME` a witness's `cosignature/v1` (type 0x04) key pair.
 //!
 //! The private key goes to FILE with mode 0600, the verifier key to FILE.pub.
 //! Existing files are never overwritten: losing a node's key means its past
@@ -13,13 +14,18 @@ use clap::Args;
 
 use super::output::{print_json, print_line};
 use super::{CliError, Global};
-use crate::ledger::checkpoint::generate_key;
+use crate::ledger::checkpoint::{generate_key, CheckpointError};
+use crate::ledger::cosignature::Cosigner;
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Key name: the log's origin, e.g. example.org/ironlog.
-    #[arg(long)]
-    pub name: String,
+    #[arg(long, required_unless_present = "witness", conflicts_with = "witness")]
+    pub name: Option<String>,
+    /// Make a witness key (cosignature/v1) named NAME instead, e.g.
+    /// witness.example.org/w1; use it with `ironlog witness --key`.
+    #[arg(long, value_name = "NAME")]
+    pub witness: Option<String>,
     /// Where to write the private key; the verifier key goes to FILE.pub.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -40,7 +46,11 @@ pub enum KeygenError {
 }
 
 pub fn run(global: &Global, args: &KeygenArgs) -> Result<(), CliError> {
-    let (_, vkey) = write_key_pair(&args.name, &args.out)?;
+    let (_, vkey) = match (&args.name, &args.witness) {
+        (_, Some(name)) => write_witness_key_pair(name, &args.out)?,
+        (Some(name), None) => write_key_pair(name, &args.out)?,
+        (None, None) => return Err(CliError::Usage("give --name or --witness".into())),
+    };
     if global.json {
         print_json(&serde_json::json!({
             "verifier_key": vkey,
@@ -62,6 +72,19 @@ pub fn pub_path(out: &Path) -> PathBuf {
 /// Generates a key pair and writes FILE (0600) and FILE.pub; returns
 /// `(skey, vkey)`. Neither file is written when either already exists.
 pub fn write_key_pair(name: &str, out: &Path) -> Result<(String, String), KeygenError> {
+    write_generated(name, out, generate_key)
+}
+
+/// Like [`write_key_pair`], for a witness's `cosignature/v1` key.
+pub fn write_witness_key_pair(name: &str, out: &Path) -> Result<(String, String), KeygenError> {
+    write_generated(name, out, Cosigner::generate)
+}
+
+fn write_generated(
+    name: &str,
+    out: &Path,
+    generate: fn(&str) -> Result<(String, String), CheckpointError>,
+) -> Result<(String, String), KeygenError> {
     let pub_out = pub_path(out);
     for path in [out, pub_out.as_path()] {
         if path.symlink_metadata().is_ok() {
@@ -70,7 +93,7 @@ pub fn write_key_pair(name: &str, out: &Path) -> Result<(String, String), Keygen
             });
         }
     }
-    let (skey, vkey) = generate_key(name).map_err(|e| KeygenError::Generate {
+    let (skey, vkey) = generate(name).map_err(|e| KeygenError::Generate {
         name: name.to_string(),
         reason: e.to_string(),
     })?;

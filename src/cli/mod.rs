@@ -10,7 +10,8 @@
 //! - [`audit`]: `verify`, `export` and `monitor`, for outside auditors who
 //!   trust only a policy file.
 //! - [`status`]: the `status` table.
-//! - [`keygen`]: signed-note key pairs.
+//! - [`keygen`]: signed-note key pairs (node and witness keys).
+//! - [`witness`]: `witness`, a C2SP tlog-witness server.
 //! - [`cluster`]: `cluster up`, a local cluster of child processes.
 //! - [`output`]: how entries, hashes and times are printed.
 //!
@@ -27,6 +28,7 @@ pub mod output;
 pub mod read;
 pub mod status;
 pub mod verify;
+pub mod witness;
 
 use std::path::PathBuf;
 
@@ -64,8 +66,10 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Generate a signed-note key pair for a node.
+    /// Generate a signed-note key pair for a node, or a witness's with --witness.
     Keygen(keygen::KeygenArgs),
+    /// Run a C2SP tlog-witness for the logs of the given policies.
+    Witness(witness::WitnessArgs),
     /// Append events, from flags or from a JSON-lines file.
     Append(Box<append::AppendArgs>),
     /// Print entries START..END (END exclusive; default START+1).
@@ -144,6 +148,8 @@ pub enum CliError {
     #[error(transparent)]
     Keygen(#[from] keygen::KeygenError),
     #[error(transparent)]
+    Witness(#[from] crate::witness::server::WitnessError),
+    #[error(transparent)]
     Verify(#[from] verify::VerifyError),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
@@ -174,6 +180,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Node { config } => run_node(&config).await,
         Command::Keygen(args) => keygen::run(&global, &args),
+        Command::Witness(args) => witness::run(&args).await,
         Command::Append(args) => append::run(&global, &args).await,
         Command::Get(args) => read::get(&global, &args).await,
         Command::Tail(args) => read::tail(&global, &args).await,

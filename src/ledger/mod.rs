@@ -6,3 +6,4 @@ pub mod event;
 pub mod merkle;
 pub mod policy;
 pub mod tile;
+pub mod witness;

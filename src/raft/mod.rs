@@ -5,8 +5,10 @@
 //! # What goes through the log
 //! [`Command::Append`] batches (one Raft entry each, applied atomically),
 //! [`Command::Checkpoint`] (cut a checkpoint at the current tree size, so every
-//! replica cuts the same one), and [`Command::Cosign`] (a voter's signature over
-//! such a checkpoint, so every replica stores every signature).
+//! replica cuts the same one), [`Command::Cosign`] (a voter's signature over
+//! such a checkpoint, so every replica stores every signature), and
+//! [`Command::WitnessCosign`] (a witness's cosignature the leader obtained,
+//! re-verified by every replica).
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -59,6 +61,13 @@ pub enum Command {
         size: u64,
         line: String,
     },
+    /// A witness's `cosignature/v1` line over the checkpoint at `size`, with
+    /// the witness key it verifies with. Stored apart from voter signatures.
+    WitnessCosign {
+        size: u64,
+        verifier_key: String,
+        line: String,
+    },
 }
 
 impl fmt::Display for Command {
@@ -69,6 +78,7 @@ impl fmt::Display for Command {
             Command::Cosign { node_id, size, .. } => {
                 write!(f, "cosign(node {node_id}, size {size})")
             }
+            Command::WitnessCosign { size, .. } => write!(f, "witness-cosign(size {size})"),
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct StateMachine {
     applied: watch::Sender<Applied>,
     /// Sizes of checkpoints cut by applied commands, for the local signer.
     new_checkpoints: mpsc::UnboundedSender<u64>,
+    /// Size of the checkpoint that last got a voter signature applied, for
+    /// the witness submitter: a checkpoint may just have reached its quorum.
+    voter_signed: watch::Sender<u64>,
 }
 
 impl StateMachine {
@@ -85,6 +88,7 @@ impl StateMachine {
                 log_index: applied.map_or(0, |id| id.index),
             }),
             new_checkpoints: tx,
+            voter_signed: watch::Sender::new(0),
         };
         Ok((sm, rx))
     }
@@ -96,6 +100,11 @@ impl StateMachine {
     /// Watches the tree size and applied index.
     pub fn subscribe(&self) -> watch::Receiver<Applied> {
         self.applied.subscribe()
+    }
+
+    /// Watches the size of the checkpoint that last got a voter signature.
+    pub fn subscribe_voter_signed(&self) -> watch::Receiver<u64> {
+        self.voter_signed.subscribe()
     }
 
     /// The last applied membership.
@@ -206,6 +215,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Some(m) => Some(serde_json::to_vec(m).map_err(io_err)?),
             None => None,
         };
+        let voter_signed = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Cosign { size, .. } => Some(*size),
+                _ => None,
+            })
+            .max();
         let store = self.store.clone();
         let results =
             tokio::task::spawn_blocking(move || store.apply(&ops, Some(applied), membership))
@@ -214,6 +230,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .map_err(io_err)?;
         let tree_size = self.store.tree_size().map_err(io_err)?;
         self.publish(tree_size, last.index);
+        if let Some(size) = voter_signed {
+            self.voter_signed.send_replace(size);
+        }
         for (result, responder) in results.into_iter().zip(responders) {
             if let OpResult::Checkpointed { size: Some(size) } = result {
                 // The signer may have stopped during shutdown.
@@ -300,6 +319,20 @@ fn command_op(cmd: Command, membership: &StoredMembership) -> Op {
                 _ => Op::Nothing,
             }
         }
+        // The store re-verifies the line against its checkpoint; a line that
+        // does not even parse is recorded as a no-op.
+        Command::WitnessCosign {
+            size,
+            verifier_key,
+            line,
+        } => match SignatureLine::parse(&line) {
+            Ok(line) => Op::WitnessCosign {
+                size,
+                line,
+                verifier_key,
+            },
+            Err(_) => Op::Nothing,
+        },
     }
 }
 

@@ -14,6 +14,9 @@
 //! - Checkpoint sizes only grow, and a checkpoint's root is recomputed from the
 //!   stored hashes and read back before it is stored.
 //! - A signature is stored only if it verifies over the stored body.
+//! - Witness cosignatures live in their own table, apart from voter
+//!   signatures, so they never count towards the voter quorum; a note shows
+//!   the voter signatures first, then the witness cosignatures.
 //!
 //! # Crash semantics
 //! Each [`LedgerStore::apply`] is one transaction, made durable by the next
@@ -23,8 +26,8 @@
 //! log (kept behind that snapshot) from the stored "applied" marker.
 //!
 //! # Snapshots
-//! A snapshot is the leaves, checkpoints, signatures and metadata, streamed to
-//! a file. Installing one rebuilds hashes and indexes from the leaves and
+//! A snapshot is the leaves, checkpoints, signatures, witness cosignatures and
+//! metadata, streamed to a file. Installing one rebuilds hashes and indexes from the leaves and
 //! refuses it if any checkpoint root does not match, so a corrupt or forged
 //! snapshot cannot replace a good state.
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -37,6 +40,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::checkpoint::{self, CheckpointBody, SignatureLine};
+use crate::ledger::cosignature::CosignatureVerifier;
 use crate::ledger::event::{Event, LeafRecord, Outcome};
 use crate::ledger::merkle::{self, Hash, HashStore, MerkleError};
 use crate::ledger::tile::{self, Tile, TileKind};
@@ -49,6 +53,11 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
 /// (checkpoint size, key id) -> signature line.
 const SIGNATURES: TableDefinition<(u64, u32), &str> = TableDefinition::new("signatures");
+/// (checkpoint size, witness key id) -> (witness verifier key, cosignature
+/// line). The key is kept so every reader, and a snapshot install, can
+/// re-verify the line without the node's configuration.
+const WITNESS_COSIGNATURES: TableDefinition<(u64, u32), (&str, &str)> =
+    TableDefinition::new("witness_cosignatures");
 /// (source, idempotency key) -> leaf index.
 const IDEMPOTENCY: TableDefinition<(&str, &str), u64> = TableDefinition::new("idempotency");
 /// Query indexes: (field value, leaf index) -> (), so one field value's leaves
@@ -139,6 +148,13 @@ pub enum Op {
         line: SignatureLine,
         verifier_key: String,
     },
+    /// Add a witness's cosignature over the checkpoint at `size`, if it
+    /// verifies with the `cosignature/v1` key `verifier_key`.
+    WitnessCosign {
+        size: u64,
+        line: SignatureLine,
+        verifier_key: String,
+    },
     /// A Raft entry with no ledger effect (blank, membership).
     Nothing,
 }
@@ -158,6 +174,9 @@ pub enum OpResult {
     Cosigned {
         accepted: bool,
     },
+    WitnessCosigned {
+        accepted: bool,
+    },
     #[default]
     Nothing,
 }
@@ -166,13 +185,23 @@ pub enum OpResult {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredCheckpoint {
     pub body: CheckpointBody,
+    /// Voters' signatures: what the quorum counts.
     pub signatures: Vec<SignatureLine>,
+    /// Witnesses' `cosignature/v1` lines, each verified on apply.
+    pub witness_signatures: Vec<SignatureLine>,
 }
 
 impl StoredCheckpoint {
-    /// The signed note: body, blank line, signature lines.
+    /// The signed note: body, blank line, the voters' signature lines, then
+    /// the witnesses' cosignature lines.
     pub fn note(&self) -> String {
-        checkpoint::assemble_note(&self.body, &self.signatures)
+        let lines: Vec<SignatureLine> = self
+            .signatures
+            .iter()
+            .chain(&self.witness_signatures)
+            .cloned()
+            .collect();
+        checkpoint::assemble_note(&self.body, &lines)
     }
 }
 
@@ -260,6 +289,7 @@ impl LedgerStore {
             txn.open_table(META)?;
             txn.open_table(CHECKPOINTS)?;
             txn.open_table(SIGNATURES)?;
+            txn.open_table(WITNESS_COSIGNATURES)?;
             txn.open_table(IDEMPOTENCY)?;
             txn.open_table(IDX_ACTOR)?;
             txn.open_table(IDX_ACTION)?;
@@ -587,6 +617,15 @@ impl LedgerStore {
             rec.extend_from_slice(line.value().as_bytes());
             write_record(&mut out, TAG_SIGNATURE, &rec)?;
         }
+        for row in txn.open_table(WITNESS_COSIGNATURES)?.iter()? {
+            let (key, value) = row?;
+            let (vkey, line) = value.value();
+            write_record(
+                &mut out,
+                TAG_WITNESS_COSIGNATURE,
+                &witness_record(key.value().0, vkey, line),
+            )?;
+        }
         write_record(&mut out, TAG_END, &[])?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -603,6 +642,7 @@ impl LedgerStore {
         txn.delete_table(CHECKPOINTS)?;
         txn.delete_table(HASHES)?;
         txn.delete_table(SIGNATURES)?;
+        txn.delete_table(WITNESS_COSIGNATURES)?;
         txn.delete_table(IDEMPOTENCY)?;
         for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE] {
             txn.delete_table(def)?;
@@ -629,6 +669,7 @@ impl LedgerStore {
                     TAG_LEAF => w.restore_leaf(&rec)?,
                     TAG_CHECKPOINT => w.restore_checkpoint(&rec)?,
                     TAG_SIGNATURE => w.restore_signature(&rec)?,
+                    TAG_WITNESS_COSIGNATURE => w.restore_witness_cosignature(&rec)?,
                     TAG_END => break,
                     other => {
                         return Err(StoreError::BadSnapshot(format!(
@@ -655,6 +696,9 @@ const TAG_META: u8 = 1;
 const TAG_LEAF: u8 = 2;
 const TAG_CHECKPOINT: u8 = 3;
 const TAG_SIGNATURE: u8 = 4;
+/// Size, then `verifier key \n cosignature line`. Snapshots without any are
+/// still read; a node older than this tag refuses snapshots that have one.
+const TAG_WITNESS_COSIGNATURE: u8 = 5;
 const TAG_END: u8 = 0xff;
 /// Largest snapshot record: a leaf, or a checkpoint body, or the metadata
 /// (which holds the membership).
@@ -750,7 +794,20 @@ fn read_checkpoint(
                 .map_err(|e| StoreError::Corrupt(format!("signature at {size}: {e}")))?,
         );
     }
-    Ok(Some(StoredCheckpoint { body, signatures }))
+    let witness = txn.open_table(WITNESS_COSIGNATURES)?;
+    let mut witness_signatures = Vec::new();
+    for row in witness.range((size, 0)..=(size, u32::MAX))? {
+        let (_, value) = row?;
+        witness_signatures.push(
+            SignatureLine::parse(value.value().1)
+                .map_err(|e| StoreError::Corrupt(format!("witness cosignature at {size}: {e}")))?,
+        );
+    }
+    Ok(Some(StoredCheckpoint {
+        body,
+        signatures,
+        witness_signatures,
+    }))
 }
 
 fn str_index_scan(
@@ -776,6 +833,7 @@ struct Writer<'t> {
     meta_table: redb::Table<'t, &'static str, &'static [u8]>,
     checkpoints: redb::Table<'t, u64, &'static [u8]>,
     signatures: redb::Table<'t, (u64, u32), &'static str>,
+    witness_cosignatures: redb::Table<'t, (u64, u32), (&'static str, &'static str)>,
     idempotency: redb::Table<'t, (&'static str, &'static str), u64>,
     idx_actor: redb::Table<'t, (&'static str, u64), ()>,
     idx_action: redb::Table<'t, (&'static str, u64), ()>,
@@ -795,6 +853,7 @@ impl<'t> Writer<'t> {
             meta_table,
             checkpoints: txn.open_table(CHECKPOINTS)?,
             signatures: txn.open_table(SIGNATURES)?,
+            witness_cosignatures: txn.open_table(WITNESS_COSIGNATURES)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,
             idx_actor: txn.open_table(IDX_ACTOR)?,
             idx_action: txn.open_table(IDX_ACTION)?,
@@ -825,6 +884,13 @@ impl<'t> Writer<'t> {
                 verifier_key,
             } => Ok(OpResult::Cosigned {
                 accepted: self.cosign(*size, line, verifier_key)?,
+            }),
+            Op::WitnessCosign {
+                size,
+                line,
+                verifier_key,
+            } => Ok(OpResult::WitnessCosigned {
+                accepted: self.witness_cosign(*size, line, verifier_key)?,
             }),
             Op::Nothing => Ok(OpResult::Nothing),
         }
@@ -944,6 +1010,37 @@ impl<'t> Writer<'t> {
         Ok(true)
     }
 
+    /// Stores a witness's cosignature over the checkpoint at `size` if it
+    /// verifies with `verifier_key`; the first one per (size, key) stays, so
+    /// a re-proposed cosignature changes nothing.
+    fn witness_cosign(
+        &mut self,
+        size: u64,
+        line: &SignatureLine,
+        verifier_key: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(text) = self.checkpoints.get(size)?.map(|v| v.value().to_vec()) else {
+            return Ok(false);
+        };
+        let body = CheckpointBody::parse(&text)
+            .map_err(|e| StoreError::Corrupt(format!("checkpoint {size}: {e}")))?;
+        let verified = CosignatureVerifier::new(verifier_key)
+            .and_then(|v| v.verify_line(&body, line))
+            .is_ok();
+        if !verified {
+            return Ok(false);
+        }
+        if self
+            .witness_cosignatures
+            .get((size, line.key_id))?
+            .is_none()
+        {
+            self.witness_cosignatures
+                .insert((size, line.key_id), (verifier_key, line.to_line().as_str()))?;
+        }
+        Ok(true)
+    }
+
     fn restore_leaf(&mut self, leaf: &[u8]) -> Result<(), StoreError> {
         let record = LeafRecord::decode(leaf)
             .map_err(|e| StoreError::BadSnapshot(format!("leaf {}: {e}", self.meta.tree_size)))?;
@@ -990,6 +1087,33 @@ impl<'t> Writer<'t> {
         self.signatures.insert((size, sig.key_id), line)?;
         Ok(())
     }
+
+    /// Restores a witness cosignature, re-verifying it against the restored
+    /// checkpoint: a snapshot cannot bring in a cosignature that does not hold.
+    fn restore_witness_cosignature(&mut self, rec: &[u8]) -> Result<(), StoreError> {
+        let (size, rest) = split_size(rec)?;
+        let bad = |reason: &str| {
+            StoreError::BadSnapshot(format!("witness cosignature at {size}: {reason}"))
+        };
+        let text = std::str::from_utf8(rest).map_err(|_| bad("not UTF-8"))?;
+        let (vkey, line) = text
+            .split_once('\n')
+            .ok_or_else(|| bad("no verifier key"))?;
+        let sig = SignatureLine::parse(line).map_err(|e| bad(&e.to_string()))?;
+        if !self.witness_cosign(size, &sig, vkey)? {
+            return Err(bad("does not verify over a restored checkpoint"));
+        }
+        Ok(())
+    }
+}
+
+/// A witness cosignature snapshot record: size, verifier key, newline, line.
+fn witness_record(size: u64, vkey: &str, line: &str) -> Vec<u8> {
+    let mut rec = size.to_be_bytes().to_vec();
+    rec.extend_from_slice(vkey.as_bytes());
+    rec.push(b'\n');
+    rec.extend_from_slice(line.as_bytes());
+    rec
 }
 
 fn split_size(rec: &[u8]) -> Result<(u64, &[u8]), StoreError> {
@@ -998,4 +1122,186 @@ fn split_size(rec: &[u8]) -> Result<(u64, &[u8]), StoreError> {
     }
     let (head, rest) = rec.split_at(8);
     Ok((u64::from_be_bytes(head.try_into().expect("8 bytes")), rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::checkpoint::{generate_key, NoteSigner};
+    use crate::ledger::cosignature::Cosigner;
+    use crate::ledger::event::Actor;
+
+    const ORIGIN: &str = "ironlog.test/log";
+
+    fn event(n: u64) -> Event {
+        Event {
+            time_unix_nanos: n as i64,
+            actor: Actor {
+                id: "alice".into(),
+                kind: None,
+                ip: None,
+                user_agent: None,
+            },
+            action: "read".into(),
+            resource: format!("r{n}"),
+            outcome: Outcome::Success,
+            source: "test".into(),
+            details: Default::default(),
+            idempotency_key: None,
+        }
+    }
+
+    /// A store holding a checkpoint at size 3 signed by one voter.
+    fn store_with_checkpoint(dir: &Path) -> (LedgerStore, CheckpointBody) {
+        let store = LedgerStore::open(&dir.join("ledger.redb"), ORIGIN).unwrap();
+        let append = Op::Append {
+            events: (0..3).map(event).collect(),
+            commit_time_unix_nanos: 1,
+        };
+        store.apply(&[append, Op::Checkpoint], None, None).unwrap();
+        let body = store.checkpoint_at(3).unwrap().body;
+        let (skey, vkey) = generate_key(ORIGIN).unwrap();
+        let line = NoteSigner::from_skey(&skey).unwrap().sign(&body).unwrap();
+        let cosign = Op::Cosign {
+            size: 3,
+            line,
+            verifier_key: vkey,
+        };
+        assert_eq!(
+            store.apply(&[cosign], None, None).unwrap(),
+            vec![OpResult::Cosigned { accepted: true }]
+        );
+        (store, body)
+    }
+
+    fn witness_op(body: &CheckpointBody, witness: &Cosigner, time: u64) -> Op {
+        Op::WitnessCosign {
+            size: body.size,
+            line: witness.cosign(body, time).unwrap(),
+            verifier_key: witness.verifier_key(),
+        }
+    }
+
+    #[test]
+    fn witness_cosignatures_are_kept_apart_from_voter_signatures() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body) = store_with_checkpoint(dir.path());
+        let (wskey, _) = Cosigner::generate("witness.test/w1").unwrap();
+        let witness = Cosigner::from_skey(&wskey).unwrap();
+        let results = store
+            .apply(&[witness_op(&body, &witness, 7)], None, None)
+            .unwrap();
+        assert_eq!(results, vec![OpResult::WitnessCosigned { accepted: true }]);
+
+        let cp = store.checkpoint_at(3).unwrap();
+        assert_eq!(cp.signatures.len(), 1);
+        assert_eq!(cp.witness_signatures.len(), 1);
+        // A witness does not make up for a missing voter.
+        assert!(
+            store
+                .latest_checkpoint(2)
+                .unwrap()
+                .unwrap()
+                .signatures
+                .len()
+                < 2
+        );
+        let note = cp.note();
+        let voter_at = note.find(&cp.signatures[0].to_line()).unwrap();
+        let witness_at = note.find(&cp.witness_signatures[0].to_line()).unwrap();
+        assert!(voter_at < witness_at, "voters first, then witnesses");
+
+        // The same witness again at the same size keeps the first line.
+        store
+            .apply(&[witness_op(&body, &witness, 8)], None, None)
+            .unwrap();
+        assert_eq!(store.checkpoint_at(3).unwrap(), cp);
+    }
+
+    #[test]
+    fn invalid_witness_cosignatures_are_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body) = store_with_checkpoint(dir.path());
+        let (wskey, _) = Cosigner::generate("witness.test/w1").unwrap();
+        let witness = Cosigner::from_skey(&wskey).unwrap();
+        let (_, other_vkey) = Cosigner::generate("witness.test/w2").unwrap();
+        let mut other_body = body.clone();
+        other_body.root[0] ^= 1;
+        let ops = [
+            // Over another root.
+            Op::WitnessCosign {
+                size: 3,
+                line: witness.cosign(&other_body, 1).unwrap(),
+                verifier_key: witness.verifier_key(),
+            },
+            // Claimed for another key.
+            Op::WitnessCosign {
+                size: 3,
+                line: witness.cosign(&body, 1).unwrap(),
+                verifier_key: other_vkey,
+            },
+            // A voter key given as a witness key.
+            Op::WitnessCosign {
+                size: 3,
+                line: witness.cosign(&body, 1).unwrap(),
+                verifier_key: generate_key(ORIGIN).unwrap().1,
+            },
+            // No checkpoint at that size.
+            Op::WitnessCosign {
+                size: 2,
+                line: witness.cosign(&body, 1).unwrap(),
+                verifier_key: witness.verifier_key(),
+            },
+        ];
+        let results = store.apply(&ops, None, None).unwrap();
+        assert!(results
+            .iter()
+            .all(|r| *r == OpResult::WitnessCosigned { accepted: false }));
+        assert!(store
+            .checkpoint_at(3)
+            .unwrap()
+            .witness_signatures
+            .is_empty());
+    }
+
+    #[test]
+    fn snapshots_carry_witness_cosignatures() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body) = store_with_checkpoint(dir.path());
+        let (wskey, _) = Cosigner::generate("witness.test/w1").unwrap();
+        let witness = Cosigner::from_skey(&wskey).unwrap();
+        store
+            .apply(&[witness_op(&body, &witness, 7)], None, None)
+            .unwrap();
+        let snap = dir.path().join("snap");
+        store.export_snapshot(&snap).unwrap();
+
+        let other = LedgerStore::open(&dir.path().join("other.redb"), ORIGIN).unwrap();
+        other.import_snapshot(&snap).unwrap();
+        assert_eq!(
+            other.checkpoint_at(3).unwrap(),
+            store.checkpoint_at(3).unwrap()
+        );
+
+        // A snapshot whose witness cosignature does not verify is refused,
+        // and the state it would have replaced is kept.
+        let mut bytes = std::fs::read(&snap).unwrap();
+        let line = witness.cosign(&body, 7).unwrap().to_line();
+        let mut forged_line = witness.cosign(&body, 7).unwrap();
+        forged_line.signature[20] ^= 1;
+        let forged_line = forged_line.to_line();
+        assert_eq!(forged_line.len(), line.len());
+        let at = bytes
+            .windows(line.len())
+            .position(|w| w == line.as_bytes())
+            .expect("the cosignature is in the snapshot");
+        bytes[at..at + line.len()].copy_from_slice(forged_line.as_bytes());
+        std::fs::write(&snap, bytes).unwrap();
+        let fresh = LedgerStore::open(&dir.path().join("fresh.redb"), ORIGIN).unwrap();
+        assert!(matches!(
+            fresh.import_snapshot(&snap),
+            Err(StoreError::BadSnapshot(_))
+        ));
+        assert_eq!(fresh.tree_size().unwrap(), 0);
+    }
 }

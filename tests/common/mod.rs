@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ironlog::config::{CheckpointConfig, Config, Peer, RaftTuning, Role};
+use ironlog::config::{CheckpointConfig, Config, Peer, RaftTuning, Role, WitnessConfig};
 use ironlog::ledger::checkpoint::generate_key;
 use ironlog::node::{self, Listeners, RunningNode};
 use ironlog::proto;
@@ -59,15 +59,20 @@ async fn rebind(addr: SocketAddr) -> TcpListener {
 impl Cluster {
     /// Starts `n` voters; node 1 bootstraps the cluster.
     pub async fn start(n: u64) -> Cluster {
-        Self::start_nodes(n, false).await
+        Self::start_nodes(n, false, Vec::new()).await
     }
 
     /// Starts `n` voters that also serve tlog-tiles over HTTP (port 0).
     pub async fn start_with_http(n: u64) -> Cluster {
-        Self::start_nodes(n, true).await
+        Self::start_nodes(n, true, Vec::new()).await
     }
 
-    async fn start_nodes(n: u64, http: bool) -> Cluster {
+    /// Starts `n` voters that submit their checkpoints to `witnesses`.
+    pub async fn start_with_witnesses(n: u64, witnesses: Vec<WitnessConfig>) -> Cluster {
+        Self::start_nodes(n, false, witnesses).await
+    }
+
+    async fn start_nodes(n: u64, http: bool, witnesses: Vec<WitnessConfig>) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -116,6 +121,7 @@ impl Cluster {
                 },
                 raft: tuning(),
                 peers: peers.clone(),
+                witnesses: witnesses.clone(),
             })
             .collect();
         let mut nodes = Vec::new();
