@@ -51,7 +51,22 @@ pub const TAIL_BUFFER_ENTRIES: usize = 1024;
 /// Question and free-text inputs are bounded at the API edge.
 pub const QUESTION_BYTES_MAX: usize = 2048;
 
+/// Most problems one `fsck` report lists; the rest are only counted. A badly
+/// damaged file can fail several checks for every leaf, and the report must
+/// stay small enough to hold in memory and to read.
+pub const FSCK_PROBLEMS_MAX: usize = 1000;
+
+/// Problems `ironlog fsck` prints as text, one line each; `--json` lists all
+/// the report holds.
+pub const FSCK_PROBLEMS_PRINTED_MAX: usize = 20;
+
+/// redb page cache while `fsck` reads, bytes. The walk reads the tables in key
+/// order, touching most pages once, so redb's default of 1 GiB would only grow
+/// the checker's memory on a large ledger without making it faster.
+pub const FSCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 const _: () = assert!(LEAF_BYTES_MAX < BATCH_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(PAGE_ENTRIES_DEFAULT as u64 <= PAGE_ENTRIES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(FSCK_PROBLEMS_PRINTED_MAX <= FSCK_PROBLEMS_MAX);

@@ -8,6 +8,7 @@
 //! - [`read`]: `get`, `tail` and `query`.
 //! - [`verify`]: `checkpoint` and `prove`, which check proofs locally.
 //! - [`status`]: the `status` table.
+//! - [`fsck`]: `fsck`, which checks a stopped node's files offline.
 //! - [`keygen`]: signed-note key pairs.
 //! - [`cluster`]: `cluster up`, a local cluster of child processes.
 //! - [`output`]: how entries, hashes and times are printed.
@@ -19,6 +20,7 @@ pub mod append;
 pub mod bench;
 pub mod client;
 pub mod cluster;
+pub mod fsck;
 pub mod keygen;
 pub mod output;
 pub mod read;
@@ -78,6 +80,9 @@ pub enum Command {
     Prove(verify::ProveCommand),
     /// Show the node's Raft and ledger status.
     Status,
+    /// Check a stopped node's files offline: every leaf, stored hash,
+    /// checkpoint and signature.
+    Fsck(fsck::FsckArgs),
     /// Load generators for benchmarks (scripts/bench-append.sh).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -134,12 +139,25 @@ pub enum CliError {
     Verify(#[from] verify::VerifyError),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    Fsck(#[from] fsck::FsckCliError),
     #[error("{0}")]
     Usage(String),
     #[error("server sent an invalid response: {0}")]
     BadResponse(String),
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+}
+
+impl CliError {
+    /// The process exit status for this error: 1, except where a command
+    /// gives its failures distinct statuses.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Fsck(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
 }
 
 impl From<tonic::Status> for CliError {
@@ -164,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Checkpoint(args) => verify::checkpoint(&global, &args).await,
         Command::Prove(command) => verify::prove(&global, &command).await,
         Command::Status => status::run(&global).await,
+        Command::Fsck(args) => fsck::run(&global, &args),
         Command::Cluster(ClusterCommand::Up(args)) => cluster::up(&args).await,
         Command::Bench(BenchCommand::Append(args)) => bench::run(&global, &args).await,
     }
