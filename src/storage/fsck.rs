@@ -999,7 +999,7 @@ impl Checker {
                 self.checkpoints_upto(walk, index);
             }
             self.check_leaf(walk, index, &leaf);
-            walk.walked = index + 1;
+            walk.walked = index.saturating_add(1);
         }
         if let Some(size) = size.filter(|&size| walk.walked < size) {
             self.checkpoints_upto(walk, walk.walked);
