@@ -10,7 +10,8 @@
 //!   witness cosignatures, trust policies, offline proof bundles, and
 //!   tlog-tiles coordinates and entry bundles.
 //! - [`storage`]: the redb-backed ledger state (entries, stored hashes,
-//!   checkpoints, signatures, idempotency keys, query indexes, snapshots).
+//!   checkpoints, signatures, idempotency keys, query indexes, snapshots), and
+//!   `fsck`, which proves a stopped node's ledger file intact.
 //! - [`raft`]: everything openraft: type config, the redb log store, the state
 //!   machine adapter, the tonic network and the internal Raft service.
 //! - [`api`]: the public gRPC services (Ledger, Admin) and the one place that

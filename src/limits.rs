@@ -84,6 +84,20 @@ pub const WITNESS_RESPONSE_BYTES_MAX: usize = 16 * 1024;
 /// until the next checkpoint.
 pub const WITNESS_REQUEST_TIMEOUT_MS: u64 = 5_000;
 
+/// Most problems one `fsck` report lists; the rest are only counted. A badly
+/// damaged file can fail several checks for every leaf, and the report must
+/// stay small enough to hold in memory and to read.
+pub const FSCK_PROBLEMS_MAX: usize = 1000;
+
+/// Problems `ironlog fsck` prints as text, one line each; `--json` lists all
+/// the report holds.
+pub const FSCK_PROBLEMS_PRINTED_MAX: usize = 20;
+
+/// redb page cache while `fsck` reads, bytes. The walk reads the tables in key
+/// order, touching most pages once, so redb's default of 1 GiB would only grow
+/// the checker's memory on a large ledger without making it faster.
+pub const FSCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 const _: () = assert!(LEAF_BYTES_MAX < BATCH_BYTES_MAX);
 // An entry bundle prefixes each leaf with a uint16 length (C2SP tlog-tiles).
 const _: () = assert!(LEAF_BYTES_MAX <= u16::MAX as usize);
@@ -96,3 +110,4 @@ const _: () = assert!(
 const _: () = assert!(BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(PAGE_ENTRIES_DEFAULT as u64 <= PAGE_ENTRIES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(FSCK_PROBLEMS_PRINTED_MAX <= FSCK_PROBLEMS_MAX);

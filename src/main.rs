@@ -15,9 +15,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// 1 for any failure, unless the command gives this one its own status
+/// (`fsck`: 2 when it could not check at all).
+fn exit_code(error: &anyhow::Error) -> u8 {
+    error
+        .downcast_ref::<cli::CliError>()
+        .map_or(1, cli::CliError::exit_code)
 }
 
 /// The error and its causes joined by ": ", skipping a cause whose text

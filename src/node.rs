@@ -45,7 +45,7 @@ use crate::proto;
 use crate::raft::{
     Command, LogStore, Network, PeerInfo, ProposeError, Proposer, Raft, StateMachine,
 };
-use crate::storage::ledger_store::LedgerStore;
+use crate::storage::ledger_store::{LedgerStore, LEDGER_FILE};
 
 /// Why a node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -218,7 +218,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_err(&e))?;
     let store = Arc::new(
-        LedgerStore::open(&config.data_dir.join("ledger.redb"), &config.origin)
+        LedgerStore::open(&config.data_dir.join(LEDGER_FILE), &config.origin)
             .map_err(|e| storage_err(&e))?,
     );
     let log_store =

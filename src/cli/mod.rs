@@ -10,6 +10,7 @@
 //! - [`audit`]: `verify`, `export` and `monitor`, for outside auditors who
 //!   trust only a policy file.
 //! - [`status`]: the `status` table.
+//! - [`fsck`]: `fsck`, which checks a stopped node's files offline.
 //! - [`keygen`]: signed-note key pairs (node and witness keys).
 //! - [`witness`]: `witness`, a C2SP tlog-witness server.
 //! - [`cluster`]: `cluster up`, a local cluster of child processes.
@@ -23,6 +24,7 @@ pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod cluster;
+pub mod fsck;
 pub mod keygen;
 pub mod output;
 pub mod read;
@@ -95,6 +97,9 @@ pub enum Command {
     Monitor(audit::MonitorArgs),
     /// Show the node's Raft and ledger status.
     Status,
+    /// Check a stopped node's files offline: every leaf, stored hash,
+    /// checkpoint and signature.
+    Fsck(fsck::FsckArgs),
     /// Load generators for benchmarks (scripts/bench-append.sh).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -157,12 +162,25 @@ pub enum CliError {
     Audit(#[from] crate::audit::AuditError),
     #[error("monitor raised {0} alert(s)")]
     Alerts(usize),
+    #[error(transparent)]
+    Fsck(#[from] fsck::FsckCliError),
     #[error("{0}")]
     Usage(String),
     #[error("server sent an invalid response: {0}")]
     BadResponse(String),
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
+}
+
+impl CliError {
+    /// The process exit status for this error: 1, except where a command
+    /// gives its failures distinct statuses.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Fsck(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
 }
 
 impl From<tonic::Status> for CliError {
@@ -191,6 +209,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(args) => audit::export(&global, &args).await,
         Command::Monitor(args) => audit::monitor(&global, &args).await,
         Command::Status => status::run(&global).await,
+        Command::Fsck(args) => fsck::run(&global, &args),
         Command::Cluster(ClusterCommand::Up(args)) => cluster::up(&args).await,
         Command::Bench(BenchCommand::Append(args)) => bench::run(&global, &args).await,
     }

@@ -277,6 +277,13 @@ pub fn parse_verifier(vkey: &str) -> Result<StandardVerifier, CheckpointError> {
     })
 }
 
+/// The key name and key ID a verifier key signs as, so a signature line can
+/// be matched to its key without trying every key in turn.
+pub fn verifier_key_id(vkey: &str) -> Result<(String, u32), CheckpointError> {
+    let verifier = parse_verifier(vkey)?;
+    Ok((verifier.name().to_string(), verifier.key_id()))
+}
+
 /// Verifies one signature line over `body` with verifier key `vkey`.
 pub fn verify_signature(
     vkey: &str,

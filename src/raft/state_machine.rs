@@ -153,6 +153,21 @@ impl StateMachine {
     }
 }
 
+/// The verifier keys of the voters in a membership as [`StateMachine`] records
+/// it in the ledger metadata, as (node id, key); voters without a key are left
+/// out. For `ironlog fsck`, which reads a stopped node's files and has no Raft
+/// of its own, so the encoding stays this module's business.
+pub fn voter_verifier_keys(membership: &[u8]) -> io::Result<Vec<(super::NodeId, String)>> {
+    let membership: StoredMembership = serde_json::from_slice(membership).map_err(io_err)?;
+    Ok(membership
+        .voter_ids()
+        .filter_map(|id| {
+            let key = &membership.get_node(&id)?.verifier_key;
+            (!key.is_empty()).then(|| (id, key.clone()))
+        })
+        .collect())
+}
+
 fn decode_opt<T: serde::de::DeserializeOwned>(blob: &Option<Vec<u8>>) -> io::Result<Option<T>> {
     match blob {
         None => Ok(None),

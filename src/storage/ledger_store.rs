@@ -46,28 +46,36 @@ use crate::ledger::merkle::{self, Hash, HashStore, MerkleError};
 use crate::ledger::tile::{self, Tile, TileKind};
 use crate::limits::{PAGE_ENTRIES_MAX, QUERY_SCAN_ROWS_MAX};
 
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-const HASHES: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("hashes");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The ledger file's name inside a node's data dir.
+pub const LEDGER_FILE: &str = "ledger.redb";
+
+// The tables are visible to the rest of `storage` so that `fsck` reads the
+// very definitions the store writes with.
+pub(super) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+pub(super) const HASHES: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("hashes");
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Checkpoint size -> body text.
-const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
+pub(super) const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
 /// (checkpoint size, key id) -> signature line.
-const SIGNATURES: TableDefinition<(u64, u32), &str> = TableDefinition::new("signatures");
+pub(super) const SIGNATURES: TableDefinition<(u64, u32), &str> = TableDefinition::new("signatures");
 /// (checkpoint size, witness key id) -> (witness verifier key, cosignature
 /// line). The key is kept so every reader, and a snapshot install, can
 /// re-verify the line without the node's configuration.
-const WITNESS_COSIGNATURES: TableDefinition<(u64, u32), (&str, &str)> =
+pub(super) const WITNESS_COSIGNATURES: TableDefinition<(u64, u32), (&str, &str)> =
     TableDefinition::new("witness_cosignatures");
 /// (source, idempotency key) -> leaf index.
-const IDEMPOTENCY: TableDefinition<(&str, &str), u64> = TableDefinition::new("idempotency");
+pub(super) const IDEMPOTENCY: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("idempotency");
 /// Query indexes: (field value, leaf index) -> (), so one field value's leaves
 /// are a contiguous key range in leaf order and pages resume with a range.
-const IDX_ACTOR: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_actor");
-const IDX_ACTION: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_action");
-const IDX_RESOURCE: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_resource");
-const IDX_OUTCOME: TableDefinition<(u8, u64), ()> = TableDefinition::new("idx_outcome");
+pub(super) const IDX_ACTOR: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_actor");
+pub(super) const IDX_ACTION: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_action");
+pub(super) const IDX_RESOURCE: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("idx_resource");
+pub(super) const IDX_OUTCOME: TableDefinition<(u8, u64), ()> = TableDefinition::new("idx_outcome");
 
-const META_STATE: &str = "state";
+/// The `meta` row holding [`StateMeta`] as JSON.
+pub(super) const META_STATE: &str = "state";
 
 /// Errors of the ledger store.
 #[derive(Debug, thiserror::Error)]

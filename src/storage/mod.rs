@@ -1,1 +1,2 @@
+pub mod fsck;
 pub mod ledger_store;

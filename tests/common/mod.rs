@@ -305,13 +305,19 @@ pub async fn wait_checkpoint(
     done: impl Fn(u64, usize) -> bool,
 ) -> Option<proto::Checkpoint> {
     for _ in 0..100 {
-        let cp = client
+        // Before the first checkpoint has a quorum of signatures the node
+        // answers FAILED_PRECONDITION; that is a reason to wait, not to fail.
+        let cp = match client
             .get_checkpoint(proto::GetCheckpointRequest::default())
             .await
-            .expect("get checkpoint")
-            .into_inner()
-            .checkpoint
-            .expect("a checkpoint");
+        {
+            Ok(r) => r.into_inner().checkpoint.expect("a checkpoint"),
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(s) => panic!("get checkpoint: {s}"),
+        };
         let (body, signers) = ironlog::ledger::checkpoint::open_note(cp.note.as_bytes(), vkeys)
             .expect("note verifies");
         if done(body.size, signers.len()) {
