@@ -433,4 +433,48 @@ async fn cluster_checkpoints_get_witness_cosignatures_and_a_down_witness_blocks_
     for id in 1..=3 {
         c.stop(id).await;
     }
+
+    // fsck re-verifies stored witness cosignatures: a stopped node's copy
+    // passes, and the same copy with one cosignature byte changed does not.
+    let copy = dir.path().join("node-copy");
+    let report = loop {
+        // The node releases its files shortly after stop returns.
+        let _ = std::fs::remove_dir_all(&copy);
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(
+            c.data_dir(leader).join("ledger.redb"),
+            copy.join("ledger.redb"),
+        )
+        .unwrap();
+        match ironlog::storage::fsck::check(&copy, &Default::default()) {
+            Ok(r) if !r.recovered_copy => break r,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    assert!(report.is_ok(), "{report:?}");
+    const COSIGS: redb::TableDefinition<(u64, u32), (&str, &str)> =
+        redb::TableDefinition::new("witness_cosignatures");
+    {
+        let db = redb::Database::open(copy.join("ledger.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(COSIGS).unwrap();
+            let (key, vkey, line) = {
+                let (k, v) = redb::ReadableTable::last(&table)
+                    .unwrap()
+                    .expect("a stored cosignature");
+                let (vkey, line) = v.value();
+                (k.value(), vkey.to_string(), line.to_string())
+            };
+            // Change one base64 character of the signature.
+            let at = line.len() - 10;
+            let mut bytes = line.into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let line = String::from_utf8(bytes).unwrap();
+            table.insert(key, (vkey.as_str(), line.as_str())).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let report = ironlog::storage::fsck::check(&copy, &Default::default()).unwrap();
+    assert!(!report.is_ok(), "a changed witness cosignature passed fsck");
 }
