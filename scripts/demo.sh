@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Ironlog in one go: build, start a local three-node cluster, append a sample
 # of real Kubernetes audit events through a follower, show a signed
-# checkpoint, a verified inclusion proof, a query and the cluster status,
-# then stop the cluster. State is kept in .ironlog/demo between runs (delete
+# checkpoint, a verified inclusion proof, an outside audit (trust policy,
+# consistency, full recomputation), a receipt, an offline bundle, a query and
+# the cluster status, then stop the cluster. State is kept in .ironlog/demo between runs (delete
 # it to start afresh); a second run appends nothing new, because every sample
 # event carries an idempotency key.
 set -euo pipefail
@@ -99,6 +100,18 @@ INDEX=$("$BIN" query --actor system:anonymous --limit 1 --json | grep -o '"index
 INDEX=${INDEX:-0}
 step "proving that leaf $INDEX (an anonymous request) is in that checkpoint, verified locally"
 show_as "prove inclusion $INDEX$VKEYS_SHOWN" prove inclusion "$INDEX" "${VKEYS[@]}"
+
+POLICY="$DIR/policy.toml"
+step "an outside audit with only the trust policy: signatures, consistency with the last audit, every leaf recomputed"
+show verify --policy "$POLICY" --state "$DIR/audit-state.json" --full
+
+step "a receipt: append, wait for a cosigned checkpoint, verify the inclusion proof, keep it offline"
+show append --actor demo-auditor --action audit.receipt --resource ironlog://demo --outcome success \
+  --source demo --idempotency-key demo-receipt-1 --receipts "$DIR/receipt.tlog-proof" --policy "$POLICY"
+
+step "exporting entries 0-4 with proofs to a bundle, and verifying it with no network"
+show export --entries 0-4 --out "$DIR/evidence.tlog-proof" --policy "$POLICY"
+show verify --policy "$POLICY" --bundle "$DIR/evidence.tlog-proof"
 
 step "querying by actor"
 show query --actor system:anonymous
