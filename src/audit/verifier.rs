@@ -362,9 +362,13 @@ pub async fn export(
                 })
             }
         })
-        .buffered(INCLUSION_REQUESTS_IN_FLIGHT)
-        .try_collect()
+        .buffer_unordered(INCLUSION_REQUESTS_IN_FLIGHT)
+        .try_collect::<Vec<TlogProof>>()
         .await
+        .map(|mut proofs| {
+            proofs.sort_unstable_by_key(|p| p.index);
+            proofs
+        })
 }
 
 #[cfg(test)]
