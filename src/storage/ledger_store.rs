@@ -999,17 +999,26 @@ impl<'t> Writer<'t> {
         Ok(Some(body))
     }
 
+    /// The stored checkpoint body at `size`, if there is one; a body that
+    /// does not parse is corruption.
+    fn stored_body(&self, size: u64) -> Result<Option<CheckpointBody>, StoreError> {
+        let Some(text) = self.checkpoints.get(size)?.map(|v| v.value().to_vec()) else {
+            return Ok(None);
+        };
+        CheckpointBody::parse(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("checkpoint {size}: {e}")))
+    }
+
     fn cosign(
         &mut self,
         size: u64,
         line: &SignatureLine,
         verifier_key: &str,
     ) -> Result<bool, StoreError> {
-        let Some(text) = self.checkpoints.get(size)?.map(|v| v.value().to_vec()) else {
+        let Some(body) = self.stored_body(size)? else {
             return Ok(false);
         };
-        let body = CheckpointBody::parse(&text)
-            .map_err(|e| StoreError::Corrupt(format!("checkpoint {size}: {e}")))?;
         if checkpoint::verify_signature(verifier_key, &body, line).is_err() {
             return Ok(false);
         }
@@ -1027,11 +1036,9 @@ impl<'t> Writer<'t> {
         line: &SignatureLine,
         verifier_key: &str,
     ) -> Result<bool, StoreError> {
-        let Some(text) = self.checkpoints.get(size)?.map(|v| v.value().to_vec()) else {
+        let Some(body) = self.stored_body(size)? else {
             return Ok(false);
         };
-        let body = CheckpointBody::parse(&text)
-            .map_err(|e| StoreError::Corrupt(format!("checkpoint {size}: {e}")))?;
         let verified = CosignatureVerifier::new(verifier_key)
             .and_then(|v| v.verify_line(&body, line))
             .is_ok();
