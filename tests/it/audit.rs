@@ -7,7 +7,7 @@
 //! - `monitor` raises a fork when the log is rebuilt with other content under
 //!   the same keys, and a rollback when it comes back smaller.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

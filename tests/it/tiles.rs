@@ -3,7 +3,7 @@
 //! `/tile/entries/<N>[.p/<W>]`; the client verifies the note with the
 //! voters' keys, rebuilds the root and proofs from tiles alone with the
 //! `tlog_tiles` crate, and checks every entry against its tile hash.
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Three real nodes (redb, openraft, tonic) in one process on port-0
 //! listeners: failover, restart, wipe-and-recover-by-snapshot, and at the end
 //! every node holds the same log, with every acknowledged event exactly once.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Membership through the Admin API: a node joins as a learner, catches up,
 //! is promoted to voter, and then cosigns checkpoints.
-mod common;
+use crate::common;
 
 use common::{event, wait_checkpoint, Cluster};
 use ironlog::proto;

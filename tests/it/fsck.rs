@@ -3,7 +3,7 @@
 //! or signature line is found and pinned to the right leaf or checkpoint; a
 //! running node's files are refused; a crashed node's file is checked from a
 //! recovered copy; and the binary exits non-zero on a flipped copy.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! state across a restart; and a three-node cluster gets its checkpoints
 //! cosigned by a running witness, after the witness was down and after the
 //! leader changed.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

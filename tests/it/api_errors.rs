@@ -1,6 +1,6 @@
 //! Bad input through the real gRPC API gets a clear status, and nothing
 //! already committed changes.
-mod common;
+use crate::common;
 
 use common::{event, Cluster};
 use ironlog::limits::BATCH_EVENTS_MAX;

@@ -1,0 +1,17 @@
+//! Every integration test in one binary: linking the crate (and llama.cpp)
+//! once instead of once per file keeps the clean-clone suite inside its budget.
+
+mod common;
+
+mod api_errors;
+mod audit;
+mod cli;
+mod cluster;
+mod crash;
+mod fsck;
+mod ledger_vectors;
+mod membership;
+mod parser_robustness;
+mod raft_storage_suite;
+mod tiles;
+mod witness;
