@@ -5,6 +5,8 @@
 //! C2SP checkpoints that outside auditors verify.
 //!
 //! ## Layout
+//! - [`analysis`]: the analysis node's work over committed entries (masking,
+//!   categories, anomaly flags, summaries, questions) and its local model.
 //! - [`ledger`]: the pure core (no I/O, no async): events and their canonical
 //!   leaf encoding, Merkle hashing and proofs, checkpoints and signed notes,
 //!   witness cosignatures, trust policies, offline proof bundles, and
@@ -27,6 +29,7 @@
 //! - [`limits`]: every bound, with its unit and its reason.
 //! - [`proto`]: the generated protobuf and gRPC code.
 
+pub mod analysis;
 pub mod api;
 pub mod audit;
 pub mod cli;
