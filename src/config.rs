@@ -69,6 +69,16 @@ pub enum ConfigError {
     PeerVerifierKeyEmpty { position: usize, id: u64 },
     #[error("bootstrap = true but this node (id {id}) is not listed in peers")]
     BootstrapWithoutSelf { id: u64 },
+    #[error("role = \"analysis\" needs an [analysis] section with at least `model = \"/path/to/model.gguf\"`")]
+    AnalysisMissing,
+    #[error("an [analysis] section is only allowed with role = \"analysis\"")]
+    AnalysisNotAnalysisRole,
+    #[error("analysis.{field} = {value} is out of range; expected 1..={max}")]
+    AnalysisValue {
+        field: &'static str,
+        value: u64,
+        max: u64,
+    },
     #[error("bootstrap = true on a learner (id {id}): only a voter can initialise the cluster")]
     BootstrapLearner { id: u64 },
     #[error(
@@ -163,6 +173,9 @@ pub struct Config {
     /// C2SP tlog-witnesses the leader submits each checkpoint to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub witnesses: Vec<WitnessConfig>,
+    /// Required with `role = "analysis"`, refused otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisConfig>,
 }
 
 /// A witness the leader asks to cosign checkpoints (`ironlog witness`).
@@ -177,12 +190,58 @@ pub struct WitnessConfig {
 }
 
 /// Whether the node votes and cosigns checkpoints, or only replicates.
+/// `analysis` is a learner that also runs the analyst (local model,
+/// categories, anomaly flags, questions) over what it replicates: it never
+/// counts towards a quorum, so the model cannot slow down appends.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
     Voter,
     Learner,
+    Analysis,
+}
+
+impl Role {
+    /// True for the roles that never vote (learner, analysis).
+    pub fn is_learner(&self) -> bool {
+        !matches!(self, Role::Voter)
+    }
+}
+
+/// The analysis node's settings (`[analysis]`, with `role = "analysis"`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// The GGUF model file (`scripts/install-model.sh` prints the default's path).
+    pub model: PathBuf,
+    /// CPU threads per model computation.
+    #[serde(default = "default_model_threads")]
+    pub threads: u32,
+    /// Model computations at once; more queue.
+    #[serde(default = "default_model_concurrency")]
+    pub concurrency: usize,
+    /// Wall-clock limit of one model computation, ms.
+    #[serde(default = "default_model_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Let the model categorise the entries the rules leave undecided, in
+    /// the background. Off, they stay `other` (pending) until `Categorize`
+    /// asks for them.
+    #[serde(default = "default_true")]
+    pub categorize_with_model: bool,
+}
+
+fn default_model_threads() -> u32 {
+    2
+}
+fn default_model_concurrency() -> usize {
+    1
+}
+fn default_model_timeout_ms() -> u64 {
+    crate::limits::MODEL_TIMEOUT_MS_DEFAULT
+}
+fn default_true() -> bool {
+    true
 }
 
 /// When the leader proposes a checkpoint: once either bound is reached and
@@ -276,7 +335,40 @@ impl Config {
         self.raft.validate()?;
         self.checkpoint.validate()?;
         self.validate_witnesses()?;
+        self.validate_analysis()?;
         Ok(())
+    }
+
+    fn validate_analysis(&self) -> Result<(), ConfigError> {
+        match (&self.analysis, self.role) {
+            (None, Role::Analysis) => Err(ConfigError::AnalysisMissing),
+            (Some(_), Role::Voter | Role::Learner) => Err(ConfigError::AnalysisNotAnalysisRole),
+            (Some(a), Role::Analysis) => {
+                if a.threads == 0 || a.threads > crate::limits::MODEL_THREADS_MAX {
+                    return Err(ConfigError::AnalysisValue {
+                        field: "threads",
+                        value: u64::from(a.threads),
+                        max: u64::from(crate::limits::MODEL_THREADS_MAX),
+                    });
+                }
+                if a.concurrency == 0 || a.concurrency > crate::limits::MODEL_CONCURRENCY_MAX {
+                    return Err(ConfigError::AnalysisValue {
+                        field: "concurrency",
+                        value: a.concurrency as u64,
+                        max: crate::limits::MODEL_CONCURRENCY_MAX as u64,
+                    });
+                }
+                if a.timeout_ms == 0 || a.timeout_ms > crate::limits::MODEL_TIMEOUT_MS_MAX {
+                    return Err(ConfigError::AnalysisValue {
+                        field: "timeout_ms",
+                        value: a.timeout_ms,
+                        max: crate::limits::MODEL_TIMEOUT_MS_MAX,
+                    });
+                }
+                Ok(())
+            }
+            (None, _) => Ok(()),
+        }
     }
 
     fn validate_witnesses(&self) -> Result<(), ConfigError> {
@@ -338,7 +430,7 @@ impl Config {
             }
         }
         if self.bootstrap {
-            if self.role == Role::Learner {
+            if self.role.is_learner() {
                 return Err(ConfigError::BootstrapLearner { id: self.id });
             }
             if !self.peers.iter().any(|p| p.id == self.id) {

@@ -111,3 +111,75 @@ const _: () = assert!(BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(PAGE_ENTRIES_DEFAULT as u64 <= PAGE_ENTRIES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(FSCK_PROBLEMS_PRINTED_MAX <= FSCK_PROBLEMS_MAX);
+
+// ---- the analysis node's model
+
+/// Tokens in one model context: the longest prompt plus what is generated
+/// after it. Prompts are built from bounded facts, so 2048 holds them with
+/// room; a larger context costs memory (482 MB RSS at 8192 here) for nothing.
+pub const MODEL_CONTEXT_TOKENS: usize = 2048;
+
+/// Most tokens one `generate` call produces: a summary paragraph is about a
+/// hundred; at about 40 tokens/s on 2 threads this bounds a call to seconds.
+pub const MODEL_GENERATE_TOKENS_MAX: usize = 256;
+
+/// Most candidates scored in one call (the category labels, or the values
+/// offered for one slot of a question, plus "none").
+pub const MODEL_CANDIDATES_MAX: usize = 32;
+
+/// Tokens of one candidate that count towards its score; values longer than
+/// this are told apart by their first tokens.
+pub const MODEL_CANDIDATE_TOKENS_MAX: usize = 24;
+
+/// Default wall-clock limit for one model computation, ms. A timeout is an
+/// answer ("the model timed out"), never a stuck request.
+pub const MODEL_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// Most CPU threads one model computation may use: more than the machine's
+/// cores only adds contention.
+pub const MODEL_THREADS_MAX: u32 = 64;
+
+/// Most model computations at once.
+pub const MODEL_CONCURRENCY_MAX: usize = 16;
+
+/// Longest configurable model timeout, ms (10 minutes).
+pub const MODEL_TIMEOUT_MS_MAX: u64 = 600_000;
+
+// ---- the analyst
+
+/// Entries the analysis index holds in memory (about 100 bytes each plus
+/// shared strings); older ones are dropped from the index, never from the
+/// log, and answers say how far back the index reaches.
+pub const ANALYSIS_INDEX_ENTRIES_MAX: usize = 2_000_000;
+
+/// Values offered per slot of a question (the model scores at most these
+/// plus "none").
+pub const SLOT_CANDIDATES_MAX: usize = 8;
+
+/// Entries an answer returns with proofs by default, and at most.
+pub const ANSWER_ENTRIES_DEFAULT: u32 = 20;
+pub const ANSWER_ENTRIES_MAX: u32 = 200;
+
+/// Items in each "top" list of a summary (actors, resources, flags).
+pub const SUMMARY_LIST_MAX: usize = 10;
+
+/// Notable changes named in a summary.
+pub const SUMMARY_NOTABLE_MAX: usize = 10;
+
+/// Anomaly flags kept in memory for `Anomalies` and summaries; the oldest go
+/// first. Flags are recomputed from the log at start, so none is lost.
+pub const FLAGS_KEPT_MAX: usize = 100_000;
+
+/// New flags buffered per `Anomalies` follower before it is told it fell
+/// behind.
+pub const FLAGS_STREAM_BUFFER: usize = 1024;
+
+/// Entries the background categoriser scores per round before it yields to
+/// questions.
+pub const CATEGORIZE_ROUND_ENTRIES: usize = 16;
+
+/// Events one `Categorize` call may carry or name.
+pub const CATEGORIZE_EVENTS_MAX: usize = 256;
+
+/// Tokens the model may write for a summary paragraph.
+pub const SUMMARY_TOKENS_MAX: usize = 120;

@@ -37,6 +37,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::admin_service::AdminApi;
 use crate::api::ledger_service::LedgerApi;
 use crate::api::tiles::TilesApi;
+use crate::analysis::analyst::Analyst;
+use crate::analysis::model::{Model, ModelSettings};
+use crate::api::analysis_service::AnalysisApi;
 use crate::api::StoreSlot;
 use crate::config::{Config, Role};
 use crate::ledger::checkpoint::NoteSigner;
@@ -214,7 +217,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     };
     let signer = match config.role {
         Role::Voter => Some(load_signer(&config)?),
-        Role::Learner => None,
+        Role::Learner | Role::Analysis => None,
     };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_err(&e))?;
     let store = Arc::new(
@@ -276,6 +279,23 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         .build_v1()
         .map_err(|e| NodeError::Serve(e.to_string()))?;
     let slot = StoreSlot::new(store.clone());
+    let analysis = match &config.analysis {
+        Some(settings) if config.role == Role::Analysis => {
+            let analyst = start_analyst(settings).await;
+            tasks.push(tokio::spawn(Arc::clone(&analyst).follow(
+                store.clone(),
+                applied.clone(),
+                stop_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(
+                Arc::clone(&analyst).categorize_pending(stop_rx.clone()),
+            ));
+            Some(proto::analysis_server::AnalysisServer::new(
+                AnalysisApi::new(analyst, slot.clone(), raft.clone(), stop_rx.clone()),
+            ))
+        }
+        _ => None,
+    };
     let ledger = proto::ledger_server::LedgerServer::new(LedgerApi::new(
         slot.clone(),
         proposer.clone(),
@@ -319,6 +339,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             .add_service(admin)
             .add_service(raft_svc)
             .add_service(reflection)
+            .add_optional_service(analysis)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop_wait.wait_for(|s| *s).await;
             }),
@@ -335,6 +356,26 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         http_server,
         tasks,
     })
+}
+
+/// Loads the model and builds the analyst. A model that cannot be loaded
+/// does not stop the node: it serves what code alone can answer, and every
+/// request that needs the model is told why (path and install command).
+async fn start_analyst(settings: &crate::config::AnalysisConfig) -> Arc<Analyst> {
+    let model_settings = ModelSettings {
+        path: settings.model.clone(),
+        threads: settings.threads,
+        concurrency: settings.concurrency,
+        timeout_ms: settings.timeout_ms,
+    };
+    let loaded = tokio::task::spawn_blocking(move || Model::load(model_settings))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(why) = &loaded {
+        tracing::error!(error = %why, "analysis node: serving without a model");
+    }
+    Analyst::new(loaded, settings.categorize_with_model)
 }
 
 fn load_signer(config: &Config) -> Result<NoteSigner, NodeError> {

@@ -8,5 +8,20 @@
 //! ## Layout
 //! - [`category`]: the fixed taxonomy every entry is put in, the rules that
 //!   decide what they can, and the plain keyword baseline used in evaluation.
+//! - [`index`]: the in-memory index of analysed entries and the vocabulary
+//!   of actors, resources and actions that questions are mapped onto.
+//! - [`question`]: a plain question read by code into a draft query.
+//! - [`summary`]: the facts of a window, the template paragraph, and the
+//!   check of the model's prose against the facts.
+//! - [`analyst`]: the analysis node's engine: follows the log, keeps the
+//!   index and flags, answers questions and summaries.
+//! - [`model`]: the local language model (llama.cpp), loaded once, scoring
+//!   candidates and generating bounded greedy text.
 
+pub mod analyst;
+pub mod anomaly;
 pub mod category;
+pub mod index;
+pub mod model;
+pub mod question;
+pub mod summary;

@@ -2,11 +2,14 @@
 //!
 //! - [`ledger_service`]: `ironlog.v1.Ledger` (append, read, prove, query, tail).
 //! - [`admin_service`]: `ironlog.v1.Admin` (status, membership).
+//! - [`analysis_service`]: `ironlog.v1.Analysis` (ask, summarize, anomalies,
+//!   categorize), on the analysis node only.
 //! - [`convert`]: protobuf <-> ledger types, with validation of client input.
 //! - [`status`]: error -> `tonic::Status` mapping.
 //! - [`tiles`]: the read-only C2SP tlog-tiles HTTP endpoint (`/checkpoint`,
 //!   `/tile/...`), with its own error -> HTTP status mapping.
 pub mod admin_service;
+pub mod analysis_service;
 pub mod convert;
 pub mod ledger_service;
 pub mod status;

@@ -68,7 +68,15 @@ pub struct UpArgs {
     /// HTTP_BASE + N - 1 [default: base port + 1000 on first run].
     #[arg(long)]
     pub http_base_port: Option<u16>,
+    /// Also run the analysis node (node 4, a non-voting learner on the next
+    /// port) with this GGUF model; `scripts/install-model.sh` prints the
+    /// default model's path.
+    #[arg(long)]
+    pub analysis_model: Option<PathBuf>,
 }
+
+/// Node id of the analysis node `cluster up --analysis-model` adds.
+pub const ANALYSIS_NODE_ID: u64 = NODES as u64 + 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -115,6 +123,8 @@ pub enum ClusterError {
     },
     #[error("no leader was elected within {} s; the node logs are in {dir}", LEADER_WAIT_MS / 1000)]
     NoLeader { dir: PathBuf },
+    #[error("cannot add the analysis node {id} as a learner: {reason}")]
+    Learner { id: u64, reason: String },
     #[error("cannot listen for signals")]
     Signal(#[source] std::io::Error),
 }
@@ -195,6 +205,15 @@ async fn supervise(
             return Ok(());
         }
     };
+    if let (Some(analysis), Some(leader_node)) = (
+        nodes.iter().find(|n| n.id == ANALYSIS_NODE_ID),
+        nodes.iter().find(|n| n.id == leader),
+    ) {
+        tokio::select! {
+            added = add_analysis_learner(leader_node, analysis) => added?,
+            exited = first_exit(children, nodes) => return Err(exited),
+        }
+    }
     say(&format!(
         "Ironlog cluster running in {} (leader: node {leader})",
         args.dir.display()
@@ -224,6 +243,12 @@ async fn supervise(
     if let Some(url) = nodes.iter().find_map(|n| n.http_url.as_ref()) {
         say(&format!(
             "     curl {url}/checkpoint   (C2SP tlog-tiles, read-only)"
+        ));
+    }
+    if let Some(analysis) = nodes.iter().find(|n| n.id == ANALYSIS_NODE_ID) {
+        say(&format!(
+            "Ask:   ironlog --endpoint {} ask \"who accessed the payments database in the last 24 hours?\"   (analysis node {}, a non-voting learner)",
+            analysis.endpoint, analysis.id
         ));
     }
     say("Press Ctrl-C to stop the cluster.");
@@ -299,7 +324,95 @@ fn prepare(args: &UpArgs) -> Result<Vec<Node>, ClusterError> {
             log_path: dir.join(format!("node{id}.log")),
         });
     }
+    if let Some(model) = &args.analysis_model {
+        nodes.push(prepare_analysis(dir, model, ports, &origin, &vkeys)?);
+    }
     Ok(nodes)
+}
+
+/// The analysis node's config: a learner on the port after the voters',
+/// without an HTTP endpoint, rewritten on every run so `--analysis-model`
+/// can change. Its data directory (its replica) is kept.
+fn prepare_analysis(
+    dir: &Path,
+    model: &Path,
+    ports: Ports,
+    origin: &str,
+    vkeys: &[(u64, String)],
+) -> Result<Node, ClusterError> {
+    let id = ANALYSIS_NODE_ID;
+    if ports.grpc.checked_add(NODES).is_none() {
+        return Err(ClusterError::Ports {
+            base_port: ports.grpc,
+        });
+    }
+    let model = std::path::absolute(model).map_err(|source| ClusterError::Io {
+        path: model.to_path_buf(),
+        source,
+    })?;
+    let mut config = node_config(id, ports, origin, vkeys);
+    config.role = Role::Analysis;
+    config.bootstrap = false;
+    config.http_listen = None;
+    config.analysis = Some(crate::config::AnalysisConfig {
+        model,
+        threads: 2,
+        concurrency: 1,
+        timeout_ms: crate::limits::MODEL_TIMEOUT_MS_DEFAULT,
+        categorize_with_model: true,
+    });
+    let path = config_path(dir, id);
+    config.validate().map_err(|source| ClusterError::Config {
+        path: path.clone(),
+        source,
+    })?;
+    write_config(&path, &config)?;
+    let data_dir = dir.join(&config.data_dir);
+    std::fs::create_dir_all(&data_dir).map_err(|source| ClusterError::Io {
+        path: data_dir,
+        source,
+    })?;
+    Ok(Node {
+        id,
+        endpoint: format!("http://{}", config.advertise_addr()),
+        http_url: None,
+        config_path: path,
+        log_path: dir.join(format!("node{id}.log")),
+    })
+}
+
+/// Adds the analysis node to the cluster as a learner, through the leader
+/// (idempotent: a node already a learner stays one).
+async fn add_analysis_learner(leader: &Node, analysis: &Node) -> Result<(), ClusterError> {
+    let addr = analysis
+        .endpoint
+        .trim_start_matches("http://")
+        .to_string();
+    let mut last = String::new();
+    for _ in 0..(LEADER_WAIT_MS / STATUS_POLL_MS) {
+        let attempt = async {
+            let channel = super::client::connect(&leader.endpoint)
+                .await
+                .map_err(|e| e.to_string())?;
+            super::client::admin(channel)
+                .add_learner(crate::proto::AddLearnerRequest {
+                    id: analysis.id,
+                    addr: addr.clone(),
+                    verifier_key: String::new(),
+                })
+                .await
+                .map_err(|e| e.message().to_string())
+        };
+        match attempt.await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(STATUS_POLL_MS)).await;
+    }
+    Err(ClusterError::Learner {
+        id: analysis.id,
+        reason: last,
+    })
 }
 
 /// Writes `policy.toml`: the trust policy an auditor of this cluster
@@ -397,6 +510,7 @@ fn node_config(id: u64, ports: Ports, origin: &str, vkeys: &[(u64, String)]) -> 
             })
             .collect(),
         witnesses: Vec::new(),
+        analysis: None,
     }
 }
 

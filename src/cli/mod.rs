@@ -9,6 +9,8 @@
 //! - [`verify`]: `checkpoint` and `prove`, which check proofs locally.
 //! - [`audit`]: `verify`, `export` and `monitor`, for outside auditors who
 //!   trust only a policy file.
+//! - [`analysis`]: `ask`, `summarize`, `anomalies` and `categorize`, the
+//!   analysis node's commands; `ask` verifies the proofs it prints.
 //! - [`status`]: the `status` table.
 //! - [`fsck`]: `fsck`, which checks a stopped node's files offline.
 //! - [`keygen`]: signed-note key pairs (node and witness keys).
@@ -19,6 +21,7 @@
 //! Every command returns a [`CliError`]; `main` prints it as `error: ...`
 //! and exits non-zero. Nothing here panics on user input.
 
+pub mod analysis;
 pub mod append;
 pub mod audit;
 pub mod bench;
@@ -95,6 +98,15 @@ pub enum Command {
     /// Watch one or more nodes and alert on rollback, fork, inconsistency
     /// or missing signatures.
     Monitor(audit::MonitorArgs),
+    /// Ask the analysis node a question in plain words; the answer cites
+    /// entries with inclusion proofs, which are verified before printing.
+    Ask(analysis::AskArgs),
+    /// Summarise a window of entries: facts by code, prose by the model.
+    Summarize(analysis::SummarizeArgs),
+    /// List (or follow) the anomaly flags of a window.
+    Anomalies(analysis::AnomaliesArgs),
+    /// The category of entries, or of events not in the log.
+    Categorize(analysis::CategorizeArgs),
     /// Show the node's Raft and ledger status.
     Status,
     /// Check a stopped node's files offline: every leaf, stored hash,
@@ -208,6 +220,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Verify(args) => audit::verify(&global, &args).await,
         Command::Export(args) => audit::export(&global, &args).await,
         Command::Monitor(args) => audit::monitor(&global, &args).await,
+        Command::Ask(args) => analysis::ask(&global, &args).await,
+        Command::Summarize(args) => analysis::summarize(&global, &args).await,
+        Command::Anomalies(args) => analysis::anomalies(&global, &args).await,
+        Command::Categorize(args) => analysis::categorize(&global, &args).await,
         Command::Status => status::run(&global).await,
         Command::Fsck(args) => fsck::run(&global, &args),
         Command::Cluster(ClusterCommand::Up(args)) => cluster::up(&args).await,

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod analysis;
 mod api_errors;
 mod audit;
 mod cli;

@@ -12,6 +12,7 @@ use ironlog::ledger::checkpoint::generate_key;
 use ironlog::node::{self, Listeners, RunningNode};
 use ironlog::proto;
 use ironlog::proto::admin_client::AdminClient;
+use ironlog::proto::analysis_client::AnalysisClient;
 use ironlog::proto::ledger_client::LedgerClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -122,6 +123,7 @@ impl Cluster {
                 raft: tuning(),
                 peers: peers.clone(),
                 witnesses: witnesses.clone(),
+                analysis: None,
             })
             .collect();
         let mut nodes = Vec::new();
@@ -165,6 +167,51 @@ impl Cluster {
         self.configs.push(c);
         self.vkeys.push(vkey.clone());
         (id, vkey)
+    }
+
+    /// Starts an analysis node (a learner running the analyst with `model`)
+    /// and adds it through the leader; returns its id.
+    pub async fn start_analysis(&mut self, model: PathBuf) -> u64 {
+        let id = self.configs.len() as u64 + 1;
+        let l = bind_port_0().await;
+        let mut c = self.configs[0].clone();
+        c.id = id;
+        c.listen = l.local_addr().unwrap();
+        c.http_listen = None;
+        c.data_dir = self.dir.path().join(format!("node{id}"));
+        c.signing_key_file = self.dir.path().join(format!("node{id}.key"));
+        c.bootstrap = false;
+        c.role = Role::Analysis;
+        c.analysis = Some(ironlog::config::AnalysisConfig {
+            model,
+            threads: 2,
+            concurrency: 1,
+            timeout_ms: 60_000,
+            categorize_with_model: true,
+        });
+        c.validate().expect("analysis node config is valid");
+        self.nodes.push(Some(
+            node::start(c.clone(), Listeners { grpc: l, http: None })
+                .await
+                .expect("analysis node starts"),
+        ));
+        self.configs.push(c);
+        self.vkeys.push(String::new());
+        let leader = self.leader().await;
+        let mut admin = self.admin(leader).await;
+        admin
+            .add_learner(proto::AddLearnerRequest {
+                id,
+                addr: self.configs[(id - 1) as usize].listen.to_string(),
+                verifier_key: String::new(),
+            })
+            .await
+            .expect("analysis node added as a learner");
+        id
+    }
+
+    pub async fn analysis(&self, id: u64) -> AnalysisClient<Channel> {
+        AnalysisClient::connect(self.addr(id)).await.expect("connect")
     }
 
     pub fn addr(&self, id: u64) -> String {
@@ -408,4 +455,21 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpRes
 
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     http_request(addr, "GET", path).await
+}
+
+/// The model the analysis tests load: `$IRONLOG_MODEL` (scripts/test.sh
+/// exports it after installing the model), else the install script's
+/// default location. A missing model fails the test with the fix.
+pub fn model_path() -> PathBuf {
+    let path = match std::env::var_os("IRONLOG_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/ironlog/models/gemma-3-270m-q4_k_m.gguf"),
+    };
+    assert!(
+        path.exists(),
+        "model {} is missing: run ./scripts/install-model.sh (./scripts/test.sh does)",
+        path.display()
+    );
+    path
 }

@@ -1,0 +1,318 @@
+//! Summaries of a window of entries: deterministic facts first, then a
+//! short paragraph the model writes from those facts only.
+//!
+//! The facts (counts by category, actor, outcome; failures; flags; notable
+//! changes) are computed here by code and are the answer. The model's
+//! paragraph is a convenience, and is shown only if every identifier and
+//! number in it appears in the facts ([`check_prose`]); otherwise the
+//! template paragraph built from the facts is returned, with the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::category::Category;
+use super::index::IndexedEntry;
+use crate::ledger::event::Outcome;
+use crate::limits::{SUMMARY_LIST_MAX, SUMMARY_NOTABLE_MAX};
+
+/// A flag as the summary shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlagFact {
+    pub kind: String,
+    pub actor: String,
+    pub reason: String,
+    pub score: f32,
+    pub entries: Vec<u64>,
+}
+
+/// A change worth naming (privilege, admin, configuration, deletion).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Notable {
+    pub index: u64,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    pub category: Category,
+    pub outcome: Outcome,
+}
+
+/// Everything the summary states, computed by code.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Facts {
+    pub window: String,
+    pub entries: u64,
+    pub first_index: Option<u64>,
+    pub last_index: Option<u64>,
+    pub by_category: Vec<(String, u64)>,
+    pub by_outcome: Vec<(String, u64)>,
+    pub top_actors: Vec<(String, u64)>,
+    pub top_resources: Vec<(String, u64)>,
+    pub failures: u64,
+    pub failing_actors: Vec<(String, u64)>,
+    pub flags: Vec<FlagFact>,
+    pub notable: Vec<Notable>,
+}
+
+fn top(counts: BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+/// Computes the facts of a window from its entries (in log order) and the
+/// flags raised in it.
+pub fn facts<'a>(
+    window: String,
+    entries: impl Iterator<Item = &'a IndexedEntry>,
+    flags: Vec<FlagFact>,
+) -> Facts {
+    let mut f = Facts {
+        window,
+        ..Facts::default()
+    };
+    let mut cat: BTreeMap<String, u64> = BTreeMap::new();
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    let mut actors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut resources: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failing: BTreeMap<String, u64> = BTreeMap::new();
+    for e in entries {
+        f.entries += 1;
+        f.first_index.get_or_insert(e.index);
+        f.last_index = Some(e.index);
+        *cat.entry(e.category.as_str().into()).or_default() += 1;
+        *out.entry(e.outcome.as_str().into()).or_default() += 1;
+        *actors.entry(e.actor.to_string()).or_default() += 1;
+        *resources.entry(e.resource.to_string()).or_default() += 1;
+        if matches!(e.outcome, Outcome::Failure | Outcome::Denied) {
+            f.failures += 1;
+            *failing.entry(e.actor.to_string()).or_default() += 1;
+        }
+        let notable = matches!(
+            e.category,
+            Category::PrivilegeChange
+                | Category::AdminChange
+                | Category::ConfigChange
+                | Category::DataDeletion
+                | Category::DataExport
+                | Category::SecurityAlert
+        );
+        if notable && f.notable.len() < SUMMARY_NOTABLE_MAX {
+            f.notable.push(Notable {
+                index: e.index,
+                actor: e.actor.to_string(),
+                action: e.action.to_string(),
+                resource: e.resource.to_string(),
+                category: e.category,
+                outcome: e.outcome,
+            });
+        }
+    }
+    f.by_category = top(cat, Category::ALL.len());
+    f.by_outcome = top(out, 4);
+    f.top_actors = top(actors, SUMMARY_LIST_MAX);
+    f.top_resources = top(resources, SUMMARY_LIST_MAX);
+    f.failing_actors = top(failing, SUMMARY_LIST_MAX);
+    f.flags = flags.into_iter().take(SUMMARY_LIST_MAX).collect();
+    f
+}
+
+fn list(items: &[(String, u64)]) -> String {
+    items
+        .iter()
+        .map(|(k, n)| format!("{k} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The facts as lines: what the model is shown (after masking) and what
+/// its prose is checked against.
+pub fn fact_lines(f: &Facts) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("Window: {}\n", f.window));
+    s.push_str(&format!("Entries: {}\n", f.entries));
+    if f.entries == 0 {
+        return s;
+    }
+    s.push_str(&format!("By category: {}\n", list(&f.by_category)));
+    s.push_str(&format!("By outcome: {}\n", list(&f.by_outcome)));
+    s.push_str(&format!("Most active actors: {}\n", list(&f.top_actors)));
+    s.push_str(&format!("Most used resources: {}\n", list(&f.top_resources)));
+    s.push_str(&format!("Failed or denied: {}", f.failures));
+    if !f.failing_actors.is_empty() {
+        s.push_str(&format!(" by {}", list(&f.failing_actors)));
+    }
+    s.push('\n');
+    for n in &f.notable {
+        s.push_str(&format!(
+            "Change: {} did {} on {} ({}, {})\n",
+            n.actor, n.action, n.resource, n.category, n.outcome.as_str()
+        ));
+    }
+    for fl in &f.flags {
+        s.push_str(&format!("Flag: {} ({})\n", fl.reason, fl.kind));
+    }
+    s
+}
+
+/// The paragraph code writes from the facts: always correct, the fallback
+/// whenever the model's prose is rejected.
+pub fn template(f: &Facts) -> String {
+    if f.entries == 0 {
+        return format!("No entries in {}.", f.window);
+    }
+    let mut s = format!(
+        "{} entries in {}: {}.",
+        f.entries,
+        f.window,
+        f.by_category
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some((a, n)) = f.top_actors.first() {
+        s.push_str(&format!(" The most active actor was {a} ({n} entries)."));
+    }
+    if f.failures > 0 {
+        s.push_str(&format!(
+            " {} failed or were denied, most by {}.",
+            f.failures,
+            f.failing_actors
+                .first()
+                .map(|(a, _)| a.as_str())
+                .unwrap_or("nobody")
+        ));
+    }
+    if !f.notable.is_empty() {
+        let n = &f.notable[0];
+        s.push_str(&format!(
+            " {} notable change{}, e.g. {} did {} on {}.",
+            f.notable.len(),
+            if f.notable.len() == 1 { "" } else { "s" },
+            n.actor,
+            n.action,
+            n.resource
+        ));
+    }
+    if !f.flags.is_empty() {
+        s.push_str(&format!(
+            " {} anomaly flag{} raised.",
+            f.flags.len(),
+            if f.flags.len() == 1 { " was" } else { "s were" }
+        ));
+    }
+    s
+}
+
+/// Tokens of a prose text that name something: anything with a digit, an
+/// `@`, a `:`, a `/`, an `_`, an inner `.` or `-`, or a placeholder — and
+/// any whole value from `known` (every actor, resource and action the index
+/// holds), which catches plain names like `frank` that belong to another
+/// window.
+pub fn identifiers(prose: &str, known: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for raw in prose.split_whitespace() {
+        let t = raw.trim_matches(|c: char| {
+            matches!(c, '.' | ',' | ';' | '!' | '?' | '"' | '\'' | '(' | ')' | '[' | ']' | '`' | '*')
+        });
+        if t.is_empty() {
+            continue;
+        }
+        let shaped = t.chars().any(|c| c.is_ascii_digit() || "@:/_<>".contains(c))
+            || t.trim_matches(|c| c == '.' || c == '-').contains(['.', '-']);
+        if shaped || known.contains(t) || known.contains(&t.to_lowercase()) {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+/// Checks the model's prose against the facts: every identifier in it must
+/// appear in the facts text. Returns the offending identifiers.
+pub fn check_prose(prose: &str, fact_text: &str, known: &BTreeSet<String>) -> Vec<String> {
+    let facts_lower = fact_text.to_lowercase();
+    identifiers(prose, known)
+        .into_iter()
+        .filter(|id| !facts_lower.contains(&id.to_lowercase()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::index::{Decided, Index};
+    use crate::ledger::event::{Actor, Event};
+
+    fn ev(actor: &str, action: &str, resource: &str, outcome: Outcome) -> Event {
+        Event {
+            time_unix_nanos: 1,
+            actor: Actor {
+                id: actor.into(),
+                kind: None,
+                ip: None,
+                user_agent: None,
+            },
+            action: action.into(),
+            resource: resource.into(),
+            outcome,
+            source: "t".into(),
+            details: Default::default(),
+            idempotency_key: None,
+        }
+    }
+
+    fn window() -> Index {
+        let mut ix = Index::new();
+        let rows = [
+            ("alice", "db.read", "payments", Outcome::Success, Category::DataAccess),
+            ("alice", "db.read", "payments", Outcome::Success, Category::DataAccess),
+            ("frank", "login", "console", Outcome::Failure, Category::FailedLogin),
+            ("root", "iam:AttachUserPolicy", "arn:aws:iam::1:user/x", Outcome::Success, Category::PrivilegeChange),
+        ];
+        for (i, (a, b, c, o, k)) in rows.into_iter().enumerate() {
+            ix.push(i as u64, &ev(a, b, c, o), k, Decided::Model);
+        }
+        ix
+    }
+
+    #[test]
+    fn facts_count_by_category_actor_and_outcome() {
+        let ix = window();
+        let f = facts("the last 4 entries".into(), ix.last(4), vec![]);
+        assert_eq!(f.entries, 4);
+        assert_eq!(f.by_category[0], ("data_access".into(), 2));
+        assert_eq!(f.top_actors[0], ("alice".into(), 2));
+        assert_eq!(f.failures, 1);
+        assert_eq!(f.failing_actors, vec![("frank".into(), 1)]);
+        assert_eq!(f.notable.len(), 1);
+        assert_eq!(f.notable[0].action, "iam:AttachUserPolicy");
+        let t = template(&f);
+        assert!(t.starts_with("4 entries in the last 4 entries: 2 data_access"), "{t}");
+        assert!(t.contains("most by frank"), "{t}");
+    }
+
+    #[test]
+    fn empty_windows_say_so() {
+        let f = facts("yesterday".into(), std::iter::empty(), vec![]);
+        assert_eq!(template(&f), "No entries in yesterday.");
+        assert_eq!(fact_lines(&f), "Window: yesterday\nEntries: 0\n");
+    }
+
+    #[test]
+    fn prose_with_an_identifier_outside_the_facts_is_rejected() {
+        let ix = window();
+        let f = facts("w".into(), ix.last(3), vec![]);
+        let text = fact_lines(&f);
+        let known: BTreeSet<String> = ["alice", "frank", "root", "mallory"].iter().map(|s| s.to_string()).collect();
+        assert!(check_prose("Alice read payments twice; frank failed to log in.", &text, &known).is_empty());
+        // root is in the index but not in this window (the last 3 entries
+        // include it, so use a window without it).
+        let f2 = facts("w".into(), ix.last(4).take(2), vec![]);
+        let text2 = fact_lines(&f2);
+        assert_eq!(check_prose("root changed a policy", &text2, &known), vec!["root"]);
+        assert_eq!(check_prose("alice read 7 rows from 10.0.0.9", &text2, &known), vec!["7", "10.0.0.9"]);
+        assert_eq!(check_prose("mallory@evil.example logged in", &text2, &known), vec!["mallory@evil.example"]);
+    }
+}

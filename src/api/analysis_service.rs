@@ -1,0 +1,421 @@
+//! `ironlog.v1.Analysis`: questions, summaries, anomaly flags and
+//! categories, served by the analysis node. Answers cite the entries they
+//! rest on with inclusion proofs against the latest checkpoint signed by a
+//! majority of voters, so an answer can be audited like any entry.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{entry_to_proto, event_from_proto, outcome_to_proto};
+use super::status::from_store;
+use crate::analysis::analyst::{Analyst, AnalystError, Categorized, StoredFlag, Window};
+use crate::analysis::index::{Decided, IndexedEntry};
+use crate::limits::{ANSWER_ENTRIES_DEFAULT, ANSWER_ENTRIES_MAX, CATEGORIZE_EVENTS_MAX};
+use crate::proto::analysis_server::Analysis;
+use crate::proto::{self as pb};
+use crate::raft::Raft;
+use crate::storage::ledger_store::StoredCheckpoint;
+
+pub struct AnalysisApi {
+    analyst: Arc<Analyst>,
+    store: super::StoreSlot,
+    raft: Raft,
+    stopping: watch::Receiver<bool>,
+}
+
+fn from_analyst(e: AnalystError) -> Status {
+    match e {
+        AnalystError::Question(_) | AnalystError::Window(_) => Status::invalid_argument(e.to_string()),
+        AnalystError::ModelUnavailable(_) => Status::failed_precondition(e.to_string()),
+        AnalystError::Model(crate::analysis::model::ModelError::Timeout { .. }) => {
+            Status::deadline_exceeded(e.to_string())
+        }
+        AnalystError::Model(_) => Status::unavailable(e.to_string()),
+        AnalystError::Storage(_) => Status::internal(e.to_string()),
+    }
+}
+
+fn flag_to_proto(f: &StoredFlag) -> pb::AnomalyFlag {
+    pb::AnomalyFlag {
+        kind: f.kind.clone(),
+        score: f.score,
+        reason: f.reason.clone(),
+        entries: f.entries.clone(),
+        actor: f.actor.clone(),
+        time_unix_nanos: f.time_unix_nanos,
+    }
+}
+
+fn decided_text(d: &Decided) -> String {
+    match d {
+        Decided::Rule(name) => format!("rule:{name}"),
+        Decided::Model => "model".into(),
+        Decided::Pending => "pending".into(),
+    }
+}
+
+fn counts(items: &[(String, u64)]) -> Vec<pb::CountItem> {
+    items
+        .iter()
+        .map(|(k, n)| pb::CountItem {
+            key: k.clone(),
+            count: *n,
+        })
+        .collect()
+}
+
+fn now_or(t: i64) -> i64 {
+    if t == 0 {
+        crate::analysis::analyst::now()
+    } else {
+        t
+    }
+}
+
+impl AnalysisApi {
+    pub fn new(
+        analyst: Arc<Analyst>,
+        store: super::StoreSlot,
+        raft: Raft,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        AnalysisApi {
+            analyst,
+            store,
+            raft,
+            stopping,
+        }
+    }
+
+    /// The entries with their leaves and inclusion proofs against the latest
+    /// majority-signed checkpoint (entries it does not cover yet get none).
+    async fn prove(
+        &self,
+        entries: Vec<IndexedEntry>,
+    ) -> Result<(Option<pb::Checkpoint>, Vec<pb::ProvenEntry>), Status> {
+        let store = self.store.get()?;
+        let quorum = super::checkpoint_quorum(&self.raft);
+        tokio::task::spawn_blocking(move || {
+            let cp: Option<StoredCheckpoint> =
+                store.latest_signed_checkpoint(quorum).map_err(from_store)?;
+            let size = cp.as_ref().map_or(0, |c| c.body.size);
+            let mut out = Vec::with_capacity(entries.len());
+            for e in entries {
+                let (rows, _) = store.entries(e.index, e.index + 1).map_err(from_store)?;
+                let Some((_, leaf)) = rows.into_iter().next() else {
+                    return Err(Status::internal(format!("leaf {} is missing", e.index)));
+                };
+                let proof = if e.index < size {
+                    let (leaf_hash, hashes, root) =
+                        store.inclusion_proof(e.index, size).map_err(from_store)?;
+                    Some(pb::InclusionProof {
+                        index: e.index,
+                        tree_size: size,
+                        leaf_hash: leaf_hash.to_vec(),
+                        hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+                        root_hash: root.to_vec(),
+                    })
+                } else {
+                    None
+                };
+                out.push(pb::ProvenEntry {
+                    entry: Some(entry_to_proto(e.index, leaf)?),
+                    category: e.category.as_str().to_string(),
+                    proof,
+                });
+            }
+            let cp = cp.map(|c| pb::Checkpoint {
+                origin: c.body.origin.clone(),
+                size: c.body.size,
+                root_hash: c.body.root.to_vec(),
+                note: c.note(),
+                signers: c
+                    .signatures
+                    .iter()
+                    .chain(&c.witness_signatures)
+                    .map(|s| format!("{}+{:08x}", s.name, s.key_id))
+                    .collect(),
+            });
+            Ok((cp, out))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+    }
+}
+
+type FlagStream = Pin<Box<dyn Stream<Item = Result<pb::AnomalyFlag, Status>> + Send>>;
+
+fn categorized(index: u64, c: Categorized) -> pb::CategoryResult {
+    pb::CategoryResult {
+        index,
+        category: c.category.as_str().to_string(),
+        decided_by: decided_text(&c.decided),
+        scores: c
+            .scores
+            .iter()
+            .map(|(l, s)| pb::LabelScore {
+                label: l.as_str().to_string(),
+                score: *s,
+            })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl Analysis for AnalysisApi {
+    async fn ask(&self, req: Request<pb::AskRequest>) -> Result<Response<pb::AskResponse>, Status> {
+        let req = req.into_inner();
+        let max = match req.max_entries {
+            0 => ANSWER_ENTRIES_DEFAULT,
+            n if n > ANSWER_ENTRIES_MAX => {
+                return Err(Status::invalid_argument(format!(
+                    "max_entries {n} is more than the maximum of {ANSWER_ENTRIES_MAX}"
+                )))
+            }
+            n => n,
+        };
+        let answer = self
+            .analyst
+            .ask(&req.question, now_or(req.now_unix_nanos), max as usize)
+            .await
+            .map_err(from_analyst)?;
+        let (checkpoint, entries) = self.prove(answer.entries.clone()).await?;
+        let f = &answer.filter;
+        Ok(Response::new(pb::AskResponse {
+            mapped: answer.mapped,
+            answer: answer.sentence,
+            query: Some(pb::StructuredQuery {
+                from_unix_nanos: f.from_unix_nanos.unwrap_or(0),
+                to_unix_nanos: f.to_unix_nanos.unwrap_or(0),
+                time_text: answer.time_text.unwrap_or_default(),
+                actor: f.actor.clone().unwrap_or_default(),
+                resource: f.resource.clone().unwrap_or_default(),
+                action: f.action.clone().unwrap_or_default(),
+                category: f.category.map(|c| c.as_str().to_string()).unwrap_or_default(),
+                outcome: f.outcome.map_or(pb::Outcome::Unspecified, outcome_to_proto) as i32,
+                intent: answer.intent.as_str().to_string(),
+            }),
+            total_matches: answer.total,
+            entries,
+            checkpoint,
+            slots: answer
+                .slots
+                .iter()
+                .map(|s| pb::SlotChoice {
+                    slot: s.field.as_str().to_string(),
+                    value: s.value.clone().unwrap_or_default(),
+                    chosen_by: s.chosen_by.to_string(),
+                    candidates: s.candidates.clone(),
+                })
+                .collect(),
+            flags: answer.flags.iter().map(flag_to_proto).collect(),
+            note: answer.note,
+        }))
+    }
+
+    async fn summarize(
+        &self,
+        req: Request<pb::SummarizeRequest>,
+    ) -> Result<Response<pb::SummarizeResponse>, Status> {
+        let req = req.into_inner();
+        let given = [
+            !req.window.trim().is_empty(),
+            req.from_unix_nanos != 0 || req.to_unix_nanos != 0,
+            req.last != 0,
+        ];
+        let window = match given {
+            [true, false, false] => Window::Expression(req.window.trim().to_string()),
+            [false, true, false] => Window::Range(
+                req.from_unix_nanos,
+                if req.to_unix_nanos == 0 { i64::MAX } else { req.to_unix_nanos },
+            ),
+            [false, false, true] => Window::Last(req.last as usize),
+            [false, false, false] => {
+                return Err(Status::invalid_argument(
+                    "give a window: a time expression (window), a time range (from/to) or the last N entries (last)",
+                ))
+            }
+            _ => {
+                return Err(Status::invalid_argument(
+                    "give only one of: window, from/to, last",
+                ))
+            }
+        };
+        let s = self
+            .analyst
+            .summarize(window, now_or(req.now_unix_nanos))
+            .await
+            .map_err(from_analyst)?;
+        let f = &s.facts;
+        Ok(Response::new(pb::SummarizeResponse {
+            facts: Some(pb::SummaryFacts {
+                window: f.window.clone(),
+                entries: f.entries,
+                by_category: counts(&f.by_category),
+                by_outcome: counts(&f.by_outcome),
+                top_actors: counts(&f.top_actors),
+                top_resources: counts(&f.top_resources),
+                failures: f.failures,
+                failing_actors: counts(&f.failing_actors),
+                notable: f
+                    .notable
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "#{} {} did {} on {} ({}, {})",
+                            n.index,
+                            n.actor,
+                            n.action,
+                            n.resource,
+                            n.category,
+                            n.outcome.as_str()
+                        )
+                    })
+                    .collect(),
+                first_index: f.first_index.unwrap_or(0),
+                last_index: f.last_index.unwrap_or(0),
+            }),
+            summary: s.text,
+            prose_source: if s.from_model { "model" } else { "template" }.into(),
+            rejected_reason: s.rejected_reason.unwrap_or_default(),
+            flags: s.flags.iter().map(flag_to_proto).collect(),
+        }))
+    }
+
+    type AnomaliesStream = FlagStream;
+
+    async fn anomalies(
+        &self,
+        req: Request<pb::AnomaliesRequest>,
+    ) -> Result<Response<Self::AnomaliesStream>, Status> {
+        let req = req.into_inner();
+        let (from, to) = if !req.window.trim().is_empty() {
+            if req.from_unix_nanos != 0 || req.to_unix_nanos != 0 {
+                return Err(Status::invalid_argument("give either window or from/to, not both"));
+            }
+            let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_or(
+                req.now_unix_nanos,
+            )))
+            .map_err(|e| Status::invalid_argument(format!("now_unix_nanos: {e}")))?;
+            let m = crate::analysis::when::find_time_range(req.window.trim(), now)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "\"{}\" is not a time expression I understand",
+                        req.window.trim()
+                    ))
+                })?;
+            (Some(m.range.from_unix_nanos), Some(m.range.to_unix_nanos))
+        } else {
+            (
+                (req.from_unix_nanos != 0).then_some(req.from_unix_nanos),
+                (req.to_unix_nanos != 0).then_some(req.to_unix_nanos),
+            )
+        };
+        if let (Some(a), Some(b)) = (from, to) {
+            if b <= a {
+                return Err(Status::invalid_argument(format!(
+                    "the window ends ({b}) before it starts ({a})"
+                )));
+            }
+        }
+        if !(0.0..=1.0).contains(&req.min_score) {
+            return Err(Status::invalid_argument(format!(
+                "min_score {} is outside 0..=1",
+                req.min_score
+            )));
+        }
+        // Subscribe before listing, so no flag falls between the two.
+        let mut live = self.analyst.subscribe_flags();
+        let existing = self.analyst.flags(from, to, req.min_score);
+        let follow = req.follow;
+        let min_score = req.min_score;
+        let mut stopping = self.stopping.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::limits::FLAGS_STREAM_BUFFER);
+        tokio::spawn(async move {
+            for f in &existing {
+                if tx.send(Ok(flag_to_proto(f))).await.is_err() {
+                    return;
+                }
+            }
+            if !follow {
+                return;
+            }
+            let seen_last = existing.last().cloned();
+            loop {
+                tokio::select! {
+                    got = live.recv() => match got {
+                        Ok(f) => {
+                            if seen_last.as_ref() == Some(&f) || f.score < min_score
+                                || from.is_some_and(|t| f.time_unix_nanos < t)
+                                || to.is_some_and(|t| f.time_unix_nanos >= t) {
+                                continue;
+                            }
+                            if tx.send(Ok(flag_to_proto(&f))).await.is_err() { return; }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let _ = tx.send(Err(Status::resource_exhausted(format!(
+                                "this follower fell {n} flags behind; reconnect and list from the last flag's time"
+                            )))).await;
+                            return;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = tx.closed() => return,
+                    _ = stopping.changed() => {
+                        let _ = tx.send(Err(Status::unavailable("node is stopping"))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn categorize(
+        &self,
+        req: Request<pb::CategorizeRequest>,
+    ) -> Result<Response<pb::CategorizeResponse>, Status> {
+        let req = req.into_inner();
+        let n = req.indices.len() + req.events.len();
+        if n == 0 {
+            return Err(Status::invalid_argument("give entry indices or events to categorise"));
+        }
+        if n > CATEGORIZE_EVENTS_MAX {
+            return Err(Status::invalid_argument(format!(
+                "{n} items to categorise; at most {CATEGORIZE_EVENTS_MAX} per call"
+            )));
+        }
+        let mut results = Vec::with_capacity(n);
+        for index in req.indices {
+            let c = self
+                .analyst
+                .categorize_index(index)
+                .await
+                .map_err(from_analyst)?
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "entry {index} is not in the analysis index (it holds up to entry {})",
+                        self.analyst.indexed()
+                    ))
+                })?;
+            results.push(categorized(index, c));
+        }
+        for (i, e) in req.events.into_iter().enumerate() {
+            let event = event_from_proto(i, e)?;
+            let c = self
+                .analyst
+                .categorize_event(&event)
+                .await
+                .map_err(from_analyst)?;
+            results.push(categorized(i as u64, c));
+        }
+        Ok(Response::new(pb::CategorizeResponse { results }))
+    }
+}
