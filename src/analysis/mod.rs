@@ -8,5 +8,11 @@
 //! ## Layout
 //! - [`category`]: the fixed taxonomy every entry is put in, the rules that
 //!   decide what they can, and the plain keyword baseline used in evaluation.
+//! - [`mask`]: secrets and personal data replaced by per-request placeholders
+//!   before any text reaches the model, and put back in what the caller sees.
+//! - [`when`]: time expressions in a question ("last 24 hours", "since
+//!   Monday") parsed by code into UTC ranges, never by the model.
 
 pub mod category;
+pub mod mask;
+pub mod when;
