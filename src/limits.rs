@@ -183,3 +183,25 @@ pub const CATEGORIZE_EVENTS_MAX: usize = 256;
 
 /// Tokens the model may write for a summary paragraph.
 pub const SUMMARY_TOKENS_MAX: usize = 120;
+// ---- analysis: masking and time expressions ----
+
+/// Most distinct originals one request's mask table holds
+/// (`analysis::mask`). A prompt carries at most a few hundred entries with a
+/// handful of addresses and secrets each; past this a hostile text could
+/// only grow the table, so later originals are masked as `<KIND_OVERFLOW>`
+/// (hidden, not restorable) instead.
+pub const MASK_TABLE_ENTRIES_MAX: usize = 4096;
+
+/// Most bytes of originals one mask table holds, summed. Bounds the copies
+/// it keeps when originals are long (PEM blocks, connection strings); past
+/// this, as past [`MASK_TABLE_ENTRIES_MAX`], originals overflow.
+pub const MASK_TABLE_BYTES_MAX: usize = 1024 * 1024;
+
+/// Longest time range a question may name, days (`analysis::when`): ten
+/// years, leap days included. Anything longer is far more likely a typo or
+/// a misread number than a question about the ledger, and is refused.
+pub const TIME_RANGE_DAYS_MAX: i64 = 10 * 365 + 3;
+
+// The whole `details` of one entry fits in a mask table on its own, so no
+// single entry can overflow a fresh table.
+const _: () = assert!(MASK_TABLE_BYTES_MAX >= DETAILS_BYTES_MAX);

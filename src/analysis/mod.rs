@@ -17,6 +17,10 @@
 //!   index and flags, answers questions and summaries.
 //! - [`model`]: the local language model (llama.cpp), loaded once, scoring
 //!   candidates and generating bounded greedy text.
+//! - [`mask`]: secrets and personal data replaced by per-request placeholders
+//!   before any text reaches the model, and put back in what the caller sees.
+//! - [`when`]: time expressions in a question ("last 24 hours", "since
+//!   Monday") parsed by code into UTC ranges, never by the model.
 
 pub mod analyst;
 pub mod anomaly;
@@ -25,3 +29,5 @@ pub mod index;
 pub mod model;
 pub mod question;
 pub mod summary;
+pub mod mask;
+pub mod when;
