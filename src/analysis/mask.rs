@@ -32,7 +32,7 @@
 //!    `credential(s)`, `connection_string`, `dsn`, `signature` and their
 //!    prefixed forms (`db_password`, `clientSecret`, `secretAccessKey`,
 //!    `X-Api-Key`), in `k=v`, `k: v`, JSON, escaped JSON inside a JSON
-//!    string, and `--password v`. The key is kept so the model knows what was
+//!    string, `--password v` and `curl -u user:pass`. The key is kept so the model knows what was
 //!    there; a key only counts when it *ends* with the word, so
 //!    `minimumPasswordLength: 14` and `tokenType` are left alone. After the
 //!    token shapes, so a token under such a key is one placeholder, not two.
@@ -46,6 +46,7 @@
 //! 10. **IPv4**, each octet 0–255 and not part of a longer dotted run (OIDs,
 //!     four-part versions such as `1.2.3.4.5`). A dotted quad straight after
 //!     a capitalised user-agent product (`Chrome/140.0.0.0`) is a version.
+//!     Also the dashed address in AWS host names (`ip-10-0-0-1`).
 //! 11. **Phone numbers**: `+` and 8–15 digits (E.164), `(555) 123-4567`,
 //!     `555-123-4567`, `555.123.4567`, and national numbers that start with
 //!     0 (`020 7946 0958`). Bare digit runs are never phones: they are far
@@ -59,7 +60,10 @@
 //!
 //! ## Known gaps
 //! Masking is pattern-based: a secret under an unusual key, a password in
-//! free prose, a name or a street address is not found. Card-like numbers
+//! free prose ("password: correct horse" keeps "horse"), a name, a street
+//! address or a national id number is not found. `PWD=` (the shell's
+//! working directory) is masked like the ODBC `Pwd=` password; that errs
+//! toward hiding. Card-like numbers
 //! pass the Luhn check one time in ten, so some 13–19 digit ids starting
 //! 2–6 are masked as cards; that errs toward hiding.
 
@@ -175,10 +179,10 @@ static PEM_BLOCK: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static URL_CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
-    // The password may hold `@` and `/` (greedy up to the last `@` before
-    // whitespace or a quote): masking too much of a URL is safe, too little
-    // is not.
-    re(r#"(?i)\b[a-z][a-z0-9+.-]*://([^\s:/@<>"'\\]*:[^\s<>"'\\]+)@"#)
+    // Userinfo cannot hold `/` (RFC 3986), so `host:8443/users/bob@x.io`
+    // is a path, not credentials. A raw `@` in a password is tolerated: the
+    // match runs to the last `@` before the path.
+    re(r#"(?i)\b[a-z][a-z0-9+.-]*://([^\s:/@<>"'\\]*:[^\s/<>"'\\]+)@"#)
 });
 
 static TOKEN_SHAPES: LazyLock<Regex> = LazyLock::new(|| {
@@ -209,6 +213,10 @@ static SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| {
     ))
 });
 
+/// `curl -u user:pass`, `--user user:pass`: a bare `-u root` is only a name.
+static USER_PASS_FLAG: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"(?:^|\s)(?:-u|--user)[\s=]+["']?([^\s:"'<>]+:[^\s"'<>]+)"#));
+
 /// `--password value` on a command line (the `=` form is a key-value).
 static SECRET_FLAG: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -228,6 +236,14 @@ static CARD: LazyLock<Regex> = LazyLock::new(|| re(r"\b[2-6]\d{3}(?:[ -]?\d){9,1
 /// colons; each is then checked by the IPv6 parser.
 static IPV6_RUN: LazyLock<Regex> =
     LazyLock::new(|| re(r"[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*"));
+
+/// AWS-style host names that spell a private address with dashes
+/// (`ip-10-0-0-1.ec2.internal`); the dashed quad is masked.
+static IPV4_DASHED_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\bip-((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:-(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})\b",
+    )
+});
 
 static IPV4: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\b(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\b")
@@ -430,6 +446,12 @@ fn find_key_value_secrets(text: &str) -> Vec<Range<usize>> {
                 .find_iter(text)
                 .filter_map(|m| bare_value(text, m.end())),
         )
+        .chain(
+            USER_PASS_FLAG
+                .captures_iter(text)
+                .filter_map(|c| c.get(1))
+                .map(|m| m.range()),
+        )
         .collect();
     spans.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
     without_overlaps(spans)
@@ -576,7 +598,7 @@ fn luhn_valid(number: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// True when `span` is not glued to more of the same: no letter, digit or
@@ -647,10 +669,17 @@ fn is_word_byte(b: u8) -> bool {
 }
 
 fn find_ipv4(text: &str) -> Vec<Range<usize>> {
-    IPV4.find_iter(text)
+    let dotted = IPV4
+        .find_iter(text)
         .filter(|m| isolated(text, &m.range(), b".") && !is_product_version(text, m.start()))
-        .map(|m| m.range())
-        .collect()
+        .map(|m| m.range());
+    let dashed = IPV4_DASHED_HOST
+        .captures_iter(text)
+        .filter_map(|c| c.get(1))
+        .map(|m| m.range());
+    let mut spans: Vec<Range<usize>> = dotted.chain(dashed).collect();
+    spans.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    without_overlaps(spans)
 }
 
 /// `Chrome/140.0.0.0`: a dotted quad right after a capitalised product
@@ -733,6 +762,8 @@ mod tests {
             &*BEARER,
             &*SECRET_KEY,
             &*SECRET_FLAG,
+            &*USER_PASS_FLAG,
+            &*IPV4_DASHED_HOST,
             &*EMAIL,
             &*CARD,
             &*IPV6_RUN,
@@ -870,6 +901,11 @@ mod tests {
                 "Passw0rd!",
                 "Pwd=<SECRET_1>;",
             ),
+            (
+                "curl -u admin:hunter2 https://x",
+                "hunter2",
+                "curl -u <SECRET_1> https",
+            ),
         ];
         for (text, secret, expected) in cases {
             let (out, _) = masked(text);
@@ -886,6 +922,7 @@ mod tests {
             r#"{"password": null, "secret": false, "token": ""}"#,
             r#"{"eventType": "user.account.reset_password", "displayMessage": "Reset password"}"#,
             "if token == other {",
+            "mysql -u root -p",
         ] {
             assert_untouched(text);
         }
@@ -914,10 +951,12 @@ mod tests {
             "onlypass",
             "redis://<SECRET_1>@<IP_1>:6379",
         );
+        assert_masks("mongodb://u:p@ss@h/db", "p@ss", "mongodb://<SECRET_1>@h/db");
+        // A port and a path holding an `@` are not credentials.
         assert_masks(
-            "mongodb://u:p@ss/w0rd@h/db",
-            "p@ss/w0rd",
-            "mongodb://<SECRET_1>@h/db",
+            "https://host:8443/users/bob@x.io",
+            "bob@x.io",
+            "https://host:8443/users/<EMAIL_1>",
         );
     }
 
@@ -954,6 +993,11 @@ mod tests {
             "http://<IP_1>:8080/x",
         );
         assert_masks("GET /hosts/10.0.0.1 HTTP/1.1", "10.0.0.1", "/hosts/<IP_1>");
+        assert_masks(
+            "node ip-10-0-12-7.ec2.internal",
+            "10-0-12-7",
+            "node ip-<IP_1>.ec2.internal",
+        );
     }
 
     #[test]
