@@ -106,6 +106,3 @@ mod tests {
         );
     }
 }
-// TEMP STUB
-pub struct RuleVerdict { pub category: Category, pub rule: &'static str }
-pub fn rule_category(_e: &crate::ledger::event::Event) -> Option<RuleVerdict> { None }

@@ -23,7 +23,6 @@
 //!   Monday") parsed by code into UTC ranges, never by the model.
 
 pub mod analyst;
-pub mod anomaly;
 pub mod category;
 pub mod index;
 pub mod model;
