@@ -8,5 +8,12 @@
 //! ## Layout
 //! - [`category`]: the fixed taxonomy every entry is put in, the rules that
 //!   decide what they can, and the plain keyword baseline used in evaluation.
+//! - [`details`]: reading native fields of the original record kept in
+//!   `Event.details`, tolerant of lower-cased keys.
+//! - [`words`]: splitting action and resource names into lower-case words.
 
 pub mod category;
+pub mod details;
+#[cfg(test)]
+mod testing;
+pub mod words;

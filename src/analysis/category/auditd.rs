@@ -43,7 +43,8 @@ fn outcome(event: &Event) -> Outcome {
     if event.outcome != Outcome::Unknown {
         return event.outcome;
     }
-    let res = str_field(&event.details, &["res"]).or_else(|| str_field(&event.details, &["success"]));
+    let res =
+        str_field(&event.details, &["res"]).or_else(|| str_field(&event.details, &["success"]));
     match res {
         Some("failed" | "no" | "0") => Outcome::Failure,
         Some("success" | "yes" | "1") => Outcome::Success,

@@ -22,7 +22,9 @@ pub(super) fn rule(event: &Event) -> Option<RuleVerdict> {
     match service {
         "signin" => sign_in(name, event, refused),
         "sts" => sts(name, event.outcome),
-        "sso" | "sso-oauth" if name == "CreateToken" => login(event.outcome, "cloudtrail.sso_token"),
+        "sso" | "sso-oauth" if name == "CreateToken" => {
+            login(event.outcome, "cloudtrail.sso_token")
+        }
         "iam" => iam(name),
         "s3" => s3(name),
         "secretsmanager" => secrets_manager(name),
@@ -61,13 +63,17 @@ fn api_call(event: &Event) -> Option<(&str, &str)> {
     Some((source.trim_end_matches(".amazonaws.com"), name))
 }
 
-/// Lambda's event names carry the API version (`UpdateFunctionCode20150331v2`).
+/// Lambda's event names carry the API version: an eight-digit date and
+/// sometimes `v{n}` (`UpdateFunctionCode20150331v2`).
 fn without_api_version(name: &str) -> &str {
-    let trimmed = name.trim_end_matches(|c: char| c.is_ascii_digit());
-    let trimmed = trimmed.strip_suffix('v').unwrap_or(trimmed);
-    let base = trimmed.trim_end_matches(|c: char| c.is_ascii_digit());
-    // Only a full eight-digit date counts as a version suffix.
-    if trimmed.len() - base.len() == 8 {
+    let is_digit = |c: char| c.is_ascii_digit();
+    let trailing = name.trim_end_matches(is_digit);
+    let dated = match trailing.strip_suffix('v') {
+        Some(before_v) if trailing.len() < name.len() => before_v,
+        _ => name,
+    };
+    let base = dated.trim_end_matches(is_digit);
+    if dated.len() - base.len() == 8 && !base.is_empty() {
         base
     } else {
         name
@@ -207,10 +213,14 @@ fn iam(name: &str) -> Option<RuleVerdict> {
 
 fn s3(name: &str) -> Option<RuleVerdict> {
     match name {
-        "GetObject" | "GetObjectVersion" | "SelectObjectContent" | "GetObjectTorrent"
-        | "ListObjects" | "ListObjectsV2" | "ListObjectVersions" | "ListBucket" => {
-            verdict(DataAccess, "cloudtrail.s3_read")
-        }
+        "GetObject"
+        | "GetObjectVersion"
+        | "SelectObjectContent"
+        | "GetObjectTorrent"
+        | "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "ListBucket" => verdict(DataAccess, "cloudtrail.s3_read"),
         "DeleteObject" | "DeleteObjects" | "DeleteObjectVersion" | "DeleteBucket" => {
             verdict(DataDeletion, "cloudtrail.s3_delete")
         }
@@ -248,10 +258,14 @@ fn secrets_manager(name: &str) -> Option<RuleVerdict> {
     match name {
         "GetSecretValue" | "BatchGetSecretValue" => verdict(DataAccess, "cloudtrail.secret_read"),
         "DeleteSecret" => verdict(DataDeletion, "cloudtrail.secret_deleted"),
-        "CreateSecret" | "UpdateSecret" | "PutSecretValue" | "RotateSecret" | "RestoreSecret"
-        | "PutResourcePolicy" | "DeleteResourcePolicy" | "UpdateSecretVersionStage" => {
-            verdict(ConfigChange, "cloudtrail.secret_settings")
-        }
+        "CreateSecret"
+        | "UpdateSecret"
+        | "PutSecretValue"
+        | "RotateSecret"
+        | "RestoreSecret"
+        | "PutResourcePolicy"
+        | "DeleteResourcePolicy"
+        | "UpdateSecretVersionStage" => verdict(ConfigChange, "cloudtrail.secret_settings"),
         _ => None,
     }
 }
@@ -276,15 +290,23 @@ fn kms(name: &str) -> Option<RuleVerdict> {
         // Once the key is gone, data encrypted under it is unrecoverable.
         "ScheduleKeyDeletion" => verdict(DataDeletion, "cloudtrail.kms_key_deletion"),
         "PutKeyPolicy" => verdict(ConfigChange, "cloudtrail.resource_policy"),
-        "CreateKey" | "DisableKey" | "EnableKey" | "EnableKeyRotation" | "DisableKeyRotation"
-        | "CancelKeyDeletion" | "UpdateKeyDescription" => {
-            verdict(ConfigChange, "cloudtrail.kms_settings")
-        }
+        "CreateKey"
+        | "DisableKey"
+        | "EnableKey"
+        | "EnableKeyRotation"
+        | "DisableKeyRotation"
+        | "CancelKeyDeletion"
+        | "UpdateKeyDescription" => verdict(ConfigChange, "cloudtrail.kms_settings"),
         "CreateGrant" | "RetireGrant" | "RevokeGrant" => {
             verdict(PrivilegeChange, "cloudtrail.kms_grant")
         }
-        "Encrypt" | "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" | "Sign" | "Verify"
-        | "ReEncrypt" | "GenerateRandom" => verdict(Other, "cloudtrail.kms_routine_use"),
+        "Encrypt"
+        | "GenerateDataKey"
+        | "GenerateDataKeyWithoutPlaintext"
+        | "Sign"
+        | "Verify"
+        | "ReEncrypt"
+        | "GenerateRandom" => verdict(Other, "cloudtrail.kms_routine_use"),
         _ => None,
     }
 }
@@ -354,7 +376,9 @@ fn rds(name: &str, event: &Event) -> Option<RuleVerdict> {
 
 fn dynamodb(name: &str) -> Option<RuleVerdict> {
     match name {
-        "GetItem" | "BatchGetItem" | "Query" | "Scan" => verdict(DataAccess, "cloudtrail.table_read"),
+        "GetItem" | "BatchGetItem" | "Query" | "Scan" => {
+            verdict(DataAccess, "cloudtrail.table_read")
+        }
         "DeleteTable" | "DeleteBackup" | "DeleteItem" => {
             verdict(DataDeletion, "cloudtrail.table_deleted")
         }
@@ -538,9 +562,9 @@ fn by_verb(service: &str, name: &str) -> Option<RuleVerdict> {
     }
     let verb = WRITE_VERBS.iter().find(|v| name.starts_with(*v))?;
     if *verb == "Delete"
-        && DATA_STORES
-            .iter()
-            .any(|noun| name.ends_with(noun) || name.strip_suffix('s').is_some_and(|n| n.ends_with(noun)))
+        && DATA_STORES.iter().any(|noun| {
+            name.ends_with(noun) || name.strip_suffix('s').is_some_and(|n| n.ends_with(noun))
+        })
     {
         return verdict(DataDeletion, "cloudtrail.data_store_deleted");
     }

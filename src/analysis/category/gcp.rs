@@ -117,9 +117,7 @@ fn by_method(method: &str, payload: &Value, event: &Event) -> Option<RuleVerdict
         | "DeleteServiceAccountKey"
         | "UploadServiceAccountKey"
         | "DisableServiceAccountKey"
-        | "EnableServiceAccountKey" => {
-            return verdict(PrivilegeChange, "gcp.service_account_key")
-        }
+        | "EnableServiceAccountKey" => return verdict(PrivilegeChange, "gcp.service_account_key"),
         "CreateServiceAccount"
         | "DeleteServiceAccount"
         | "DisableServiceAccount"
@@ -131,7 +129,10 @@ fn by_method(method: &str, payload: &Value, event: &Event) -> Option<RuleVerdict
         _ => {}
     }
     if method.starts_with("google.iam.admin.")
-        && matches!(last, "CreateRole" | "UpdateRole" | "DeleteRole" | "UndeleteRole")
+        && matches!(
+            last,
+            "CreateRole" | "UpdateRole" | "DeleteRole" | "UndeleteRole"
+        )
     {
         return verdict(PrivilegeChange, "gcp.custom_role");
     }
@@ -148,8 +149,12 @@ fn by_method(method: &str, payload: &Value, event: &Event) -> Option<RuleVerdict
     {
         return verdict(AdminChange, "gcp.identity_federation");
     }
-    storage(method, payload, event)
-        .or_else(|| data_services(method, last))
+    // Storage decides its own methods, unsure ones included: an object read
+    // is never mere metadata.
+    if method.starts_with("storage.objects.") || method.starts_with("storage.buckets.") {
+        return storage(method, payload, event);
+    }
+    data_services(method, last)
         .or_else(|| compute_metadata(method, payload))
         .or_else(|| infrastructure(method, last))
 }
@@ -158,14 +163,16 @@ fn storage(method: &str, payload: &Value, event: &Event) -> Option<RuleVerdict> 
     match method {
         "storage.objects.get" | "storage.objects.list" => {
             // A copy records the read with a destination; another project's
-            // bucket as destination means the data left.
+            // bucket as destination means the data left. `projects/_/`
+            // names no project, so the copy's reach is unknown.
             let destination = str_at(payload, &["metadata", "destination"]);
             let project = str_field(&event.details, &["resource", "labels", "project_id"]);
-            match (destination, project) {
+            match (destination.map(project_of), project) {
                 (None, _) => verdict(DataAccess, "gcp.storage_read"),
-                (Some(d), Some(p)) if !d.contains(&format!("projects/{p}/")) => {
-                    verdict(DataExport, "gcp.storage_copied_out")
+                (Some(Some(to)), Some(from)) if to == from => {
+                    verdict(DataAccess, "gcp.storage_read")
                 }
+                (Some(Some(_)), Some(_)) => verdict(DataExport, "gcp.storage_copied_out"),
                 _ => None,
             }
         }
@@ -175,8 +182,17 @@ fn storage(method: &str, payload: &Value, event: &Event) -> Option<RuleVerdict> 
         "storage.buckets.create" | "storage.buckets.update" | "storage.buckets.patch" => {
             verdict(ConfigChange, "gcp.storage_bucket_settings")
         }
+        "storage.buckets.get" | "storage.buckets.list" | "storage.buckets.getIamPolicy" => {
+            verdict(Other, "gcp.read_metadata")
+        }
         _ => None,
     }
+}
+
+/// The project named in a `projects/{project}/...` path; `_` names none.
+fn project_of(path: &str) -> Option<&str> {
+    let project = path.strip_prefix("projects/")?.split('/').next()?;
+    (!project.is_empty() && project != "_").then_some(project)
 }
 
 fn data_services(method: &str, last: &str) -> Option<RuleVerdict> {
@@ -269,12 +285,37 @@ const INFRASTRUCTURE_PREFIXES: &[&str] = &[
 ];
 
 const WRITE_PREFIXES: &[&str] = &[
-    "create", "insert", "update", "patch", "delete", "replace", "set", "batchupdate", "enable",
-    "disable", "start", "stop", "reset", "deploy", "rollback", "attach", "detach", "add", "remove",
-    "resize", "suspend", "resume",
+    "create",
+    "insert",
+    "update",
+    "patch",
+    "delete",
+    "replace",
+    "set",
+    "batchupdate",
+    "enable",
+    "disable",
+    "start",
+    "stop",
+    "reset",
+    "deploy",
+    "rollback",
+    "attach",
+    "detach",
+    "add",
+    "remove",
+    "resize",
+    "suspend",
+    "resume",
 ];
 
-const READ_PREFIXES: &[&str] = &["get", "list", "aggregatedlist", "search", "testiampermissions"];
+const READ_PREFIXES: &[&str] = &[
+    "get",
+    "list",
+    "aggregatedlist",
+    "search",
+    "testiampermissions",
+];
 
 fn infrastructure(method: &str, last: &str) -> Option<RuleVerdict> {
     let lower = last.to_ascii_lowercase();
@@ -283,7 +324,9 @@ fn infrastructure(method: &str, last: &str) -> Option<RuleVerdict> {
     if READ_PREFIXES.iter().any(|p| lower.starts_with(p)) {
         return verdict(Other, "gcp.read_metadata");
     }
-    let infrastructure = INFRASTRUCTURE_PREFIXES.iter().any(|p| method.starts_with(p))
+    let infrastructure = INFRASTRUCTURE_PREFIXES
+        .iter()
+        .any(|p| method.starts_with(p))
         || method.contains(".Firewall.")
         || method.contains(".compute.");
     if !infrastructure || !WRITE_PREFIXES.iter().any(|p| lower.starts_with(p)) {
@@ -358,9 +401,15 @@ mod tests {
     #[test]
     fn gke_method_names_parse_to_requests() {
         let r = gke_request("io.k8s.core.v1.pods.exec.create").unwrap();
-        assert_eq!((r.resource, r.subresource, r.verb), ("pods", "exec", "create"));
+        assert_eq!(
+            (r.resource, r.subresource, r.verb),
+            ("pods", "exec", "create")
+        );
         let r = gke_request("io.k8s.authorization.rbac.v1.clusterrolebindings.create").unwrap();
-        assert_eq!((r.resource, r.subresource, r.verb), ("clusterrolebindings", "", "create"));
+        assert_eq!(
+            (r.resource, r.subresource, r.verb),
+            ("clusterrolebindings", "", "create")
+        );
         let r = gke_request("io.k8s.batch.v1beta1.cronjobs.patch").unwrap();
         assert_eq!(r.resource, "cronjobs");
         assert!(gke_request("io.k8s.core.pods.create").is_none());

@@ -41,9 +41,12 @@ const HEALTH_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version", "/m
 /// probes and load balancers make anonymously all day.
 pub(crate) fn is_health_path(request_uri: &str) -> bool {
     let path = request_uri.split('?').next().unwrap_or("");
-    HEALTH_PATHS
-        .iter()
-        .any(|h| path == *h || path.strip_prefix(h).is_some_and(|rest| rest.starts_with('/')))
+    HEALTH_PATHS.iter().any(|h| {
+        path == *h
+            || path
+                .strip_prefix(h)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 fn non_resource(details: &Map<String, Value>) -> Option<RuleVerdict> {
@@ -56,7 +59,12 @@ fn non_resource(details: &Map<String, Value>) -> Option<RuleVerdict> {
 
 const READ_VERBS: &[&str] = &["get", "list", "watch"];
 const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
-const RBAC: &[&str] = &["roles", "clusterroles", "rolebindings", "clusterrolebindings"];
+const RBAC: &[&str] = &[
+    "roles",
+    "clusterroles",
+    "rolebindings",
+    "clusterrolebindings",
+];
 /// Requests that ask the API server a question and change nothing.
 const REVIEWS: &[&str] = &[
     "tokenreviews",
