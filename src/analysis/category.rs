@@ -23,6 +23,9 @@ mod github;
 mod kubernetes;
 mod okta;
 
+pub(crate) use gcp::gke_request;
+pub(crate) use kubernetes::{is_health_path, Request as KubeRequest};
+
 use super::details::{array_at, field, str_field};
 use super::words::{any, words};
 use crate::ledger::event::{Event, Outcome};
@@ -341,7 +344,9 @@ mod tests {
 
     #[test]
     fn real_panther_events_get_the_expected_verdicts() {
-        let expected: &[(&str, &str, Option<(Category, &str)>)] = &[
+        // (rule_id, test_name, expected verdict)
+        type Case = (&'static str, &'static str, Option<(Category, &'static str)>);
+        let expected: &[Case] = &[
             (
                 "AWS.Console.RootLoginFailed",
                 "Failed Root Login",

@@ -44,7 +44,16 @@ mod tests {
         assert_eq!(words("user.session.start"), ["user", "session", "start"]);
         assert_eq!(
             words("arn:aws:s3:::sensitive-data-bucket/file.pdf"),
-            ["arn", "aws", "s3", "sensitive", "data", "bucket", "file", "pdf"]
+            [
+                "arn",
+                "aws",
+                "s3",
+                "sensitive",
+                "data",
+                "bucket",
+                "file",
+                "pdf"
+            ]
         );
         assert_eq!(words("GetObject"), ["get", "object"]);
         assert_eq!(words("S3"), ["s3"]);

@@ -65,7 +65,7 @@ fn login(payload: &Value, outcome: Outcome, rule: &'static str) -> Option<RuleVe
 
 /// `io.k8s.{group}.{version}.{resource}[.{subresource}].{verb}`, as GKE
 /// writes method names and permissions.
-fn gke_request(name: &str) -> Option<Request<'_>> {
+pub(crate) fn gke_request(name: &str) -> Option<Request<'_>> {
     let parts: Vec<&str> = name.strip_prefix("io.k8s.")?.split('.').collect();
     let version = parts.iter().position(|p| is_api_version(p))?;
     match &parts[version + 1..] {
@@ -371,9 +371,8 @@ fn by_permission(payload: &Value, outcome: Outcome) -> Option<RuleVerdict> {
             verdict(DataDeletion, "gcp.permission_data_delete")
         }
         _ => {
-            let mut parts = permission.split('.');
-            let service = parts.next()?;
-            let verb = parts.last()?;
+            let service = permission.split('.').next()?;
+            let verb = permission.rsplit('.').next()?;
             let infra = [
                 "compute",
                 "cloudfunctions",

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use Category::*;
 
 /// One API request: verb, resource type and subresource ("" when none).
-pub(super) struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub verb: &'a str,
     pub resource: &'a str,
     pub subresource: &'a str,
