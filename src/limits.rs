@@ -205,3 +205,57 @@ pub const TIME_RANGE_DAYS_MAX: i64 = 10 * 365 + 3;
 // The whole `details` of one entry fits in a mask table on its own, so no
 // single entry can overflow a fresh table.
 const _: () = assert!(MASK_TABLE_BYTES_MAX >= DETAILS_BYTES_MAX);
+// ---- Analysis: the anomaly detector (src/analysis/anomaly.rs) ----
+// The detector keeps per-actor state for a stream of any length, so every
+// collection in it is capped here; the worst case is summed below.
+
+/// Actors whose baselines and windows the detector keeps. Past this the
+/// least recently seen actor is forgotten (and starts over, warm-up
+/// included, if it returns): a burst of random actor names then costs a
+/// fixed amount of memory instead of growing without end.
+pub const ANOMALY_ACTORS_MAX: usize = 4096;
+
+/// Accounts tracked as targets of failed logins, for bursts against one
+/// account from many actors; least recently targeted forgotten first.
+pub const ANOMALY_TARGETS_MAX: usize = 4096;
+
+/// Distinct networks, user-agent products and resource families remembered
+/// per actor. An actor already past this many has no usable baseline for
+/// that dimension, so new values stop being flagged rather than evicting
+/// old ones (which would flag the same values over and over).
+pub const ANOMALY_BASELINE_VALUES_MAX: usize = 64;
+
+/// Distinct exact resources remembered per actor, for first-seen
+/// actor/resource pairs; same saturation rule as above.
+pub const ANOMALY_RESOURCES_PER_ACTOR_MAX: usize = 256;
+
+/// Events one sliding window keeps (an actor's failures, reads or exports; a
+/// target's failed logins). Count thresholds cannot exceed it.
+pub const ANOMALY_WINDOW_EVENTS_MAX: usize = 64;
+
+/// Longest window or bucket any detector setting may ask for, seconds: a day
+/// covers the slowest pattern the flags describe (privilege change, then
+/// sensitive access) without holding stale state.
+pub const ANOMALY_WINDOW_S_MAX: u32 = 24 * 3600;
+
+/// Entry indices listed in one flag (the latest that raised it), so a flag
+/// stays small enough to store and show.
+pub const ANOMALY_FLAG_ENTRIES_MAX: usize = 16;
+
+/// Worst-case payload of the detector's state, bytes: per actor two copies
+/// of its name, three windows of 24-byte entries, the exact-resource set and
+/// three baseline sets of 8-byte hashes, 24 hour counters and fixed fields;
+/// per target its name and one window. Hash-table overhead comes on top
+/// (at most about twice this).
+pub const ANOMALY_STATE_BYTES_MAX: usize = ANOMALY_ACTORS_MAX
+    * (2 * FIELD_BYTES_MAX
+        + 3 * ANOMALY_WINDOW_EVENTS_MAX * 24
+        + ANOMALY_RESOURCES_PER_ACTOR_MAX * 8
+        + 3 * ANOMALY_BASELINE_VALUES_MAX * 8
+        + 24 * 4
+        + 256)
+    + ANOMALY_TARGETS_MAX * (2 * FIELD_BYTES_MAX + ANOMALY_WINDOW_EVENTS_MAX * 24 + 64);
+
+const _: () = assert!(ANOMALY_FLAG_ENTRIES_MAX <= ANOMALY_WINDOW_EVENTS_MAX);
+// The analysis node runs beside a model; its detector stays under 64 MiB.
+const _: () = assert!(ANOMALY_STATE_BYTES_MAX <= 64 * 1024 * 1024);
