@@ -176,6 +176,21 @@ fn label_candidates() -> Vec<String> {
         .collect()
 }
 
+/// Worked examples before the entry to categorise: a base model scores
+/// labels far better after seeing the pattern. One per kind of label, with
+/// made-up values that do not occur in real logs.
+const CATEGORY_EXAMPLES: &str = "Audit log entries and their category:\n\
+actor=<EMAIL_1> action=user.login resource=console outcome=failure source=app -> failed login\n\
+actor=<EMAIL_2> action=sso.signin resource=portal outcome=success source=app -> successful login\n\
+actor=admin action=role.grant resource=role/db-admin outcome=success source=app -> privilege change\n\
+actor=ops action=settings.update resource=service/mailer outcome=success source=app -> configuration change\n\
+actor=svc-report action=table.select resource=db/orders outcome=success source=app -> data access\n\
+actor=<EMAIL_3> action=report.download resource=files/all-customers.csv outcome=success source=app -> data export\n\
+actor=<EMAIL_4> action=bucket.delete resource=store/archive outcome=success source=app -> data deletion\n\
+actor=scanner action=threat.detected resource=host/web-1 outcome=unknown source=ids -> security alert\n\
+actor=root action=user.create resource=user/temp outcome=success source=app -> administrative change\n\
+actor=ci action=build.start resource=pipeline/7 outcome=success source=ci -> other activity\n";
+
 /// One line describing an event for the model: only the identifying fields
 /// (never the free-form details, which is where injected instructions
 /// would hide), masked.
@@ -360,10 +375,7 @@ impl Analyst {
     async fn model_category(&self, event: &Event) -> Result<Categorized, AnalystError> {
         let model = self.model()?;
         let mut table = MaskTable::new();
-        let prompt = format!(
-            "Audit log entry: {}\nThis entry is best described as a",
-            describe(event, &mut table)
-        );
+        let prompt = format!("{CATEGORY_EXAMPLES}{} ->", describe(event, &mut table));
         let scores = model.score(prompt, label_candidates()).await?;
         let mut best = 0;
         for (i, s) in scores.iter().enumerate() {
@@ -865,6 +877,9 @@ fn describe_filter(f: &Filter, time_text: Option<&str>) -> String {
         parts.push(format!("on resource \"{r}\""));
     }
     let time = match time_text {
+        Some(t) if t.starts_with("in ") || t.starts_with("on ") || t.starts_with("since ") => {
+            format!("{t} ({})", range_text(f))
+        }
         Some(t) => format!("in {t} ({})", range_text(f)),
         None if f.from_unix_nanos.is_some() || f.to_unix_nanos.is_some() => range_text(f),
         None => "in the whole log".into(),

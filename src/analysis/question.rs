@@ -274,7 +274,12 @@ fn significant(word: &str) -> bool {
 /// How well a value matches the question's words: the share of the value's
 /// significant words found in the question (stemmed, with synonyms), or
 /// [`FULL_MATCH_SCORE`] plus a little when the whole value is written out.
-fn match_score(value: &str, question_lower: &str, qstems: &BTreeSet<String>) -> f64 {
+fn match_score(
+    value: &str,
+    question_lower: &str,
+    qstems: &BTreeSet<String>,
+    use_synonyms: bool,
+) -> f64 {
     let vwords: Vec<String> = words(value).into_iter().filter(|w| significant(w)).collect();
     if vwords.is_empty() {
         return 0.0;
@@ -282,7 +287,9 @@ fn match_score(value: &str, question_lower: &str, qstems: &BTreeSet<String>) -> 
     let mut hit = 0usize;
     for w in &vwords {
         let s = stem(w);
-        if qstems.contains(&s) || qstems.iter().any(|q| synonyms(q).contains(&w.as_str())) {
+        if qstems.contains(&s)
+            || (use_synonyms && qstems.iter().any(|q| synonyms(q).contains(&w.as_str())))
+        {
             hit += 1;
         }
     }
@@ -362,7 +369,10 @@ pub fn draft(question: &str, time: Option<(i64, i64, String)>, index: &Index) ->
                 .values(field)
                 .map(|(v, n)| Candidate {
                     value: v.to_string(),
-                    score: match_score(v, &lower, &qstems),
+                    // "database" may mean a resource called payments-db,
+                    // but not the action db.read: actions match only on
+                    // the words the question uses.
+                    score: match_score(v, &lower, &qstems, field != Field::Action),
                     entries: n,
                 })
                 .filter(|c| c.score > 0.0)

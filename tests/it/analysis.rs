@@ -11,7 +11,7 @@ use ironlog::proto;
 use tonic::Code;
 
 /// The reference "now" of every question: 2026-11-29T12:00:00Z.
-const NOW: i64 = 1_764_417_600_000_000_000;
+const NOW: i64 = 1_795_953_600_000_000_000;
 const HOUR: i64 = 3_600_000_000_000;
 
 fn ev(t: i64, actor: &str, ip: &str, action: &str, resource: &str, outcome: proto::Outcome, details: &str) -> proto::Event {

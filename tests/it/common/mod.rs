@@ -172,6 +172,8 @@ impl Cluster {
     /// Starts an analysis node (a learner running the analyst with `model`)
     /// and adds it through the leader; returns its id.
     pub async fn start_analysis(&mut self, model: PathBuf) -> u64 {
+        // Before the new node exists: it knows no leader until it is added.
+        let leader = self.leader().await;
         let id = self.configs.len() as u64 + 1;
         let l = bind_port_0().await;
         let mut c = self.configs[0].clone();
@@ -197,7 +199,6 @@ impl Cluster {
         ));
         self.configs.push(c);
         self.vkeys.push(String::new());
-        let leader = self.leader().await;
         let mut admin = self.admin(leader).await;
         admin
             .add_learner(proto::AddLearnerRequest {
