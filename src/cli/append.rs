@@ -288,11 +288,21 @@ pub fn parse_lines(
 /// One JSON line to a validated event; the error says what is wrong with it.
 pub fn parse_line(text: &str, now_unix_nanos: i64) -> Result<Event, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(mut object) = value else {
+    let Value::Object(object) = value else {
         return Err("expected a JSON object".into());
     };
+    event_from_object(object, Some(now_unix_nanos))
+}
+
+/// One event object of the JSON-lines format to a validated event. Without
+/// a `"time"` the event gets `default_time_unix_nanos`, or is refused when
+/// there is none (`ironlog ingest` never stamps "now" on a record).
+pub fn event_from_object(
+    mut object: Map<String, Value>,
+    default_time_unix_nanos: Option<i64>,
+) -> Result<Event, String> {
     let time_unix_nanos = match object.remove("time") {
-        None | Some(Value::Null) => now_unix_nanos,
+        None | Some(Value::Null) => default_time_unix_nanos.ok_or("missing \"time\"")?,
         Some(Value::String(text)) => parse_rfc3339(&text).map_err(|e| format!("\"time\": {e}"))?,
         Some(Value::Number(n)) => n
             .as_i64()
