@@ -595,7 +595,7 @@ mod tests {
         assert_eq!(got[0], ok(1, 1, "{\"a\":1}"));
         assert_eq!(got[1], Err("record 2: truncated JSON: the input ends inside this record".into()));
         let got = split("[{\"a\":1},", &[]);
-        assert_eq!(got[1], Err("record 2: truncated JSON: the input ends inside this record".into()));
+        assert_eq!(got[1], Err("record 2 (line 1): truncated JSON: the input ends inside this record".into()));
     }
 
     #[test]

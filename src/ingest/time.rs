@@ -50,7 +50,9 @@ pub(crate) fn from_millis(millis: &serde_json::Number) -> Result<i64, String> {
         if !ms.is_finite() || ms.abs() > 1e15 {
             return Err("out of range".into());
         }
-        (ms * 1e6).round() as i128
+        // Whole and fractional milliseconds apart: ms * 1e6 as one float
+        // would lose the nanoseconds of a present-day time.
+        (ms.trunc() as i128) * NANOS_PER_MILLI + (ms.fract() * 1e6).round() as i128
     } else {
         return Err("out of range".into());
     };
