@@ -143,7 +143,9 @@ fn parse_fields(body: &str, record_type: &str) -> Vec<(String, Value)> {
         if rest.is_empty() {
             break;
         }
-        let Some((key, after)) = split_key(rest) else {
+        // Old PAM messages wrap their tail: `(hostname=?, addr=?, res=success)`.
+        let unwrapped = rest.strip_prefix('(').filter(|r| split_key(r).is_some());
+        let Some((key, after)) = split_key(unwrapped.unwrap_or(rest)) else {
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
             let word = &rest[..end];
             match fields.last_mut() {
@@ -164,7 +166,7 @@ fn parse_fields(body: &str, record_type: &str) -> Vec<(String, Value)> {
             }
             _ => {
                 let end = after.find(char::is_whitespace).unwrap_or(after.len());
-                (&after[..end], None, &after[end..])
+                (unwrap_tail(&after[..end]), None, &after[end..])
             }
         };
         let value = if quoted == Some('\'') && key == "msg" {
@@ -181,6 +183,16 @@ fn parse_fields(body: &str, record_type: &str) -> Vec<(String, Value)> {
         fields.push(("text".into(), Value::String(text.join(" "))));
     }
     fields
+}
+
+/// An unquoted value less the separators of the old PAM format (`addr=?,`
+/// and the `)` closing its wrapped tail), keeping values such as `(null)`.
+fn unwrap_tail(raw: &str) -> &str {
+    let raw = raw.trim_end_matches(',');
+    match raw.strip_suffix(')') {
+        Some(inner) if !inner.contains('(') => inner,
+        _ => raw,
+    }
 }
 
 /// `key=` at the start of `text`: the key and what follows the `=`.
@@ -808,6 +820,16 @@ mod tests {
         assert_eq!(fields["key"], "exec,64bit");
         assert_eq!(fields["msg"], json!({"op": "x", "res": "failed"}));
         assert_eq!(fields["text"], "avc: denied { read } for");
+        let old_pam: Map<String, Value> = parse_fields(
+            "user pid=1 key=(null) msg='PAM: session open acct=root : exe=\"/usr/sbin/crond\" (hostname=?, addr=?, terminal=cron res=success)'",
+            "USER_START",
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(old_pam["key"], "(null)");
+        assert_eq!(old_pam["msg"]["addr"], "?");
+        assert_eq!(old_pam["msg"]["res"], "success");
+        assert_eq!(old_pam["msg"]["acct"], "root");
     }
 
     #[test]
