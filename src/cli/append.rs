@@ -550,7 +550,10 @@ pub async fn append_batch(
             events,
             wait_checkpoint,
         };
-        return ledger.append(request).await.map(tonic::Response::into_inner);
+        return ledger
+            .append(request)
+            .await
+            .map(tonic::Response::into_inner);
     }
     let mut retries = 0;
     loop {

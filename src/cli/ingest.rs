@@ -66,7 +66,9 @@ pub enum IngestCliError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not valid {format}; nothing was appended (--skip-invalid skips bad records)")]
+    #[error(
+        "{path} is not valid {format}; nothing was appended (--skip-invalid skips bad records)"
+    )]
     Invalid {
         path: PathBuf,
         format: Format,
@@ -167,9 +169,14 @@ impl Input {
     fn events(
         &self,
         format: Format,
-    ) -> Result<impl Iterator<Item = Result<(u64, crate::ledger::event::Event), IngestError>>, IngestCliError>
-    {
-        let file_path = self.spool.as_ref().map_or(self.path.as_path(), |s| s.path());
+    ) -> Result<
+        impl Iterator<Item = Result<(u64, crate::ledger::event::Event), IngestError>>,
+        IngestCliError,
+    > {
+        let file_path = self
+            .spool
+            .as_ref()
+            .map_or(self.path.as_path(), |s| s.path());
         let file = File::open(file_path).map_err(|source| IngestCliError::Read {
             path: self.path.clone(),
             source,
@@ -219,7 +226,10 @@ fn validate(args: &IngestArgs, input: &Input) -> Result<Counts, IngestCliError> 
         );
     }
     match counts {
-        Counts { valid: 0, invalid: 0 } => Err(IngestCliError::Empty {
+        Counts {
+            valid: 0,
+            invalid: 0,
+        } => Err(IngestCliError::Empty {
             path: input.path.clone(),
         }),
         Counts { valid: 0, invalid } => Err(IngestCliError::NoneValid {

@@ -42,8 +42,22 @@ use crate::limits::{
 /// Fields auditd writes hex-encoded (without quotes) when their text has
 /// spaces, quotes or control characters.
 const ENCODED_FIELDS: &[&str] = &[
-    "acct", "cmd", "comm", "cwd", "data", "dir", "exe", "file", "key", "name", "new", "ocomm",
-    "old", "path", "proctitle", "watch",
+    "acct",
+    "cmd",
+    "comm",
+    "cwd",
+    "data",
+    "dir",
+    "exe",
+    "file",
+    "key",
+    "name",
+    "new",
+    "ocomm",
+    "old",
+    "path",
+    "proctitle",
+    "watch",
 ];
 
 /// AUOMS writes these unquoted with their spaces unescaped.
@@ -51,8 +65,21 @@ const UNQUOTED_WITH_SPACES: &[&str] = &["proctitle", "cmdline"];
 
 /// Records that only add detail to an event's main record.
 const AUXILIARY_TYPES: &[&str] = &[
-    "EOE", "PROCTITLE", "PATH", "CWD", "EXECVE", "SOCKADDR", "BPRM_FCAPS", "OBJ_PID", "MMAP",
-    "FD_PAIR", "IPC", "SOCKETCALL", "KERN_MODULE", "CAPSET", "NETFILTER_PKT",
+    "EOE",
+    "PROCTITLE",
+    "PATH",
+    "CWD",
+    "EXECVE",
+    "SOCKADDR",
+    "BPRM_FCAPS",
+    "OBJ_PID",
+    "MMAP",
+    "FD_PAIR",
+    "IPC",
+    "SOCKETCALL",
+    "KERN_MODULE",
+    "CAPSET",
+    "NETFILTER_PKT",
 ];
 
 /// How auditd writes "no id" for auid, ses and uids.
@@ -149,7 +176,9 @@ fn parse_fields(body: &str, record_type: &str) -> Vec<(String, Value)> {
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
             let word = &rest[..end];
             match fields.last_mut() {
-                Some((key, Value::String(value))) if UNQUOTED_WITH_SPACES.contains(&key.as_str()) => {
+                Some((key, Value::String(value)))
+                    if UNQUOTED_WITH_SPACES.contains(&key.as_str()) =>
+                {
                     value.push(' ');
                     value.push_str(word);
                 }
@@ -215,12 +244,7 @@ fn closing_quote(text: &str, q: char) -> Option<usize> {
     text.char_indices()
         .filter(|&(_, c)| c == q)
         .map(|(i, _)| i)
-        .find(|&i| {
-            text[i + 1..]
-                .chars()
-                .next()
-                .is_none_or(char::is_whitespace)
-        })
+        .find(|&i| text[i + 1..].chars().next().is_none_or(char::is_whitespace))
 }
 
 fn is_encoded(key: &str, record_type: &str) -> bool {
@@ -234,7 +258,8 @@ fn is_encoded(key: &str, record_type: &str) -> bool {
 /// Hex text to a string: NULs (between proctitle arguments) as spaces, and
 /// 0x01 (between rule keys) as commas. `None` when it is not hex.
 fn decode_hex(raw: &str, key: &str) -> Option<String> {
-    if raw.len() < 2 || raw.len() % 2 != 0 || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if raw.len() < 2 || !raw.len().is_multiple_of(2) || !raw.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     let bytes = hex::decode(raw).ok()?;
@@ -243,7 +268,13 @@ fn decode_hex(raw: &str, key: &str) -> Option<String> {
     Some(
         text.trim_end_matches('\0')
             .chars()
-            .map(|c| if c == '\0' || c == '\u{1}' { separator } else { c })
+            .map(|c| {
+                if c == '\0' || c == '\u{1}' {
+                    separator
+                } else {
+                    c
+                }
+            })
             .collect(),
     )
 }
@@ -539,7 +570,10 @@ fn map_open(open: Open) -> Result<Event, RecordError> {
         details.insert("node".into(), Value::String(node.clone()));
     }
     if open.records_dropped > 0 {
-        details.insert("_ironlog_records_dropped".into(), open.records_dropped.into());
+        details.insert(
+            "_ironlog_records_dropped".into(),
+            open.records_dropped.into(),
+        );
     }
     details.insert(
         "records".into(),
@@ -557,7 +591,11 @@ fn main_record(records: &[Map<String, Value>]) -> Option<&Map<String, Value>> {
     records
         .iter()
         .find(|r| kind_of(r) == "SYSCALL")
-        .or_else(|| records.iter().find(|r| !AUXILIARY_TYPES.contains(&kind_of(r))))
+        .or_else(|| {
+            records
+                .iter()
+                .find(|r| !AUXILIARY_TYPES.contains(&kind_of(r)))
+        })
         .or_else(|| records.first())
 }
 
@@ -581,7 +619,10 @@ fn action(main: Option<&Map<String, Value>>) -> String {
     let Some(main) = main else {
         return "EOE".into();
     };
-    let kind = main.get("type").and_then(Value::as_str).unwrap_or("UNKNOWN");
+    let kind = main
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("UNKNOWN");
     let Some(syscall) = main.get("syscall").and_then(Value::as_str) else {
         return kind.to_string();
     };
@@ -636,7 +677,12 @@ fn resource<'a>(
         let object = records
             .iter()
             .filter(|r| r.get("type").and_then(Value::as_str) == Some("PATH"))
-            .find(|r| r.get("nametype").or_else(|| r.get("objtype")).and_then(Value::as_str) != Some("PARENT"))
+            .find(|r| {
+                r.get("nametype")
+                    .or_else(|| r.get("objtype"))
+                    .and_then(Value::as_str)
+                    != Some("PARENT")
+            })
             .and_then(|r| r.get("name").and_then(Value::as_str))
             .or_else(|| main.and_then(|m| m.get("name")).and_then(Value::as_str));
         if let Some(name) = object.filter(|n| !n.is_empty() && *n != "(null)") {
@@ -721,13 +767,20 @@ mod tests {
         assert_eq!(mknod.actor.id, "uid:0");
         assert_eq!(mknod.outcome, Outcome::Success);
         assert_eq!(mknod.time_unix_nanos, 1_492_800_799_050_000_000);
-        assert_eq!(mknod.details["records"].as_array().unwrap().len(), 4, "EOE is not kept");
+        assert_eq!(
+            mknod.details["records"].as_array().unwrap().len(),
+            4,
+            "EOE is not kept"
+        );
         assert_eq!(
             mknod.actor.user_agent.as_deref(),
             Some("/usr/lib/systemd/systemd-logind;58f98c85 (deleted)"),
             "hex-encoded exe decoded"
         );
-        assert_eq!(mknod.idempotency_key.as_deref(), Some("auditd:1492800799.050:20294"));
+        assert_eq!(
+            mknod.idempotency_key.as_deref(),
+            Some("auditd:1492800799.050:20294")
+        );
         // A failed ssh login from the internet.
         let login = by_id(&events, "1493046015.752:42120");
         assert_eq!(login.action, "USER_LOGIN");
@@ -753,7 +806,10 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!((events[0].0, events[1].0), (1, 2));
         assert_eq!(events[0].1.action, "SYSCALL:select");
-        assert_eq!(events[0].1.details["records"][1]["proctitle"], "sshd: burn [priv]");
+        assert_eq!(
+            events[0].1.details["records"][1]["proctitle"],
+            "sshd: burn [priv]"
+        );
         assert_eq!(events[1].1.action, "SYSCALL:rt_sigaction");
         assert_eq!(events[1].1.actor.id, "uid:1000");
     }
@@ -768,15 +824,25 @@ mod tests {
         assert_eq!(first.resource, "/usr/local/sbin/bash");
         assert_eq!(first.outcome, Outcome::Failure);
         assert_eq!(first.time_unix_nanos, 1_652_292_621_986_000_000);
-        assert_eq!(first.idempotency_key.as_deref(), Some("auditd:UBUNTU5:1652292621.986:84138"));
+        assert_eq!(
+            first.idempotency_key.as_deref(),
+            Some("auditd:UBUNTU5:1652292621.986:84138")
+        );
         let record = &first.details["records"][0];
         assert_eq!(record["syslog"]["Computer"], "UBUNTU5");
-        assert!(record["proctitle"].as_str().unwrap().contains("-Djava.util.logging.config.file="));
+        assert!(record["proctitle"]
+            .as_str()
+            .unwrap()
+            .contains("-Djava.util.logging.config.file="));
         // The reverse shell the attacker ran through Log4Shell.
         let shell = events
             .iter()
             .map(|(_, e)| e)
-            .find(|e| e.details["records"][0]["cmdline"].as_str().is_some_and(|c| c.contains("base64,-d")))
+            .find(|e| {
+                e.details["records"][0]["cmdline"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("base64,-d"))
+            })
             .expect("the base64 reverse shell");
         assert_eq!(shell.resource, "/bin/bash");
         assert_eq!(shell.outcome, Outcome::Success);
@@ -786,7 +852,10 @@ mod tests {
         );
         // event_from_json maps the same wrapper alike.
         let line: Value = serde_json::from_str(AUOMS.lines().next().unwrap()).unwrap();
-        assert_eq!(&crate::ingest::event_from_json(Format::Auditd, &line).unwrap(), first);
+        assert_eq!(
+            &crate::ingest::event_from_json(Format::Auditd, &line).unwrap(),
+            first
+        );
     }
 
     #[test]
@@ -798,7 +867,15 @@ mod tests {
         let got: Vec<_> = read_events(Format::Auditd, text.as_bytes()).collect();
         assert_eq!(got.len(), 4);
         assert_eq!(got[0].as_ref().unwrap().1.outcome, Outcome::Success);
-        assert!(got[1].as_ref().unwrap_err().to_string().starts_with("record 2: not an auditd record"), "{:?}", got[1]);
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .starts_with("record 2: not an auditd record"),
+            "{:?}",
+            got[1]
+        );
         assert_eq!(
             got[2].as_ref().unwrap_err().to_string(),
             "record 3: `SyslogMessage` must be a string, found a number"

@@ -51,12 +51,8 @@ const TARGET_PARAMETERS: &[&str] = &[
 
 pub(super) fn map(value: &Value) -> Result<Event, RecordError> {
     let record = object(value)?;
-    let time_unix_nanos = time::first_time(
-        record,
-        &["eventTime", "@timestamp"],
-        false,
-        "eventTime",
-    )?;
+    let time_unix_nanos =
+        time::first_time(record, &["eventTime", "@timestamp"], false, "eventTime")?;
     let event_name = required_str(record, "eventName", "the API call is the action")?;
     let event_source = required_str(record, "eventSource", "its service is part of the action")?;
     let service = event_source
@@ -191,7 +187,10 @@ mod tests {
         assert_eq!(first.actor.id, "arn:aws:iam::123456789123:user/pedro");
         assert_eq!(first.actor.kind.as_deref(), Some("IAMUser"));
         assert_eq!(first.actor.ip.as_deref(), Some("1.2.3.4"));
-        assert_eq!(first.actor.user_agent.as_deref(), Some("console.ec2.amazonaws.com"));
+        assert_eq!(
+            first.actor.user_agent.as_deref(),
+            Some("console.ec2.amazonaws.com")
+        );
         assert_eq!(first.action, "ec2:DescribeInstanceTypes");
         assert_eq!(first.resource, "aws:ec2");
         assert_eq!(first.outcome, Outcome::Success);
@@ -206,7 +205,10 @@ mod tests {
             .iter()
             .find(|e| e.action == "s3:GetObject")
             .expect("a GetObject");
-        assert_eq!(get.resource, "arn:aws:s3:::mordors3stack-s3bucket-llp2yingx64a/ring.txt");
+        assert_eq!(
+            get.resource,
+            "arn:aws:s3:::mordors3stack-s3bucket-llp2yingx64a/ring.txt"
+        );
         assert!(get.actor.id.contains(":assumed-role/"), "{}", get.actor.id);
         assert_eq!(get.actor.kind.as_deref(), Some("AssumedRole"));
     }
@@ -216,7 +218,11 @@ mod tests {
         let events = events(DOCUMENT);
         assert!(events.len() >= 3, "{}", events.len());
         for e in &events {
-            assert!(e.idempotency_key.as_deref().unwrap().starts_with("cloudtrail:"));
+            assert!(e
+                .idempotency_key
+                .as_deref()
+                .unwrap()
+                .starts_with("cloudtrail:"));
         }
     }
 
@@ -251,7 +257,10 @@ mod tests {
         login["requestParameters"] = Value::Null;
         login["responseElements"] = json!({"ConsoleLogin": "Failure"});
         let e = map(&login).unwrap();
-        assert_eq!((e.action.as_str(), e.resource.as_str(), e.outcome), ("signin:ConsoleLogin", "aws:signin", Outcome::Failure));
+        assert_eq!(
+            (e.action.as_str(), e.resource.as_str(), e.outcome),
+            ("signin:ConsoleLogin", "aws:signin", Outcome::Failure)
+        );
         let mut service = base();
         service["userIdentity"] = json!({"type": "AWSService", "invokedBy": "ec2.amazonaws.com"});
         service["sourceIPAddress"] = json!("ec2.amazonaws.com");
@@ -270,7 +279,10 @@ mod tests {
         );
         let mut bad_time = base();
         bad_time["eventTime"] = json!("yesterday");
-        assert!(map(&bad_time).unwrap_err().to_string().starts_with("`eventTime`: \"yesterday\" is not a time"));
+        assert!(map(&bad_time)
+            .unwrap_err()
+            .to_string()
+            .starts_with("`eventTime`: \"yesterday\" is not a time"));
         let mut wrong = base();
         wrong["eventName"] = json!(42);
         assert_eq!(

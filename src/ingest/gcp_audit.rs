@@ -25,8 +25,12 @@ const ERROR_SEVERITIES: &[&str] = &["ERROR", "CRITICAL", "ALERT", "EMERGENCY"];
 
 pub(super) fn map(value: &Value) -> Result<Event, RecordError> {
     let record = object(value)?;
-    let time_unix_nanos =
-        time::first_time(record, &["timestamp", "receiveTimestamp"], false, "timestamp")?;
+    let time_unix_nanos = time::first_time(
+        record,
+        &["timestamp", "receiveTimestamp"],
+        false,
+        "timestamp",
+    )?;
     let payload = match record.get("protoPayload") {
         Some(payload @ Value::Object(_)) => payload,
         None | Some(Value::Null) => {
@@ -164,14 +168,20 @@ mod tests {
             v["protoPayload"]["status"] = status;
             map(&v).unwrap().outcome
         };
-        assert_eq!(with_status(json!({"code": 7, "message": "PERMISSION_DENIED"})), Outcome::Denied);
+        assert_eq!(
+            with_status(json!({"code": 7, "message": "PERMISSION_DENIED"})),
+            Outcome::Denied
+        );
         assert_eq!(with_status(json!({"code": 5})), Outcome::Failure);
         assert_eq!(with_status(Value::Null), Outcome::Unknown);
         let mut v = base();
         v["protoPayload"].as_object_mut().unwrap().remove("status");
         v["protoPayload"]["authorizationInfo"] = json!([{"granted": false}]);
         assert_eq!(map(&v).unwrap().outcome, Outcome::Denied);
-        v["protoPayload"].as_object_mut().unwrap().remove("resourceName");
+        v["protoPayload"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceName");
         assert_eq!(map(&v).unwrap().resource, "gcp:gcs_bucket");
     }
 
@@ -179,7 +189,10 @@ mod tests {
     fn broken_records_name_the_field() {
         let mut v = base();
         v.as_object_mut().unwrap().remove("timestamp");
-        assert_eq!(map(&v).unwrap_err().to_string(), "no event time (expected timestamp)");
+        assert_eq!(
+            map(&v).unwrap_err().to_string(),
+            "no event time (expected timestamp)"
+        );
         let mut v = base();
         v["protoPayload"]["methodName"] = json!(["x"]);
         assert_eq!(
@@ -188,6 +201,9 @@ mod tests {
         );
         let mut v = base();
         v.as_object_mut().unwrap().remove("protoPayload");
-        assert!(map(&v).unwrap_err().to_string().starts_with("no `protoPayload`"));
+        assert!(map(&v)
+            .unwrap_err()
+            .to_string()
+            .starts_with("no `protoPayload`"));
     }
 }

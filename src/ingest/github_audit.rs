@@ -65,7 +65,11 @@ mod tests {
         assert_eq!(events.len(), PANTHER.lines().count());
         for e in &events {
             assert_eq!(e.action, e.details["action"]);
-            assert!(e.idempotency_key.as_deref().unwrap().starts_with("github-audit:"));
+            assert!(e
+                .idempotency_key
+                .as_deref()
+                .unwrap()
+                .starts_with("github-audit:"));
         }
     }
 
@@ -89,17 +93,30 @@ mod tests {
             "created_at": "ignored", "org": "my-org", "user": "new-person"
         }))
         .unwrap();
-        assert_eq!(e.time_unix_nanos, 1_623_971_719_091_000_000, "@timestamp wins");
+        assert_eq!(
+            e.time_unix_nanos, 1_623_971_719_091_000_000,
+            "@timestamp wins"
+        );
         assert_eq!(e.resource, "new-person");
-        assert!(e.idempotency_key.as_deref().unwrap().starts_with("github-audit:sha256:"));
+        assert!(e
+            .idempotency_key
+            .as_deref()
+            .unwrap()
+            .starts_with("github-audit:sha256:"));
     }
 
     #[test]
     fn broken_records_name_the_field() {
         let e = map(&json!({"action": "repo.create"})).unwrap_err();
-        assert_eq!(e.to_string(), "no event time (expected @timestamp or created_at)");
+        assert_eq!(
+            e.to_string(),
+            "no event time (expected @timestamp or created_at)"
+        );
         let e = map(&json!({"action": "repo.create", "created_at": true})).unwrap_err();
-        assert_eq!(e.to_string(), "`created_at` must be a time string or epoch milliseconds, found a boolean");
+        assert_eq!(
+            e.to_string(),
+            "`created_at` must be a time string or epoch milliseconds, found a boolean"
+        );
         let e = map(&json!({"created_at": 1})).unwrap_err();
         assert_eq!(e.to_string(), "no `action` (it names what was done)");
     }

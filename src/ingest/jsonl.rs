@@ -20,8 +20,8 @@ pub(super) fn map(value: &Value) -> Result<Event, RecordError> {
     if matches!(object.get("time"), None | Some(Value::Null)) {
         return Err(RecordError::MissingTime { expected: "time" });
     }
-    let mut event = event_from_object(object.clone(), None)
-        .map_err(|reason| RecordError::Jsonl { reason })?;
+    let mut event =
+        event_from_object(object.clone(), None).map_err(|reason| RecordError::Jsonl { reason })?;
     if event.idempotency_key.is_none() {
         event.idempotency_key = Some(record::idempotency_key(Format::Jsonl, None, object));
     }
@@ -57,10 +57,16 @@ mod tests {
     #[test]
     fn time_is_required_and_append_checks_apply() {
         let line = json!({"actor": "a", "action": "x", "resource": "r", "outcome": "success", "source": "s"});
-        assert_eq!(map(&line).unwrap_err().to_string(), "no event time (expected time)");
+        assert_eq!(
+            map(&line).unwrap_err().to_string(),
+            "no event time (expected time)"
+        );
         let mut bad = line.clone();
         bad["time"] = json!("2024-05-01T12:00:00Z");
         bad["colour"] = json!("blue");
-        assert_eq!(map(&bad).unwrap_err().to_string(), "unknown field \"colour\"");
+        assert_eq!(
+            map(&bad).unwrap_err().to_string(),
+            "unknown field \"colour\""
+        );
     }
 }

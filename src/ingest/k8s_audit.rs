@@ -119,16 +119,26 @@ mod tests {
     #[test]
     fn falco_exec_into_a_pod() {
         let events = events(FALCO);
-        assert_eq!(events.len(), FALCO.lines().filter(|l| !l.trim().is_empty()).count());
+        assert_eq!(
+            events.len(),
+            FALCO.lines().filter(|l| !l.trim().is_empty()).count()
+        );
         let exec = events
             .iter()
             .find(|e| e.resource.ends_with("/exec"))
             .expect("the exec trace");
         assert_eq!(exec.action, "k8s.create");
-        assert_eq!(exec.resource, "k8s:default/pods/nginx-deployment-7998647bdf-phvq7/exec");
+        assert_eq!(
+            exec.resource,
+            "k8s:default/pods/nginx-deployment-7998647bdf-phvq7/exec"
+        );
         assert_eq!(exec.actor.id, "minikube-user");
         assert_eq!(exec.actor.ip.as_deref(), Some("192.168.99.1"));
-        assert_eq!(exec.outcome, Outcome::Success, "HTTP 101 switching protocols");
+        assert_eq!(
+            exec.outcome,
+            Outcome::Success,
+            "HTTP 101 switching protocols"
+        );
         assert_eq!(exec.time_unix_nanos, 1_540_561_114_867_116_000);
         assert_eq!(
             exec.idempotency_key.as_deref(),
@@ -182,9 +192,15 @@ mod tests {
     #[test]
     fn broken_records_name_the_field() {
         let e = map(&json!({"verb": "get"})).unwrap_err();
-        assert_eq!(e.to_string(), "no event time (expected requestReceivedTimestamp)");
+        assert_eq!(
+            e.to_string(),
+            "no event time (expected requestReceivedTimestamp)"
+        );
         let e = map(&json!({"kind": 0})).unwrap_err();
-        assert_eq!(e.to_string(), "no event time (expected requestReceivedTimestamp)");
+        assert_eq!(
+            e.to_string(),
+            "no event time (expected requestReceivedTimestamp)"
+        );
         let e = map(&json!({"stageTimestamp": "2024-01-01T00:00:00Z"})).unwrap_err();
         assert_eq!(e.to_string(), "no `verb` (the verb is the action)");
     }

@@ -106,7 +106,11 @@ mod tests {
     #[test]
     fn broken_records_name_the_field() {
         let e = map(&json!({"eventType": "x", "published": "redacted"})).unwrap_err();
-        assert!(e.to_string().starts_with("`published`: \"redacted\" is not a time"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("`published`: \"redacted\" is not a time"),
+            "{e}"
+        );
         let e = map(&json!({"eventType": "x"})).unwrap_err();
         assert_eq!(e.to_string(), "no event time (expected published)");
     }

@@ -74,7 +74,13 @@ pub(crate) fn finish(
 pub(crate) fn field(text: &str) -> String {
     let mut out: String = text
         .chars()
-        .map(|c| if c.is_control() { CONTROL_REPLACEMENT } else { c })
+        .map(|c| {
+            if c.is_control() {
+                CONTROL_REPLACEMENT
+            } else {
+                c
+            }
+        })
         .collect();
     if out.len() > FIELD_BYTES_MAX {
         let keep = floor_char_boundary(&out, FIELD_BYTES_MAX - TRUNCATION_MARKER.len_utf8());
@@ -115,7 +121,10 @@ pub(crate) fn idempotency_key(
             if key.len() <= FIELD_BYTES_MAX && !key.chars().any(char::is_control) {
                 key
             } else {
-                format!("{prefix}:sha256:{}", hex::encode(Sha256::digest(id.as_bytes())))
+                format!(
+                    "{prefix}:sha256:{}",
+                    hex::encode(Sha256::digest(id.as_bytes()))
+                )
             }
         }
         None => {
@@ -139,7 +148,12 @@ pub(crate) fn trim_details(mut details: Map<String, Value>) -> Map<String, Value
     // Size of each member as it appears in the canonical text, with its comma.
     let mut members: Vec<(usize, String)> = details
         .iter()
-        .map(|(k, v)| (json_len(&Value::String(k.clone())) + 1 + json_len(v) + 1, k.clone()))
+        .map(|(k, v)| {
+            (
+                json_len(&Value::String(k.clone())) + 1 + json_len(v) + 1,
+                k.clone(),
+            )
+        })
         .collect();
     members.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let mut members = members.into_iter();
@@ -303,10 +317,7 @@ mod tests {
     fn keys_come_from_the_native_id_or_the_record_hash() {
         let record = json!({"b": 2, "a": 1});
         let map = record.as_object().unwrap();
-        assert_eq!(
-            idempotency_key(Format::Okta, Some("abc"), map),
-            "okta:abc"
-        );
+        assert_eq!(idempotency_key(Format::Okta, Some("abc"), map), "okta:abc");
         let hashed = idempotency_key(Format::Okta, None, map);
         // sha256 of the canonical text {"a":1,"b":2}
         assert_eq!(

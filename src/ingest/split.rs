@@ -197,7 +197,12 @@ impl<R: BufRead> Splitter<R> {
     }
 
     /// After a scan error: report it, and resume scanning where possible.
-    fn scan_failed(&mut self, number: u64, line: u64, e: ScanError) -> Option<<Self as Iterator>::Item> {
+    fn scan_failed(
+        &mut self,
+        number: u64,
+        line: u64,
+        e: ScanError,
+    ) -> Option<<Self as Iterator>::Item> {
         self.mode = Mode::Top;
         match e {
             ScanError::Io(e) => self.read_error(e),
@@ -205,7 +210,10 @@ impl<R: BufRead> Splitter<R> {
                 self.finished = true;
                 Self::error(number, line, RecordError::Truncated)
             }
-            ScanError::Malformed { reason, resume_here } => {
+            ScanError::Malformed {
+                reason,
+                resume_here,
+            } => {
                 if !resume_here {
                     if let Err(e) = self.skip_line() {
                         return self.read_error(e);
@@ -289,15 +297,18 @@ impl<R: BufRead> Splitter<R> {
             match b {
                 b'{' | b'[' if value_here => {
                     if scan.stack.len() >= NESTING_MAX {
-                        return Err(malformed(format!("nested deeper than {NESTING_MAX} levels"), false));
+                        return Err(malformed(
+                            format!("nested deeper than {NESTING_MAX} levels"),
+                            false,
+                        ));
                     }
                     self.bump(b);
                     let is_wrapper = b == b'['
                         && detect_wrapper
                         && scan.stack.len() == 1
-                        && key_at_depth_1.as_deref().is_some_and(|k| {
-                            self.wrapper_keys.iter().any(|w| w.as_bytes() == k)
-                        });
+                        && key_at_depth_1
+                            .as_deref()
+                            .is_some_and(|k| self.wrapper_keys.iter().any(|w| w.as_bytes() == k));
                     if is_wrapper {
                         return Ok(End::Wrapper);
                     }
@@ -330,7 +341,9 @@ impl<R: BufRead> Splitter<R> {
                         Expect::Value
                     };
                 }
-                b'}' if top == Some(b'{') && matches!(expect, Expect::KeyOrClose | Expect::CommaOrClose) => {
+                b'}' if top == Some(b'{')
+                    && matches!(expect, Expect::KeyOrClose | Expect::CommaOrClose) =>
+                {
                     self.bump(b);
                     keep(&mut buf, b);
                     scan.stack.pop();
@@ -338,7 +351,9 @@ impl<R: BufRead> Splitter<R> {
                         return Ok(End::Complete);
                     }
                 }
-                b']' if top == Some(b'[') && matches!(expect, Expect::ValueOrClose | Expect::CommaOrClose) => {
+                b']' if top == Some(b'[')
+                    && matches!(expect, Expect::ValueOrClose | Expect::CommaOrClose) =>
+                {
                     self.bump(b);
                     keep(&mut buf, b);
                     scan.stack.pop();
@@ -353,7 +368,10 @@ impl<R: BufRead> Splitter<R> {
                 }
                 _ => {
                     let resume_here = !self.line_has_content;
-                    return Err(malformed(format!("unexpected {}", show_byte(b)), resume_here));
+                    return Err(malformed(
+                        format!("unexpected {}", show_byte(b)),
+                        resume_here,
+                    ));
                 }
             }
         }
@@ -443,7 +461,13 @@ impl<R: BufRead> Splitter<R> {
                 }
                 None
             }
-            (Mode::Array { wrapper, need_comma: true }, Some(b',')) => {
+            (
+                Mode::Array {
+                    wrapper,
+                    need_comma: true,
+                },
+                Some(b','),
+            ) => {
                 self.bump(b',');
                 self.mode = Mode::Array {
                     wrapper,
@@ -451,12 +475,21 @@ impl<R: BufRead> Splitter<R> {
                 };
                 None
             }
-            (Mode::Array { need_comma: true, .. }, Some(b)) | (Mode::Array { .. }, Some(b @ b',')) => {
+            (
+                Mode::Array {
+                    need_comma: true, ..
+                },
+                Some(b),
+            )
+            | (Mode::Array { .. }, Some(b @ b',')) => {
                 self.records += 1;
                 let (number, line) = (self.records, self.line);
                 let resume_here = !self.line_has_content && b != b',';
                 let e = malformed(
-                    format!("expected ',' or ']' between records, found {}", show_byte(b)),
+                    format!(
+                        "expected ',' or ']' between records, found {}",
+                        show_byte(b)
+                    ),
                     resume_here,
                 );
                 self.scan_failed(number, line, e)
@@ -529,7 +562,10 @@ fn show_byte(b: u8) -> String {
 mod tests {
     use super::*;
 
-    fn split(input: &str, keys: &'static [&'static str]) -> Vec<Result<(u64, u64, String), String>> {
+    fn split(
+        input: &str,
+        keys: &'static [&'static str],
+    ) -> Vec<Result<(u64, u64, String), String>> {
         Splitter::new(input.as_bytes(), keys)
             .map(|r| {
                 r.map(|r| (r.number, r.line, String::from_utf8(r.bytes).unwrap()))
@@ -569,7 +605,10 @@ mod tests {
             ]
         );
         // Not a wrapper key for this format: the document is one record.
-        assert_eq!(split("{\"items\":[1]}", &["Records"]), [ok(1, 1, "{\"items\":[1]}")]);
+        assert_eq!(
+            split("{\"items\":[1]}", &["Records"]),
+            [ok(1, 1, "{\"items\":[1]}")]
+        );
         // A nested key of the same name is not a wrapper.
         assert_eq!(
             split("{\"a\":{\"items\":[1]}}", &["items"]),
@@ -582,9 +621,21 @@ mod tests {
         let input = "{\"a\":1}\n{\"b\":{\"c\":2}\n{\"d\":3}\n{\"e\":\"cut\n{\"f\":4}\n";
         let got = split(input, &[]);
         assert_eq!(got[0], ok(1, 1, "{\"a\":1}"));
-        assert!(got[1].as_ref().unwrap_err().starts_with("record 2: malformed JSON: unexpected '{'"), "{got:?}");
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("record 2: malformed JSON: unexpected '{'"),
+            "{got:?}"
+        );
         assert_eq!(got[2], ok(3, 3, "{\"d\":3}"));
-        assert!(got[3].as_ref().unwrap_err().starts_with("record 4: malformed JSON: a string runs past"), "{got:?}");
+        assert!(
+            got[3]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("record 4: malformed JSON: a string runs past"),
+            "{got:?}"
+        );
         assert_eq!(got[4], ok(5, 5, "{\"f\":4}"));
         assert_eq!(got.len(), 5);
     }
@@ -593,30 +644,46 @@ mod tests {
     fn input_ending_inside_a_record_is_truncation() {
         let got = split("{\"a\":1}\n{\"b\":[1,2", &[]);
         assert_eq!(got[0], ok(1, 1, "{\"a\":1}"));
-        assert_eq!(got[1], Err("record 2: truncated JSON: the input ends inside this record".into()));
+        assert_eq!(
+            got[1],
+            Err("record 2: truncated JSON: the input ends inside this record".into())
+        );
         let got = split("[{\"a\":1},", &[]);
-        assert_eq!(got[1], Err("record 2 (line 1): truncated JSON: the input ends inside this record".into()));
+        assert_eq!(
+            got[1],
+            Err("record 2 (line 1): truncated JSON: the input ends inside this record".into())
+        );
     }
 
     #[test]
     fn garbage_lines_are_one_error_each() {
         let got = split("hello world\n{\"a\":1}\n\u{1}\u{2}\n", &[]);
         assert_eq!(got.len(), 3, "{got:?}");
-        assert!(got[0].as_ref().unwrap_err().contains("expected a JSON object or array, found 'h'"));
+        assert!(got[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("expected a JSON object or array, found 'h'"));
         assert_eq!(got[1], ok(2, 2, "{\"a\":1}"));
         assert!(got[2].as_ref().unwrap_err().contains("byte 0x01"));
     }
 
     #[test]
     fn bom_and_crlf_are_accepted() {
-        assert_eq!(split("\u{feff}{\"a\":1}\r\n{\"b\":2}\r\n", &[]), [ok(1, 1, "{\"a\":1}"), ok(2, 2, "{\"b\":2}")]);
+        assert_eq!(
+            split("\u{feff}{\"a\":1}\r\n{\"b\":2}\r\n", &[]),
+            [ok(1, 1, "{\"a\":1}"), ok(2, 2, "{\"b\":2}")]
+        );
     }
 
     #[test]
     fn deep_nesting_is_refused_without_recursion() {
         let deep = "[".repeat(100_000);
         let got = split(&format!("{{\"a\":{deep}\n{{\"b\":1}}\n"), &[]);
-        assert!(got[0].as_ref().unwrap_err().contains("nested deeper than"), "{:?}", got[0]);
+        assert!(
+            got[0].as_ref().unwrap_err().contains("nested deeper than"),
+            "{:?}",
+            got[0]
+        );
         assert_eq!(got[1], ok(2, 2, "{\"b\":1}"));
     }
 
@@ -625,7 +692,11 @@ mod tests {
         let big = "x".repeat(INGEST_RECORD_BYTES_MAX + 10);
         let input = format!("{{\"a\":\"{big}\"}}\n{{\"b\":1}}\n");
         let got = split(&input, &[]);
-        assert!(got[0].as_ref().unwrap_err().contains("larger than"), "{:?}", &got[0].as_ref().map(|_| ()));
+        assert!(
+            got[0].as_ref().unwrap_err().contains("larger than"),
+            "{:?}",
+            &got[0].as_ref().map(|_| ())
+        );
         assert_eq!(got[1], ok(2, 2, "{\"b\":1}"));
     }
 }

@@ -139,7 +139,13 @@ mod tests {
 
     #[test]
     fn non_times_are_refused_with_a_reason() {
-        for text in ["", "redacted", "2020-09-14", "2020-13-01T00:00:00Z", "ééééééééééééééééééééé"] {
+        for text in [
+            "",
+            "redacted",
+            "2020-09-14",
+            "2020-13-01T00:00:00Z",
+            "ééééééééééééééééééééé",
+        ] {
             assert!(parse_text(text).is_err(), "{text:?}");
         }
     }
@@ -156,8 +162,18 @@ mod tests {
             from_seconds_text("1490137971.011"),
             Some(1_490_137_971_011_000_000)
         );
-        assert_eq!(from_seconds_text("1490137971"), Some(1_490_137_971_000_000_000));
-        for bad in ["", ".5", "1.2.3", "-1.0", "1.0000000001", "99999999999999999999.1"] {
+        assert_eq!(
+            from_seconds_text("1490137971"),
+            Some(1_490_137_971_000_000_000)
+        );
+        for bad in [
+            "",
+            ".5",
+            "1.2.3",
+            "-1.0",
+            "1.0000000001",
+            "99999999999999999999.1",
+        ] {
             assert_eq!(from_seconds_text(bad), None, "{bad:?}");
         }
     }

@@ -57,10 +57,22 @@ fn p(path: &Path) -> &str {
 fn ingest(endpoint: &str, format: &str, file: &Path) -> Value {
     let out = ironlog(
         endpoint,
-        &["--json", "ingest", "--format", format, "--no-progress", p(file)],
+        &[
+            "--json",
+            "ingest",
+            "--format",
+            format,
+            "--no-progress",
+            p(file),
+        ],
         None,
     );
-    assert!(out.status.success(), "{format} {}: {}", file.display(), text(&out));
+    assert!(
+        out.status.success(),
+        "{format} {}: {}",
+        file.display(),
+        text(&out)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON summary")
 }
 
@@ -82,7 +94,7 @@ fn get(endpoint: &str, start: u64, end: u64) -> Vec<Value> {
 fn mapped(format: Format, file: &Path) -> u64 {
     let input = std::io::BufReader::new(std::fs::File::open(file).expect("sample"));
     read_events(format, input)
-        .map(|r| r.expect("samples map"))
+        .inspect(|r| assert!(r.is_ok(), "samples map: {r:?}"))
         .count() as u64
 }
 
@@ -95,15 +107,35 @@ async fn every_sample_format_ingests_once_into_a_live_cluster() {
 
     // (format, file, records, an entry's expected (action, actor, resource))
     let samples: [(&str, Format, &str, u64); 10] = [
-        ("cloudtrail", Format::Cloudtrail, "cloudtrail_otrf_ec2_proxy_s3_exfiltration.jsonl", 103),
-        ("cloudtrail", Format::Cloudtrail, "cloudtrail_records_document.json", 8),
+        (
+            "cloudtrail",
+            Format::Cloudtrail,
+            "cloudtrail_otrf_ec2_proxy_s3_exfiltration.jsonl",
+            103,
+        ),
+        (
+            "cloudtrail",
+            Format::Cloudtrail,
+            "cloudtrail_records_document.json",
+            8,
+        ),
         ("k8s-audit", Format::K8sAudit, "k8s_falco_traces.jsonl", 14),
         ("k8s-audit", Format::K8sAudit, "k8s_eks_panther.jsonl", 8),
         ("auditd", Format::Auditd, "auditd_go_libaudit.log", 0),
-        ("auditd", Format::Auditd, "auditd_otrf_log4shell_auoms.jsonl", 50),
+        (
+            "auditd",
+            Format::Auditd,
+            "auditd_otrf_log4shell_auoms.jsonl",
+            50,
+        ),
         ("okta", Format::Okta, "okta_panther.jsonl", 10),
         ("gcp-audit", Format::GcpAudit, "gcp_audit_panther.jsonl", 20),
-        ("github-audit", Format::GithubAudit, "github_audit_panther.jsonl", 20),
+        (
+            "github-audit",
+            Format::GithubAudit,
+            "github_audit_panther.jsonl",
+            20,
+        ),
         ("jsonl", Format::Jsonl, "ironlog_events.jsonl", 3),
     ];
     let mut size = 0u64;
@@ -120,7 +152,11 @@ async fn every_sample_format_ingests_once_into_a_live_cluster() {
         assert_eq!(summary["new"], records, "{name}: {summary}");
         assert_eq!(summary["already_present"], 0, "{name}: {summary}");
         assert_eq!(summary["first_index"], size, "{name}: {summary}");
-        assert_eq!(summary["last_index"], size + records - 1, "{name}: {summary}");
+        assert_eq!(
+            summary["last_index"],
+            size + records - 1,
+            "{name}: {summary}"
+        );
         let entries = get(&endpoint, size, size + records);
         assert_eq!(entries.len() as u64, records, "{name}");
         for entry in &entries {
@@ -129,7 +165,10 @@ async fn every_sample_format_ingests_once_into_a_live_cluster() {
                 assert_eq!(event["source"], name, "{name}: {entry}");
             }
             let key = event["idempotency_key"].as_str().expect("a key");
-            assert!(name == "jsonl" || key.starts_with(&format!("{name}:")), "{key}");
+            assert!(
+                name == "jsonl" || key.starts_with(&format!("{name}:")),
+                "{key}"
+            );
         }
         size += records;
 
@@ -152,7 +191,10 @@ async fn every_sample_format_ingests_once_into_a_live_cluster() {
         "arn:aws:s3:::mordors3stack-s3bucket-llp2yingx64a/ring.txt"
     );
     assert_eq!(get_object["event"]["outcome"], "success");
-    assert_eq!(get_object["event"]["details"]["eventSource"], "s3.amazonaws.com");
+    assert_eq!(
+        get_object["event"]["details"]["eventSource"],
+        "s3.amazonaws.com"
+    );
 
     // --dry-run prints Ironlog JSON lines that read back as the same events:
     // ingested as jsonl from stdin they are all already present.
@@ -171,7 +213,8 @@ async fn every_sample_format_ingests_once_into_a_live_cluster() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).starts_with("ingested 14 records (0 new, 14 already present) from - as entries "),
+        text(&out)
+            .starts_with("ingested 14 records (0 new, 14 already present) from - as entries "),
         "{}",
         text(&out)
     );
@@ -199,12 +242,27 @@ async fn every_sample_format_ingests_once_into_a_live_cluster() {
     // bad record is reported.
     let out = ironlog(
         &endpoint,
-        &["ingest", "--format", "okta", "--no-progress", "--skip-invalid", p(&bad)],
+        &[
+            "ingest",
+            "--format",
+            "okta",
+            "--no-progress",
+            "--skip-invalid",
+            p(&bad),
+        ],
         None,
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("skipping record 2: no event time"), "{}", text(&out));
-    assert!(text(&out).contains("ingested 3 records (0 new, 3 already present)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("skipping record 2: no event time"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("ingested 3 records (0 new, 3 already present)"),
+        "{}",
+        text(&out)
+    );
     let status = cluster.status(leader).await.expect("status");
     assert_eq!(status.tree_size, size, "nothing new was appended");
 }
