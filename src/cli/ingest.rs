@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::append::{append_batch, Batcher, BATCH_EVENTS_DEFAULT};
 use super::client::{self, StatusError};
@@ -256,9 +256,13 @@ fn progress_bar(total: u64, no_progress: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), target);
     // The template is a constant; a bad one would only lose the styling.
     if let Ok(style) = ProgressStyle::with_template(
-        "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} records ({per_sec}, ETA {eta})",
+        "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} records ({rate}, ETA {eta})",
     ) {
-        bar.set_style(style.progress_chars("=> "));
+        // indicatif's own {per_sec} prints four decimals.
+        let rate = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0} records/s", state.per_sec());
+        };
+        bar.set_style(style.with_key("rate", rate).progress_chars("=> "));
     }
     bar.enable_steady_tick(Duration::from_millis(PROGRESS_TICK_MS));
     bar
