@@ -23,6 +23,8 @@
 //! - [`node`]: assembles storage, Raft, the gRPC and HTTP servers and the
 //!   checkpoint ticker into one running node.
 //! - [`config`]: the node configuration file, validated once at start-up.
+//! - [`ingest`]: native audit logs (CloudTrail, k8s audit, auditd, Okta, GCP,
+//!   GitHub) mapped onto events, streamed record by record; pure parsing.
 //! - [`witness`]: `ironlog witness` (a C2SP tlog-witness server) and the
 //!   leader's task that submits checkpoints to witnesses.
 //! - [`cli`]: the `ironlog` command line (client commands, keygen, local cluster).
@@ -34,6 +36,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod ingest;
 pub mod ledger;
 pub mod limits;
 pub mod node;

@@ -259,3 +259,62 @@ pub const ANOMALY_STATE_BYTES_MAX: usize = ANOMALY_ACTORS_MAX
 const _: () = assert!(ANOMALY_FLAG_ENTRIES_MAX <= ANOMALY_WINDOW_EVENTS_MAX);
 // The analysis node runs beside a model; its detector stays under 64 MiB.
 const _: () = assert!(ANOMALY_STATE_BYTES_MAX <= 64 * 1024 * 1024);
+// ---------------------------------------------------------------------------
+// Ingesting native audit logs (`crate::ingest`, `ironlog ingest`).
+
+/// Largest single input record, bytes: one JSON record (a line, an array
+/// element or one element of a `Records`/`items` wrapper) or one auditd
+/// line. Records are parsed one at a time so a file of any size streams in
+/// bounded memory; real audit records are a few KiB (large k8s request
+/// objects reach a few hundred), so 8 MiB only stops garbage.
+pub const INGEST_RECORD_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Names listed in `details["_ironlog_dropped"]` when a record's largest
+/// fields are dropped to fit [`DETAILS_BYTES_MAX`]; beyond this the list
+/// ends with a count. Without a cap a record of many small fields could
+/// need a list as large as what it dropped.
+pub const INGEST_DROPPED_NAMES_MAX: usize = 32;
+
+/// Longest field name kept in that list, bytes (longer names are cut).
+pub const INGEST_DROPPED_NAME_BYTES_MAX: usize = 64;
+
+/// Most auditd lines grouped into one event. A syscall event is a handful
+/// of records (SYSCALL, EXECVE, CWD, PATH..., PROCTITLE, EOE); an execve
+/// with thousands of arguments is split by the kernel into many EXECVE
+/// records, and beyond this they are dropped and counted in the event.
+pub const AUDITD_EVENT_RECORDS_MAX: usize = 256;
+
+/// Longest auditd line, bytes. The kernel caps one record at about 9 KiB
+/// (MAX_AUDIT_MESSAGE_LENGTH); a JSON wrapper (a syslog shipper's object
+/// around the record) adds a few KiB more.
+pub const AUDITD_LINE_BYTES_MAX: usize = 128 * 1024;
+
+/// Lines after an auditd event's last record before it is taken as
+/// complete when no EOE record closes it. The kernel writes an event's
+/// records together, interleaved at most with a few other events'.
+pub const AUDITD_EVENT_GAP_LINES: u64 = 64;
+
+/// Bytes of auditd lines held by open events (seen, not yet complete) at
+/// once; past it the oldest open event is completed early. Bounds memory on
+/// input whose events never close, whatever their number or size.
+pub const AUDITD_OPEN_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Bad records `ironlog ingest --skip-invalid` prints, one line each; the
+/// rest are only counted.
+pub const INGEST_ERRORS_PRINTED_MAX: usize = 20;
+
+/// Times one `Append` batch is retried after UNAVAILABLE (no leader for a
+/// moment, or a leader change mid-call) when every event in it carries an
+/// idempotency key, so a retry cannot duplicate one. Enough to ride out a
+/// few elections.
+pub const APPEND_UNAVAILABLE_RETRIES_MAX: u32 = 20;
+
+/// Pause before such a retry, ms: about one election timeout.
+pub const APPEND_RETRY_BACKOFF_MS: u64 = 250;
+
+// Several full-size events fit in the open-events budget.
+const _: () = assert!(4 * AUDITD_LINE_BYTES_MAX * 16 <= AUDITD_OPEN_BYTES_MAX);
+const _: () = assert!(AUDITD_LINE_BYTES_MAX <= INGEST_RECORD_BYTES_MAX);
+// The dropped-names list is a small fraction of the details it describes.
+const _: () =
+    assert!(INGEST_DROPPED_NAMES_MAX * (INGEST_DROPPED_NAME_BYTES_MAX + 8) < DETAILS_BYTES_MAX / 8);

@@ -4,15 +4,18 @@
 //! sent, so a bad line never leaves half a file in the ledger. Batches respect
 //! both the event and the byte limit of one `Append` call.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::Args;
 use prost::Message;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tonic::transport::Channel;
 
 use super::audit::{load_policy, write_atomic};
 use super::client::{self, StatusError};
@@ -22,6 +25,7 @@ use crate::ledger::bundle::{self, BundleVerdict, TlogProof};
 use crate::ledger::event::{Actor, Event, Outcome};
 use crate::limits;
 use crate::proto;
+use crate::proto::ledger_client::LedgerClient;
 
 /// Longest input line, bytes: the largest leaf with room for JSON escaping.
 pub const LINE_BYTES_MAX: usize = 2 * limits::LEAF_BYTES_MAX;
@@ -288,11 +292,21 @@ pub fn parse_lines(
 /// One JSON line to a validated event; the error says what is wrong with it.
 pub fn parse_line(text: &str, now_unix_nanos: i64) -> Result<Event, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(mut object) = value else {
+    let Value::Object(object) = value else {
         return Err("expected a JSON object".into());
     };
+    event_from_object(object, Some(now_unix_nanos))
+}
+
+/// One event object of the JSON-lines format to a validated event. Without
+/// a `"time"` the event gets `default_time_unix_nanos`, or is refused when
+/// there is none (`ironlog ingest` never stamps "now" on a record).
+pub fn event_from_object(
+    mut object: Map<String, Value>,
+    default_time_unix_nanos: Option<i64>,
+) -> Result<Event, String> {
     let time_unix_nanos = match object.remove("time") {
-        None | Some(Value::Null) => now_unix_nanos,
+        None | Some(Value::Null) => default_time_unix_nanos.ok_or("missing \"time\"")?,
         Some(Value::String(text)) => parse_rfc3339(&text).map_err(|e| format!("\"time\": {e}"))?,
         Some(Value::Number(n)) => n
             .as_i64()
@@ -464,30 +478,105 @@ pub fn to_proto(event: &Event) -> proto::Event {
 /// Splits events into batches of at most `batch_events` events and at most
 /// the server's byte limit, keeping their order.
 pub fn batches(events: &[Event], batch_events: usize) -> Vec<Vec<proto::Event>> {
-    let bytes_max = limits::BATCH_BYTES_MAX - BATCH_FRAMING_BYTES;
-    let mut batches = Vec::new();
-    let mut current: Vec<proto::Event> = Vec::new();
-    let mut current_bytes = 0usize;
-    for event in events {
-        let wire = to_proto(event);
-        // Tag and length prefix of the repeated field: at most 1 + 10 bytes.
-        let bytes = wire.encoded_len() + 11;
-        let full = current.len() >= batch_events || current_bytes + bytes > bytes_max;
-        if full && !current.is_empty() {
-            batches.push(std::mem::take(&mut current));
-            current_bytes = 0;
-        }
-        current.push(wire);
-        current_bytes += bytes;
-    }
-    if !current.is_empty() {
-        batches.push(current);
-    }
+    let mut batcher = Batcher::new(batch_events);
+    let mut batches: Vec<_> = events.iter().filter_map(|e| batcher.push(e)).collect();
+    batches.extend(batcher.finish());
     batches
 }
 
+/// Gathers events, in order, into `Append` batches within the event count,
+/// the server's byte limit, and one event per `(source, idempotency key)`:
+/// the server refuses a batch holding a key twice, while across batches it
+/// answers the second with the first's index.
+pub struct Batcher {
+    batch_events: usize,
+    current: Vec<proto::Event>,
+    current_bytes: usize,
+    keys: HashSet<(String, String)>,
+}
+
+impl Batcher {
+    pub fn new(batch_events: usize) -> Self {
+        Batcher {
+            batch_events,
+            current: Vec::new(),
+            current_bytes: 0,
+            keys: HashSet::new(),
+        }
+    }
+
+    /// Adds `event`; returns the batch it closed, if it did not fit.
+    pub fn push(&mut self, event: &Event) -> Option<Vec<proto::Event>> {
+        let bytes_max = limits::BATCH_BYTES_MAX - BATCH_FRAMING_BYTES;
+        let wire = to_proto(event);
+        // Tag and length prefix of the repeated field: at most 1 + 10 bytes.
+        let bytes = wire.encoded_len() + 11;
+        let key = (!wire.idempotency_key.is_empty())
+            .then(|| (wire.source.clone(), wire.idempotency_key.clone()));
+        let repeated = key.as_ref().is_some_and(|k| self.keys.contains(k));
+        let full = self.current.len() >= self.batch_events
+            || self.current_bytes + bytes > bytes_max
+            || repeated;
+        let closed = if full && !self.current.is_empty() {
+            self.current_bytes = 0;
+            self.keys.clear();
+            Some(std::mem::take(&mut self.current))
+        } else {
+            None
+        };
+        self.keys.extend(key);
+        self.current.push(wire);
+        self.current_bytes += bytes;
+        closed
+    }
+
+    /// The last, partial batch.
+    pub fn finish(self) -> Option<Vec<proto::Event>> {
+        (!self.current.is_empty()).then_some(self.current)
+    }
+}
+
+/// One `Append` call. UNAVAILABLE (no leader for a moment, or a leader
+/// change mid-call) is retried when every event carries an idempotency
+/// key, so a retry of a batch that did commit appends nothing twice.
+pub async fn append_batch(
+    ledger: &mut LedgerClient<Channel>,
+    events: Vec<proto::Event>,
+    wait_checkpoint: bool,
+) -> Result<proto::AppendResponse, tonic::Status> {
+    let retry = events.iter().all(|e| !e.idempotency_key.is_empty());
+    if !retry {
+        let request = proto::AppendRequest {
+            events,
+            wait_checkpoint,
+        };
+        return ledger
+            .append(request)
+            .await
+            .map(tonic::Response::into_inner);
+    }
+    let mut retries = 0;
+    loop {
+        let request = proto::AppendRequest {
+            events: events.clone(),
+            wait_checkpoint,
+        };
+        match ledger.append(request).await {
+            Ok(response) => return Ok(response.into_inner()),
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && retries < limits::APPEND_UNAVAILABLE_RETRIES_MAX =>
+            {
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(limits::APPEND_RETRY_BACKOFF_MS)).await;
+            }
+            Err(status) => return Err(status),
+        }
+    }
+}
+
 async fn send(
-    mut ledger: crate::proto::ledger_client::LedgerClient<tonic::transport::Channel>,
+    mut ledger: LedgerClient<Channel>,
     batches: Vec<Vec<proto::Event>>,
     total: usize,
     wait_checkpoint: bool,
@@ -495,12 +584,8 @@ async fn send(
     let mut appended = Appended::default();
     for events in batches {
         let sent = events.len();
-        let request = proto::AppendRequest {
-            events,
-            wait_checkpoint,
-        };
-        let response = match ledger.append(request).await {
-            Ok(response) => response.into_inner(),
+        let response = match append_batch(&mut ledger, events, wait_checkpoint).await {
+            Ok(response) => response,
             Err(status) if appended.indices.is_empty() => return Err(status.into()),
             Err(status) => {
                 return Err(AppendError::Incomplete {
@@ -684,6 +769,16 @@ mod tests {
         let events = vec![event; 1201];
         let sizes: Vec<usize> = batches(&events, 500).iter().map(Vec::len).collect();
         assert_eq!(sizes, [500, 500, 201]);
+    }
+
+    #[test]
+    fn a_repeated_idempotency_key_starts_a_new_batch() {
+        let keyed = |key: &str| {
+            parse_line(&line(&format!(r#","idempotency_key":"{key}""#)), NOW).expect("valid")
+        };
+        let events = vec![keyed("a"), keyed("b"), keyed("a"), keyed("c")];
+        let sizes: Vec<usize> = batches(&events, 500).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2], "the second \"a\" goes to the next batch");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`client`]: connecting to an endpoint; how gRPC statuses are shown.
 //! - [`append`]: events from flags or JSON lines, parsed and validated in
 //!   full before anything is sent.
+//! - [`ingest`]: native audit logs (CloudTrail, k8s audit, auditd, Okta,
+//!   GCP, GitHub) appended as events, validated in full first.
 //! - [`read`]: `get`, `tail` and `query`.
 //! - [`verify`]: `checkpoint` and `prove`, which check proofs locally.
 //! - [`audit`]: `verify`, `export` and `monitor`, for outside auditors who
@@ -28,6 +30,7 @@ pub mod bench;
 pub mod client;
 pub mod cluster;
 pub mod fsck;
+pub mod ingest;
 pub mod keygen;
 pub mod output;
 pub mod read;
@@ -77,6 +80,9 @@ pub enum Command {
     Witness(witness::WitnessArgs),
     /// Append events, from flags or from a JSON-lines file.
     Append(Box<append::AppendArgs>),
+    /// Append a native audit log (CloudTrail, k8s audit, auditd, Okta, GCP,
+    /// GitHub, or Ironlog JSON lines), validated in full first.
+    Ingest(ingest::IngestArgs),
     /// Print entries START..END (END exclusive; default START+1).
     Get(read::GetArgs),
     /// Stream entries as they are committed.
@@ -163,6 +169,8 @@ pub enum CliError {
     #[error(transparent)]
     Append(#[from] append::AppendError),
     #[error(transparent)]
+    Ingest(#[from] ingest::IngestCliError),
+    #[error(transparent)]
     Keygen(#[from] keygen::KeygenError),
     #[error(transparent)]
     Witness(#[from] crate::witness::server::WitnessError),
@@ -212,6 +220,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keygen(args) => keygen::run(&global, &args),
         Command::Witness(args) => witness::run(&args).await,
         Command::Append(args) => append::run(&global, &args).await,
+        Command::Ingest(args) => ingest::run(&global, &args).await,
         Command::Get(args) => read::get(&global, &args).await,
         Command::Tail(args) => read::tail(&global, &args).await,
         Command::Query(args) => read::query(&global, &args).await,

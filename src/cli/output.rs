@@ -94,6 +94,34 @@ fn event_json(event: &proto::Event) -> Value {
     value
 }
 
+/// An event in the JSON-lines form `ironlog append --file` and `ironlog
+/// ingest --format jsonl` read back (README, "JSON-lines event format").
+pub fn event_line(event: &crate::ledger::event::Event) -> Value {
+    let mut actor = json!({ "id": event.actor.id });
+    for (key, field) in [
+        ("type", &event.actor.kind),
+        ("ip", &event.actor.ip),
+        ("user_agent", &event.actor.user_agent),
+    ] {
+        if let Some(field) = field {
+            actor[key] = Value::String(field.clone());
+        }
+    }
+    let mut value = json!({
+        "time": format_time(event.time_unix_nanos),
+        "actor": actor,
+        "action": event.action,
+        "resource": event.resource,
+        "outcome": event.outcome.as_str(),
+        "source": event.source,
+        "details": event.details,
+    });
+    if let Some(key) = &event.idempotency_key {
+        value["idempotency_key"] = Value::String(key.clone());
+    }
+    value
+}
+
 /// Prints one entry in the chosen format.
 pub fn print_entry(entry: &proto::Entry, json: bool) -> Result<(), CliError> {
     if json {

@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod fsck;
+mod ingest;
 mod ledger_vectors;
 mod membership;
 mod parser_robustness;
