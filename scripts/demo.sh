@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Ironlog in one go: build, start a local three-node cluster, append a sample
+# Ironlog in one go: build, start a local three-node cluster (plus the
+# analysis node with the local model), append a sample
 # of real Kubernetes audit events through a follower, show a signed
 # checkpoint, a verified inclusion proof, an outside audit (trust policy,
 # consistency, full recomputation), a receipt, an offline bundle, a query and
-# the cluster status, then stop the cluster. State is kept in .ironlog/demo between runs (delete
+# the cluster status; then ingest a real CloudTrail log and ask the analysis
+# node for categories, anomaly flags, a summary and an answer with proofs;
+# then stop the cluster. State is kept in .ironlog/demo between runs (delete
 # it to start afresh); a second run appends nothing new, because every sample
 # event carries an idempotency key.
 set -euo pipefail
@@ -27,10 +30,10 @@ step "building (release)"
 cargo build --release
 BIN="${CARGO_TARGET_DIR:-target}/release/ironlog"
 
-step "starting a three-node cluster in $DIR"
+step "starting a three-node cluster and the analysis node (a non-voting learner with a local model) in $DIR"
 mkdir -p "$DIR"
 CLUSTER_OUT="$DIR/cluster-up.out"
-"$BIN" cluster up --dir "$DIR" >"$CLUSTER_OUT" 2>&1 &
+"$BIN" cluster up --dir "$DIR" --analysis-model "$IRONLOG_MODEL" >"$CLUSTER_OUT" 2>&1 &
 CLUSTER_PID=$!
 
 stop_cluster() {
@@ -61,6 +64,7 @@ fi
 cat "$CLUSTER_OUT"
 
 mapfile -t ENDPOINTS < <(awk '$1 == "node" && $3 ~ /^http/ { print $3 }' "$CLUSTER_OUT")
+ANALYSIS=$(sed -n 's/^Ask: *ironlog --endpoint \([^ ]*\) ask.*/\1/p' "$CLUSTER_OUT")
 FOLLOWER=""
 LEADER=""
 for endpoint in "${ENDPOINTS[@]}"; do
@@ -117,8 +121,30 @@ step "querying by actor"
 show query --actor system:anonymous
 show query --actor minikube-user --outcome success --limit 5
 
-step "cluster status (as the leader sees it)"
+step "cluster status (as the leader sees it; node 4 is the analysis learner)"
 show --endpoint "$LEADER" status
 
+CLOUDTRAIL=tests/data/ingest/cloudtrail_otrf_ec2_proxy_s3_exfiltration.jsonl
+step "ingesting a real CloudTrail log (OTRF: EC2 proxy, then S3 exfiltration) with a progress bar"
+show ingest --format cloudtrail "$CLOUDTRAIL"
+TREE_SIZE=$("$BIN" --endpoint "$LEADER" status --json | sed -n 's/.*"tree_size":\([0-9]*\).*/\1/p')
+
+step "waiting for the analysis node ($ANALYSIS) to index all $TREE_SIZE entries"
+for ((i = 0; i < CHECKPOINT_WAIT_S * 4; i++)); do
+  last=$("$BIN" --endpoint "$ANALYSIS" --json summarize --last 1 2>/dev/null | sed -n 's/.*"last_index":\([0-9]*\).*/\1/p' || true)
+  [ -n "$last" ] && [ "$last" -ge $((TREE_SIZE - 1)) ] && break
+  sleep 0.5
+done
+
+export IRONLOG_ENDPOINT="$ANALYSIS"
+step "categories: rules decide what they can, the model scores the labels for the rest"
+show categorize --entries 0-4
+step "anomaly flags over the whole log"
+show anomalies --min-score 0.5
+step "a summary of the CloudTrail window: facts by code, prose by the model only if it names nothing else"
+show summarize --since 2020-09-14T00:00:00Z --until 2020-09-15T00:00:00Z
+step "asking a question about the sample: answered from the indexes, each cited entry proven against a signed checkpoint"
+show ask --now 2020-09-15T00:00:00Z --policy "$POLICY" "who listed or read S3 buckets in the last 24 hours?"
+
 echo
-echo "Node logs: $DIR/node{1,2,3}.log   Data: $DIR/node{1,2,3}/"
+echo "Node logs: $DIR/node{1,2,3,4}.log   Data: $DIR/node{1,2,3,4}/"

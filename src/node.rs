@@ -34,12 +34,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::admin_service::AdminApi;
-use crate::api::ledger_service::LedgerApi;
-use crate::api::tiles::TilesApi;
 use crate::analysis::analyst::Analyst;
 use crate::analysis::model::{Model, ModelSettings};
+use crate::api::admin_service::AdminApi;
 use crate::api::analysis_service::AnalysisApi;
+use crate::api::ledger_service::LedgerApi;
+use crate::api::tiles::TilesApi;
 use crate::api::StoreSlot;
 use crate::config::{Config, Role};
 use crate::ledger::checkpoint::NoteSigner;

@@ -358,13 +358,17 @@ impl Analyst {
                 let event = event_of(&e);
                 match self.model_category(&event).await {
                     Ok(c) => {
-                        self.write().index.set_category(index, c.category, Decided::Model);
+                        self.write()
+                            .index
+                            .set_category(index, c.category, Decided::Model);
                     }
                     Err(err) => {
                         // Mark it decided as `other` so one entry the model
                         // cannot handle is not retried forever.
                         tracing::warn!(index, error = %err, "analyst: model could not categorise entry; left as other");
-                        self.write().index.set_category(index, Category::Other, Decided::Model);
+                        self.write()
+                            .index
+                            .set_category(index, Category::Other, Decided::Model);
                     }
                 }
             }
@@ -568,7 +572,10 @@ impl Analyst {
             });
         }
         if !unmatched.is_empty() {
-            notes.push(format!("words not matched to the log and ignored: {}", unmatched.join(", ")));
+            notes.push(format!(
+                "words not matched to the log and ignored: {}",
+                unmatched.join(", ")
+            ));
         }
         if filter.is_empty() && intent != Intent::Anomalies && intent != Intent::Count {
             return Ok(Answer {
@@ -592,7 +599,10 @@ impl Analyst {
                 .into_iter()
                 .filter(|f| filter.actor.as_deref().is_none_or(|a| f.actor == a))
                 .collect();
-            let cited: BTreeSet<u64> = flags.iter().flat_map(|f| f.entries.iter().copied()).collect();
+            let cited: BTreeSet<u64> = flags
+                .iter()
+                .flat_map(|f| f.entries.iter().copied())
+                .collect();
             let state = self.read();
             let entries: Vec<IndexedEntry> = cited
                 .iter()
@@ -604,11 +614,20 @@ impl Analyst {
             let sentence = if flags.is_empty() {
                 format!("Nothing unusual was flagged {scope}.")
             } else {
-                let top: Vec<String> = flags.iter().rev().take(3).map(|f| f.reason.clone()).collect();
+                let top: Vec<String> = flags
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .map(|f| f.reason.clone())
+                    .collect();
                 format!(
                     "{} anomaly flag{} {scope}: {}.",
                     flags.len(),
-                    if flags.len() == 1 { " was raised" } else { "s were raised" },
+                    if flags.len() == 1 {
+                        " was raised"
+                    } else {
+                        "s were raised"
+                    },
                     top.join("; ")
                 )
             };
@@ -652,11 +671,18 @@ impl Analyst {
 
     /// Summarises a window: facts by code, then the model's paragraph if it
     /// passes the check against the facts.
-    pub async fn summarize(&self, window: Window, now_unix_nanos: i64) -> Result<Summary, AnalystError> {
+    pub async fn summarize(
+        &self,
+        window: Window,
+        now_unix_nanos: i64,
+    ) -> Result<Summary, AnalystError> {
         let (label, filter, last) = match window {
             Window::Expression(text) => {
-                let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_unix_nanos))
-                    .map_err(|e| AnalystError::Window(format!("now_unix_nanos is out of range: {e}")))?;
+                let now =
+                    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_unix_nanos))
+                        .map_err(|e| {
+                            AnalystError::Window(format!("now_unix_nanos is out of range: {e}"))
+                        })?;
                 let m = when::find_time_range(&text, now)
                     .map_err(|e| AnalystError::Window(e.to_string()))?
                     .ok_or_else(|| {
@@ -669,7 +695,11 @@ impl Analyst {
                     to_unix_nanos: Some(m.range.to_unix_nanos),
                     ..Filter::default()
                 };
-                (format!("{} ({})", m.text, range_text(&filter)), filter, None)
+                (
+                    format!("{} ({})", m.text, range_text(&filter)),
+                    filter,
+                    None,
+                )
             }
             Window::Range(from, to) => {
                 if to <= from {
@@ -764,7 +794,10 @@ impl Analyst {
         } else if !bad.is_empty() {
             Some(format!(
                 "the model's prose named {} not in the facts",
-                bad.iter().map(|b| format!("\"{b}\"")).collect::<Vec<_>>().join(", ")
+                bad.iter()
+                    .map(|b| format!("\"{b}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         } else {
             None
@@ -845,7 +878,10 @@ fn event_of(e: &IndexedEntry) -> Event {
 fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t))
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| t.to_string())
 }
 
@@ -894,7 +930,11 @@ fn sentence(intent: Intent, matching: &[&IndexedEntry], scope: &str) -> String {
         return format!("No entries match {scope}.");
     }
     let n = matching.len();
-    let plural = if n == 1 { "entry matches" } else { "entries match" };
+    let plural = if n == 1 {
+        "entry matches"
+    } else {
+        "entries match"
+    };
     match intent {
         Intent::Who => {
             let mut counts: Vec<(String, u64)> = Vec::new();

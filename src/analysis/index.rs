@@ -236,7 +236,9 @@ impl Index {
 
     /// The last `n` entries.
     pub fn last(&self, n: usize) -> impl Iterator<Item = &IndexedEntry> {
-        self.entries.iter().skip(self.entries.len().saturating_sub(n))
+        self.entries
+            .iter()
+            .skip(self.entries.len().saturating_sub(n))
     }
 
     /// Distinct values of a field with their entry counts.
@@ -278,27 +280,51 @@ mod tests {
     #[test]
     fn filters_combine_and_times_are_half_open() {
         let mut ix = Index::new();
-        ix.push(0, &event("alice", "db.read", "payments", 10), Category::DataAccess, Decided::Model);
-        ix.push(1, &event("bob", "db.read", "payments", 20), Category::DataAccess, Decided::Model);
-        ix.push(2, &event("alice", "login", "console", 30), Category::AuthSuccess, Decided::Rule("r"));
+        ix.push(
+            0,
+            &event("alice", "db.read", "payments", 10),
+            Category::DataAccess,
+            Decided::Model,
+        );
+        ix.push(
+            1,
+            &event("bob", "db.read", "payments", 20),
+            Category::DataAccess,
+            Decided::Model,
+        );
+        ix.push(
+            2,
+            &event("alice", "login", "console", 30),
+            Category::AuthSuccess,
+            Decided::Rule("r"),
+        );
         let f = Filter {
             actor: Some("alice".into()),
             ..Filter::default()
         };
-        assert_eq!(ix.select(&f).map(|e| e.index).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(
+            ix.select(&f).map(|e| e.index).collect::<Vec<_>>(),
+            vec![0, 2]
+        );
         let f = Filter {
             from_unix_nanos: Some(10),
             to_unix_nanos: Some(30),
             resource: Some("payments".into()),
             ..Filter::default()
         };
-        assert_eq!(ix.select(&f).map(|e| e.index).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            ix.select(&f).map(|e| e.index).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
         let f = Filter {
             category: Some(Category::AuthSuccess),
             ..Filter::default()
         };
         assert_eq!(ix.select(&f).count(), 1);
-        assert_eq!(ix.values(Field::Actor).collect::<Vec<_>>(), vec![("alice", 2), ("bob", 1)]);
+        assert_eq!(
+            ix.values(Field::Actor).collect::<Vec<_>>(),
+            vec![("alice", 2), ("bob", 1)]
+        );
         assert_eq!(ix.last(2).map(|e| e.index).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(ix.next_index(), 3);
     }
@@ -306,8 +332,18 @@ mod tests {
     #[test]
     fn pending_categories_are_listed_and_replaced() {
         let mut ix = Index::new();
-        ix.push(5, &event("a", "x", "r", 1), Category::Other, Decided::Pending);
-        ix.push(6, &event("a", "y", "r", 2), Category::Other, Decided::Rule("r"));
+        ix.push(
+            5,
+            &event("a", "x", "r", 1),
+            Category::Other,
+            Decided::Pending,
+        );
+        ix.push(
+            6,
+            &event("a", "y", "r", 2),
+            Category::Other,
+            Decided::Rule("r"),
+        );
         assert_eq!(ix.pending(10), vec![5]);
         assert!(ix.set_category(5, Category::DataAccess, Decided::Model));
         assert!(ix.pending(10).is_empty());

@@ -34,7 +34,8 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::Semaphore;
 
 use crate::limits::{
-    MODEL_CANDIDATES_MAX, MODEL_CANDIDATE_TOKENS_MAX, MODEL_CONTEXT_TOKENS, MODEL_GENERATE_TOKENS_MAX,
+    MODEL_CANDIDATES_MAX, MODEL_CANDIDATE_TOKENS_MAX, MODEL_CONTEXT_TOKENS,
+    MODEL_GENERATE_TOKENS_MAX,
 };
 
 /// The command that installs the default model; named in every error about a
@@ -54,7 +55,9 @@ pub enum ModelError {
     Missing { path: PathBuf },
     #[error("model file {path} cannot be read: {reason}; reinstall it with {INSTALL_COMMAND}")]
     Unreadable { path: PathBuf, reason: String },
-    #[error("model file {path} is not a GGUF file (no GGUF magic); reinstall it with {INSTALL_COMMAND}")]
+    #[error(
+        "model file {path} is not a GGUF file (no GGUF magic); reinstall it with {INSTALL_COMMAND}"
+    )]
     NotGguf { path: PathBuf },
     #[error("llama.cpp could not load model file {path} ({reason}); it may be truncated or corrupt: reinstall it with {INSTALL_COMMAND}")]
     Load { path: PathBuf, reason: String },
@@ -390,15 +393,24 @@ mod tests {
         let missing = dir.path().join("nope.gguf");
         let err = check_file(&missing).expect_err("missing");
         let text = err.to_string();
-        assert!(text.contains("nope.gguf") && text.contains(INSTALL_COMMAND), "{text}");
+        assert!(
+            text.contains("nope.gguf") && text.contains(INSTALL_COMMAND),
+            "{text}"
+        );
 
         let junk = dir.path().join("junk.gguf");
         std::fs::write(&junk, b"not a model").expect("write");
         let text = check_file(&junk).expect_err("junk").to_string();
-        assert!(text.contains("junk.gguf") && text.contains("not a GGUF"), "{text}");
+        assert!(
+            text.contains("junk.gguf") && text.contains("not a GGUF"),
+            "{text}"
+        );
 
         let short = dir.path().join("short.gguf");
         std::fs::write(&short, b"GG").expect("write");
-        assert!(matches!(check_file(&short), Err(ModelError::NotGguf { .. })));
+        assert!(matches!(
+            check_file(&short),
+            Err(ModelError::NotGguf { .. })
+        ));
     }
 }

@@ -130,19 +130,138 @@ pub struct Draft {
 /// Words that carry no entity: question words, glue, and the generic nouns
 /// of audit questions.
 const STOP_WORDS: &[&str] = &[
-    "a", "about", "access", "accessed", "accesses", "accessing", "activity", "activities", "actor",
-    "actors", "after", "all", "an", "and", "any", "anyone", "anything", "are", "as", "at", "be",
-    "been", "between", "by", "can", "changes", "change", "changed", "data", "did", "do", "does",
-    "during", "entries", "entry", "event", "events", "ever", "every", "for", "from", "give",
-    "has", "have", "how", "i", "in", "is", "it", "its", "last", "list", "log", "logs", "made",
-    "many", "me", "most", "my", "of", "on", "or", "our", "over", "past", "please", "recent",
-    "recently", "resource", "resources", "see", "show", "since", "so", "some", "someone",
-    "summarise", "summarize", "tell", "that", "the", "their", "them", "there", "these", "this",
-    "those", "times", "to", "touch", "touched", "up", "us", "use", "used", "user", "users", "via",
-    "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why", "with",
-    "within", "happened", "occur", "occurred", "performed", "done", "did", "action", "actions",
-    "until", "before", "ago", "count", "number", "total", "anybody", "somebody", "everyone",
-    "name", "names", "account", "accounts",
+    "a",
+    "about",
+    "access",
+    "accessed",
+    "accesses",
+    "accessing",
+    "activity",
+    "activities",
+    "actor",
+    "actors",
+    "after",
+    "all",
+    "an",
+    "and",
+    "any",
+    "anyone",
+    "anything",
+    "are",
+    "as",
+    "at",
+    "be",
+    "been",
+    "between",
+    "by",
+    "can",
+    "changes",
+    "change",
+    "changed",
+    "data",
+    "did",
+    "do",
+    "does",
+    "during",
+    "entries",
+    "entry",
+    "event",
+    "events",
+    "ever",
+    "every",
+    "for",
+    "from",
+    "give",
+    "has",
+    "have",
+    "how",
+    "i",
+    "in",
+    "is",
+    "it",
+    "its",
+    "last",
+    "list",
+    "log",
+    "logs",
+    "made",
+    "many",
+    "me",
+    "most",
+    "my",
+    "of",
+    "on",
+    "or",
+    "our",
+    "over",
+    "past",
+    "please",
+    "recent",
+    "recently",
+    "resource",
+    "resources",
+    "see",
+    "show",
+    "since",
+    "so",
+    "some",
+    "someone",
+    "summarise",
+    "summarize",
+    "tell",
+    "that",
+    "the",
+    "their",
+    "them",
+    "there",
+    "these",
+    "this",
+    "those",
+    "times",
+    "to",
+    "touch",
+    "touched",
+    "up",
+    "us",
+    "use",
+    "used",
+    "user",
+    "users",
+    "via",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "who",
+    "whom",
+    "whose",
+    "why",
+    "with",
+    "within",
+    "happened",
+    "occur",
+    "occurred",
+    "performed",
+    "done",
+    "did",
+    "action",
+    "actions",
+    "until",
+    "before",
+    "ago",
+    "count",
+    "number",
+    "total",
+    "anybody",
+    "somebody",
+    "everyone",
+    "name",
+    "names",
+    "account",
+    "accounts",
 ];
 
 /// Categories named by phrases; longest phrases first so "failed login"
@@ -208,7 +327,14 @@ const OUTCOME_WORDS: &[(&str, Outcome)] = &[
 
 /// Words that mark the anomaly intent.
 const ANOMALY_WORDS: &[&str] = &[
-    "unusual", "anomaly", "anomalies", "anomalous", "suspicious", "strange", "odd", "weird",
+    "unusual",
+    "anomaly",
+    "anomalies",
+    "anomalous",
+    "suspicious",
+    "strange",
+    "odd",
+    "weird",
     "abnormal",
 ];
 
@@ -263,8 +389,23 @@ fn synonyms(word: &str) -> &'static [&'static str] {
 
 /// Words in values that are too generic to identify anything alone.
 const GENERIC_VALUE_WORDS: &[&str] = &[
-    "arn", "aws", "k8s", "com", "org", "www", "http", "https", "io", "default", "v1", "api",
-    "amazonaws", "system", "iam", "user", "the",
+    "arn",
+    "aws",
+    "k8s",
+    "com",
+    "org",
+    "www",
+    "http",
+    "https",
+    "io",
+    "default",
+    "v1",
+    "api",
+    "amazonaws",
+    "system",
+    "iam",
+    "user",
+    "the",
 ];
 
 fn significant(word: &str) -> bool {
@@ -280,7 +421,10 @@ fn match_score(
     qstems: &BTreeSet<String>,
     use_synonyms: bool,
 ) -> f64 {
-    let vwords: Vec<String> = words(value).into_iter().filter(|w| significant(w)).collect();
+    let vwords: Vec<String> = words(value)
+        .into_iter()
+        .filter(|w| significant(w))
+        .collect();
     if vwords.is_empty() {
         return 0.0;
     }
@@ -441,10 +585,18 @@ mod tests {
     fn index() -> Index {
         let mut ix = Index::new();
         let rows = [
-            ("alice@corp.example", "db.read", "postgres://payments/customers"),
+            (
+                "alice@corp.example",
+                "db.read",
+                "postgres://payments/customers",
+            ),
             ("bob@corp.example", "db.read", "postgres://hr/employees"),
             ("frank", "user.login", "console"),
-            ("ci-bot", "s3:GetObject", "arn:aws:s3:::payments-exports/2026.csv"),
+            (
+                "ci-bot",
+                "s3:GetObject",
+                "arn:aws:s3:::payments-exports/2026.csv",
+            ),
         ];
         for (i, (a, b, c)) in rows.iter().enumerate() {
             ix.push(i as u64, &ev(a, b, c), Category::Other, Decided::Model);
@@ -454,13 +606,19 @@ mod tests {
 
     #[test]
     fn words_split_camel_case_and_punctuation() {
-        assert_eq!(words("s3:GetObject by Alice"), vec!["s3", "get", "object", "by", "alice"]);
+        assert_eq!(
+            words("s3:GetObject by Alice"),
+            vec!["s3", "get", "object", "by", "alice"]
+        );
     }
 
     #[test]
     fn validation_names_the_problem() {
         assert_eq!(validate("   "), Err(QuestionError::Empty));
-        assert!(matches!(validate(&"x".repeat(QUESTION_BYTES_MAX + 1)), Err(QuestionError::TooLong { .. })));
+        assert!(matches!(
+            validate(&"x".repeat(QUESTION_BYTES_MAX + 1)),
+            Err(QuestionError::TooLong { .. })
+        ));
         assert_eq!(validate("who\u{7}"), Err(QuestionError::Control { at: 3 }));
         assert_eq!(validate(" who? "), Ok("who?"));
     }
@@ -469,7 +627,11 @@ mod tests {
     fn payments_database_offers_the_payments_resources() {
         let d = draft("Who accessed the payments database?", None, &index());
         assert_eq!(d.intent, Intent::Who);
-        let (field, slot) = d.slots.iter().find(|(f, _)| *f == Field::Resource).expect("resource slot");
+        let (field, slot) = d
+            .slots
+            .iter()
+            .find(|(f, _)| *f == Field::Resource)
+            .expect("resource slot");
         assert_eq!(*field, Field::Resource);
         let values: Vec<&str> = slot.candidates.iter().map(|c| c.value.as_str()).collect();
         assert_eq!(values[0], "postgres://payments/customers", "{values:?}");
@@ -480,7 +642,11 @@ mod tests {
     #[test]
     fn an_actor_named_in_full_is_a_clear_winner() {
         let d = draft("what did frank do", None, &index());
-        let (_, slot) = d.slots.iter().find(|(f, _)| *f == Field::Actor).expect("actor slot");
+        let (_, slot) = d
+            .slots
+            .iter()
+            .find(|(f, _)| *f == Field::Actor)
+            .expect("actor slot");
         assert_eq!(slot.clear_winner().map(|c| c.value.as_str()), Some("frank"));
     }
 

@@ -138,7 +138,10 @@ pub fn fact_lines(f: &Facts) -> String {
     s.push_str(&format!("By category: {}\n", list(&f.by_category)));
     s.push_str(&format!("By outcome: {}\n", list(&f.by_outcome)));
     s.push_str(&format!("Most active actors: {}\n", list(&f.top_actors)));
-    s.push_str(&format!("Most used resources: {}\n", list(&f.top_resources)));
+    s.push_str(&format!(
+        "Most used resources: {}\n",
+        list(&f.top_resources)
+    ));
     s.push_str(&format!("Failed or denied: {}", f.failures));
     if !f.failing_actors.is_empty() {
         s.push_str(&format!(" by {}", list(&f.failing_actors)));
@@ -147,7 +150,11 @@ pub fn fact_lines(f: &Facts) -> String {
     for n in &f.notable {
         s.push_str(&format!(
             "Change: {} did {} on {} ({}, {})\n",
-            n.actor, n.action, n.resource, n.category, n.outcome.as_str()
+            n.actor,
+            n.action,
+            n.resource,
+            n.category,
+            n.outcome.as_str()
         ));
     }
     for fl in &f.flags {
@@ -215,13 +222,19 @@ pub fn identifiers(prose: &str, known: &BTreeSet<String>) -> Vec<String> {
     let mut out = Vec::new();
     for raw in prose.split_whitespace() {
         let t = raw.trim_matches(|c: char| {
-            matches!(c, '.' | ',' | ';' | '!' | '?' | '"' | '\'' | '(' | ')' | '[' | ']' | '`' | '*')
+            matches!(
+                c,
+                '.' | ',' | ';' | '!' | '?' | '"' | '\'' | '(' | ')' | '[' | ']' | '`' | '*'
+            )
         });
         if t.is_empty() {
             continue;
         }
-        let shaped = t.chars().any(|c| c.is_ascii_digit() || "@:/_<>".contains(c))
-            || t.trim_matches(|c| c == '.' || c == '-').contains(['.', '-']);
+        let shaped = t
+            .chars()
+            .any(|c| c.is_ascii_digit() || "@:/_<>".contains(c))
+            || t.trim_matches(|c| c == '.' || c == '-')
+                .contains(['.', '-']);
         if shaped || known.contains(t) || known.contains(&t.to_lowercase()) {
             out.push(t.to_string());
         }
@@ -266,10 +279,34 @@ mod tests {
     fn window() -> Index {
         let mut ix = Index::new();
         let rows = [
-            ("alice", "db.read", "payments", Outcome::Success, Category::DataAccess),
-            ("alice", "db.read", "payments", Outcome::Success, Category::DataAccess),
-            ("frank", "login", "console", Outcome::Failure, Category::FailedLogin),
-            ("root", "iam:AttachUserPolicy", "arn:aws:iam::1:user/x", Outcome::Success, Category::PrivilegeChange),
+            (
+                "alice",
+                "db.read",
+                "payments",
+                Outcome::Success,
+                Category::DataAccess,
+            ),
+            (
+                "alice",
+                "db.read",
+                "payments",
+                Outcome::Success,
+                Category::DataAccess,
+            ),
+            (
+                "frank",
+                "login",
+                "console",
+                Outcome::Failure,
+                Category::FailedLogin,
+            ),
+            (
+                "root",
+                "iam:AttachUserPolicy",
+                "arn:aws:iam::1:user/x",
+                Outcome::Success,
+                Category::PrivilegeChange,
+            ),
         ];
         for (i, (a, b, c, o, k)) in rows.into_iter().enumerate() {
             ix.push(i as u64, &ev(a, b, c, o), k, Decided::Model);
@@ -289,7 +326,10 @@ mod tests {
         assert_eq!(f.notable.len(), 1);
         assert_eq!(f.notable[0].action, "iam:AttachUserPolicy");
         let t = template(&f);
-        assert!(t.starts_with("4 entries in the last 4 entries: 2 data_access"), "{t}");
+        assert!(
+            t.starts_with("4 entries in the last 4 entries: 2 data_access"),
+            "{t}"
+        );
         assert!(t.contains("most by frank"), "{t}");
     }
 
@@ -305,14 +345,31 @@ mod tests {
         let ix = window();
         let f = facts("w".into(), ix.last(3), vec![]);
         let text = fact_lines(&f);
-        let known: BTreeSet<String> = ["alice", "frank", "root", "mallory"].iter().map(|s| s.to_string()).collect();
-        assert!(check_prose("Alice read payments twice; frank failed to log in.", &text, &known).is_empty());
+        let known: BTreeSet<String> = ["alice", "frank", "root", "mallory"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(check_prose(
+            "Alice read payments twice; frank failed to log in.",
+            &text,
+            &known
+        )
+        .is_empty());
         // root is in the index but not in this window (the last 3 entries
         // include it, so use a window without it).
         let f2 = facts("w".into(), ix.last(4).take(2), vec![]);
         let text2 = fact_lines(&f2);
-        assert_eq!(check_prose("root changed a policy", &text2, &known), vec!["root"]);
-        assert_eq!(check_prose("alice read 7 rows from 10.0.0.9", &text2, &known), vec!["7", "10.0.0.9"]);
-        assert_eq!(check_prose("mallory@evil.example logged in", &text2, &known), vec!["mallory@evil.example"]);
+        assert_eq!(
+            check_prose("root changed a policy", &text2, &known),
+            vec!["root"]
+        );
+        assert_eq!(
+            check_prose("alice read 7 rows from 10.0.0.9", &text2, &known),
+            vec!["7", "10.0.0.9"]
+        );
+        assert_eq!(
+            check_prose("mallory@evil.example logged in", &text2, &known),
+            vec!["mallory@evil.example"]
+        );
     }
 }

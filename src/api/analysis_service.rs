@@ -29,7 +29,9 @@ pub struct AnalysisApi {
 
 fn from_analyst(e: AnalystError) -> Status {
     match e {
-        AnalystError::Question(_) | AnalystError::Window(_) => Status::invalid_argument(e.to_string()),
+        AnalystError::Question(_) | AnalystError::Window(_) => {
+            Status::invalid_argument(e.to_string())
+        }
         AnalystError::ModelUnavailable(_) => Status::failed_precondition(e.to_string()),
         AnalystError::Model(crate::analysis::model::ModelError::Timeout { .. }) => {
             Status::deadline_exceeded(e.to_string())
@@ -195,7 +197,10 @@ impl Analysis for AnalysisApi {
                 actor: f.actor.clone().unwrap_or_default(),
                 resource: f.resource.clone().unwrap_or_default(),
                 action: f.action.clone().unwrap_or_default(),
-                category: f.category.map(|c| c.as_str().to_string()).unwrap_or_default(),
+                category: f
+                    .category
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_default(),
                 outcome: f.outcome.map_or(pb::Outcome::Unspecified, outcome_to_proto) as i32,
                 intent: answer.intent.as_str().to_string(),
             }),
@@ -295,7 +300,9 @@ impl Analysis for AnalysisApi {
         let req = req.into_inner();
         let (from, to) = if !req.window.trim().is_empty() {
             if req.from_unix_nanos != 0 || req.to_unix_nanos != 0 {
-                return Err(Status::invalid_argument("give either window or from/to, not both"));
+                return Err(Status::invalid_argument(
+                    "give either window or from/to, not both",
+                ));
             }
             let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_or(
                 req.now_unix_nanos,
@@ -385,7 +392,9 @@ impl Analysis for AnalysisApi {
         let req = req.into_inner();
         let n = req.indices.len() + req.events.len();
         if n == 0 {
-            return Err(Status::invalid_argument("give entry indices or events to categorise"));
+            return Err(Status::invalid_argument(
+                "give entry indices or events to categorise",
+            ));
         }
         if n > CATEGORIZE_EVENTS_MAX {
             return Err(Status::invalid_argument(format!(

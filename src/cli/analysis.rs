@@ -105,7 +105,10 @@ fn hash(bytes: &[u8], what: &str) -> Result<Hash, CliError> {
 /// Verifies every cited entry's proof against the answer's checkpoint, and
 /// the checkpoint against the policy when one is given. Returns how many
 /// proofs verified.
-fn check_answer(resp: &proto::AskResponse, policy: Option<&TrustPolicy>) -> Result<usize, CliError> {
+fn check_answer(
+    resp: &proto::AskResponse,
+    policy: Option<&TrustPolicy>,
+) -> Result<usize, CliError> {
     let Some(cp) = &resp.checkpoint else {
         if resp.entries.iter().any(|e| e.proof.is_some()) {
             return Err(CliError::BadResponse("proofs without a checkpoint".into()));
@@ -114,9 +117,9 @@ fn check_answer(resp: &proto::AskResponse, policy: Option<&TrustPolicy>) -> Resu
     };
     let root = hash(&cp.root_hash, "checkpoint root")?;
     if let Some(policy) = policy {
-        let accepted = policy
-            .check(cp.note.as_bytes())
-            .map_err(|e| CliError::BadResponse(format!("the answer's checkpoint fails the policy: {e}")))?;
+        let accepted = policy.check(cp.note.as_bytes()).map_err(|e| {
+            CliError::BadResponse(format!("the answer's checkpoint fails the policy: {e}"))
+        })?;
         if accepted.body.size != cp.size || accepted.body.root != root {
             return Err(CliError::BadResponse(
                 "the answer's checkpoint fields differ from its signed note".into(),
@@ -142,16 +145,22 @@ fn check_answer(resp: &proto::AskResponse, policy: Option<&TrustPolicy>) -> Resu
                 entry.index
             )));
         }
-        merkle::verify_inclusion(entry.index, cp.size, &leaf_hash, &hashes, &root).map_err(|e| {
-            CliError::BadResponse(format!("entry {}: inclusion proof fails: {e}", entry.index))
-        })?;
+        merkle::verify_inclusion(entry.index, cp.size, &leaf_hash, &hashes, &root).map_err(
+            |e| CliError::BadResponse(format!("entry {}: inclusion proof fails: {e}", entry.index)),
+        )?;
         verified += 1;
     }
     Ok(verified)
 }
 
 fn query_json(q: &proto::StructuredQuery) -> Value {
-    let t = |v: i64| if v == 0 { Value::Null } else { json!(format_time(v)) };
+    let t = |v: i64| {
+        if v == 0 {
+            Value::Null
+        } else {
+            json!(format_time(v))
+        }
+    };
     let s = |v: &str| if v.is_empty() { Value::Null } else { json!(v) };
     json!({
         "intent": q.intent,
@@ -205,7 +214,11 @@ pub async fn ask(global: &Global, args: &AskArgs) -> Result<(), CliError> {
             .entries
             .iter()
             .map(|pe| {
-                let mut v = pe.entry.as_ref().map(super::output::entry_json).unwrap_or(Value::Null);
+                let mut v = pe
+                    .entry
+                    .as_ref()
+                    .map(super::output::entry_json)
+                    .unwrap_or(Value::Null);
                 v["category"] = json!(pe.category);
                 v["proven_in_tree_size"] = json!(pe.proof.as_ref().map(|p| p.tree_size));
                 v
@@ -243,7 +256,11 @@ pub async fn ask(global: &Global, args: &AskArgs) -> Result<(), CliError> {
     }
     for pe in &resp.entries {
         if let Some(e) = &pe.entry {
-            print_line(&format!("{}  [{}]", super::output::entry_line(e), pe.category))?;
+            print_line(&format!(
+                "{}  [{}]",
+                super::output::entry_line(e),
+                pe.category
+            ))?;
         }
     }
     if resp.total_matches > resp.entries.len() as u64 && resp.flags.is_empty() {
@@ -259,14 +276,21 @@ pub async fn ask(global: &Global, args: &AskArgs) -> Result<(), CliError> {
             resp.entries.len(),
             cp.size,
             hex::encode(&cp.root_hash),
-            if policy.is_some() { " (signatures accepted by the policy)" } else { "" }
+            if policy.is_some() {
+                " (signatures accepted by the policy)"
+            } else {
+                ""
+            }
         ))?;
     }
     Ok(())
 }
 
 pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliError> {
-    let (from, to) = (time_arg("since", &args.since)?, time_arg("until", &args.until)?);
+    let (from, to) = (
+        time_arg("since", &args.since)?,
+        time_arg("until", &args.until)?,
+    );
     if args.window.is_none() && args.last.is_none() && from == 0 {
         return Err(CliError::Usage(
             "give a window: --window \"yesterday\", --last N or --since TIME".into(),
@@ -277,7 +301,11 @@ pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliE
         .summarize(proto::SummarizeRequest {
             window: args.window.clone().unwrap_or_default(),
             from_unix_nanos: from,
-            to_unix_nanos: if from != 0 && to == 0 { crate::cli::append::now_unix_nanos() } else { to },
+            to_unix_nanos: if from != 0 && to == 0 {
+                crate::cli::append::now_unix_nanos()
+            } else {
+                to
+            },
             last: args.last.unwrap_or(0),
             now_unix_nanos: time_arg("now", &args.now)?,
         })
@@ -285,7 +313,11 @@ pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliE
         .into_inner();
     let f = resp.facts.clone().unwrap_or_default();
     let list = |items: &[proto::CountItem]| {
-        items.iter().map(|i| format!("{} ({})", i.key, i.count)).collect::<Vec<_>>().join(", ")
+        items
+            .iter()
+            .map(|i| format!("{} ({})", i.key, i.count))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     if global.json {
         let obj = |items: &[proto::CountItem]| {
@@ -316,7 +348,11 @@ pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliE
         print_line(&format!("outcomes    {}", list(&f.by_outcome)))?;
         print_line(&format!("actors      {}", list(&f.top_actors)))?;
         print_line(&format!("resources   {}", list(&f.top_resources)))?;
-        print_line(&format!("failures    {} {}", f.failures, list(&f.failing_actors)))?;
+        print_line(&format!(
+            "failures    {} {}",
+            f.failures,
+            list(&f.failing_actors)
+        ))?;
         for n in &f.notable {
             print_line(&format!("notable     {n}"))?;
         }
@@ -368,9 +404,16 @@ pub async fn categorize(global: &Global, args: &CategorizeArgs) -> Result<(), Cl
         (Some(spec), None) => (crate::audit::verifier::parse_entry_list(spec)?, Vec::new()),
         (None, Some(path)) => {
             let events = super::append::read_file(path, super::append::now_unix_nanos())?;
-            (Vec::new(), events.iter().map(super::append::to_proto).collect())
+            (
+                Vec::new(),
+                events.iter().map(super::append::to_proto).collect(),
+            )
         }
-        _ => return Err(CliError::Usage("give --entries LIST or --file EVENTS.jsonl".into())),
+        _ => {
+            return Err(CliError::Usage(
+                "give --entries LIST or --file EVENTS.jsonl".into(),
+            ))
+        }
     };
     let mut c = analysis(global).await?;
     let mut results = Vec::new();
@@ -401,10 +444,15 @@ pub async fn categorize(global: &Global, args: &CategorizeArgs) -> Result<(), Cl
     }
     for r in &results {
         if global.json {
-            print_json(&json!({"index": r.index, "category": r.category, "decided_by": r.decided_by,
-                "scores": r.scores.iter().map(|s| json!([s.label, s.score])).collect::<Vec<_>>()}))?;
+            print_json(
+                &json!({"index": r.index, "category": r.category, "decided_by": r.decided_by,
+                "scores": r.scores.iter().map(|s| json!([s.label, s.score])).collect::<Vec<_>>()}),
+            )?;
         } else {
-            print_line(&format!("{:>8}  {:<16} {}", r.index, r.category, r.decided_by))?;
+            print_line(&format!(
+                "{:>8}  {:<16} {}",
+                r.index, r.category, r.decided_by
+            ))?;
         }
     }
     Ok(())

@@ -384,10 +384,7 @@ fn prepare_analysis(
 /// Adds the analysis node to the cluster as a learner, through the leader
 /// (idempotent: a node already a learner stays one).
 async fn add_analysis_learner(leader: &Node, analysis: &Node) -> Result<(), ClusterError> {
-    let addr = analysis
-        .endpoint
-        .trim_start_matches("http://")
-        .to_string();
+    let addr = analysis.endpoint.trim_start_matches("http://").to_string();
     let mut last = String::new();
     for _ in 0..(LEADER_WAIT_MS / STATUS_POLL_MS) {
         let attempt = async {

@@ -193,9 +193,15 @@ impl Cluster {
         });
         c.validate().expect("analysis node config is valid");
         self.nodes.push(Some(
-            node::start(c.clone(), Listeners { grpc: l, http: None })
-                .await
-                .expect("analysis node starts"),
+            node::start(
+                c.clone(),
+                Listeners {
+                    grpc: l,
+                    http: None,
+                },
+            )
+            .await
+            .expect("analysis node starts"),
         ));
         self.configs.push(c);
         self.vkeys.push(String::new());
@@ -212,7 +218,9 @@ impl Cluster {
     }
 
     pub async fn analysis(&self, id: u64) -> AnalysisClient<Channel> {
-        AnalysisClient::connect(self.addr(id)).await.expect("connect")
+        AnalysisClient::connect(self.addr(id))
+            .await
+            .expect("connect")
     }
 
     pub fn addr(&self, id: u64) -> String {
