@@ -329,8 +329,7 @@ impl Model {
         let vocab = self.model.vocab();
         let mut out = Vec::<u8>::new();
         let mut logits_at = tokens.len() as i32 - 1;
-        let mut pos = tokens.len();
-        for _ in 0..max_tokens {
+        for pos in tokens.len()..tokens.len() + max_tokens {
             self.check_deadline(deadline)?;
             let logits = ctx.get_logits_ith(logits_at);
             let next = argmax(logits);
@@ -344,7 +343,6 @@ impl Model {
                 return Ok(text[..cut].to_string());
             }
             self.decode(&mut ctx, &[token], pos, false)?;
-            pos += 1;
             logits_at = 0;
         }
         Ok(String::from_utf8_lossy(&out).into_owned())

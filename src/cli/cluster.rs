@@ -793,6 +793,7 @@ mod tests {
             base_port: Some(65535),
             origin: None,
             http_base_port: None,
+            analysis_model: None,
         };
         assert!(matches!(prepare(&args), Err(ClusterError::Ports { .. })));
     }
@@ -815,6 +816,7 @@ mod tests {
             base_port: Some(65000),
             origin: None,
             http_base_port: None,
+            analysis_model: None,
         };
         assert!(matches!(
             prepare(&args),
