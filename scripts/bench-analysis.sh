@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Do appends on the voters slow down because of the analysis node?
+#
+#   ./scripts/bench-analysis.sh [SECONDS] [CLIENTS] [BATCH]
+#
+# Three runs of `ironlog bench append` against the leader, each SECONDS long,
+# all in one invocation (this machine is shared and noisy: compare only
+# within one run):
+#   1. a three-voter cluster without an analysis node (the peer);
+#   2. the same cluster shape plus the analysis node (a learner), idle;
+#   3. the same, with the analysis node kept busy by a loop of model-backed
+#      requests (summaries and categorisations of model-decided entries).
+# Prints events/s for each and the ratios to run 1. Everything runs on this
+# one machine, so in run 3 the model also takes CPU from the voters: that is
+# co-location, not consensus (the learner never counts towards a quorum); on
+# real deployments the analysis node has its own machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_RUN=${1:-10}
+CLIENTS=${2:-8}
+BATCH=${3:-100}
+BASE_PORT=${BENCH_BASE_PORT:-7401}
+
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
+cargo build --release -q
+BIN="${CARGO_TARGET_DIR:-target}/release/ironlog"
+
+PID=""
+DIR=""
+cleanup() {
+  if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; fi
+  if [ -n "$DIR" ]; then rm -rf "$DIR"; fi
+  PID=""
+  DIR=""
+}
+trap cleanup EXIT
+
+start() { # start [--analysis-model FILE]
+  DIR=$(mktemp -d)
+  "$BIN" cluster up --dir "$DIR" --base-port "$BASE_PORT" "$@" >"$DIR/up.out" 2>&1 &
+  PID=$!
+  for ((i = 0; i < 240; i++)); do
+    grep -q '^Ironlog cluster running' "$DIR/up.out" && break
+    kill -0 "$PID" 2>/dev/null || { cat "$DIR/up.out" >&2; exit 1; }
+    sleep 0.5
+  done
+  grep -q '^Ironlog cluster running' "$DIR/up.out" || { cat "$DIR/up.out" >&2; exit 1; }
+  LEADER=""
+  for port in "$BASE_PORT" $((BASE_PORT + 1)) $((BASE_PORT + 2)); do
+    role=$("$BIN" --endpoint "http://127.0.0.1:$port" status --json | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p')
+    if [ "$role" = leader ]; then LEADER="http://127.0.0.1:$port"; fi
+  done
+}
+
+rate() { # rate LABEL: one bench run against the leader; prints and returns events/s
+  local out
+  out=$("$BIN" --endpoint "$LEADER" bench append --seconds "$SECONDS_RUN" --clients "$CLIENTS" --batch "$BATCH")
+  echo "$1: $out" >&2
+  echo "$out" | grep -o '[0-9.]* events/s' | head -n 1 | cut -d' ' -f1
+}
+
+start
+R1=$(rate "1. three voters, no analysis node       ")
+cleanup
+
+start --analysis-model "$IRONLOG_MODEL"
+ANALYSIS="http://127.0.0.1:$((BASE_PORT + 3))"
+# Entries the rules cannot decide, so categorisation needs the model.
+"$BIN" --endpoint "$LEADER" append --actor bench --action widget.frobnicate --resource thing/1 \
+  --outcome success --source bench >/dev/null
+R2=$(rate "2. plus the analysis node, idle          ")
+(
+  while true; do
+    "$BIN" --endpoint "$ANALYSIS" summarize --last 200 >/dev/null 2>&1 || true
+    "$BIN" --endpoint "$ANALYSIS" categorize --entries 0 >/dev/null 2>&1 || true
+  done
+) &
+BUSY=$!
+sleep 2
+R3=$(rate "3. plus the analysis node, model busy    ")
+kill "$BUSY" 2>/dev/null || true
+wait "$BUSY" 2>/dev/null || true
+"$BIN" --endpoint "$LEADER" status | grep -E "^ +[0-9]+ " || true
+cleanup
+
+python3 - "$R1" "$R2" "$R3" <<'PY'
+import sys
+r1, r2, r3 = (float(x) for x in sys.argv[1:])
+print(f"ratio idle learner / no learner: {r2 / r1:.2f}")
+print(f"ratio busy learner / no learner: {r3 / r1:.2f}")
+PY
