@@ -131,8 +131,8 @@ TREE_SIZE=$("$BIN" --endpoint "$LEADER" status --json | sed -n 's/.*"tree_size":
 
 step "waiting for the analysis node ($ANALYSIS) to index all $TREE_SIZE entries"
 for ((i = 0; i < CHECKPOINT_WAIT_S * 4; i++)); do
-  last=$("$BIN" --endpoint "$ANALYSIS" --json summarize --last 1 2>/dev/null | sed -n 's/.*"last_index":\([0-9]*\).*/\1/p' || true)
-  [ -n "$last" ] && [ "$last" -ge $((TREE_SIZE - 1)) ] && break
+  # NOT_FOUND until the entry is indexed.
+  "$BIN" --endpoint "$ANALYSIS" categorize --entries $((TREE_SIZE - 1)) >/dev/null 2>&1 && break
   sleep 0.5
 done
 
