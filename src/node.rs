@@ -102,6 +102,8 @@ pub struct RunningNode {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     http_server: Option<JoinHandle<std::io::Result<()>>>,
     tasks: Vec<JoinHandle<()>>,
+    /// The analysis node's analyst, told to stop its model work at shutdown.
+    analyst: Option<Arc<Analyst>>,
 }
 
 impl RunningNode {
@@ -115,6 +117,9 @@ impl RunningNode {
         // Stop accepting first, then stop Raft: that ends the long-lived
         // replication streams peers hold open, which graceful shutdown waits for.
         let _ = self.stop.send(true);
+        if let Some(a) = &self.analyst {
+            a.shutdown();
+        }
         self.slot.close();
         for t in &self.tasks {
             t.abort();
@@ -279,9 +284,11 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         .build_v1()
         .map_err(|e| NodeError::Serve(e.to_string()))?;
     let slot = StoreSlot::new(store.clone());
+    let mut analyst_handle = None;
     let analysis = match &config.analysis {
         Some(settings) if config.role == Role::Analysis => {
             let analyst = start_analyst(settings).await;
+            analyst_handle = Some(Arc::clone(&analyst));
             tasks.push(tokio::spawn(Arc::clone(&analyst).follow(
                 store.clone(),
                 applied.clone(),
@@ -355,6 +362,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         server,
         http_server,
         tasks,
+        analyst: analyst_handle,
     })
 }
 

@@ -18,6 +18,7 @@
 //! checked against the facts ([`super::summary::check_prose`]).
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -165,6 +166,25 @@ pub struct Analyst {
     categorize_with_model: bool,
     /// Wakes the categoriser when the follower indexed pending entries.
     pending: Notify,
+    /// Requests being answered now; the background categoriser waits while
+    /// any is, so a question never queues behind a backlog of entries.
+    interactive: AtomicUsize,
+}
+
+/// Counts one interactive request for as long as it lives.
+struct Interactive<'a>(&'a AtomicUsize);
+
+impl<'a> Interactive<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Interactive(n)
+    }
+}
+
+impl Drop for Interactive<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Words the model sees for each label; the label is the one whose words
@@ -223,7 +243,15 @@ impl Analyst {
             model,
             categorize_with_model,
             pending: Notify::new(),
+            interactive: AtomicUsize::new(0),
         })
+    }
+
+    /// Stops model work at its next step; the node is stopping.
+    pub fn shutdown(&self) {
+        if let Ok(m) = &self.model {
+            m.cancel_all();
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -355,6 +383,12 @@ impl Analyst {
                 continue;
             }
             for (index, e) in batch {
+                while self.interactive.load(Ordering::SeqCst) > 0 && !*stopping.borrow() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if *stopping.borrow() {
+                    return;
+                }
                 let event = event_of(&e);
                 match self.model_category(&event).await {
                     Ok(c) => {
@@ -362,6 +396,7 @@ impl Analyst {
                             .index
                             .set_category(index, c.category, Decided::Model);
                     }
+                    Err(AnalystError::Model(ModelError::Cancelled)) => return,
                     Err(err) => {
                         // Mark it decided as `other` so one entry the model
                         // cannot handle is not retried forever.
@@ -396,6 +431,7 @@ impl Analyst {
 
     /// Categorises an event that may not be in the log: rules, else model.
     pub async fn categorize_event(&self, event: &Event) -> Result<Categorized, AnalystError> {
+        let _busy = Interactive::new(&self.interactive);
         if let Some(v) = rule_category(event) {
             return Ok(Categorized {
                 category: v.category,
@@ -408,6 +444,7 @@ impl Analyst {
 
     /// The category of a committed entry; a pending one is decided now.
     pub async fn categorize_index(&self, index: u64) -> Result<Option<Categorized>, AnalystError> {
+        let _busy = Interactive::new(&self.interactive);
         let entry = self.read().index.get(index).cloned();
         let Some(e) = entry else {
             return Ok(None);
@@ -521,6 +558,7 @@ impl Analyst {
         now_unix_nanos: i64,
         max_entries: usize,
     ) -> Result<Answer, AnalystError> {
+        let _busy = Interactive::new(&self.interactive);
         let q = question::validate(question)?;
         let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_unix_nanos))
             .map_err(|e| AnalystError::Window(format!("now_unix_nanos is out of range: {e}")))?;
@@ -1010,10 +1048,17 @@ mod tests {
             e.actor.id = who.to_string();
             ix.push(i as u64, &e, Category::Other, Decided::Model);
         }
-        let all: Vec<&IndexedEntry> = ix.select(&Filter::default()).collect();
+        let everything = Filter::default();
+        let all: Vec<&IndexedEntry> = ix.select(&everything).collect();
         let s = sentence(Intent::Who, &all, "in the whole log");
-        assert_eq!(s, "2 actors: alice (2), bob (1) — 3 entries match in the whole log.");
-        assert_eq!(sentence(Intent::Count, &all[..1], "x"), "1 entry matches x.");
+        assert_eq!(
+            s,
+            "2 actors: alice (2), bob (1) — 3 entries match in the whole log."
+        );
+        assert_eq!(
+            sentence(Intent::Count, &all[..1], "x"),
+            "1 entry matches x."
+        );
         assert_eq!(sentence(Intent::List, &[], "x"), "No entries match x.");
     }
 }

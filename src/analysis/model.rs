@@ -21,6 +21,7 @@
 use std::io::Read;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ pub enum ModelError {
     Load { path: PathBuf, reason: String },
     #[error("llama.cpp backend: {0}")]
     Backend(String),
+    #[error("the node is stopping")]
+    Cancelled,
     #[error("the model did not finish within {limit_ms} ms")]
     Timeout { limit_ms: u64 },
     #[error("the prompt is {tokens} tokens, more than the context of {max}")]
@@ -92,6 +95,9 @@ pub struct Model {
     model: LlamaModel,
     settings: ModelSettings,
     permits: Semaphore,
+    /// Set when the node stops: computations end at their next step instead
+    /// of holding the process (blocking threads cannot be aborted).
+    cancelled: AtomicBool,
 }
 
 /// llama.cpp allows one backend per process; every model shares it.
@@ -153,7 +159,14 @@ impl Model {
             model,
             permits: Semaphore::new(concurrency),
             settings,
+            cancelled: AtomicBool::new(false),
         }))
+    }
+
+    /// Ends running and future computations with [`ModelError::Cancelled`].
+    pub fn cancel_all(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.permits.close();
     }
 
     pub fn path(&self) -> &Path {
@@ -206,7 +219,7 @@ impl Model {
             .map_err(|_| ModelError::Timeout {
                 limit_ms: self.settings.timeout_ms,
             })?
-            .map_err(|e| ModelError::Task(e.to_string()))?;
+            .map_err(|_| ModelError::Cancelled)?;
         let deadline = started + limit;
         tokio::task::spawn_blocking(move || work(deadline))
             .await
@@ -229,6 +242,9 @@ impl Model {
     }
 
     fn check_deadline(&self, deadline: Instant) -> Result<(), ModelError> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(ModelError::Cancelled);
+        }
         if Instant::now() > deadline {
             return Err(ModelError::Timeout {
                 limit_ms: self.settings.timeout_ms,

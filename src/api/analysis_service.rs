@@ -33,6 +33,9 @@ fn from_analyst(e: AnalystError) -> Status {
             Status::invalid_argument(e.to_string())
         }
         AnalystError::ModelUnavailable(_) => Status::failed_precondition(e.to_string()),
+        AnalystError::Model(crate::analysis::model::ModelError::Cancelled) => {
+            Status::unavailable(e.to_string())
+        }
         AnalystError::Model(crate::analysis::model::ModelError::Timeout { .. }) => {
             Status::deadline_exceeded(e.to_string())
         }

@@ -83,7 +83,7 @@ pub struct CategorizeArgs {
 }
 
 async fn analysis(global: &Global) -> Result<AnalysisClient<tonic::transport::Channel>, CliError> {
-    let channel = client::connect(&global.endpoint).await?;
+    let channel = client::connect_analysis(&global.endpoint).await?;
     Ok(AnalysisClient::new(channel)
         .max_decoding_message_size(crate::limits::GRPC_MESSAGE_BYTES_MAX))
 }

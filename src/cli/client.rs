@@ -24,6 +24,20 @@ pub async fn connect(endpoint: &str) -> Result<Channel, CliError> {
     connect_with(endpoint, Some(Duration::from_millis(REQUEST_TIMEOUT_MS))).await
 }
 
+/// Deadline for one call to the analysis node: a call may wait for the
+/// model behind others (one computation at a time on a small machine), each
+/// bounded by the node's own model timeout.
+pub const ANALYSIS_REQUEST_TIMEOUT_MS: u64 = 300_000;
+
+/// A channel for the analysis node's unary calls.
+pub async fn connect_analysis(endpoint: &str) -> Result<Channel, CliError> {
+    connect_with(
+        endpoint,
+        Some(Duration::from_millis(ANALYSIS_REQUEST_TIMEOUT_MS)),
+    )
+    .await
+}
+
 /// A channel without a per-call deadline, for `tail`, which streams forever.
 pub async fn connect_streaming(endpoint: &str) -> Result<Channel, CliError> {
     connect_with(endpoint, None).await
