@@ -412,8 +412,10 @@ fn significant(word: &str) -> bool {
     word.len() >= 2 && !GENERIC_VALUE_WORDS.contains(&word)
 }
 
-/// How well a value matches the question's words: the share of the value's
-/// significant words found in the question (stemmed, with synonyms), or
+/// How well a value matches the question's words: the share of the
+/// question's content words the value contains (stemmed, with synonyms when
+/// allowed), plus a little for how much of the value those words cover, so
+/// a long ARN that holds every word asked about still wins; or
 /// [`FULL_MATCH_SCORE`] plus a little when the whole value is written out.
 fn match_score(
     value: &str,
@@ -425,25 +427,32 @@ fn match_score(
         .into_iter()
         .filter(|w| significant(w))
         .collect();
-    if vwords.is_empty() {
+    if vwords.is_empty() || qstems.is_empty() {
         return 0.0;
     }
-    let mut hit = 0usize;
-    for w in &vwords {
-        let s = stem(w);
-        if qstems.contains(&s)
-            || (use_synonyms && qstems.iter().any(|q| synonyms(q).contains(&w.as_str())))
-        {
-            hit += 1;
-        }
+    let vstems: BTreeSet<String> = vwords.iter().map(|w| stem(w)).collect();
+    let matches = |q: &String| {
+        vstems.contains(q)
+            || (use_synonyms && synonyms(q).iter().any(|s| vwords.iter().any(|w| w == s)))
+    };
+    let covered = qstems.iter().filter(|q| matches(q)).count();
+    if covered == 0 {
+        return 0.0;
     }
-    let share = hit as f64 / vwords.len() as f64;
+    let value_hits = vwords
+        .iter()
+        .filter(|w| {
+            qstems.contains(&stem(w))
+                || (use_synonyms && qstems.iter().any(|q| synonyms(q).contains(&w.as_str())))
+        })
+        .count();
     let whole = value.len() >= 3 && question_lower.contains(&value.to_lowercase());
     if whole {
-        FULL_MATCH_SCORE + 0.5
-    } else {
-        share
+        return FULL_MATCH_SCORE + 0.5;
     }
+    let question_share = covered as f64 / qstems.len() as f64;
+    let value_share = value_hits as f64 / vwords.len() as f64;
+    (question_share * 0.9 + value_share * 0.1).min(FULL_MATCH_SCORE - 0.01)
 }
 
 /// Reads a question: intent, category, outcome and per-slot candidates.
