@@ -22,6 +22,7 @@ Sections, in the order they run:
 """
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -524,6 +525,7 @@ def run_summaries(cli, entries, log_values):
         "model_prose_repeating_a_sentence": sum(1 for r in ok if r["prose_source"] == "model" and r["repeats_a_sentence"]),
         "prose_from_template": sum(1 for r in ok if r["prose_source"] != "model"),
         "template_reasons": reasons,
+        "error_messages": {e: sum(1 for r in rows if r.get("error") == e) for e in {r["error"] for r in rows if "error" in r}},
         "rows": rows,
     }
 
@@ -567,10 +569,11 @@ def report(r):
     lines.append(f"  Falco traces, positive = a WARNING+ rule expected:       {det_line(a['falco_traces'])}")
     lines.append(f"  Falco traces, same, default rule files only:             {det_line(a['falco_traces_default_rules'])}")
     lines.append(f"  Panther events vs expected_alert:                        {det_line(a['panther_events'])}")
-    lines.append(f"  only flags scoring >= {REVIEW_SCORE}: Falco {det_line(a['falco_traces_score_0.5'])}")
-    lines.append(f"                               Panther {det_line(a['panther_events_score_0.5'])}")
     for lt, d in a["panther_by_log_type"].items():
         lines.append(f"    {lt:<18} {det_line(d)}")
+    lines.append(f"  counting only flags scoring >= {REVIEW_SCORE}:")
+    lines.append(f"    Falco traces (WARNING+)  {det_line(a['falco_traces_score_0.5'])}")
+    lines.append(f"    Panther events           {det_line(a['panther_events_score_0.5'])}")
     lines.append(f"  flags: {a['flags']} ({', '.join(f'{k} {v}' for k, v in sorted(a['flags_by_kind'].items()))}); "
                  f"{a['flags_citing_several_traces_or_events']} cite entries of more than one trace/event")
     lines.append(f"  Falco positives missed: {', '.join(a['falco_missed']) or 'none'}")
@@ -600,6 +603,8 @@ def report(r):
     lines.append(f"4. Summaries ({s['windows']} windows, {s['errors']} errors)")
     lines.append(f"  identifiers not in the window: {s['foreign_identifiers']} (in model prose: {s['foreign_identifiers_in_model_prose']}); "
                  f"numbers not in the facts: {s['numbers_not_in_facts']}; entry-count mismatches: {s['entry_count_mismatches']}")
+    for err, n in sorted(s["error_messages"].items(), key=lambda x: -x[1]):
+        lines.append(f"    failed calls: {err} ({n})")
     lines.append(f"  prose from the model: {s['prose_from_model']} ({s['model_prose_repeating_a_sentence']} of them repeat a sentence), "
                  f"from the template: {s['prose_from_template']}")
     for reason, n in sorted(s["template_reasons"].items(), key=lambda x: -x[1]):
@@ -610,6 +615,9 @@ def report(r):
     for k in ("ask", "summarize"):
         v = lat[k]
         lines.append(f"  {k:<9} n={v['n']:<3} median {v['median_s']:.2f} s  max {v['max_s']:.2f} s")
+    lines.append("")
+    lines.append("  load average (1 min) at start and end: "
+                 f"{r['load_average_start']:.1f}, {r['load_average_end']:.1f} on {os.cpu_count()} cores")
     lines.append("")
     lines.append(f"Whole run {r['elapsed_s']:.0f} s.  Figures as JSON: {r['json_path']}")
     lines.append("=" * 78)
@@ -627,10 +635,13 @@ def main():
     ap.add_argument("--out", required=True, help="where to write the figures as JSON")
     args = ap.parse_args()
     started = time.monotonic()
+    load_start = os.getloadavg()[0]
     cli = Ironlog(args.bin, args.voter, args.analysis)
     with tempfile.TemporaryDirectory(prefix="ironlog-eval-") as tmp:
         result = evaluate(cli, Path(tmp), args.out)
-    result["elapsed_s"] = time.monotonic() - started
+    # Latency depends on what else the shared cores run; the load says how busy they were.
+    result.update(elapsed_s=time.monotonic() - started, load_average_start=load_start,
+                  load_average_end=os.getloadavg()[0])
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(report(result))
 
