@@ -1,0 +1,196 @@
+"""Pure scoring helpers for scripts/eval/eval_analysis.py (Python 3.11, stdlib only).
+
+Nothing here talks to Ironlog: these functions turn what the binary printed, and what
+the data and the question set say, into figures.
+
+- times: RFC 3339 to Unix nanoseconds, as Ironlog prints and reads them;
+- keyword_baseline: a faithful copy of `keyword_baseline` in src/analysis/category.rs;
+- classification figures: accuracy and macro-F1 over the labels present in gold;
+- detection figures: precision and recall of "any flag raised";
+- expected entry sets: the structured query of a question applied to the appended events;
+- identifiers: the tokens of summary prose that name something, for the independent
+  check that a summary names nothing outside its window.
+"""
+import calendar
+import re
+import statistics
+
+# ---------------------------------------------------------------- times
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def rfc3339_ns(text):
+    """Unix nanoseconds of an RFC 3339 time (any offset, up to nanosecond fractions)."""
+    m = _RFC3339.match(text)
+    if not m:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    secs = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s)))
+    if tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        secs -= sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
+    return secs * 1_000_000_000 + int((frac or "").ljust(9, "0"))
+
+
+def opt_ns(text):
+    return None if text is None else rfc3339_ns(text)
+
+
+# ---------------------------------------------------------------- keyword baseline
+
+
+def keyword_baseline(action, resource, outcome):
+    """`keyword_baseline` of src/analysis/category.rs, check for check: substring tests on
+    the lower-cased "action resource", first match wins."""
+    text = f"{action} {resource}".lower()
+
+    def has(keys):
+        return any(k in text for k in keys)
+
+    failed = outcome in ("failure", "denied")
+    if has(["login", "logon", "signin", "authenticat"]):
+        return "failed_login" if failed else "auth_success"
+    if has(["alert", "finding", "threat"]):
+        return "security_alert"
+    if has(["delete", "remove", "destroy"]):
+        return "data_deletion"
+    if has(["export", "download", "clone", "copy"]):
+        return "data_export"
+    if has(["policy", "role", "permission", "grant", "member", "privilege"]):
+        return "privilege_change"
+    if has(["user", "group", "password", "mfa", "account"]):
+        return "admin_change"
+    if has(["create", "update", "put", "set", "modify", "patch", "enable", "disable"]):
+        return "config_change"
+    if has(["get", "read", "list", "describe", "decrypt", "query", "select"]):
+        return "data_access"
+    return "other"
+
+
+# ---------------------------------------------------------------- classification
+
+
+def classification(pairs):
+    """pairs: [(gold, predicted)]. Accuracy, and macro-F1 over the labels present in gold
+    (a label never predicted has F1 0; predictions of labels absent from gold count
+    only against precision of nothing, i.e. they lower recall of the gold label)."""
+    n = len(pairs)
+    if n == 0:
+        return {"n": 0, "accuracy": None, "macro_f1": None, "labels": 0}
+    correct = sum(1 for g, p in pairs if g == p)
+    labels = sorted({g for g, _ in pairs})
+    f1s = []
+    for label in labels:
+        tp = sum(1 for g, p in pairs if g == label and p == label)
+        predicted = sum(1 for _, p in pairs if p == label)
+        actual = sum(1 for g, _ in pairs if g == label)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return {
+        "n": n,
+        "accuracy": correct / n,
+        "macro_f1": sum(f1s) / len(f1s),
+        "labels": len(labels),
+    }
+
+
+def detection(items):
+    """items: [(positive, flagged)]. Precision and recall of "any flag raised"."""
+    tp = sum(1 for pos, fl in items if pos and fl)
+    fp = sum(1 for pos, fl in items if not pos and fl)
+    fn = sum(1 for pos, fl in items if pos and not fl)
+    return {
+        "n": len(items),
+        "positives": tp + fn,
+        "flagged": tp + fp,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+    }
+
+
+# ---------------------------------------------------------------- questions
+
+QUERY_FIELDS = ["intent", "actor", "resource", "action", "category", "outcome", "from", "to"]
+
+
+def normalise_query(q):
+    """A structured query with times as Unix ns (None = unconstrained) so that equal
+    instants written differently compare equal."""
+    out = {k: q.get(k) for k in QUERY_FIELDS}
+    out["from"] = opt_ns(out["from"])
+    out["to"] = opt_ns(out["to"])
+    return out
+
+
+def matches(entry, q):
+    """Whether one appended entry satisfies a (normalised) expected query: every given
+    condition holds; times are half-open [from, to) on the event's own time."""
+    if q["from"] is not None and entry["time_ns"] < q["from"]:
+        return False
+    if q["to"] is not None and entry["time_ns"] >= q["to"]:
+        return False
+    for field in ("actor", "resource", "action", "category", "outcome"):
+        if q[field] is not None and entry[field] != q[field]:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- summaries
+
+_EDGE = ".,;:!?\"'()[]{}`*"
+_NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)?%?$")
+
+
+def prose_tokens(prose):
+    """Whitespace tokens with surrounding punctuation removed."""
+    for raw in prose.split():
+        t = raw.strip(_EDGE)
+        if t:
+            yield t
+
+
+def is_number(token):
+    return bool(_NUMBER.match(token))
+
+
+def shaped_identifier(token):
+    """A token that names something by its shape: an email, an IP, an ARN, a k8s path, or
+    any word with a digit, '@', ':', '_' or '/' (bare numbers are counts, checked apart)."""
+    if is_number(token):
+        return False
+    return any(c.isdigit() or c in "@:_/" for c in token)
+
+
+def foreign_values(prose, log_values, window_values):
+    """Actor, resource and action values of the whole log that the prose names as a whole
+    token and that no entry of the window carries."""
+    found = []
+    for v in log_values:
+        if v in window_values or len(v) < 3:
+            continue
+        pattern = r"(?<![\w@:/-])" + re.escape(v) + r"(?![\w@:/-])"
+        if re.search(pattern, prose, flags=re.IGNORECASE):
+            found.append(v)
+    return found
+
+
+def repeats_a_sentence(prose):
+    """Whether the prose says the same sentence (or line) twice: the base model's loops.
+    Sentences are compared without list numbering and case."""
+    parts = [p.strip(" .").lower() for p in re.split(r"[\n.!?]+", prose)]
+    parts = [re.sub(r"^\d+\s*", "", p) for p in parts]
+    parts = [p for p in parts if len(p.split()) >= 3]
+    return len(parts) != len(set(parts))
+
+
+def median_max(values):
+    if not values:
+        return {"n": 0, "median_s": None, "max_s": None}
+    return {"n": len(values), "median_s": statistics.median(values), "max_s": max(values)}
