@@ -144,7 +144,7 @@ show anomalies --min-score 0.5
 step "a summary of the CloudTrail window: facts by code, prose by the model only if it names nothing else"
 show summarize --since 2020-09-14T00:00:00Z --until 2020-09-15T00:00:00Z
 step "asking a question about the sample: answered from the indexes, each cited entry proven against a signed checkpoint"
-show ask --now 2020-09-15T00:00:00Z --policy "$POLICY" "who listed or read S3 buckets in the last 24 hours?"
+show ask --now 2020-09-15T00:00:00Z --policy "$POLICY" "Who read ring.txt in the last 24 hours?"
 
 echo
 echo "Node logs: $DIR/node{1,2,3,4}.log   Data: $DIR/node{1,2,3,4}/"

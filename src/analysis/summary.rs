@@ -221,10 +221,11 @@ pub fn template(f: &Facts) -> String {
 pub fn identifiers(prose: &str, known: &BTreeSet<String>) -> Vec<String> {
     let mut out = Vec::new();
     for raw in prose.split_whitespace() {
+        // A trailing colon is punctuation ("tasks:"), not part of a name.
         let t = raw.trim_matches(|c: char| {
             matches!(
                 c,
-                '.' | ',' | ';' | '!' | '?' | '"' | '\'' | '(' | ')' | '[' | ']' | '`' | '*'
+                '.' | ',' | ';' | ':' | '!' | '?' | '"' | '\'' | '(' | ')' | '[' | ']' | '`' | '*'
             )
         });
         if t.is_empty() {
