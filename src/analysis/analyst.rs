@@ -226,10 +226,6 @@ fn describe(event: &Event, table: &mut MaskTable) -> String {
     table.mask(&text)
 }
 
-fn now_unix_nanos() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
-}
-
 impl Analyst {
     pub fn new(model: Result<Arc<Model>, String>, categorize_with_model: bool) -> Arc<Analyst> {
         let (flag_tx, _) = broadcast::channel(FLAGS_STREAM_BUFFER);
@@ -271,11 +267,6 @@ impl Analyst {
     /// How far the index has read: the next entry index it expects.
     pub fn indexed(&self) -> u64 {
         self.read().index.next_index()
-    }
-
-    /// Entries still waiting for the model's category.
-    pub fn pending_count(&self) -> usize {
-        self.read().index.pending(usize::MAX).len()
     }
 
     /// Indexes one committed entry: rules, detector, index.
@@ -759,7 +750,7 @@ impl Analyst {
                 (format!("the last {n} entries"), Filter::default(), Some(n))
             }
         };
-        let (facts, known) = {
+        let (facts, known, flags) = {
             let state = self.read();
             let entries: Vec<&IndexedEntry> = match last {
                 Some(n) => state.index.last(n).collect(),
@@ -769,20 +760,25 @@ impl Analyst {
                 (Some(a), Some(b)) => (a.index, b.index),
                 _ => (1, 0),
             };
-            let flags: Vec<FlagFact> = state
+            // Flags citing an entry of the window, computed once: the facts
+            // state them and the response lists them.
+            let flags: Vec<StoredFlag> = state
                 .flags
                 .iter()
                 .filter(|f| f.entries.iter().any(|i| (lo..=hi).contains(i)))
-                .map(FlagFact::from)
+                .cloned()
                 .collect();
-            let facts = summary::facts(label, entries.into_iter(), flags);
+            let facts = summary::facts(
+                label,
+                entries.into_iter(),
+                flags.iter().map(FlagFact::from).collect(),
+            );
             let mut known = BTreeSet::new();
             for field in Field::ALL {
                 known.extend(state.index.values(field).map(|(v, _)| v.to_string()));
             }
-            (facts, known)
+            (facts, known, flags)
         };
-        let flags = self.flags_of(&facts);
         let template = summary::template(&facts);
         if facts.entries == 0 {
             return Ok(Summary {
@@ -864,18 +860,6 @@ impl Analyst {
                 flags,
             },
         })
-    }
-
-    fn flags_of(&self, facts: &Facts) -> Vec<StoredFlag> {
-        let (Some(lo), Some(hi)) = (facts.first_index, facts.last_index) else {
-            return Vec::new();
-        };
-        self.read()
-            .flags
-            .iter()
-            .filter(|f| f.entries.iter().any(|i| (lo..=hi).contains(i)))
-            .cloned()
-            .collect()
     }
 }
 
@@ -1011,10 +995,6 @@ fn sentence(intent: Intent, matching: &[&IndexedEntry], scope: &str) -> String {
         }
         Intent::List | Intent::Anomalies => format!("{n} {plural} {scope}."),
     }
-}
-
-pub fn now() -> i64 {
-    now_unix_nanos()
 }
 
 #[cfg(test)]

@@ -248,10 +248,6 @@ impl Index {
             .into_iter()
             .flat_map(|m| m.iter().map(|(k, n)| (&**k, *n)))
     }
-
-    pub fn vocab_len(&self, field: Field) -> usize {
-        self.vocab.get(&field).map_or(0, BTreeMap::len)
-    }
 }
 
 #[cfg(test)]

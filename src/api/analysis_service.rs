@@ -10,7 +10,9 @@ use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{entry_to_proto, event_from_proto, outcome_to_proto};
+use super::convert::{
+    checkpoint_to_proto, entry_to_proto, event_from_proto, outcome_to_proto, proven_leaf,
+};
 use super::status::from_store;
 use crate::analysis::analyst::{Analyst, AnalystError, Categorized, StoredFlag, Window};
 use crate::analysis::index::{Decided, IndexedEntry};
@@ -75,7 +77,7 @@ fn counts(items: &[(String, u64)]) -> Vec<pb::CountItem> {
 
 fn now_or(t: i64) -> i64 {
     if t == 0 {
-        crate::analysis::analyst::now()
+        crate::cli::append::now_unix_nanos()
     } else {
         t
     }
@@ -110,22 +112,15 @@ impl AnalysisApi {
             let size = cp.as_ref().map_or(0, |c| c.body.size);
             let mut out = Vec::with_capacity(entries.len());
             for e in entries {
-                let (rows, _) = store.entries(e.index, e.index + 1).map_err(from_store)?;
-                let Some((_, leaf)) = rows.into_iter().next() else {
-                    return Err(Status::internal(format!("leaf {} is missing", e.index)));
-                };
-                let proof = if e.index < size {
-                    let (leaf_hash, hashes, root) =
-                        store.inclusion_proof(e.index, size).map_err(from_store)?;
-                    Some(pb::InclusionProof {
-                        index: e.index,
-                        tree_size: size,
-                        leaf_hash: leaf_hash.to_vec(),
-                        hashes: hashes.iter().map(|h| h.to_vec()).collect(),
-                        root_hash: root.to_vec(),
-                    })
+                let (leaf, proof) = if e.index < size {
+                    let (leaf, proof) = proven_leaf(&store, e.index, size)?;
+                    (leaf, Some(proof))
                 } else {
-                    None
+                    let (rows, _) = store.entries(e.index, e.index + 1).map_err(from_store)?;
+                    let Some((_, leaf)) = rows.into_iter().next() else {
+                        return Err(Status::internal(format!("leaf {} is missing", e.index)));
+                    };
+                    (leaf, None)
                 };
                 out.push(pb::ProvenEntry {
                     entry: Some(entry_to_proto(e.index, leaf)?),
@@ -133,18 +128,7 @@ impl AnalysisApi {
                     proof,
                 });
             }
-            let cp = cp.map(|c| pb::Checkpoint {
-                origin: c.body.origin.clone(),
-                size: c.body.size,
-                root_hash: c.body.root.to_vec(),
-                note: c.note(),
-                signers: c
-                    .signatures
-                    .iter()
-                    .chain(&c.witness_signatures)
-                    .map(|s| format!("{}+{:08x}", s.name, s.key_id))
-                    .collect(),
-            });
+            let cp = cp.as_ref().map(checkpoint_to_proto);
             Ok((cp, out))
         })
         .await

@@ -100,3 +100,48 @@ pub fn entry_to_proto(index: u64, leaf: Vec<u8>) -> Result<proto::Entry, Status>
         leaf,
     })
 }
+
+/// A stored checkpoint as served: the signed note with voter then witness
+/// signature lines, and `name+keyid` of every signer.
+pub fn checkpoint_to_proto(
+    cp: &crate::storage::ledger_store::StoredCheckpoint,
+) -> proto::Checkpoint {
+    proto::Checkpoint {
+        origin: cp.body.origin.clone(),
+        size: cp.body.size,
+        root_hash: cp.body.root.to_vec(),
+        note: cp.note(),
+        signers: cp
+            .signatures
+            .iter()
+            .chain(&cp.witness_signatures)
+            .map(|s| format!("{}+{:08x}", s.name, s.key_id))
+            .collect(),
+    }
+}
+
+/// The stored leaf at `index` and its inclusion proof in the tree of `size`.
+pub fn proven_leaf(
+    store: &crate::storage::ledger_store::LedgerStore,
+    index: u64,
+    size: u64,
+) -> Result<(Vec<u8>, proto::InclusionProof), Status> {
+    use super::status::from_store;
+    let (rows, _) = store.entries(index, index + 1).map_err(from_store)?;
+    let leaf = rows
+        .into_iter()
+        .next()
+        .map(|(_, leaf)| leaf)
+        .ok_or_else(|| Status::internal(format!("leaf {index} is missing")))?;
+    let (leaf_hash, hashes, root) = store.inclusion_proof(index, size).map_err(from_store)?;
+    Ok((
+        leaf,
+        proto::InclusionProof {
+            index,
+            tree_size: size,
+            leaf_hash: leaf_hash.to_vec(),
+            hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+            root_hash: root.to_vec(),
+        },
+    ))
+}

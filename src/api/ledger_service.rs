@@ -91,18 +91,7 @@ impl LedgerApi {
     }
 
     fn checkpoint_response(&self, cp: StoredCheckpoint) -> pb::Checkpoint {
-        pb::Checkpoint {
-            origin: cp.body.origin.clone(),
-            size: cp.body.size,
-            root_hash: cp.body.root.to_vec(),
-            note: cp.note(),
-            signers: cp
-                .signatures
-                .iter()
-                .chain(&cp.witness_signatures)
-                .map(|s| format!("{}+{:08x}", s.name, s.key_id))
-                .collect(),
-        }
+        super::convert::checkpoint_to_proto(&cp)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -151,24 +140,11 @@ impl LedgerApi {
                 wanted
                     .iter()
                     .map(|&index| {
-                        let (rows, _) = s.entries(index, index + 1).map_err(from_store)?;
-                        let leaf = rows
-                            .into_iter()
-                            .next()
-                            .map(|(_, leaf)| leaf)
-                            .ok_or_else(|| Status::internal(format!("leaf {index} is missing")))?;
-                        let (leaf_hash, hashes, root) =
-                            s.inclusion_proof(index, size).map_err(from_store)?;
+                        let (leaf, proof) = super::convert::proven_leaf(s, index, size)?;
                         Ok(pb::Receipt {
                             index,
                             leaf,
-                            proof: Some(pb::InclusionProof {
-                                index,
-                                tree_size: size,
-                                leaf_hash: leaf_hash.to_vec(),
-                                hashes: hashes.iter().map(|h| h.to_vec()).collect(),
-                                root_hash: root.to_vec(),
-                            }),
+                            proof: Some(proof),
                         })
                     })
                     .collect::<Result<Vec<_>, Status>>()
