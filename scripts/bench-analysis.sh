@@ -10,10 +10,14 @@
 #   2. the same cluster shape plus the analysis node (a learner), idle;
 #   3. the same, with the analysis node kept busy by a loop of model-backed
 #      requests (summaries and categorisations of model-decided entries).
-# Prints events/s for each and the ratios to run 1. Everything runs on this
-# one machine, so in run 3 the model also takes CPU from the voters: that is
-# co-location, not consensus (the learner never counts towards a quorum); on
-# real deployments the analysis node has its own machine.
+#   4. the same, with the analysis node frozen (SIGSTOP): if appends waited
+#      on the learner in any way, this run would stall or slow down.
+# Prints events/s for each and the ratios to run 1, and the CPU seconds each
+# node process used during each run. Everything runs on this one machine
+# (2 cores here), so the learner's own work (storing and indexing every
+# entry, running the model) takes CPU from the voters: that is co-location,
+# not consensus; run 4 separates the two. On real deployments the analysis
+# node has its own machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${1:-10}
@@ -53,10 +57,26 @@ start() { # start [--analysis-model FILE]
   done
 }
 
+cpu_ticks() { # cpu_ticks: "node=ticks" (user+system) for every node process of the cluster
+  local pid cfg id
+  for pid in $(pgrep -P "$PID"); do
+    cfg=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    id=$(echo "$cfg" | grep -o 'node[0-9]*\.toml' | tr -dc '0-9')
+    [ -n "$id" ] || continue
+    echo "$id=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)"
+  done | sort
+}
+
 rate() { # rate LABEL: one bench run against the leader; prints and returns events/s
-  local out
+  local out before after hz
+  hz=$(getconf CLK_TCK)
+  before=$(cpu_ticks)
   out=$("$BIN" --endpoint "$LEADER" bench append --seconds "$SECONDS_RUN" --clients "$CLIENTS" --batch "$BATCH")
+  after=$(cpu_ticks)
   echo "$1: $out" >&2
+  # CPU seconds per node process during the run (a frozen process shows 0).
+  join -t= <(echo "$before") <(echo "$after") |
+    awk -F= -v hz="$hz" '{printf "   node %s: %.1f CPU s\n", $1, ($3 - $2) / hz}' >&2
   echo "$out" | grep -o '[0-9.]* events/s' | head -n 1 | cut -d' ' -f1
 }
 
@@ -81,12 +101,22 @@ sleep 2
 R3=$(rate "3. plus the analysis node, model busy    ")
 kill "$BUSY" 2>/dev/null || true
 wait "$BUSY" 2>/dev/null || true
+LEARNER=""
+for pid in $(pgrep -P "$PID"); do
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'node4\.toml'; then LEARNER=$pid; fi
+done
+[ -n "$LEARNER" ] || { echo "the analysis node's process was not found" >&2; exit 1; }
+kill -STOP "$LEARNER"
+R4=$(rate "4. plus the analysis node, frozen        ")
+kill -CONT "$LEARNER"
 "$BIN" --endpoint "$LEADER" status | grep -E "^ +[0-9]+ " || true
 cleanup
 
-python3 - "$R1" "$R2" "$R3" <<'PY'
+python3 - "$R1" "$R2" "$R3" "$R4" <<'PY'
 import sys
-r1, r2, r3 = (float(x) for x in sys.argv[1:])
-print(f"ratio idle learner / no learner: {r2 / r1:.2f}")
-print(f"ratio busy learner / no learner: {r3 / r1:.2f}")
+r1, r2, r3, r4 = (float(x) for x in sys.argv[1:])
+print(f"ratio idle learner   / no learner: {r2 / r1:.2f}")
+print(f"ratio busy learner   / no learner: {r3 / r1:.2f}")
+print(f"ratio busy learner   / idle learner: {r3 / r2:.2f}")
+print(f"ratio frozen learner / no learner: {r4 / r1:.2f}")
 PY

@@ -822,28 +822,7 @@ impl Analyst {
                 })
             }
         };
-        let bad = summary::check_prose(&prose, &lines, &known);
-        let lines: Vec<&str> = prose
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
-        let distinct: BTreeSet<&str> = lines.iter().copied().collect();
-        let rejected = if prose.split_whitespace().count() < 4 {
-            Some("the model wrote no usable prose".to_string())
-        } else if distinct.len() < lines.len() {
-            Some("the model repeated itself".to_string())
-        } else if !bad.is_empty() {
-            Some(format!(
-                "the model's prose named {} not in the facts",
-                bad.iter()
-                    .map(|b| format!("\"{b}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        } else {
-            None
-        };
+        let rejected = summary::prose_problem(&prose, &lines, &known);
         Ok(match rejected {
             None => Summary {
                 facts,

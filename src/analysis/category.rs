@@ -229,6 +229,53 @@ const PERMISSION_NOUNS: &[&str] = &[
     "access",
 ];
 const DETECTION_WORDS: &[&str] = &["threat", "finding", "detected", "malware", "intrusion"];
+/// Verbs that change something.
+const CHANGE_WORDS: &[&str] = &[
+    "create",
+    "created",
+    "update",
+    "updated",
+    "modify",
+    "modified",
+    "patch",
+    "patched",
+    "set",
+    "change",
+    "changed",
+    "enable",
+    "enabled",
+    "disable",
+    "disabled",
+    "edit",
+    "add",
+    "added",
+    "remove",
+    "removed",
+    "rename",
+    "configure",
+    "reset",
+];
+/// What an administrator manages: accounts and their credentials.
+const ACCOUNT_NOUNS: &[&str] = &[
+    "user",
+    "users",
+    "account",
+    "accounts",
+    "group",
+    "groups",
+    "member",
+    "members",
+    "password",
+    "mfa",
+    "credential",
+    "credentials",
+    "login",
+];
+/// Verbs that only read: `db.read`, `file.view`, `records.list`. A read
+/// changes nothing, whatever it reads, so it is data access.
+const READ_WORDS: &[&str] = &[
+    "read", "get", "list", "view", "viewed", "select", "query", "fetch", "describe",
+];
 
 /// Rules on action words for sources without rules of their own. Whole
 /// words only, and only combinations that mean one thing (a login word
@@ -254,6 +301,20 @@ fn generic(event: &Event) -> Option<RuleVerdict> {
     }
     if any(&w, GRANT_WORDS) && any(&w, PERMISSION_NOUNS) {
         return verdict(PrivilegeChange, "generic.permission_change");
+    }
+    // Checked after the specific rules: "export" and "delete" outrank a
+    // read or change word beside them.
+    if any(&w, READ_WORDS) {
+        return verdict(DataAccess, "generic.read");
+    }
+    let changes = any(&w, CHANGE_WORDS) || any(&w, DELETE_WORDS);
+    if changes && any(&w, ACCOUNT_NOUNS) {
+        return verdict(AdminChange, "generic.account_change");
+    }
+    // A write to data (`db.write`, `file.create`) is not configuration;
+    // the model weighs those.
+    if changes && !any(&w, DATA_NOUNS) {
+        return verdict(ConfigChange, "generic.change");
     }
     None
 }
@@ -629,19 +690,31 @@ mod tests {
             cat("myapp", "UserLogin", Outcome::Success),
             Some(AuthSuccess)
         );
-        assert_eq!(cat("myapp", "UpdateLoginProfile", Outcome::Success), None);
+        assert_eq!(
+            cat("myapp", "UpdateLoginProfile", Outcome::Success),
+            Some(AdminChange)
+        );
         assert_eq!(
             cat("myapp", "files.delete", Outcome::Success),
             Some(DataDeletion)
         );
-        assert_eq!(cat("myapp", "user.delete", Outcome::Success), None);
+        assert_eq!(
+            cat("myapp", "user.delete", Outcome::Success),
+            Some(AdminChange)
+        );
+        assert_eq!(
+            cat("myapp", "namespace.create", Outcome::Success),
+            Some(ConfigChange)
+        );
+        assert_eq!(cat("myapp", "db.write", Outcome::Success), None);
+        assert_eq!(cat("myapp", "file.create", Outcome::Success), None);
         assert_eq!(
             cat("myapp", "report.export", Outcome::Success),
             Some(DataExport)
         );
         assert_eq!(
             cat("myapp", "export_settings.update", Outcome::Success),
-            None
+            Some(ConfigChange)
         );
         assert_eq!(
             cat("myapp", "role.grant", Outcome::Success),
@@ -651,7 +724,16 @@ mod tests {
             cat("myapp", "threat.detected", Outcome::Unknown),
             Some(SecurityAlert)
         );
-        assert_eq!(cat("myapp", "page.view", Outcome::Success), None);
+        assert_eq!(
+            cat("myapp", "page.view", Outcome::Success),
+            Some(DataAccess)
+        );
+        assert_eq!(cat("myapp", "db.read", Outcome::Success), Some(DataAccess));
+        assert_eq!(
+            cat("myapp", "records.read_and_delete", Outcome::Success),
+            Some(DataDeletion)
+        );
+        assert_eq!(cat("myapp", "widget.frobnicate", Outcome::Success), None);
         // Known sources never fall back to word guesses.
         assert_eq!(cat("github-audit", "files.delete", Outcome::Success), None);
     }

@@ -4,8 +4,10 @@
 //! The facts (counts by category, actor, outcome; failures; flags; notable
 //! changes) are computed here by code and are the answer. The model's
 //! paragraph is a convenience, and is shown only if every identifier and
-//! number in it appears in the facts ([`check_prose`]); otherwise the
-//! template paragraph built from the facts is returned, with the reason.
+//! number in it appears in the facts ([`check_prose`]) and it reads as a
+//! finished short paragraph that does not loop ([`prose_problem`]);
+//! otherwise the template paragraph built from the facts is returned, with
+//! the reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -222,20 +224,17 @@ pub fn identifiers(prose: &str, known: &BTreeSet<String>) -> Vec<String> {
     let mut out = Vec::new();
     for raw in prose.split_whitespace() {
         // A trailing colon is punctuation ("tasks:"), not part of a name.
-        let t = raw.trim_matches(|c: char| {
-            matches!(
-                c,
-                '.' | ',' | ';' | ':' | '!' | '?' | '"' | '\'' | '(' | ')' | '[' | ']' | '`' | '*'
-            )
-        });
+        let t = trim_punctuation(raw);
         if t.is_empty() {
             continue;
         }
+        // An inner '-' between letters only is an English compound
+        // ("first-time"); hyphenated names (pods, hosts) carry digits or
+        // are in `known`.
         let shaped = t
             .chars()
             .any(|c| c.is_ascii_digit() || "@:/_<>".contains(c))
-            || t.trim_matches(|c| c == '.' || c == '-')
-                .contains(['.', '-']);
+            || t.trim_matches(|c| c == '.' || c == '-').contains('.');
         if shaped || known.contains(t) || known.contains(&t.to_lowercase()) {
             out.push(t.to_string());
         }
@@ -244,13 +243,90 @@ pub fn identifiers(prose: &str, known: &BTreeSet<String>) -> Vec<String> {
 }
 
 /// Checks the model's prose against the facts: every identifier in it must
-/// appear in the facts text. Returns the offending identifiers.
+/// appear in the facts text as a whole token, or as a whole part of one
+/// (`ec2` of `aws:ec2`), never as a substring (`7` is not in `37`). Returns
+/// the offending identifiers.
 pub fn check_prose(prose: &str, fact_text: &str, known: &BTreeSet<String>) -> Vec<String> {
-    let facts_lower = fact_text.to_lowercase();
+    let mut atoms: BTreeSet<String> = BTreeSet::new();
+    for raw in fact_text.split_whitespace() {
+        let token = trim_punctuation(raw).to_lowercase();
+        for piece in token.split(|c: char| ":/@=,;()[]\"'".contains(c)) {
+            atoms.insert(piece.to_string());
+        }
+        for piece in token.split(|c: char| !c.is_alphanumeric()) {
+            atoms.insert(piece.to_string());
+        }
+        atoms.insert(token);
+    }
     identifiers(prose, known)
         .into_iter()
-        .filter(|id| !facts_lower.contains(&id.to_lowercase()))
+        .filter(|id| !atoms.contains(&id.to_lowercase()))
         .collect()
+}
+
+/// Most sentences a summary paragraph may have: the model is asked for two.
+pub const PROSE_SENTENCES_MAX: usize = 4;
+
+/// Two sentences sharing at least this share of their words (Jaccard) say
+/// the same thing: the small model loops, varying only a number or a name.
+const NEAR_DUPLICATE_SHARE: f64 = 0.6;
+
+/// Why the model's paragraph may not be shown, or `None` when it may: too
+/// short, cut off mid-sentence by the token limit, too long, a sentence
+/// repeated or nearly so, or an identifier or number not in the facts.
+pub fn prose_problem(prose: &str, fact_text: &str, known: &BTreeSet<String>) -> Option<String> {
+    let prose = prose.trim();
+    if prose.split_whitespace().count() < 4 {
+        return Some("the model wrote no usable prose".into());
+    }
+    if !prose.ends_with(['.', '!', '?']) {
+        return Some("the model's prose was cut off mid-sentence".into());
+    }
+    let sentences: Vec<BTreeSet<String>> = prose
+        .split(['.', '!', '?', '\n'])
+        .map(|s| {
+            s.split(|c: char| !c.is_alphabetic())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect::<BTreeSet<String>>()
+        })
+        .filter(|words| words.len() >= 3)
+        .collect();
+    if sentences.len() > PROSE_SENTENCES_MAX {
+        return Some(format!(
+            "the model wrote {} sentences, not a short paragraph",
+            sentences.len()
+        ));
+    }
+    for (i, a) in sentences.iter().enumerate() {
+        for b in &sentences[i + 1..] {
+            let shared = a.intersection(b).count() as f64;
+            let all = a.union(b).count() as f64;
+            if shared / all >= NEAR_DUPLICATE_SHARE {
+                return Some("the model repeated itself".into());
+            }
+        }
+    }
+    let bad = check_prose(prose, fact_text, known);
+    if !bad.is_empty() {
+        return Some(format!(
+            "the model's prose named {} not in the facts",
+            bad.iter()
+                .map(|b| format!("\"{b}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    None
+}
+
+fn trim_punctuation(raw: &str) -> &str {
+    raw.trim_matches(|c: char| {
+        matches!(
+            c,
+            '.' | ',' | ';' | ':' | '!' | '?' | '"' | '\'' | '(' | ')' | '[' | ']' | '`' | '*'
+        )
+    })
 }
 
 #[cfg(test)]
@@ -372,5 +448,43 @@ mod tests {
             check_prose("mallory@evil.example logged in", &text2, &known),
             vec!["mallory@evil.example"]
         );
+    }
+
+    #[test]
+    fn numbers_and_names_must_be_whole_tokens_of_the_facts() {
+        let facts =
+            "Entries: 37\nActors: arn:aws:iam::1:user/pedro (37)\nResources: aws:ec2 (37)\n";
+        let known = BTreeSet::new();
+        // "7" is inside "37" but is not a number the facts state.
+        assert_eq!(check_prose("pedro made 7 calls.", facts, &known), vec!["7"]);
+        assert!(check_prose("pedro made 37 calls on EC2.", facts, &known).is_empty());
+        assert!(check_prose("arn:aws:iam::1:user/pedro was busy.", facts, &known).is_empty());
+    }
+
+    #[test]
+    fn looping_cut_off_or_long_prose_is_rejected_and_a_plain_paragraph_passes() {
+        let facts = "Entries: 103\nActors: pedro (87), ec2.amazonaws.com (5)\nFlags: new_user_agent (36 events), new_resource (38 events)\n";
+        let known = BTreeSet::new();
+        // The demo's real output: near-identical lines, the last one cut off.
+        let looping = "The logs show that the user agent \"pedro\" has been used for the first time, after 36 events (new_user_agent)\n\
+                       The logs show that the user agent \"pedro\" has been used for the first time, after 38 events (new_resource).";
+        assert_eq!(
+            prose_problem(looping, facts, &known).as_deref(),
+            Some("the model repeated itself")
+        );
+        let cut = "pedro made 87 of the 103 calls. Two flags were raised for (new_resource";
+        assert_eq!(
+            prose_problem(cut, facts, &known).as_deref(),
+            Some("the model's prose was cut off mid-sentence")
+        );
+        let long = "pedro was busy. ec2.amazonaws.com called too. There were 103 entries. \
+                    Flags were raised for pedro. Nothing failed at all.";
+        assert!(prose_problem(long, facts, &known).is_some_and(|r| r.contains("5 sentences")));
+        assert_eq!(
+            prose_problem("ok.", facts, &known).as_deref(),
+            Some("the model wrote no usable prose")
+        );
+        let good = "Of 103 entries, pedro made 87. Two first-time flags were raised for new resources and agents.";
+        assert_eq!(prose_problem(good, facts, &known), None);
     }
 }
