@@ -18,7 +18,6 @@
 //! checked against the facts ([`super::summary::check_prose`]).
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use super::anomaly::{Detector, DetectorConfig, Flag};
 use super::category::{rule_category, Category};
 use super::index::{Decided, Field, Filter, Index, IndexedEntry};
 use super::mask::MaskTable;
-use super::model::{Model, ModelError};
+use super::model::{Model, ModelError, Priority};
 use super::question::{self, Draft, Intent, QuestionError};
 use super::summary::{self, Facts, FlagFact};
 use super::when;
@@ -166,25 +165,6 @@ pub struct Analyst {
     categorize_with_model: bool,
     /// Wakes the categoriser when the follower indexed pending entries.
     pending: Notify,
-    /// Requests being answered now; the background categoriser waits while
-    /// any is, so a question never queues behind a backlog of entries.
-    interactive: AtomicUsize,
-}
-
-/// Counts one interactive request for as long as it lives.
-struct Interactive<'a>(&'a AtomicUsize);
-
-impl<'a> Interactive<'a> {
-    fn new(n: &'a AtomicUsize) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
-        Interactive(n)
-    }
-}
-
-impl Drop for Interactive<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// Words the model sees for each label; the label is the one whose words
@@ -239,7 +219,6 @@ impl Analyst {
             model,
             categorize_with_model,
             pending: Notify::new(),
-            interactive: AtomicUsize::new(0),
         })
     }
 
@@ -374,14 +353,13 @@ impl Analyst {
                 continue;
             }
             for (index, e) in batch {
-                while self.interactive.load(Ordering::SeqCst) > 0 && !*stopping.borrow() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
                 if *stopping.borrow() {
                     return;
                 }
                 let event = event_of(&e);
-                match self.model_category(&event).await {
+                // Background: the model serves questions first (see
+                // `model::Priority`), so a backlog never delays a person.
+                match self.model_category(&event, Priority::Background).await {
                     Ok(c) => {
                         self.write()
                             .index
@@ -402,11 +380,15 @@ impl Analyst {
     }
 
     /// The model's category for an event: scores every label's words.
-    async fn model_category(&self, event: &Event) -> Result<Categorized, AnalystError> {
+    async fn model_category(
+        &self,
+        event: &Event,
+        priority: Priority,
+    ) -> Result<Categorized, AnalystError> {
         let model = self.model()?;
         let mut table = MaskTable::new();
         let prompt = format!("{CATEGORY_EXAMPLES}{} ->", describe(event, &mut table));
-        let scores = model.score(prompt, label_candidates()).await?;
+        let scores = model.score(priority, prompt, label_candidates()).await?;
         let mut best = 0;
         for (i, s) in scores.iter().enumerate() {
             if *s > scores[best] {
@@ -422,7 +404,6 @@ impl Analyst {
 
     /// Categorises an event that may not be in the log: rules, else model.
     pub async fn categorize_event(&self, event: &Event) -> Result<Categorized, AnalystError> {
-        let _busy = Interactive::new(&self.interactive);
         if let Some(v) = rule_category(event) {
             return Ok(Categorized {
                 category: v.category,
@@ -430,12 +411,11 @@ impl Analyst {
                 scores: Vec::new(),
             });
         }
-        self.model_category(event).await
+        self.model_category(event, Priority::Interactive).await
     }
 
     /// The category of a committed entry; a pending one is decided now.
     pub async fn categorize_index(&self, index: u64) -> Result<Option<Categorized>, AnalystError> {
-        let _busy = Interactive::new(&self.interactive);
         let entry = self.read().index.get(index).cloned();
         let Some(e) = entry else {
             return Ok(None);
@@ -447,7 +427,9 @@ impl Analyst {
                 scores: Vec::new(),
             }));
         }
-        let c = self.model_category(&event_of(&e)).await?;
+        let c = self
+            .model_category(&event_of(&e), Priority::Interactive)
+            .await?;
         self.write()
             .index
             .set_category(index, c.category, Decided::Model);
@@ -527,7 +509,7 @@ impl Analyst {
         );
         let mut offered: Vec<String> = masked.iter().map(|m| format!(" {m}")).collect();
         offered.push(" none".to_string());
-        let scores = model.score(prompt, offered).await?;
+        let scores = model.score(Priority::Interactive, prompt, offered).await?;
         let mut best = 0;
         for (i, s) in scores.iter().enumerate() {
             if *s > scores[best] {
@@ -549,7 +531,6 @@ impl Analyst {
         now_unix_nanos: i64,
         max_entries: usize,
     ) -> Result<Answer, AnalystError> {
-        let _busy = Interactive::new(&self.interactive);
         let q = question::validate(question)?;
         let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_unix_nanos))
             .map_err(|e| AnalystError::Window(format!("now_unix_nanos is out of range: {e}")))?;
@@ -808,7 +789,12 @@ impl Analyst {
             "Facts about activity in an audit log:\n{masked}\nA two-sentence summary of these facts for a security analyst:\n"
         );
         let prose = match model
-            .generate(prompt, SUMMARY_TOKENS_MAX, vec!["\n\n".into()])
+            .generate(
+                Priority::Interactive,
+                prompt,
+                SUMMARY_TOKENS_MAX,
+                vec!["\n\n".into()],
+            )
             .await
         {
             Ok(p) => table.unmask(p.trim()),

@@ -7,6 +7,14 @@
 //! computation at a time is fastest, and the semaphore keeps a burst of
 //! requests queued instead of thrashing.
 //!
+//! Two classes of work share the permits ([`Priority`]): requests a person
+//! waits for, and the background categoriser. Background work starts only
+//! while no interactive request is waiting or running, so a question waits
+//! for at most the one background computation already under way. A
+//! computation whose caller went away (a client that hung up drops the
+//! request's future) stops at its next decode step instead of running on to
+//! its deadline.
+//!
 //! Two operations, both deterministic (greedy, no sampling randomness), so the
 //! same input gives the same output across processes and thread counts:
 //! - [`Model::score`]: the log-likelihood of each candidate continuation
@@ -21,7 +29,7 @@
 use std::io::Read;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,7 +40,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::limits::{
     MODEL_CANDIDATES_MAX, MODEL_CANDIDATE_TOKENS_MAX, MODEL_CONTEXT_TOKENS,
@@ -66,6 +74,8 @@ pub enum ModelError {
     Backend(String),
     #[error("the node is stopping")]
     Cancelled,
+    #[error("the request was abandoned by its caller")]
+    Abandoned,
     #[error("the model did not finish within {limit_ms} ms")]
     Timeout { limit_ms: u64 },
     #[error("the prompt is {tokens} tokens, more than the context of {max}")]
@@ -95,9 +105,89 @@ pub struct Model {
     model: LlamaModel,
     settings: ModelSettings,
     permits: Semaphore,
+    gate: PriorityGate,
+    /// Computations on the blocking pool now, abandoned ones included.
+    running: Arc<AtomicUsize>,
     /// Set when the node stops: computations end at their next step instead
     /// of holding the process (blocking threads cannot be aborted).
     cancelled: AtomicBool,
+}
+
+/// Who waits for a computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// A person: a question, a summary, a categorisation asked for.
+    Interactive,
+    /// The categoriser working through the log's undecided entries.
+    Background,
+}
+
+/// Holds background work back while any interactive request is waiting or
+/// running. Not a queue: background waiters start together when the last
+/// interactive claim ends, and then take permits in the semaphore's order.
+#[derive(Default)]
+struct PriorityGate {
+    interactive: AtomicUsize,
+    quiet: Notify,
+    closed: AtomicBool,
+}
+
+/// One interactive request, from arrival until its computation ends.
+struct InteractiveClaim<'a>(&'a PriorityGate);
+
+impl PriorityGate {
+    fn interactive(&self) -> InteractiveClaim<'_> {
+        self.interactive.fetch_add(1, Ordering::SeqCst);
+        InteractiveClaim(self)
+    }
+
+    /// Waits until no interactive request is waiting or running.
+    async fn background(&self) -> Result<(), ModelError> {
+        loop {
+            // Registered before the check, so a claim ending in between
+            // still wakes this waiter.
+            let quiet = self.quiet.notified();
+            tokio::pin!(quiet);
+            quiet.as_mut().enable();
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(ModelError::Cancelled);
+            }
+            if self.interactive.load(Ordering::SeqCst) == 0 {
+                return Ok(());
+            }
+            quiet.await;
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.quiet.notify_waiters();
+    }
+}
+
+impl Drop for InteractiveClaim<'_> {
+    fn drop(&mut self) {
+        if self.0.interactive.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.quiet.notify_waiters();
+        }
+    }
+}
+
+/// What a running computation checks between decode steps.
+struct Budget {
+    deadline: Instant,
+    /// Set when the request's future is dropped: nobody waits any more.
+    abandoned: Arc<AtomicBool>,
+}
+
+/// Sets its flag when dropped: with the request's future, or after the
+/// computation returned (when the flag no longer matters).
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// llama.cpp allows one backend per process; every model shares it.
@@ -158,6 +248,8 @@ impl Model {
         Ok(Arc::new(Model {
             model,
             permits: Semaphore::new(concurrency),
+            gate: PriorityGate::default(),
+            running: Arc::new(AtomicUsize::new(0)),
             settings,
             cancelled: AtomicBool::new(false),
         }))
@@ -167,6 +259,13 @@ impl Model {
     pub fn cancel_all(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
         self.permits.close();
+        self.gate.close();
+    }
+
+    /// Computations running now, including any whose caller went away and
+    /// that have not yet reached their next decode step.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
     }
 
     pub fn path(&self) -> &Path {
@@ -178,6 +277,7 @@ impl Model {
     /// the sum, so that a long label is not penalised for its length alone.
     pub async fn score(
         self: &Arc<Self>,
+        priority: Priority,
         prompt: String,
         candidates: Vec<String>,
     ) -> Result<Vec<f64>, ModelError> {
@@ -188,30 +288,45 @@ impl Model {
             )));
         }
         let this = Arc::clone(self);
-        self.run(move |deadline| this.score_blocking(&prompt, &candidates, deadline))
-            .await
+        self.run(priority, move |budget| {
+            this.score_blocking(&prompt, &candidates, &budget)
+        })
+        .await
     }
 
     /// Greedy generation of at most `max_tokens` tokens, stopping early at
     /// an end-of-generation token or at any of `stops`.
     pub async fn generate(
         self: &Arc<Self>,
+        priority: Priority,
         prompt: String,
         max_tokens: usize,
         stops: Vec<String>,
     ) -> Result<String, ModelError> {
         let max_tokens = max_tokens.min(MODEL_GENERATE_TOKENS_MAX);
         let this = Arc::clone(self);
-        self.run(move |deadline| this.generate_blocking(&prompt, max_tokens, &stops, deadline))
-            .await
+        self.run(priority, move |budget| {
+            this.generate_blocking(&prompt, max_tokens, &stops, &budget)
+        })
+        .await
     }
 
-    /// Runs one computation on the blocking pool, after a permit, with the
-    /// deadline the computation checks between decode steps.
+    /// Runs one computation on the blocking pool, after the priority gate
+    /// and a permit, with the budget the computation checks between decode
+    /// steps. The time limit counts from the end of a background wait: the
+    /// categoriser may wait out any number of questions.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(Instant) -> Result<T, ModelError> + Send + 'static,
+        priority: Priority,
+        work: impl FnOnce(Budget) -> Result<T, ModelError> + Send + 'static,
     ) -> Result<T, ModelError> {
+        let _claim = match priority {
+            Priority::Interactive => Some(self.gate.interactive()),
+            Priority::Background => {
+                self.gate.background().await?;
+                None
+            }
+        };
         let limit = Duration::from_millis(self.settings.timeout_ms);
         let started = Instant::now();
         let _permit = tokio::time::timeout(limit, self.permits.acquire())
@@ -220,10 +335,21 @@ impl Model {
                 limit_ms: self.settings.timeout_ms,
             })?
             .map_err(|_| ModelError::Cancelled)?;
-        let deadline = started + limit;
-        tokio::task::spawn_blocking(move || work(deadline))
-            .await
-            .map_err(|e| ModelError::Task(e.to_string()))?
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _on_drop = AbandonOnDrop(Arc::clone(&abandoned));
+        let budget = Budget {
+            deadline: started + limit,
+            abandoned,
+        };
+        let running = Arc::clone(&self.running);
+        running.fetch_add(1, Ordering::SeqCst);
+        tokio::task::spawn_blocking(move || {
+            let result = work(budget);
+            running.fetch_sub(1, Ordering::SeqCst);
+            result
+        })
+        .await
+        .map_err(|e| ModelError::Task(e.to_string()))?
     }
 
     fn context(&self) -> Result<LlamaContext<'_>, ModelError> {
@@ -241,11 +367,14 @@ impl Model {
         self.model.vocab().tokenize(text.as_bytes(), add_bos, false)
     }
 
-    fn check_deadline(&self, deadline: Instant) -> Result<(), ModelError> {
+    fn check_budget(&self, budget: &Budget) -> Result<(), ModelError> {
         if self.cancelled.load(Ordering::SeqCst) {
             return Err(ModelError::Cancelled);
         }
-        if Instant::now() > deadline {
+        if budget.abandoned.load(Ordering::SeqCst) {
+            return Err(ModelError::Abandoned);
+        }
+        if Instant::now() > budget.deadline {
             return Err(ModelError::Timeout {
                 limit_ms: self.settings.timeout_ms,
             });
@@ -277,7 +406,7 @@ impl Model {
         &self,
         prompt: &str,
         candidates: &[String],
-        deadline: Instant,
+        budget: &Budget,
     ) -> Result<Vec<f64>, ModelError> {
         let prompt_tokens = self.tokenize(prompt, true);
         let candidate_tokens: Vec<Vec<LlamaToken>> = candidates
@@ -302,7 +431,7 @@ impl Model {
         let base = prompt_tokens.len();
         let mut scores = Vec::with_capacity(candidates.len());
         for tokens in &candidate_tokens {
-            self.check_deadline(deadline)?;
+            self.check_budget(budget)?;
             let Some((&head, rest)) = tokens.split_first() else {
                 scores.push(f64::NEG_INFINITY);
                 continue;
@@ -331,7 +460,7 @@ impl Model {
         prompt: &str,
         max_tokens: usize,
         stops: &[String],
-        deadline: Instant,
+        budget: &Budget,
     ) -> Result<String, ModelError> {
         let tokens = self.tokenize(prompt, true);
         if tokens.len() + max_tokens > MODEL_CONTEXT_TOKENS {
@@ -346,7 +475,7 @@ impl Model {
         let mut out = Vec::<u8>::new();
         let mut logits_at = tokens.len() as i32 - 1;
         for pos in tokens.len()..tokens.len() + max_tokens {
-            self.check_deadline(deadline)?;
+            self.check_budget(budget)?;
             let logits = ctx.get_logits_ith(logits_at);
             let next = argmax(logits);
             let token = LlamaToken(next as i32);
@@ -387,6 +516,50 @@ fn log_softmax(logits: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn background_work_waits_while_a_person_waits_and_starts_after() {
+        let gate = Arc::new(PriorityGate::default());
+        // Nobody interactive: background starts at once.
+        gate.background().await.expect("open");
+
+        let claim = gate.interactive();
+        let started = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (gate, started) = (Arc::clone(&gate), Arc::clone(&started));
+            tokio::spawn(async move {
+                gate.background().await.expect("open");
+                started.store(true, Ordering::SeqCst);
+            })
+        };
+        // Two interactive claims overlap; background waits for both.
+        let second = gate.interactive();
+        drop(claim);
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!started.load(Ordering::SeqCst), "started under a claim");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("background starts once the last claim ends")
+            .expect("task");
+        assert!(started.load(Ordering::SeqCst));
+
+        // Closing the gate (the node stopping) ends background waits.
+        let _claim = gate.interactive();
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move { gate.background().await })
+        };
+        tokio::task::yield_now().await;
+        gate.close();
+        let r = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by close")
+            .expect("task");
+        assert!(matches!(r, Err(ModelError::Cancelled)), "{r:?}");
+    }
 
     #[test]
     fn argmax_prefers_the_first_of_equals() {

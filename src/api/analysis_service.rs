@@ -38,6 +38,9 @@ fn from_analyst(e: AnalystError) -> Status {
         AnalystError::Model(crate::analysis::model::ModelError::Cancelled) => {
             Status::unavailable(e.to_string())
         }
+        AnalystError::Model(crate::analysis::model::ModelError::Abandoned) => {
+            Status::cancelled(e.to_string())
+        }
         AnalystError::Model(crate::analysis::model::ModelError::Timeout { .. }) => {
             Status::deadline_exceeded(e.to_string())
         }

@@ -499,7 +499,7 @@ async fn without_its_model_the_analysis_node_still_serves_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_scores_generates_deterministically_and_times_out() {
-    use ironlog::analysis::model::{Model, ModelError, ModelSettings};
+    use ironlog::analysis::model::{Model, ModelError, ModelSettings, Priority};
     let settings = ModelSettings {
         path: model_path(),
         threads: 2,
@@ -513,25 +513,43 @@ async fn the_model_scores_generates_deterministically_and_times_out() {
     // Scoring is a choice among the candidates offered.
     let prompt = "Question: how many apples are in a dozen?\nAnswer:".to_string();
     let scores = model
-        .score(prompt.clone(), vec![" twelve".into(), " purple".into()])
+        .score(
+            Priority::Interactive,
+            prompt.clone(),
+            vec![" twelve".into(), " purple".into()],
+        )
         .await
         .expect("score");
     assert_eq!(scores.len(), 2);
     assert!(scores[0] > scores[1], "{scores:?}");
     assert_eq!(
         model
-            .score(prompt, vec![" twelve".into(), " purple".into()])
+            .score(
+                Priority::Background,
+                prompt,
+                vec![" twelve".into(), " purple".into()]
+            )
             .await
             .unwrap(),
         scores
     );
     // Greedy generation is bounded and repeatable.
     let a = model
-        .generate("The capital of France is".into(), 8, vec!["\n".into()])
+        .generate(
+            Priority::Interactive,
+            "The capital of France is".into(),
+            8,
+            vec!["\n".into()],
+        )
         .await
         .expect("generate");
     let b = model
-        .generate("The capital of France is".into(), 8, vec!["\n".into()])
+        .generate(
+            Priority::Interactive,
+            "The capital of France is".into(),
+            8,
+            vec!["\n".into()],
+        )
         .await
         .expect("generate");
     assert_eq!(a, b);
@@ -539,7 +557,7 @@ async fn the_model_scores_generates_deterministically_and_times_out() {
     assert!(a.split_whitespace().count() <= 8, "at most 8 tokens: {a:?}");
     // Limits: no candidates, and a deadline that cannot be met.
     assert!(matches!(
-        model.score("x".into(), vec![]).await,
+        model.score(Priority::Interactive, "x".into(), vec![]).await,
         Err(ModelError::Input(_))
     ));
     let slow = tokio::task::spawn_blocking(|| {
@@ -555,7 +573,30 @@ async fn the_model_scores_generates_deterministically_and_times_out() {
     .expect("load");
     let long = "word ".repeat(1500);
     assert!(matches!(
-        slow.generate(long, 200, vec![]).await,
+        slow.generate(Priority::Interactive, long, 200, vec![])
+            .await,
         Err(ModelError::Timeout { .. })
     ));
+    // A caller that goes away (a client hanging up drops the request's
+    // future) stops the computation at its next step (one token, tens of
+    // ms); without that it would count on to the 256-token limit, over 5 s
+    // here, so the 2 s bound below tells the two apart with a wide margin.
+    let counting = model.generate(
+        Priority::Interactive,
+        "1, 2, 3, 4, 5, 6, 7, 8,".into(),
+        usize::MAX,
+        vec![],
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), counting)
+            .await
+            .is_err(),
+        "still counting after 0.5 s"
+    );
+    let mut waited = 0;
+    while model.running() > 0 {
+        assert!(waited < 20, "the abandoned computation is still running");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
 }
