@@ -138,7 +138,15 @@ done
 
 export IRONLOG_ENDPOINT="$ANALYSIS"
 step "categories: rules decide what they can, the model scores the labels for the rest"
-show categorize --entries 0-4
+show categorize --entries 0-2,52-56
+# Events not in the log: the first two are for the rules; the rules know no
+# word of the third, so the model scores the ten labels for it.
+cat >"$DIR/to-categorise.jsonl" <<'EOF2'
+{"actor": "mallory", "action": "login", "resource": "console", "outcome": "denied", "source": "sso"}
+{"actor": "ops-bot", "action": "dataset.export", "resource": "s3://reports/q3.parquet", "outcome": "success", "source": "etl"}
+{"actor": "carol", "action": "badge.swipe", "resource": "door/server-room-2", "outcome": "success", "source": "facilities"}
+EOF2
+show categorize --file "$DIR/to-categorise.jsonl"
 step "anomaly flags over the whole log"
 show anomalies --min-score 0.5
 step "a summary of the CloudTrail window: facts by code, prose by the model only if it names nothing else"
