@@ -60,6 +60,9 @@ pub enum AnalystError {
 /// A flag as kept and streamed: the detector's flag with owned strings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredFlag {
+    /// Position among all flags this node raised, from 0: a stream that
+    /// lists the kept flags and then follows new ones skips what it listed.
+    pub seq: u64,
     pub kind: String,
     pub score: f32,
     pub reason: String,
@@ -71,6 +74,7 @@ pub struct StoredFlag {
 impl From<&Flag> for StoredFlag {
     fn from(f: &Flag) -> StoredFlag {
         StoredFlag {
+            seq: 0,
             kind: f.kind.as_str().to_string(),
             score: f.score,
             reason: f.reason.clone(),
@@ -152,6 +156,8 @@ struct State {
     index: Index,
     /// Flags in the order raised; bounded, oldest dropped.
     flags: VecDeque<StoredFlag>,
+    /// Flags raised since start, kept or dropped: the next `seq`.
+    flags_raised: u64,
 }
 
 pub struct Analyst {
@@ -213,6 +219,7 @@ impl Analyst {
             state: RwLock::new(State {
                 index: Index::new(),
                 flags: VecDeque::new(),
+                flags_raised: 0,
             }),
             detector: Mutex::new(Detector::new(DetectorConfig::default())),
             flag_tx,
@@ -262,7 +269,9 @@ impl Analyst {
         let mut state = self.write();
         state.index.push(index, event, category, decided.clone());
         for f in &flags {
-            let f = StoredFlag::from(f);
+            let mut f = StoredFlag::from(f);
+            f.seq = state.flags_raised;
+            state.flags_raised += 1;
             let _ = self.flag_tx.send(f.clone());
             state.flags.push_back(f);
             if state.flags.len() > FLAGS_KEPT_MAX {
@@ -439,14 +448,27 @@ impl Analyst {
     /// Flags whose time is in `[from, to)` (either bound optional) with at
     /// least `min_score`, oldest first.
     pub fn flags(&self, from: Option<i64>, to: Option<i64>, min_score: f32) -> Vec<StoredFlag> {
-        self.read()
+        self.flags_and_cursor(from, to, min_score).0
+    }
+
+    /// [`Analyst::flags`], and the `seq` the next flag raised will get: a
+    /// subscriber that lists and then follows skips live flags below it.
+    pub fn flags_and_cursor(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+        min_score: f32,
+    ) -> (Vec<StoredFlag>, u64) {
+        let state = self.read();
+        let listed = state
             .flags
             .iter()
             .filter(|f| from.is_none_or(|t| f.time_unix_nanos >= t))
             .filter(|f| to.is_none_or(|t| f.time_unix_nanos < t))
             .filter(|f| f.score >= min_score)
             .cloned()
-            .collect()
+            .collect();
+        (listed, state.flags_raised)
     }
 
     pub fn subscribe_flags(&self) -> broadcast::Receiver<StoredFlag> {
@@ -797,7 +819,12 @@ impl Analyst {
             )
             .await
         {
-            Ok(p) => table.unmask(p.trim()),
+            // The first sentences only: the model runs on past the two it
+            // was asked for, and the token limit cuts the rest mid-sentence.
+            Ok(p) => table.unmask(summary::complete_sentences(
+                &p,
+                summary::PROSE_SENTENCES_KEPT,
+            )),
             Err(e) => {
                 return Ok(Summary {
                     facts,
@@ -966,6 +993,43 @@ fn sentence(intent: Intent, matching: &[&IndexedEntry], scope: &str) -> String {
 mod tests {
     use super::*;
     use crate::ledger::event::{Actor, Outcome};
+
+    #[test]
+    fn a_follower_that_subscribed_before_listing_skips_listed_flags_by_seq() {
+        let analyst = Analyst::new(Err("no model in this test".into()), false);
+        let alert = |n: i64| Event {
+            time_unix_nanos: n,
+            actor: Actor {
+                id: format!("scanner-{n}"),
+                kind: None,
+                ip: None,
+                user_agent: None,
+            },
+            action: "threat.detected".into(),
+            resource: "host/1".into(),
+            outcome: Outcome::Unknown,
+            source: "ids".into(),
+            details: Default::default(),
+            idempotency_key: None,
+        };
+        analyst.observe(0, &alert(1));
+        // Subscribed, then two more flags before the list is taken: the
+        // race the cursor closes.
+        let mut live = analyst.subscribe_flags();
+        analyst.observe(1, &alert(2));
+        analyst.observe(2, &alert(3));
+        let (listed, cursor) = analyst.flags_and_cursor(None, None, 0.0);
+        assert_eq!(listed.iter().map(|f| f.seq).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(cursor, 3);
+        analyst.observe(3, &alert(4));
+        let mut new = Vec::new();
+        while let Ok(f) = live.try_recv() {
+            if f.seq >= cursor {
+                new.push(f.entries.clone());
+            }
+        }
+        assert_eq!(new, vec![vec![3]], "only the flag raised after listing");
+    }
 
     #[test]
     fn what_the_model_sees_of_an_entry_is_masked_and_has_no_details() {

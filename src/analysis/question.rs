@@ -262,6 +262,18 @@ const STOP_WORDS: &[&str] = &[
     "names",
     "account",
     "accounts",
+    // How a question refers to entries in general, not to any value.
+    "request",
+    "requests",
+    "call",
+    "calls",
+    "called",
+    "api",
+    "send",
+    "sent",
+    "make",
+    "operation",
+    "operations",
 ];
 
 /// Categories named by phrases; longest phrases first so "failed login"
@@ -323,6 +335,7 @@ const OUTCOME_WORDS: &[(&str, Outcome)] = &[
     ("errors", Outcome::Failure),
     ("succeeded", Outcome::Success),
     ("successful", Outcome::Success),
+    ("successfully", Outcome::Success),
 ];
 
 /// Words that mark the anomaly intent.
@@ -365,26 +378,69 @@ pub fn words(text: &str) -> Vec<String> {
 }
 
 /// A crude stem so "payments"/"payment" and "deleted"/"delete" meet.
+/// A crude suffix stripper, enough to meet a value's word halfway:
+/// "repositories" and "repository", "created" and "create", "namespaces"
+/// and "namespace" each end up the same. A final `e` goes too, so that the
+/// `-ed`/`-es` forms meet the base form.
 fn stem(word: &str) -> String {
-    let w = word;
+    let mut w = word.to_string();
+    if w.len() > 4 && w.ends_with("ies") {
+        w.truncate(w.len() - 3);
+        w.push('y');
+        return w;
+    }
     for suffix in ["ing", "ed", "es", "s"] {
         if w.len() > suffix.len() + 2 && w.ends_with(suffix) {
-            return w[..w.len() - suffix.len()].to_string();
+            w.truncate(w.len() - suffix.len());
+            break;
         }
     }
-    w.to_string()
+    if w.len() > 3 && w.ends_with('e') {
+        w.pop();
+    }
+    w
 }
 
-/// Words that also name a common synonym in values (`db` in a resource
-/// name means database).
-fn synonyms(word: &str) -> &'static [&'static str] {
-    match word {
-        "database" | "databases" | "db" => &["db", "database", "rds", "postgres", "mysql"],
-        "bucket" | "buckets" => &["bucket", "s3"],
-        "secret" | "secrets" => &["secret", "secrets"],
-        "cluster" => &["cluster", "k8s"],
-        _ => &[],
-    }
+/// Question words, any form, and the value words they also stand for
+/// (`db` in a resource name means database).
+const SYNONYMS: &[(&[&str], &[&str])] = &[
+    (
+        &["database", "db"],
+        &["db", "database", "rds", "postgres", "mysql"],
+    ),
+    (&["bucket"], &["bucket", "s3"]),
+    (&["secret"], &["secret", "secrets"]),
+    (&["cluster"], &["cluster", "k8s"]),
+    (&["repository", "repo"], &["repo", "repos", "repository"]),
+    (&["role"], &["role", "roles", "clusterrole", "clusterroles"]),
+];
+
+/// The value words a stemmed question word also stands for.
+fn synonyms(stemmed: &str) -> &'static [&'static str] {
+    SYNONYMS
+        .iter()
+        .find(|(keys, _)| keys.iter().any(|k| stem(k) == stemmed))
+        .map_or(&[], |(_, values)| values)
+}
+
+/// True when `needle` occurs in `haystack` as a whole name: not inside a
+/// longer one (`developer` is not written out in `john.developer`).
+fn contains_whole(haystack: &str, needle: &str) -> bool {
+    let part_of_name = |c: char| c.is_alphanumeric() || "._-@/:".contains(c);
+    haystack.match_indices(needle).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + needle.len()..].chars().next();
+        // A name may end a sentence: "... by alice." or "alice?".
+        let after_ok = match after {
+            None => true,
+            Some(c) if ".:".contains(c) => haystack[at + needle.len() + 1..]
+                .chars()
+                .next()
+                .is_none_or(|n| n.is_whitespace()),
+            Some(c) => !part_of_name(c),
+        };
+        before.is_none_or(|c| !part_of_name(c)) && after_ok
+    })
 }
 
 /// Words in values that are too generic to identify anything alone.
@@ -446,7 +502,7 @@ fn match_score(
                 || (use_synonyms && qstems.iter().any(|q| synonyms(q).contains(&w.as_str())))
         })
         .count();
-    let whole = value.len() >= 3 && question_lower.contains(&value.to_lowercase());
+    let whole = value.len() >= 3 && contains_whole(question_lower, &value.to_lowercase());
     if whole {
         return FULL_MATCH_SCORE + 0.5;
     }
@@ -611,6 +667,56 @@ mod tests {
             ix.push(i as u64, &ev(a, b, c), Category::Other, Decided::Model);
         }
         ix
+    }
+
+    #[test]
+    fn word_forms_meet_at_one_stem() {
+        for (a, b) in [
+            ("created", "create"),
+            ("namespaces", "namespace"),
+            ("repositories", "repository"),
+            ("deleting", "delete"),
+            ("roles", "role"),
+        ] {
+            assert_eq!(stem(a), stem(b), "{a} / {b}");
+        }
+        assert_ne!(stem("read"), stem("role"));
+        assert_eq!(synonyms(&stem("repositories")), synonyms("repo"));
+        assert!(synonyms(&stem("databases")).contains(&"rds"));
+    }
+
+    #[test]
+    fn a_value_is_written_out_only_as_a_whole_name() {
+        assert!(contains_whole("who is developer?", "developer"));
+        assert!(contains_whole("list everything by alice.", "alice"));
+        assert!(!contains_whole(
+            "list everything john.developer did",
+            "developer"
+        ));
+        assert!(!contains_whole("who gave alice@acme.io rights", "alice"));
+        assert!(!contains_whole("payments-db2 reads", "payments-db"));
+    }
+
+    #[test]
+    fn inflected_words_and_plural_nouns_find_their_values() {
+        let mut ix = Index::new();
+        let rows = [
+            ("system:anonymous", "k8s.create", "k8s:namespaces/foo"),
+            ("octocat", "repo.create", "acme/project_repo"),
+            ("octocat", "repo.transfer", "acme/other"),
+        ];
+        for (i, (a, b, c)) in rows.iter().enumerate() {
+            ix.push(i as u64, &ev(a, b, c), Category::Other, Decided::Model);
+        }
+        let d = draft("Which user created the namespace foo?", None, &ix);
+        assert!(d.unmatched.is_empty(), "{:?}", d.unmatched);
+        let resource = d.slots.iter().find(|(f, _)| *f == Field::Resource).unwrap();
+        assert_eq!(resource.1.candidates[0].value, "k8s:namespaces/foo");
+        let d = draft("How many repositories were created?", None, &ix);
+        assert!(d.unmatched.is_empty(), "{:?}", d.unmatched);
+        let d = draft("How many denied requests did octocat make?", None, &ix);
+        assert!(d.unmatched.is_empty(), "{:?}", d.unmatched);
+        assert_eq!(d.filter.outcome, Some(Outcome::Denied));
     }
 
     #[test]

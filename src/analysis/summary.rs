@@ -267,6 +267,31 @@ pub fn check_prose(prose: &str, fact_text: &str, known: &BTreeSet<String>) -> Ve
 /// Most sentences a summary paragraph may have: the model is asked for two.
 pub const PROSE_SENTENCES_MAX: usize = 4;
 
+/// Sentences of the model's paragraph that are kept: it was asked for two,
+/// and runs on (the token limit cuts it mid-sentence) more often than not.
+pub const PROSE_SENTENCES_KEPT: usize = 2;
+
+/// The first `max` complete sentences of `prose` (a sentence ends at `.`,
+/// `!` or `?` before whitespace or the end), or all of it when no sentence
+/// is complete, which [`prose_problem`] then rejects as cut off.
+pub fn complete_sentences(prose: &str, max: usize) -> &str {
+    let prose = prose.trim();
+    let mut end = None;
+    let mut count = 0;
+    let mut chars = prose.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let at_end = chars.peek().is_none_or(|(_, n)| n.is_whitespace());
+        if matches!(c, '.' | '!' | '?') && at_end {
+            end = Some(i + c.len_utf8());
+            count += 1;
+            if count == max {
+                break;
+            }
+        }
+    }
+    end.map_or(prose, |e| &prose[..e])
+}
+
 /// Two sentences sharing at least this share of their words (Jaccard) say
 /// the same thing: the small model loops, varying only a number or a name.
 const NEAR_DUPLICATE_SHARE: f64 = 0.6;
@@ -448,6 +473,16 @@ mod tests {
             check_prose("mallory@evil.example logged in", &text2, &known),
             vec!["mallory@evil.example"]
         );
+    }
+
+    #[test]
+    fn the_first_complete_sentences_are_kept() {
+        assert_eq!(
+            complete_sentences("One ran at 10.0.0.9 today. Two! Three? Fo", 2),
+            "One ran at 10.0.0.9 today. Two!"
+        );
+        assert_eq!(complete_sentences("One. Then a cut", 2), "One.");
+        assert_eq!(complete_sentences("no end at all", 2), "no end at all");
     }
 
     #[test]

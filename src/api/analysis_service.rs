@@ -328,7 +328,7 @@ impl Analysis for AnalysisApi {
         }
         // Subscribe before listing, so no flag falls between the two.
         let mut live = self.analyst.subscribe_flags();
-        let existing = self.analyst.flags(from, to, req.min_score);
+        let (existing, cursor) = self.analyst.flags_and_cursor(from, to, req.min_score);
         let follow = req.follow;
         let min_score = req.min_score;
         let mut stopping = self.stopping.clone();
@@ -342,12 +342,13 @@ impl Analysis for AnalysisApi {
             if !follow {
                 return;
             }
-            let seen_last = existing.last().cloned();
             loop {
                 tokio::select! {
                     got = live.recv() => match got {
                         Ok(f) => {
-                            if seen_last.as_ref() == Some(&f) || f.score < min_score
+                            // Below the cursor: raised before the list was
+                            // taken, so already sent (or filtered out).
+                            if f.seq < cursor || f.score < min_score
                                 || from.is_some_and(|t| f.time_unix_nanos < t)
                                 || to.is_some_and(|t| f.time_unix_nanos >= t) {
                                 continue;
