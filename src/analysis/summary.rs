@@ -247,6 +247,16 @@ pub fn identifiers(prose: &str, known: &BTreeSet<String>) -> Vec<String> {
 /// (`ec2` of `aws:ec2`), never as a substring (`7` is not in `37`). Returns
 /// the offending identifiers.
 pub fn check_prose(prose: &str, fact_text: &str, known: &BTreeSet<String>) -> Vec<String> {
+    let atoms = fact_atoms(fact_text);
+    identifiers(prose, known)
+        .into_iter()
+        .filter(|id| !atoms.contains(&id.to_lowercase()))
+        .collect()
+}
+
+/// The facts' tokens, lower-cased, and their parts (split at `:` `/` `@`
+/// and the like, then at every non-alphanumeric character).
+fn fact_atoms(fact_text: &str) -> BTreeSet<String> {
     let mut atoms: BTreeSet<String> = BTreeSet::new();
     for raw in fact_text.split_whitespace() {
         let token = trim_punctuation(raw).to_lowercase();
@@ -258,11 +268,13 @@ pub fn check_prose(prose: &str, fact_text: &str, known: &BTreeSet<String>) -> Ve
         }
         atoms.insert(token);
     }
-    identifiers(prose, known)
-        .into_iter()
-        .filter(|id| !atoms.contains(&id.to_lowercase()))
-        .collect()
+    atoms
 }
+
+/// Fewest facts (distinct identifiers or numbers of the facts) a paragraph
+/// must state: "The logs are not encrypted." names nothing wrong, and says
+/// nothing either.
+pub const PROSE_FACTS_MIN: usize = 2;
 
 /// Most sentences a summary paragraph may have: the model is asked for two.
 pub const PROSE_SENTENCES_MAX: usize = 4;
@@ -276,6 +288,17 @@ pub const PROSE_SENTENCES_KEPT: usize = 2;
 /// is complete, which [`prose_problem`] then rejects as cut off.
 pub fn complete_sentences(prose: &str, max: usize) -> &str {
     let prose = prose.trim();
+    // A list marker the model put first ("1. ", "- ") is not a sentence.
+    let prose = prose
+        .strip_prefix("- ")
+        .or_else(|| {
+            let digits = prose.find(|c: char| !c.is_ascii_digit())?;
+            (digits > 0)
+                .then(|| prose[digits..].strip_prefix(". "))
+                .flatten()
+        })
+        .unwrap_or(prose)
+        .trim_start();
     let mut end = None;
     let mut count = 0;
     let mut chars = prose.char_indices().peekable();
@@ -340,6 +363,16 @@ pub fn prose_problem(prose: &str, fact_text: &str, known: &BTreeSet<String>) -> 
                 .map(|b| format!("\"{b}\""))
                 .collect::<Vec<_>>()
                 .join(", ")
+        ));
+    }
+    let stated: BTreeSet<String> = identifiers(prose, known)
+        .into_iter()
+        .map(|id| id.to_lowercase())
+        .collect();
+    if stated.len() < PROSE_FACTS_MIN {
+        return Some(format!(
+            "the model's prose states {} of the facts (at least {PROSE_FACTS_MIN} needed)",
+            stated.len()
         ));
     }
     None
@@ -483,6 +516,10 @@ mod tests {
         );
         assert_eq!(complete_sentences("One. Then a cut", 2), "One.");
         assert_eq!(complete_sentences("no end at all", 2), "no end at all");
+        assert_eq!(
+            complete_sentences("1. The logs are fine. More. Even more.", 2),
+            "The logs are fine. More."
+        );
     }
 
     #[test]
@@ -521,5 +558,10 @@ mod tests {
         );
         let good = "Of 103 entries, pedro made 87. Two first-time flags were raised for new resources and agents.";
         assert_eq!(prose_problem(good, facts, &known), None);
+        // Real output that names nothing wrong and states nothing.
+        assert_eq!(
+            prose_problem("The logs are not encrypted.", facts, &known).as_deref(),
+            Some("the model's prose states 0 of the facts (at least 2 needed)")
+        );
     }
 }
