@@ -175,7 +175,9 @@ def foreign_values(prose, log_values, window_values):
     for v in log_values:
         if v in window_values or len(v) < 3:
             continue
-        pattern = r"(?<![\w@:/-])" + re.escape(v) + r"(?![\w@:/-])"
+        # Not part of a longer name: "developer" is not named by
+        # "john.developer"; a full stop after the value ends a sentence.
+        pattern = r"(?<![\w@:/.-])" + re.escape(v) + r"(?![\w@:/-]|\.\w)"
         if re.search(pattern, prose, flags=re.IGNORECASE):
             found.append(v)
     return found

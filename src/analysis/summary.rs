@@ -301,10 +301,17 @@ pub fn complete_sentences(prose: &str, max: usize) -> &str {
         .trim_start();
     let mut end = None;
     let mut count = 0;
+    let mut start = 0;
     let mut chars = prose.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         let at_end = chars.peek().is_none_or(|(_, n)| n.is_whitespace());
         if matches!(c, '.' | '!' | '?') && at_end {
+            let sentence = prose[start..i].trim();
+            start = i + c.len_utf8();
+            // "2." opening the next list item is not a sentence.
+            if sentence.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
             end = Some(i + c.len_utf8());
             count += 1;
             if count == max {
@@ -519,6 +526,10 @@ mod tests {
         assert_eq!(
             complete_sentences("1. The logs are fine. More. Even more.", 2),
             "The logs are fine. More."
+        );
+        assert_eq!(
+            complete_sentences("1. The role changed (privilege_change).\n2.", 2),
+            "The role changed (privilege_change)."
         );
     }
 
