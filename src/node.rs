@@ -395,13 +395,59 @@ fn load_signer(config: &Config) -> Result<NoteSigner, NodeError> {
     NoteSigner::from_skey(text.trim()).map_err(|e| err(e.to_string()))
 }
 
+/// How long bootstrap waits for each peer's status. A peer that does not
+/// answer in time counts as not initialised: on a cluster's first start the
+/// peers may not be serving yet.
+const BOOTSTRAP_PROBE_MS: u64 = 500;
+
+/// A peer that already belongs to an initialised cluster (it has seen a
+/// term), if any answers.
+async fn initialised_peer(config: &Config) -> Option<u64> {
+    let limit = Duration::from_millis(BOOTSTRAP_PROBE_MS);
+    let probes = config
+        .peers
+        .iter()
+        .filter(|p| p.id != config.id)
+        .map(|p| async move {
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", p.addr)).ok()?;
+            let status = tokio::time::timeout(limit, async {
+                let channel = endpoint.connect_timeout(limit).connect().await.ok()?;
+                proto::admin_client::AdminClient::new(channel)
+                    .status(proto::StatusRequest::default())
+                    .await
+                    .ok()
+            })
+            .await
+            .ok()??;
+            (status.get_ref().term > 0).then_some(p.id)
+        });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .next()
+}
+
 /// Initialises the cluster on a fresh log; on any later start it is a no-op.
+/// A bootstrap node whose data directory was lost also has a fresh log: if
+/// a peer already belongs to a cluster it must not initialise a second one
+/// (a new membership entry and an election at term 1); it starts empty and
+/// the leader restores it by snapshot, like any wiped node.
 async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), NodeError> {
     if raft
         .is_initialized()
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?
     {
+        return Ok(());
+    }
+    if let Some(peer) = initialised_peer(config).await {
+        tracing::warn!(
+            peer,
+            "bootstrap = true, but peer {peer} already belongs to an initialised cluster: \
+             not initialising; this node waits for the leader to restore its log"
+        );
         return Ok(());
     }
     let members: BTreeMap<u64, PeerInfo> = config

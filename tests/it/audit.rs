@@ -153,7 +153,10 @@ async fn bundles_receipts_and_verify_on_a_live_cluster() {
     assert_eq!(v["size"], 42);
     assert_eq!(v["inclusion_proofs_verified"], 13);
     assert_eq!(v["full_leaves_recomputed"], 42);
-    assert_eq!(v["log_signers"].as_array().unwrap().len(), 3);
+    // The latest checkpoint carries a majority of voter signatures; the
+    // third may not have arrived yet when the auditor reads it.
+    let signers = v["log_signers"].as_array().unwrap().len();
+    assert!((2..=3).contains(&signers), "{v}");
 
     // Entries given as JSON, as `get --json` prints them.
     let out = ironlog(&["--endpoint", &endpoint, "--json", "get", "5", "8"]);

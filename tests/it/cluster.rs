@@ -257,3 +257,37 @@ async fn without_a_quorum_nothing_is_acknowledged_and_writes_resume_with_it() {
         c.stop(id).await;
     }
 }
+
+/// The bootstrap node (node 1, `bootstrap = true`) loses its data directory.
+/// Its fresh log looks like a first start; it must not initialise a second
+/// cluster (a new membership entry and an election) but wait to be restored
+/// by the leader, whatever role it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_bootstrap_node_rejoins_instead_of_initialising_again() {
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let mut acked = BTreeMap::new();
+    append(&c, leader, 0, 30, 10, &mut acked).await;
+    c.wait_size(30).await;
+
+    c.stop(1).await;
+    std::fs::remove_dir_all(c.data_dir(1)).unwrap();
+    let current = c.leader().await;
+    assert_ne!(current, 1);
+    append(&c, current, 30, 60, 10, &mut acked).await;
+    let term_before = c.status(current).await.unwrap().term;
+
+    c.restart(1).await;
+    c.wait_size(60).await;
+    let restored = c.status(1).await.unwrap();
+    assert_eq!(restored.tree_size, 60);
+    assert_eq!(restored.leader_id, current, "{restored:?}");
+    assert_eq!(
+        c.status(current).await.unwrap().term,
+        term_before,
+        "the restarted node started no election"
+    );
+    for id in 1..=3 {
+        c.stop(id).await;
+    }
+}
