@@ -27,6 +27,8 @@ BASE_PORT=${BENCH_BASE_PORT:-7401}
 
 # shellcheck source=scripts/setup.sh
 source scripts/setup.sh
+# shellcheck source=scripts/cluster-wait.sh
+source scripts/cluster-wait.sh
 cargo build --release -q
 BIN="${CARGO_TARGET_DIR:-target}/release/ironlog"
 
@@ -44,12 +46,7 @@ start() { # start [--analysis-model FILE]
   DIR=$(mktemp -d)
   "$BIN" cluster up --dir "$DIR" --base-port "$BASE_PORT" "$@" >"$DIR/up.out" 2>&1 &
   PID=$!
-  for ((i = 0; i < 240; i++)); do
-    grep -q '^Ironlog cluster running' "$DIR/up.out" && break
-    kill -0 "$PID" 2>/dev/null || { cat "$DIR/up.out" >&2; exit 1; }
-    sleep 0.5
-  done
-  grep -q '^Ironlog cluster running' "$DIR/up.out" || { cat "$DIR/up.out" >&2; exit 1; }
+  wait_for_cluster "$DIR/up.out" "$PID" 120
   LEADER=""
   for port in "$BASE_PORT" $((BASE_PORT + 1)) $((BASE_PORT + 2)); do
     role=$("$BIN" --endpoint "http://127.0.0.1:$port" status --json | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p')

@@ -22,12 +22,9 @@ OUT="$DIR/cluster-up.out"
 PID=$!
 cleanup() { kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT
-for ((i = 0; i < 120; i++)); do
-  grep -q '^Ironlog cluster running' "$OUT" && break
-  kill -0 "$PID" 2>/dev/null || { cat "$OUT" >&2; exit 1; }
-  sleep 0.5
-done
-grep -q '^Ironlog cluster running' "$OUT" || { cat "$OUT" >&2; echo "no leader" >&2; exit 1; }
+# shellcheck source=scripts/cluster-wait.sh
+source scripts/cluster-wait.sh
+wait_for_cluster "$OUT" "$PID" 60
 
 LEADER=""
 FOLLOWER=""

@@ -47,20 +47,9 @@ stop_cluster() {
 trap stop_cluster EXIT
 trap 'exit 130' INT TERM
 
-for ((i = 0; i < LEADER_WAIT_S * 2; i++)); do
-  grep -q '^Ironlog cluster running' "$CLUSTER_OUT" && break
-  if ! kill -0 "$CLUSTER_PID" 2>/dev/null; then
-    cat "$CLUSTER_OUT" >&2
-    echo "error: the cluster did not start; node logs are in $DIR" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-if ! grep -q '^Ironlog cluster running' "$CLUSTER_OUT"; then
-  cat "$CLUSTER_OUT" >&2
-  echo "error: no leader after ${LEADER_WAIT_S}s; node logs are in $DIR" >&2
-  exit 1
-fi
+# shellcheck source=scripts/cluster-wait.sh
+source scripts/cluster-wait.sh
+wait_for_cluster "$CLUSTER_OUT" "$CLUSTER_PID" "$LEADER_WAIT_S"
 cat "$CLUSTER_OUT"
 
 mapfile -t ENDPOINTS < <(awk '$1 == "node" && $3 ~ /^http/ { print $3 }' "$CLUSTER_OUT")

@@ -49,20 +49,9 @@ stop_cluster() {
 trap stop_cluster EXIT
 trap 'exit 130' INT TERM
 
-for ((i = 0; i < LEADER_WAIT_S * 2; i++)); do
-  grep -q '^Ironlog cluster running' "$CLUSTER_OUT" && break
-  if ! kill -0 "$CLUSTER_PID" 2>/dev/null; then
-    cat "$CLUSTER_OUT" >&2
-    echo "error: the cluster did not start" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-if ! grep -q '^Ironlog cluster running' "$CLUSTER_OUT"; then
-  cat "$CLUSTER_OUT" >&2
-  echo "error: the cluster was not running after ${LEADER_WAIT_S}s" >&2
-  exit 1
-fi
+# shellcheck source=scripts/cluster-wait.sh
+source scripts/cluster-wait.sh
+wait_for_cluster "$CLUSTER_OUT" "$CLUSTER_PID" "$LEADER_WAIT_S"
 
 mkdir -p "$(dirname "$OUT")"
 PYTHONDONTWRITEBYTECODE=1 python3 scripts/eval/eval_analysis.py --bin "$BIN" \
