@@ -47,10 +47,14 @@ start() { # start [--analysis-model FILE]
   "$BIN" cluster up --dir "$DIR" --base-port "$BASE_PORT" "$@" >"$DIR/up.out" 2>&1 &
   PID=$!
   wait_for_cluster "$DIR/up.out" "$PID" 120
+  # The cluster's endpoint, CA and operator certificate (TLS and roles on).
+  # shellcheck source=/dev/null
+  source "$DIR/env"
+  SCHEME=${IRONLOG_ENDPOINT%%://*}
   LEADER=""
   for port in "$BASE_PORT" $((BASE_PORT + 1)) $((BASE_PORT + 2)); do
-    role=$("$BIN" --endpoint "http://127.0.0.1:$port" status --json | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p')
-    if [ "$role" = leader ]; then LEADER="http://127.0.0.1:$port"; fi
+    role=$("$BIN" --endpoint "$SCHEME://127.0.0.1:$port" status --json | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p')
+    if [ "$role" = leader ]; then LEADER="$SCHEME://127.0.0.1:$port"; fi
   done
 }
 
@@ -82,7 +86,7 @@ R1=$(rate "1. three voters, no analysis node       ")
 cleanup
 
 start --analysis-model "$IRONLOG_MODEL"
-ANALYSIS="http://127.0.0.1:$((BASE_PORT + 3))"
+ANALYSIS="$SCHEME://127.0.0.1:$((BASE_PORT + 3))"
 # Entries the rules cannot decide, so categorisation needs the model.
 "$BIN" --endpoint "$LEADER" append --actor bench --action widget.frobnicate --resource thing/1 \
   --outcome success --source bench >/dev/null

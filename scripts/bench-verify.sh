@@ -27,7 +27,10 @@ trap cleanup EXIT
 # shellcheck source=scripts/cluster-wait.sh
 source scripts/cluster-wait.sh
 wait_for_cluster "$OUT" "$PID" 60
-EP="http://127.0.0.1:$BASE_PORT"
+# The cluster's endpoint, CA and operator certificate (TLS and roles on).
+# shellcheck source=/dev/null
+source "$DIR/env"
+EP="$IRONLOG_ENDPOINT"
 POLICY="$DIR/policy.toml"
 
 # N realistic events (about 250 bytes of leaf each).

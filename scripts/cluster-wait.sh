@@ -4,6 +4,12 @@
 # output in OUT) prints that the cluster is running. If the process exits
 # first, or SECONDS pass, prints its output and the reason to stderr and
 # returns 1; callers run under `set -e` or test the status.
+#
+# Once it returns, callers `source <cluster dir>/env`, which `cluster up`
+# writes: IRONLOG_ENDPOINT (https://, or http:// with --insecure) and, with
+# TLS, IRONLOG_CA, IRONLOG_CERT and IRONLOG_KEY (the operator's client
+# certificate, which holds every role), so every later CLI call is
+# authenticated.
 wait_for_cluster() {
   local out=$1 pid=$2 seconds=$3 i
   for ((i = 0; i < seconds * 2; i++)); do

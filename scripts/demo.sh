@@ -6,9 +6,12 @@
 # consistency, full recomputation), a receipt, an offline bundle, a query and
 # the cluster status; then ingest a real CloudTrail log and ask the analysis
 # node for categories, anomaly flags, a summary and an answer with proofs;
-# then stop the cluster. State is kept in .ironlog/demo between runs (delete
-# it to start afresh); a second run appends nothing new, because every sample
-# event carries an idempotency key.
+# then stop the cluster. The cluster runs with TLS on every port and roles:
+# every command below authenticates as the `operator` identity that
+# `cluster up` made (its client certificate; see $DIR/env), and the demo
+# shows a call without credentials being refused. State is kept in
+# .ironlog/demo between runs (delete it to start afresh); a second run
+# appends nothing new, because every sample event carries an idempotency key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +33,14 @@ step "building (release)"
 cargo build --release
 BIN="${CARGO_TARGET_DIR:-target}/release/ironlog"
 
-step "starting a three-node cluster and the analysis node (a non-voting learner with a local model) in $DIR"
+# A demo directory from before TLS and the peer listener cannot be brought up
+# again (its Raft membership names the old ports): start it afresh.
+if [ -f "$DIR/node1.toml" ] && ! grep -q '^peer_listen' "$DIR/node1.toml"; then
+  step "$DIR was made by an older Ironlog (no TLS, no peer listener); starting afresh"
+  rm -rf "$DIR"
+fi
+
+step "starting a three-node cluster and the analysis node (a non-voting learner with a local model) in $DIR, TLS and roles on"
 mkdir -p "$DIR"
 CLUSTER_OUT="$DIR/cluster-up.out"
 "$BIN" cluster up --dir "$DIR" --analysis-model "$IRONLOG_MODEL" >"$CLUSTER_OUT" 2>&1 &
@@ -51,6 +61,10 @@ trap 'exit 130' INT TERM
 source scripts/cluster-wait.sh
 wait_for_cluster "$CLUSTER_OUT" "$CLUSTER_PID" "$LEADER_WAIT_S"
 cat "$CLUSTER_OUT"
+# IRONLOG_ENDPOINT, IRONLOG_CA (the cluster CA) and the operator's client
+# certificate (IRONLOG_CERT, IRONLOG_KEY): every command below uses them.
+# shellcheck source=/dev/null
+source "$DIR/env"
 
 mapfile -t ENDPOINTS < <(awk '$1 == "node" && $3 ~ /^http/ { print $3 }' "$CLUSTER_OUT")
 ANALYSIS=$(sed -n 's/^Ask: *ironlog --endpoint \([^ ]*\) ask.*/\1/p' "$CLUSTER_OUT")
@@ -64,6 +78,13 @@ done
 FOLLOWER=${FOLLOWER:-${ENDPOINTS[1]}}
 LEADER=${LEADER:-${ENDPOINTS[0]}}
 export IRONLOG_ENDPOINT="$FOLLOWER"
+
+step "the trust boundary: a call without credentials is refused, the operator's bearer token works like its certificate"
+printf '$ IRONLOG_CERT= IRONLOG_KEY= ironlog append --actor mallory ... --source payments-api\n'
+env -u IRONLOG_CERT -u IRONLOG_KEY "$BIN" append --actor mallory --action db.drop --resource postgres://payments \
+  --outcome success --source payments-api || true
+printf '$ IRONLOG_CERT= IRONLOG_KEY= IRONLOG_TOKEN_FILE=%s ironlog status | sed -n 1,4p\n' "$DIR/tls/operator.token"
+env -u IRONLOG_CERT -u IRONLOG_KEY IRONLOG_TOKEN_FILE="$DIR/tls/operator.token" "$BIN" status | sed -n 1,4p
 
 step "appending $(grep -c . "$SAMPLE") real Kubernetes audit events through a follower ($FOLLOWER)"
 show append --file "$SAMPLE"

@@ -52,7 +52,12 @@ trap 'exit 130' INT TERM
 # shellcheck source=scripts/cluster-wait.sh
 source scripts/cluster-wait.sh
 wait_for_cluster "$CLUSTER_OUT" "$CLUSTER_PID" "$LEADER_WAIT_S"
+# The cluster's endpoint, CA and operator certificate (TLS and roles on);
+# exported, so every CLI call the scorer makes uses them.
+# shellcheck source=/dev/null
+source "$DIR/env"
+SCHEME=${IRONLOG_ENDPOINT%%://*}
 
 mkdir -p "$(dirname "$OUT")"
 PYTHONDONTWRITEBYTECODE=1 python3 scripts/eval/eval_analysis.py --bin "$BIN" \
-  --voter "http://127.0.0.1:$BASE_PORT" --analysis "http://127.0.0.1:$ANALYSIS_PORT" --out "$OUT"
+  --voter "$SCHEME://127.0.0.1:$BASE_PORT" --analysis "$SCHEME://127.0.0.1:$ANALYSIS_PORT" --out "$OUT"

@@ -135,7 +135,34 @@ pub enum ConfigError {
     WitnessKey { position: usize, reason: String },
     #[error("witnesses[{position}] repeats the verifier key of witnesses[{first}]")]
     WitnessDuplicate { position: usize, first: usize },
+    #[error(
+        "no [tls] section: give ca_file, cert_file and key_file (`ironlog certs` writes them), \
+         or run with --insecure for plaintext without authentication"
+    )]
+    TlsMissing,
+    #[error("{count} auth.clients listed, at most {max} are supported")]
+    ClientsTooMany { count: usize, max: usize },
+    #[error("{field} must be non-zero")]
+    AuthZero { field: String },
+    #[error("auth.clients[{position}] ({name:?}): {reason}")]
+    Client {
+        position: usize,
+        name: String,
+        reason: String,
+    },
+    #[error("peer_listen = {peer_listen} is a wildcard address that peers cannot dial; set peer_advertise")]
+    PeerAdvertiseRequired { peer_listen: SocketAddr },
+    #[error("peer_listen = {peer_listen} overlaps {other_field} = {other}: each server needs its own port")]
+    PeerListenConflict {
+        peer_listen: SocketAddr,
+        other_field: &'static str,
+        other: SocketAddr,
+    },
 }
+
+/// Most client identities in one configuration: each is checked per
+/// request by a linear scan of certificate names.
+pub const CLIENTS_MAX: usize = 1024;
 
 /// One node's configuration. See `cluster/node1.toml` for an annotated example.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -143,11 +170,19 @@ pub enum ConfigError {
 pub struct Config {
     /// Raft node id; non-zero, unique in the cluster, never reused.
     pub id: u64,
-    /// gRPC bind address, serving the public API and the internal Raft service.
+    /// Client listener: the gRPC bind address of the public services
+    /// (Ledger, Admin, Analysis, reflection), TLS unless `insecure`.
     pub listen: SocketAddr,
-    /// `host:port` that peers and clients dial; `listen` when absent.
+    /// `host:port` that clients dial; `listen` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advertise: Option<String>,
+    /// Peer listener: the gRPC bind address of the node-to-node Raft service
+    /// (Raft messages, snapshots, forwarded proposals), mutual TLS unless
+    /// `insecure`: only certificates of this cluster's CA naming a node.
+    pub peer_listen: SocketAddr,
+    /// `host:port` that peers dial; `peer_listen` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_advertise: Option<String>,
     /// HTTP bind address of the read-only C2SP tlog-tiles endpoint
     /// (`/checkpoint`, `/tile/...`); no HTTP server when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +211,104 @@ pub struct Config {
     /// Required with `role = "analysis"`, refused otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisConfig>,
+    /// Certificates for both listeners and for dialling peers; required
+    /// unless the node runs with `--insecure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Who may call what on the client listener.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Plaintext, unauthenticated: set only by the `--insecure` flag, never
+    /// from the file, so it is a choice made (and warned about) at every start.
+    #[serde(skip)]
+    pub insecure: bool,
+}
+
+/// The node's certificate material (`ironlog certs` writes all three).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The cluster CA (PEM): peers' and clients' certificates must chain to it.
+    pub ca_file: PathBuf,
+    /// This node's certificate (PEM), naming `node-<id>.ironlog` and the
+    /// hosts clients dial; it serves both listeners and identifies the node
+    /// to its peers.
+    pub cert_file: PathBuf,
+    /// Its private key (PEM, mode 0600: a key readable by others is refused).
+    pub key_file: PathBuf,
+}
+
+/// Client identities and their roles.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Let callers without credentials read checkpoints, proofs and tiles
+    /// (the `auditor` role), as a public log does.
+    pub anonymous_auditor: bool,
+    /// Requests per second each identity may make (a token bucket), unless
+    /// its own entry says otherwise.
+    pub requests_per_s: Option<u32>,
+    /// Requests one identity may have in flight at once, unless its own
+    /// entry says otherwise.
+    pub in_flight_max: Option<u32>,
+    pub clients: Vec<ClientConfig>,
+}
+
+/// One client identity: a certificate's subject common name or a bearer
+/// token (only its SHA-256 is stored), and what it may do.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The identity's name, as recorded with its refusals.
+    pub name: String,
+    /// Subject common name of the client certificate (issued by the cluster
+    /// CA) that authenticates as this identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_cn: Option<String>,
+    /// Hex SHA-256 of the bearer token that authenticates as this identity
+    /// (`ironlog certs` prints the token once and stores only this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    pub roles: Vec<ClientRole>,
+    /// The `source` values this identity may append as (`appender` only):
+    /// no client writes in another service's name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    /// Overrides `auth.requests_per_s` for this identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_s: Option<u32>,
+    /// Overrides `auth.in_flight_max` for this identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_max: Option<u32>,
+}
+
+/// What an identity may do. No role edits or deletes an entry: no such
+/// operation exists.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientRole {
+    /// `Append`, as one of its `sources`.
+    Appender,
+    /// `GetEntries`, `Query`, `Tail`.
+    Reader,
+    /// Checkpoints, proofs and tiles.
+    Auditor,
+    /// The `Analysis` service.
+    Analyst,
+    /// Membership (`AddLearner`, `ChangeMembership`).
+    Admin,
+}
+
+impl ClientRole {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientRole::Appender => "appender",
+            ClientRole::Reader => "reader",
+            ClientRole::Auditor => "auditor",
+            ClientRole::Analyst => "analyst",
+            ClientRole::Admin => "admin",
+        }
+    }
 }
 
 /// A witness the leader asks to cosign checkpoints (`ironlog witness`).
@@ -293,8 +426,12 @@ impl Default for RaftTuning {
 #[serde(deny_unknown_fields)]
 pub struct Peer {
     pub id: u64,
-    /// `host:port` the other nodes dial.
+    /// `host:port` of the peer listener, which the other nodes dial.
     pub addr: String,
+    /// `host:port` of its client listener, shown to clients (status, where
+    /// the leader is); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_addr: Option<String>,
     /// The peer's signed-note verifier key (`ironlog keygen` prints it).
     pub verifier_key: String,
 }
@@ -303,6 +440,12 @@ impl Config {
     /// Reads, parses and validates the file at `path`, resolving relative
     /// `data_dir` and `signing_key_file` against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, false)
+    }
+
+    /// [`Config::load`], with `insecure` (the `--insecure` flag) applied
+    /// before validation: plaintext listeners, no authentication.
+    pub fn load_with(path: &Path, insecure: bool) -> Result<Config, ConfigError> {
         let read_error = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -323,6 +466,12 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new(""));
         config.data_dir = base.join(&config.data_dir);
         config.signing_key_file = base.join(&config.signing_key_file);
+        if let Some(tls) = &mut config.tls {
+            tls.ca_file = base.join(&tls.ca_file);
+            tls.cert_file = base.join(&tls.cert_file);
+            tls.key_file = base.join(&tls.key_file);
+        }
+        config.insecure = insecure;
         config.validate()?;
         Ok(config)
     }
@@ -336,6 +485,76 @@ impl Config {
         self.checkpoint.validate()?;
         self.validate_witnesses()?;
         self.validate_analysis()?;
+        self.validate_security()?;
+        Ok(())
+    }
+
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        if self.tls.is_none() && !self.insecure {
+            return Err(ConfigError::TlsMissing);
+        }
+        if self.auth.clients.len() > CLIENTS_MAX {
+            return Err(ConfigError::ClientsTooMany {
+                count: self.auth.clients.len(),
+                max: CLIENTS_MAX,
+            });
+        }
+        if self.auth.requests_per_s == Some(0) || self.auth.in_flight_max == Some(0) {
+            return Err(ConfigError::AuthZero {
+                field: "auth.requests_per_s / auth.in_flight_max".into(),
+            });
+        }
+        for (position, c) in self.auth.clients.iter().enumerate() {
+            let error = |reason: &str| ConfigError::Client {
+                position,
+                name: c.name.clone(),
+                reason: reason.to_string(),
+            };
+            if c.name.trim().is_empty() {
+                return Err(error("name is empty"));
+            }
+            if self.auth.clients[..position]
+                .iter()
+                .any(|o| o.name == c.name)
+            {
+                return Err(error("name is listed twice"));
+            }
+            if c.certificate_cn.is_none() && c.token_sha256.is_none() {
+                return Err(error(
+                    "needs certificate_cn or token_sha256 to authenticate",
+                ));
+            }
+            if let Some(cn) = &c.certificate_cn {
+                if cn.starts_with(crate::tls::identity::NODE_NAME_PREFIX) {
+                    return Err(error(
+                        "certificate_cn may not name a node (node-<id>.ironlog)",
+                    ));
+                }
+            }
+            if let Some(hash) = &c.token_sha256 {
+                let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+                if !ok {
+                    return Err(error(
+                        "token_sha256 must be 64 hex digits (the SHA-256 of the token, not the token)",
+                    ));
+                }
+            }
+            if c.roles.is_empty() {
+                return Err(error("roles is empty"));
+            }
+            let appender = c.roles.contains(&ClientRole::Appender);
+            if appender && c.sources.is_empty() {
+                return Err(error(
+                    "role appender needs sources: the source values it may append as",
+                ));
+            }
+            if !appender && !c.sources.is_empty() {
+                return Err(error("sources are only for the appender role"));
+            }
+            if c.requests_per_s == Some(0) || c.in_flight_max == Some(0) {
+                return Err(error("requests_per_s and in_flight_max must be non-zero"));
+            }
+        }
         Ok(())
     }
 
@@ -440,7 +659,40 @@ impl Config {
         Ok(())
     }
 
+    /// The `host:port` peers dial to reach this node's peer listener.
+    pub fn peer_advertise_addr(&self) -> String {
+        match &self.peer_advertise {
+            Some(addr) => addr.clone(),
+            None => self.peer_listen.to_string(),
+        }
+    }
+
     fn validate_addresses(&self) -> Result<(), ConfigError> {
+        match &self.peer_advertise {
+            Some(addr) => validate_host_port("peer_advertise", addr)?,
+            None if self.peer_listen.ip().is_unspecified() => {
+                return Err(ConfigError::PeerAdvertiseRequired {
+                    peer_listen: self.peer_listen,
+                })
+            }
+            None => {}
+        }
+        let mut others = vec![("listen", self.listen)];
+        others.extend(self.http_listen.map(|a| ("http_listen", a)));
+        for (other_field, other) in others {
+            if overlaps(self.peer_listen, other) {
+                return Err(ConfigError::PeerListenConflict {
+                    peer_listen: self.peer_listen,
+                    other_field,
+                    other,
+                });
+            }
+        }
+        for (position, peer) in self.peers.iter().enumerate() {
+            if let Some(addr) = &peer.client_addr {
+                validate_host_port(&format!("peers[{position}].client_addr"), addr)?;
+            }
+        }
         match &self.advertise {
             Some(addr) => validate_host_port("advertise", addr)?,
             None if self.listen.ip().is_unspecified() => {
@@ -513,6 +765,13 @@ impl CheckpointConfig {
         }
         Ok(())
     }
+}
+
+/// Two bind addresses that would take the same port (port 0 picks a fresh
+/// one, so it never collides).
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    let same_ip = a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+    same_ip && a.port() == b.port() && a.port() != 0
 }
 
 /// The origin is the first line of a checkpoint note and the key name, so it
@@ -601,19 +860,25 @@ mod tests {
     const VALID: &str = r#"
         id = 1
         listen = "127.0.0.1:7001"
+        peer_listen = "127.0.0.1:7101"
         data_dir = "node1"
         origin = "example.org/ironlog"
         signing_key_file = "node1.key"
         bootstrap = true
 
+        [tls]
+        ca_file = "ca.pem"
+        cert_file = "node1.pem"
+        key_file = "node1-key.pem"
+
         [[peers]]
         id = 1
-        addr = "127.0.0.1:7001"
+        addr = "127.0.0.1:7101"
         verifier_key = "example.org/ironlog+aaaaaaaa+AAAA"
 
         [[peers]]
         id = 2
-        addr = "127.0.0.1:7002"
+        addr = "127.0.0.1:7102"
         verifier_key = "example.org/ironlog+bbbbbbbb+BBBB"
     "#;
 
@@ -747,12 +1012,50 @@ mod tests {
     }
 
     #[test]
+    fn tls_is_required_unless_insecure_and_clients_are_checked() {
+        let mut config = valid();
+        config.tls = None;
+        assert!(refused(&config).contains("no [tls] section"));
+        config.insecure = true;
+        config.validate().expect("--insecure needs no certificates");
+        let mut config = valid();
+        let client = |name: &str| ClientConfig {
+            name: name.into(),
+            certificate_cn: None,
+            token_sha256: Some("ab".repeat(32)),
+            roles: vec![ClientRole::Appender],
+            sources: vec!["svc".into()],
+            requests_per_s: None,
+            in_flight_max: None,
+        };
+        config.auth.clients = vec![client("a")];
+        config.validate().expect("a valid appender");
+        config.auth.clients[0].sources.clear();
+        assert!(refused(&config).contains("needs sources"));
+        config.auth.clients = vec![client("a"), client("a")];
+        assert!(refused(&config).contains("listed twice"));
+        let mut raw = client("b");
+        raw.token_sha256 = Some("the-token-itself".into());
+        config.auth.clients = vec![raw];
+        assert!(refused(&config).contains("64 hex digits"));
+        let mut node = client("c");
+        node.token_sha256 = None;
+        node.certificate_cn = Some("node-2.ironlog".into());
+        config.auth.clients = vec![node];
+        assert!(refused(&config).contains("may not name a node"));
+        let mut config = valid();
+        config.peer_listen = config.listen;
+        assert!(refused(&config).contains("peer_listen"));
+    }
+
+    #[test]
     fn too_many_peers_are_refused() {
         let mut config = valid();
         config.peers = (1..=PEERS_MAX as u64 + 1)
             .map(|id| Peer {
                 id,
                 addr: format!("10.0.0.{id}:7001"),
+                client_addr: None,
                 verifier_key: "k".into(),
             })
             .collect();

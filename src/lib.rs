@@ -34,13 +34,16 @@
 pub mod analysis;
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod ingest;
+pub mod key_file;
 pub mod ledger;
 pub mod limits;
 pub mod node;
 pub mod proto;
 pub mod raft;
 pub mod storage;
+pub mod tls;
 pub mod witness;

@@ -318,3 +318,162 @@ const _: () = assert!(AUDITD_LINE_BYTES_MAX <= INGEST_RECORD_BYTES_MAX);
 // The dropped-names list is a small fraction of the details it describes.
 const _: () =
     assert!(INGEST_DROPPED_NAMES_MAX * (INGEST_DROPPED_NAME_BYTES_MAX + 8) < DETAILS_BYTES_MAX / 8);
+
+/// Longest a TLS handshake may take on either listener, ms. A client that
+/// opens a connection and says nothing holds a connection slot for at most
+/// this long.
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+// ---- checkpoint signatures and witness keys (raft apply, storage)
+
+/// Most signature lines one checkpoint note carries: voters' signatures plus
+/// witnesses' cosignatures. signed_note (and every C2SP verifier) refuses a
+/// note of more than 100; a note past that would be unverifiable for
+/// everyone, so lines beyond this bound are refused when applied.
+pub const CHECKPOINT_SIGNATURE_LINES_MAX: usize = 48;
+
+/// Of those, the most witness cosignatures per checkpoint: one per witness
+/// key, and a node submits to at most `config::WITNESSES_MAX` witnesses. The
+/// rest of the lines are kept for voters, so witnesses can never crowd out
+/// the signatures a quorum needs.
+pub const CHECKPOINT_WITNESS_LINES_MAX: usize = 16;
+
+/// Witness keys once in the replicated set and since removed, remembered so
+/// the cosignatures they made before their removal still install from a
+/// snapshot. Each key is about 100 bytes in the state metadata; a set
+/// change beyond this many removals is refused.
+pub const WITNESS_KEYS_FORMER_MAX: usize = 256;
+
+const _: () = assert!(CHECKPOINT_WITNESS_LINES_MAX < CHECKPOINT_SIGNATURE_LINES_MAX);
+// signed_note opens notes of at most 100 signatures.
+const _: () = assert!(CHECKPOINT_SIGNATURE_LINES_MAX < 100);
+
+/// Requests per second one client identity may make when its config entry
+/// and `auth.requests_per_s` say nothing: far above one service's audit
+/// rate, low enough that one runaway client cannot starve the others.
+pub const IDENTITY_REQUESTS_PER_S_DEFAULT: u32 = 5_000;
+
+/// Requests one client identity may have in flight when the config says
+/// nothing: enough for a batching appender's pipeline.
+pub const IDENTITY_IN_FLIGHT_MAX_DEFAULT: u32 = 256;
+
+/// Sources that only the nodes append as (their records of refused
+/// requests): no client identity may use them, whatever its patterns.
+pub const RESERVED_SOURCE_PREFIX: &str = "ironlog/";
+
+/// Refusals recorded in the ledger per second, per node, at most; beyond it
+/// refusals are counted and the count goes into the next record, so a
+/// flood of bad requests cannot fill the log.
+pub const REFUSAL_EVENTS_PER_S: u32 = 10;
+
+/// Refusals waiting to be recorded, per node; beyond it they are counted only.
+pub const REFUSAL_QUEUE_MAX: usize = 256;
+
+// ---- the trust boundary: key files, HTTP connections, byte-bounded reads
+// (`key_file`, `api::http_server`, `api::ledger_service`, `raft::log_store`).
+
+/// Largest private key file read, bytes. A signing key is about 100 bytes
+/// and a PEM RSA-8192 TLS key about 6.5 KiB; anything larger is not a key,
+/// and reading it would only grow memory.
+pub const KEY_FILE_BYTES_MAX: usize = 16 * 1024;
+
+/// How long an HTTP client (tlog-tiles, witness) has to send a request's
+/// whole header, ms, counted from when the server starts waiting for it: on
+/// a new connection once TLS is up, on a kept-alive one once the previous
+/// response is sent, so it is also the keep-alive idle timeout. Without it
+/// a client that never finishes a header holds a connection for ever.
+pub const HTTP_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+
+/// Longest one HTTP request may take from its header to its response, ms
+/// (body read and handler included). Tile and checkpoint reads take
+/// milliseconds and a witness fsyncs once; past this the server answers
+/// 503, so a stuck read cannot hold a connection slot.
+pub const HTTP_REQUEST_TIMEOUT_MS: u64 = 10_000;
+
+/// Longest an HTTP connection may go without reading or writing a byte, ms:
+/// a client that stops reading its response is dropped. Longer than a
+/// request may take, so a request in progress is never cut by it.
+pub const HTTP_IDLE_TIMEOUT_MS: u64 = 30_000;
+
+/// Deadline for an HTTP client's TLS handshake, ms: a few round trips.
+pub const HTTP_TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// HTTP connections one listener serves at once; more are closed as soon as
+/// they are accepted. Each holds a read buffer (below) and at most one
+/// request, so this bounds the endpoint's memory and file descriptors.
+pub const HTTP_CONNECTIONS_MAX: usize = 256;
+
+/// Read buffer of one HTTP connection, bytes; a request header must fit in
+/// it (431 otherwise). Tile paths and witness requests have short headers.
+pub const HTTP_READ_BUFFER_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest `GetEntries` page, bytes of encoded entries. A page stops before
+/// this (but holds at least one entry) and the caller asks again from the
+/// last index + 1; below the gRPC message limit with room for framing, so
+/// a page of large leaves never fails to encode or decode.
+pub const ENTRIES_PAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Largest encoded `Entry` message for a valid leaf: the leaf, the event
+/// decoded from it (the same fields again, `details` as JSON text), the
+/// 32-byte leaf hash, and tags and lengths.
+pub const ENTRY_MESSAGE_BYTES_MAX: usize = 2 * LEAF_BYTES_MAX + 1024;
+
+/// Bytes of encoded entries buffered per `Tail` subscriber (besides the
+/// entry count bound); a subscriber that falls further behind is fed from
+/// storage as it catches up, so a slow reader costs at most this.
+pub const TAIL_BUFFER_BYTES_MAX: usize = 1024 * 1024;
+
+/// Room in a Raft message for what is not entries (vote, log ids, commit
+/// index, JSON punctuation) and for the protobuf and gRPC framing, bytes.
+pub const RAFT_MESSAGE_FRAMING_BYTES: usize = 64 * 1024;
+
+/// Budget of one AppendEntries payload, bytes of entries as serde_json
+/// writes them (the log stores that very JSON, so its size is what goes on
+/// the wire, escaping included). Entries beyond it wait for the next
+/// message; a single entry larger than this is still sent, alone, so
+/// replication always progresses.
+pub const RAFT_APPEND_BYTES_MAX: usize = GRPC_MESSAGE_BYTES_MAX - RAFT_MESSAGE_FRAMING_BYTES;
+
+/// Worst-case JSON of one Raft entry, bytes: a full `Append` batch whose
+/// string fields are all `"` or `\` (each escaped as two bytes; control
+/// characters are refused by `Event::validate`, and `details` is already
+/// JSON text in the batch), plus field names per event.
+pub const RAFT_ENTRY_JSON_BYTES_MAX: usize = 2 * BATCH_BYTES_MAX + BATCH_EVENTS_MAX * 512;
+
+/// Message limit the Raft service and its clients need, bytes: one
+/// worst-case entry sent alone with its framing. `GRPC_MESSAGE_BYTES_MAX`
+/// holds any payload of several entries, not one such entry.
+pub const RAFT_MESSAGE_BYTES_MAX: usize = RAFT_ENTRY_JSON_BYTES_MAX + RAFT_MESSAGE_FRAMING_BYTES;
+
+// A request in progress is never cut by the idle timeout.
+const _: () = assert!(HTTP_REQUEST_TIMEOUT_MS < HTTP_IDLE_TIMEOUT_MS);
+// hyper refuses read buffers under 8 KiB.
+const _: () = assert!(HTTP_READ_BUFFER_BYTES_MAX >= 8192);
+// Read buffers of a full HTTP listener stay within a modest share of memory.
+const _: () = assert!(HTTP_CONNECTIONS_MAX * HTTP_READ_BUFFER_BYTES_MAX <= 64 * 1024 * 1024);
+// A page or a Tail buffer holds at least one valid entry, and a page with
+// its framing fits in a gRPC message.
+const _: () = assert!(ENTRY_MESSAGE_BYTES_MAX <= TAIL_BUFFER_BYTES_MAX);
+const _: () = assert!(TAIL_BUFFER_BYTES_MAX <= ENTRIES_PAGE_BYTES_MAX);
+const _: () = assert!(ENTRIES_PAGE_BYTES_MAX + 1024 * 1024 <= GRPC_MESSAGE_BYTES_MAX);
+// A full-size Append batch fits one AppendEntries payload unless escaping
+// grows it, and the worst single entry fits the Raft message limit.
+const _: () = assert!(BATCH_BYTES_MAX <= RAFT_APPEND_BYTES_MAX);
+const _: () = assert!(RAFT_APPEND_BYTES_MAX + RAFT_MESSAGE_FRAMING_BYTES <= GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(GRPC_MESSAGE_BYTES_MAX <= RAFT_MESSAGE_BYTES_MAX);
+
+/// Connections the client listener holds open at once; one more is closed
+/// on accept. Services keep one or a few channels each.
+pub const GRPC_CLIENT_CONNECTIONS_MAX: usize = 1024;
+
+/// Connections the peer listener holds open at once: a few per peer.
+pub const GRPC_PEER_CONNECTIONS_MAX: usize = 64;
+
+/// HTTP/2 streams (concurrent calls) per connection on either listener.
+pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 256;
+
+/// How often a node pings an idle HTTP/2 connection, ms, and how long it
+/// waits for the answer before closing it: a half-open `Tail` stream or a
+/// vanished peer is found within their sum.
+pub const GRPC_KEEPALIVE_INTERVAL_MS: u64 = 30_000;
+pub const GRPC_KEEPALIVE_TIMEOUT_MS: u64 = 10_000;

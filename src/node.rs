@@ -24,7 +24,6 @@
 //! quorum-signed checkpoint to them in the background
 //! ([`crate::witness::submitter`]).
 use std::collections::BTreeMap;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,14 +40,21 @@ use crate::api::analysis_service::AnalysisApi;
 use crate::api::ledger_service::LedgerApi;
 use crate::api::tiles::TilesApi;
 use crate::api::StoreSlot;
+use crate::auth::{AuthLayer, Authorizer, Listener as AuthListener, RefusalLog};
 use crate::config::{Config, Role};
 use crate::ledger::checkpoint::NoteSigner;
-use crate::limits::GRPC_MESSAGE_BYTES_MAX;
+use crate::limits::{
+    GRPC_CLIENT_CONNECTIONS_MAX, GRPC_KEEPALIVE_INTERVAL_MS, GRPC_KEEPALIVE_TIMEOUT_MS,
+    GRPC_MESSAGE_BYTES_MAX, GRPC_PEER_CONNECTIONS_MAX, GRPC_STREAMS_PER_CONNECTION_MAX,
+    RAFT_MESSAGE_BYTES_MAX,
+};
 use crate::proto;
 use crate::raft::{
     Command, LogStore, Network, PeerInfo, ProposeError, Proposer, Raft, StateMachine,
 };
-use crate::storage::ledger_store::{LedgerStore, LEDGER_FILE};
+use crate::storage::ledger_store::{same_witness_keys, LedgerStore, LEDGER_FILE};
+use crate::storage::signing_record::SigningRecord;
+use crate::tls::TlsMaterial;
 
 /// Why a node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +71,16 @@ pub enum NodeError {
     Serve(String),
     #[error("cannot set up witnesses: {0}")]
     Witness(#[from] crate::witness::submitter::SubmitterError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The sockets a node serves on, bound by the caller (port 0 in tests).
 pub struct Listeners {
-    /// gRPC: the public API and the internal Raft service.
-    pub grpc: TcpListener,
+    /// gRPC for clients: Ledger, Admin, Analysis, reflection.
+    pub client: TcpListener,
+    /// gRPC for peers: the internal Raft service (mutual TLS).
+    pub peer: TcpListener,
     /// HTTP: the read-only tlog-tiles endpoint; none to serve no HTTP.
     pub http: Option<TcpListener>,
 }
@@ -89,7 +99,10 @@ const SHUTDOWN_GRACE_MS: u64 = 5000;
 /// A node that is running; dropping it does not stop it, call [`shutdown`](Self::shutdown).
 pub struct RunningNode {
     pub id: u64,
+    /// Where the client listener listens.
     pub addr: SocketAddr,
+    /// Where the peer listener listens.
+    pub peer_addr: SocketAddr,
     /// Where the tlog-tiles endpoint listens, if it runs.
     pub http_addr: Option<SocketAddr>,
     raft: Raft,
@@ -100,7 +113,8 @@ pub struct RunningNode {
     /// peers reconnect to whatever serves this address next.
     closing: CancellationToken,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
-    http_server: Option<JoinHandle<std::io::Result<()>>>,
+    peer_server: JoinHandle<Result<(), tonic::transport::Error>>,
+    http_server: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     /// The analysis node's analyst, told to stop its model work at shutdown.
     analyst: Option<Arc<Analyst>>,
@@ -128,6 +142,7 @@ impl RunningNode {
         self.closing.cancel();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_GRACE_MS);
         drain("gRPC", self.server, deadline).await;
+        drain("peer gRPC", self.peer_server, deadline).await;
         if let Some(http_server) = self.http_server {
             drain("HTTP", http_server, deadline).await;
         }
@@ -163,13 +178,14 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), NodeError> {
-    let grpc = bind(config.listen).await?;
+    let client = bind(config.listen).await?;
+    let peer = bind(config.peer_listen).await?;
     let http = match config.http_listen {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let node = start(config, Listeners { grpc, http }).await?;
-    tracing::info!(id = node.id, addr = %node.addr, "node serving");
+    let node = start(config, Listeners { client, peer, http }).await?;
+    tracing::info!(id = node.id, addr = %node.addr, peer_addr = %node.peer_addr, "node serving");
     if let Some(http_addr) = node.http_addr {
         tracing::info!(addr = %http_addr, "tlog-tiles served over HTTP");
     }
@@ -202,20 +218,23 @@ fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
 /// Starts a node serving on `listeners` (bind port 0 in tests).
 pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, NodeError> {
     let Listeners {
-        grpc: listener,
+        client: listener,
+        peer: peer_listener,
         http,
     } = listeners;
-    let addr = listener.local_addr().map_err(|e| NodeError::Listen {
-        addr: config.listen,
-        reason: e.to_string(),
-    })?;
-    let http_addr = match &http {
-        Some(l) => Some(l.local_addr().map_err(|e| NodeError::Listen {
-            addr: config.http_listen.unwrap_or(addr),
+    let local = |l: &TcpListener, addr: SocketAddr| {
+        l.local_addr().map_err(|e| NodeError::Listen {
+            addr,
             reason: e.to_string(),
-        })?),
+        })
+    };
+    let addr = local(&listener, config.listen)?;
+    let peer_addr = local(&peer_listener, config.peer_listen)?;
+    let http_addr = match &http {
+        Some(l) => Some(local(l, config.http_listen.unwrap_or(addr))?),
         None => None,
     };
+    let tls = security(&config)?;
     let storage_err = |e: &dyn std::fmt::Display| NodeError::Storage {
         path: config.data_dir.display().to_string(),
         reason: e.to_string(),
@@ -236,7 +255,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         StateMachine::open(store.clone(), &snapshot_dir).map_err(|e| storage_err(&e))?;
     let applied = sm.subscribe();
     let voter_signed = sm.subscribe_voter_signed();
-    let network = Network::default();
+    let network = Network::new(tls.clone());
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(&config)?),
@@ -249,22 +268,35 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     let proposer = Proposer::new(raft.clone(), network);
 
     if config.bootstrap {
-        bootstrap(&raft, &config).await?;
+        bootstrap(&raft, &config, proposer.network()).await?;
     }
     let (stop, stop_rx) = watch::channel(false);
 
-    let mut tasks = vec![tokio::spawn(checkpoint_ticker(
-        config.clone(),
-        proposer.clone(),
-        store.clone(),
-        applied.clone(),
-    ))];
-    if let Some(signer) = signer {
-        tasks.push(tokio::spawn(cosign_loop(
-            config.id,
-            signer,
+    let (refusals, refusal_writer) = RefusalLog::new(config.id);
+    let authorizer = Arc::new(Authorizer::new(
+        &config.auth,
+        config.insecure,
+        refusals.clone(),
+    ));
+    let mut tasks = vec![
+        tokio::spawn(checkpoint_ticker(
+            config.clone(),
             proposer.clone(),
             store.clone(),
+            applied.clone(),
+        )),
+        tokio::spawn(refusal_writer.run(proposer.clone(), stop_rx.clone())),
+    ];
+    if let Some(signer) = signer {
+        let record = SigningRecord::open(&config.data_dir).map_err(|e| storage_err(&e))?;
+        tasks.push(tokio::spawn(cosign_loop(
+            Cosigner {
+                node_id: config.id,
+                signer,
+                proposer: proposer.clone(),
+                store: store.clone(),
+                record: Arc::new(std::sync::Mutex::new(record)),
+            },
             new_checkpoints,
         )));
     }
@@ -308,62 +340,147 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         proposer.clone(),
         applied,
         stop_rx.clone(),
+        refusals.clone(),
     ))
     .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let admin = proto::admin_server::AdminServer::new(AdminApi::new(raft.clone(), slot.clone()));
+    let admin = proto::admin_server::AdminServer::new(AdminApi::new(
+        raft.clone(),
+        slot.clone(),
+        proposer.network().clone(),
+    ));
     let raft_svc = proto::raft_server::RaftServer::new(crate::raft::service::RaftRpc::new(
         proposer.clone(),
         snapshot_dir,
+        refusals,
     ))
-    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let mut stop_wait = stop_rx.clone();
+    .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
+    .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX);
     let closing = CancellationToken::new();
+    let http_tls = match &tls {
+        Some(t) => Some(t.server_config(true)?),
+        None => None,
+    };
     let http_server = http.map(|listener| {
-        let listener = ClosingListener {
-            inner: listener,
-            closing: closing.clone(),
-        };
-        let router = TilesApi::new(slot.clone(), raft.clone()).router();
+        let router = TilesApi::new(slot.clone(), raft.clone()).router_with(authorizer.clone());
+        let mut stop_wait = stop_rx.clone();
+        tokio::spawn(crate::api::http_server::serve(
+            listener,
+            router,
+            http_tls,
+            crate::api::http_server::HttpLimits::default(),
+            closing.clone(),
+            async move {
+                let _ = stop_wait.wait_for(|s| *s).await;
+            },
+        ))
+    });
+    let server = {
+        let mut builder = grpc_server(tls.as_ref().map(TlsMaterial::client_server))?
+            .layer(AuthLayer::new(authorizer.clone(), AuthListener::Client));
+        let incoming = incoming(listener, &closing, GRPC_CLIENT_CONNECTIONS_MAX);
         let mut stop_wait = stop_rx.clone();
         tokio::spawn(
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
+            builder
+                .add_service(ledger)
+                .add_service(admin)
+                .add_service(reflection)
+                .add_optional_service(analysis)
+                .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop_wait.wait_for(|s| *s).await;
-                })
-                .into_future(),
+                }),
         )
-    });
-    let conn_closing = closing.clone();
-    let incoming = tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        move |conn| conn.map(|c| Connection::new(c, &conn_closing)),
-    );
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(ledger)
-            .add_service(admin)
-            .add_service(raft_svc)
-            .add_service(reflection)
-            .add_optional_service(analysis)
-            .serve_with_incoming_shutdown(incoming, async move {
+    };
+    let peer_server = {
+        let mut builder = grpc_server(tls.as_ref().map(TlsMaterial::peer_server))?
+            .layer(AuthLayer::new(authorizer, AuthListener::Peer));
+        let incoming = incoming(peer_listener, &closing, GRPC_PEER_CONNECTIONS_MAX);
+        let mut stop_wait = stop_rx.clone();
+        tokio::spawn(builder.add_service(raft_svc).serve_with_incoming_shutdown(
+            incoming,
+            async move {
                 let _ = stop_wait.wait_for(|s| *s).await;
-            }),
-    );
+            },
+        ))
+    };
     Ok(RunningNode {
         id: config.id,
         addr,
+        peer_addr,
         http_addr,
         raft,
         stop,
         slot,
         closing,
         server,
+        peer_server,
         http_server,
         tasks,
         analyst: analyst_handle,
     })
+}
+
+/// The node's TLS material, or `None` with a warning when it runs
+/// `--insecure` (said at every start, so nobody forgets it is on).
+fn security(config: &Config) -> Result<Option<TlsMaterial>, NodeError> {
+    if config.insecure {
+        tracing::warn!(
+            "--insecure: both listeners speak plaintext and nobody is authenticated; \
+             anyone who reaches a port can append, read and change membership"
+        );
+        return Ok(None);
+    }
+    let tls = config.tls.as_ref().ok_or_else(|| {
+        NodeError::Tls(crate::tls::TlsError::Rustls(
+            "no [tls] section and not --insecure".into(),
+        ))
+    })?;
+    Ok(Some(TlsMaterial::load(tls, config.id)?))
+}
+
+/// A gRPC server with the limits every listener needs: keepalives that
+/// find dead peers, bounded streams per connection, a handshake deadline.
+fn grpc_server(
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> Result<tonic::transport::Server, NodeError> {
+    let builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_millis(GRPC_KEEPALIVE_INTERVAL_MS)))
+        .http2_keepalive_timeout(Some(Duration::from_millis(GRPC_KEEPALIVE_TIMEOUT_MS)))
+        .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION_MAX))
+        .concurrency_limit_per_connection(GRPC_STREAMS_PER_CONNECTION_MAX as usize);
+    match tls {
+        Some(tls) => builder
+            .tls_config(tls)
+            .map_err(|e| NodeError::Serve(format!("TLS configuration: {e}"))),
+        None => Ok(builder),
+    }
+}
+
+/// Accepted connections of one listener, at most `max` open at once (a
+/// connection beyond it is closed at once), each ending when the node stops.
+fn incoming(
+    listener: TcpListener,
+    closing: &CancellationToken,
+    max: usize,
+) -> impl futures::Stream<Item = std::io::Result<Connection>> {
+    let closing = closing.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    tokio_stream::StreamExt::filter_map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        move |conn| match conn {
+            Ok(stream) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => Some(Ok(Connection::new(stream, &closing, Some(slot)))),
+                Err(_) => {
+                    tracing::warn!(
+                        max,
+                        "connection refused: the listener is at its connection cap"
+                    );
+                    None
+                }
+            },
+            Err(e) => Some(Err(e)),
+        },
+    )
 }
 
 /// Loads the model and builds the analyst. A model that cannot be loaded
@@ -391,7 +508,8 @@ fn load_signer(config: &Config) -> Result<NoteSigner, NodeError> {
         path: config.signing_key_file.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(&config.signing_key_file).map_err(|e| err(e.to_string()))?;
+    let text = crate::key_file::read_private_key(&config.signing_key_file)
+        .map_err(|e| err(e.to_string()))?;
     NoteSigner::from_skey(text.trim()).map_err(|e| err(e.to_string()))
 }
 
@@ -401,26 +519,25 @@ fn load_signer(config: &Config) -> Result<NoteSigner, NodeError> {
 const BOOTSTRAP_PROBE_MS: u64 = 500;
 
 /// A peer that already belongs to an initialised cluster (it has seen a
-/// term), if any answers.
-async fn initialised_peer(config: &Config) -> Option<u64> {
+/// term), if any answers. Asked on its client listener, as a node.
+async fn initialised_peer(config: &Config, network: &Network) -> Option<u64> {
     let limit = Duration::from_millis(BOOTSTRAP_PROBE_MS);
     let probes = config
         .peers
         .iter()
         .filter(|p| p.id != config.id)
-        .map(|p| async move {
-            let endpoint =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", p.addr)).ok()?;
-            let status = tokio::time::timeout(limit, async {
-                let channel = endpoint.connect_timeout(limit).connect().await.ok()?;
+        .filter_map(|p| Some((p.id, p.client_addr.clone()?)))
+        .map(|(id, addr)| async move {
+            let channel = network.channel(id, &addr).ok()?;
+            let status = tokio::time::timeout(
+                limit,
                 proto::admin_client::AdminClient::new(channel)
-                    .status(proto::StatusRequest::default())
-                    .await
-                    .ok()
-            })
+                    .status(proto::StatusRequest::default()),
+            )
             .await
-            .ok()??;
-            (status.get_ref().term > 0).then_some(p.id)
+            .ok()?
+            .ok()?;
+            (status.get_ref().term > 0).then_some(id)
         });
     futures::future::join_all(probes)
         .await
@@ -434,7 +551,7 @@ async fn initialised_peer(config: &Config) -> Option<u64> {
 /// a peer already belongs to a cluster it must not initialise a second one
 /// (a new membership entry and an election at term 1); it starts empty and
 /// the leader restores it by snapshot, like any wiped node.
-async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), NodeError> {
+async fn bootstrap(raft: &Raft, config: &Config, network: &Network) -> Result<(), NodeError> {
     if raft
         .is_initialized()
         .await
@@ -442,7 +559,7 @@ async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), NodeError> {
     {
         return Ok(());
     }
-    if let Some(peer) = initialised_peer(config).await {
+    if let Some(peer) = initialised_peer(config, network).await {
         tracing::warn!(
             peer,
             "bootstrap = true, but peer {peer} already belongs to an initialised cluster: \
@@ -458,6 +575,7 @@ async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), NodeError> {
                 p.id,
                 PeerInfo {
                     addr: p.addr.clone(),
+                    client_addr: p.client_addr.clone().unwrap_or_default(),
                     verifier_key: p.verifier_key.clone(),
                 },
             )
@@ -470,6 +588,37 @@ async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), NodeError> {
             Ok(())
         }
         Err(e) => Err(NodeError::Raft(e.to_string())),
+    }
+}
+
+/// On the leader: makes the replicated witness set (which every replica
+/// checks witness cosignatures against) the one this node's config lists.
+async fn sync_witness_keys(config: &Config, proposer: &Proposer, store: &Arc<LedgerStore>) {
+    let configured: Vec<String> = config
+        .witnesses
+        .iter()
+        .map(|w| w.verifier_key.trim().to_string())
+        .collect();
+    let s = store.clone();
+    let replicated = match tokio::task::spawn_blocking(move || s.witness_keys()).await {
+        Ok(Ok(keys)) => keys,
+        _ => return,
+    };
+    if same_witness_keys(&configured, &replicated) {
+        return;
+    }
+    match proposer
+        .propose_local(Command::SetWitnesses {
+            verifier_keys: configured,
+        })
+        .await
+    {
+        Ok(r) => {
+            if let Some(reason) = r.refusal() {
+                tracing::error!(reason, "witness keys refused");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "witness keys not proposed"),
     }
 }
 
@@ -493,6 +642,7 @@ async fn checkpoint_ticker(
             last_checkpoint = None;
             continue;
         }
+        sync_witness_keys(&config, &proposer, &store).await;
         let size = applied.borrow().tree_size;
         if last_checkpoint.is_none() {
             let s = store.clone();
@@ -521,16 +671,22 @@ async fn checkpoint_ticker(
     }
 }
 
-/// Signs every checkpoint this voter applies and proposes the signature.
-/// It also re-checks the newest checkpoint now and then, so a voter that was
-/// down (or caught up by snapshot) signs the checkpoint it missed.
-async fn cosign_loop(
+/// What a voter signs with, and the record that keeps it from signing a
+/// history that rewrites one it signed before.
+struct Cosigner {
     node_id: u64,
     signer: NoteSigner,
     proposer: Proposer,
     store: Arc<LedgerStore>,
-    mut sizes: mpsc::UnboundedReceiver<u64>,
-) {
+    /// The last tree this voter signed (persisted): a new checkpoint is
+    /// signed only as a consistency-proven extension of it.
+    record: Arc<std::sync::Mutex<SigningRecord>>,
+}
+
+/// Signs every checkpoint this voter applies and proposes the signature.
+/// It also re-checks the newest checkpoint now and then, so a voter that was
+/// down (or caught up by snapshot) signs the checkpoint it missed.
+async fn cosign_loop(cosigner: Cosigner, mut sizes: mpsc::UnboundedReceiver<u64>) {
     let mut recheck = tokio::time::interval(Duration::from_millis(COSIGN_RECHECK_MS));
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -539,12 +695,12 @@ async fn cosign_loop(
                 Some(s) => s,
                 None => return,
             },
-            _ = recheck.tick() => match newest_unsigned(&store, signer.key_id()).await {
+            _ = recheck.tick() => match newest_unsigned(&cosigner.store, cosigner.signer.key_id()).await {
                 Some(s) => s,
                 None => continue,
             },
         };
-        if !cosign(node_id, &signer, &proposer, &store, size).await {
+        if !cosign(&cosigner, size).await {
             return;
         }
     }
@@ -565,18 +721,42 @@ async fn newest_unsigned(store: &Arc<LedgerStore>, key_id: u32) -> Option<u64> {
 
 /// Signs the checkpoint at `size` and proposes the signature, retrying while
 /// leadership settles. Returns false once Raft has stopped.
-async fn cosign(
-    node_id: u64,
-    signer: &NoteSigner,
-    proposer: &Proposer,
-    store: &Arc<LedgerStore>,
-    size: u64,
-) -> bool {
-    let s = store.clone();
-    let body = match tokio::task::spawn_blocking(move || s.checkpoint_at(size)).await {
-        Ok(Ok(cp)) => cp.body,
+async fn cosign(cosigner: &Cosigner, size: u64) -> bool {
+    let Cosigner {
+        node_id,
+        signer,
+        proposer,
+        store,
+        record,
+    } = cosigner;
+    let node_id = *node_id;
+    let last_signed = record
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .last_signed()
+        .map(|t| t.size);
+    if last_signed.is_some_and(|last| size < last) {
+        // A queued older checkpoint after a newer one was signed: nothing
+        // to do, and signing it would not extend what was signed.
+        tracing::debug!(size, ?last_signed, "older than the last signed checkpoint");
+        return true;
+    }
+    let (s, r) = (store.clone(), record.clone());
+    let body = match tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let body = s.checkpoint_at(size).map_err(|e| e.to_string())?.body;
+        r.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .authorize_and_record(&body, |old, new| {
+                s.consistency_proof(old, new).map(|(proof, _, _)| proof)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(body)
+    })
+    .await
+    {
+        Ok(Ok(body)) => body,
         other => {
-            tracing::warn!(size, ?other, "cannot read checkpoint to sign");
+            tracing::error!(size, ?other, "refusing to sign checkpoint");
             return true;
         }
     };
@@ -615,13 +795,20 @@ async fn cosign(
 struct Connection {
     inner: tokio::net::TcpStream,
     closed: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// The listener's connection slot, released when the connection ends.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Connection {
-    fn new(inner: tokio::net::TcpStream, closing: &CancellationToken) -> Self {
+    fn new(
+        inner: tokio::net::TcpStream,
+        closing: &CancellationToken,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         Self {
             inner,
             closed: Box::pin(closing.clone().cancelled_owned()),
+            _slot: slot,
         }
     }
 }
@@ -660,29 +847,6 @@ impl tokio::io::AsyncWrite for Connection {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// The HTTP listener: its connections end when the node stops, as the gRPC
-/// ones do, so a keep-alive client cannot hold the old server open.
-struct ClosingListener {
-    inner: TcpListener,
-    closing: CancellationToken,
-}
-
-impl axum::serve::Listener for ClosingListener {
-    type Io = Connection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Connection, SocketAddr) {
-        // axum's own accept retries (and logs) failed accepts.
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        let _ = stream.set_nodelay(true);
-        (Connection::new(stream, &self.closing), addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
     }
 }
 

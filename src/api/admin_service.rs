@@ -7,18 +7,27 @@ use tonic::{Request, Response, Status};
 use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
 use crate::raft::types::{Metrics, ServerState};
-use crate::raft::{PeerInfo, Raft, TypeConfig};
+use crate::raft::{Network, PeerInfo, Raft, TypeConfig};
 
 pub struct AdminApi {
     raft: Raft,
     store: super::StoreSlot,
+    /// Dials a joining node as its peers will, to check its certificate.
+    network: Network,
 }
 
 impl AdminApi {
-    pub fn new(raft: Raft, store: super::StoreSlot) -> Self {
-        Self { raft, store }
+    pub fn new(raft: Raft, store: super::StoreSlot, network: Network) -> Self {
+        Self {
+            raft,
+            store,
+            network,
+        }
     }
 }
+
+/// How long AddLearner waits for the joining node's TLS handshake, ms.
+const JOIN_PROBE_MS: u64 = 3_000;
 
 fn members(m: &Metrics) -> Vec<pb::Member> {
     let membership = m.membership_config.membership();
@@ -30,6 +39,7 @@ fn members(m: &Metrics) -> Vec<pb::Member> {
             addr: node.addr.clone(),
             voter: voters.contains(id),
             verifier_key: node.verifier_key.clone(),
+            client_addr: node.client_addr.clone(),
         })
         .collect()
 }
@@ -117,8 +127,55 @@ impl Admin for AdminApi {
                 req.addr
             )));
         }
+        for (field, addr) in [("addr", &req.addr), ("client_addr", &req.client_addr)] {
+            if addr
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+            {
+                return Err(Status::invalid_argument(format!(
+                    "{field} {addr:?} is not host:port"
+                )));
+            }
+        }
+        let key = req.verifier_key.trim();
+        if !key.is_empty() {
+            crate::ledger::checkpoint::parse_verifier(key).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "verifier_key is not a signed-note verifier key: {e}"
+                ))
+            })?;
+            let m = crate::raft::metrics(&self.raft);
+            let taken = m
+                .membership_config
+                .membership()
+                .nodes()
+                .find(|(id, n)| **id != req.id && n.verifier_key.trim() == key)
+                .map(|(id, _)| *id);
+            if let Some(owner) = taken {
+                return Err(Status::already_exists(format!(
+                    "verifier_key already belongs to node {owner}; every node signs with its own key"
+                )));
+            }
+        }
+        // The leader must be able to reach the node as a peer of this
+        // cluster before it enters the membership: a certificate of another
+        // CA (or naming another node) fails here, not in replication.
+        self.network
+            .probe(
+                req.id,
+                &req.addr,
+                std::time::Duration::from_millis(JOIN_PROBE_MS),
+            )
+            .await
+            .map_err(|e| {
+                Status::failed_precondition(format!(
+                    "node {} at {} is not reachable as a peer of this cluster: {e}",
+                    req.id, req.addr
+                ))
+            })?;
         let node = PeerInfo {
             addr: req.addr,
+            client_addr: req.client_addr,
             verifier_key: req.verifier_key,
         };
         self.raft

@@ -177,6 +177,13 @@ impl TilesApi {
             .with_state(self)
     }
 
+    /// [`TilesApi::router`] behind the auditor role: a bearer token, or
+    /// nothing if the operator opened the log to anonymous auditors.
+    pub fn router_with(self, authorizer: Arc<crate::auth::Authorizer>) -> Router {
+        self.router()
+            .layer(axum::middleware::from_fn_with_state(authorizer, authorize))
+    }
+
     /// Runs `f` on a blocking thread with the store, within the read limit.
     async fn read<T: Send + 'static>(
         &self,
@@ -261,6 +268,49 @@ async fn unknown(method: Method) -> TilesError {
         TilesError::UnknownPath
     } else {
         TilesError::MethodNotAllowed { method }
+    }
+}
+
+/// Admits a tiles request for the auditor role, or answers 401, 403 or 429
+/// with the reason (and `Retry-After` when over a rate limit).
+async fn authorize(
+    axum::extract::State(authorizer): axum::extract::State<Arc<crate::auth::Authorizer>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path().to_string();
+    let authorization = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let parts = crate::auth::authorizer::RequestParts {
+        path: &path,
+        certs: None,
+        authorization: authorization.as_deref(),
+        remote: None,
+    };
+    match authorizer.admit_tiles(&parts) {
+        Ok(admitted) => {
+            let _in_flight = admitted.permit;
+            next.run(req).await
+        }
+        Err(status) => {
+            let code = match status.code() {
+                tonic::Code::Unauthenticated => axum::http::StatusCode::UNAUTHORIZED,
+                tonic::Code::ResourceExhausted => axum::http::StatusCode::TOO_MANY_REQUESTS,
+                _ => axum::http::StatusCode::FORBIDDEN,
+            };
+            let mut response = (code, format!("{}\n", status.message())).into_response();
+            if code == axum::http::StatusCode::TOO_MANY_REQUESTS {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+            }
+            response
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! shape before it is used: hashes are 32 bytes, sizes are the ones asked
 //! for. Whether the content is *true* is for the proofs to show.
 
-use tonic::transport::Channel;
+use crate::tls::bearer::Conn;
 
 use super::AuditError;
 use crate::ledger::merkle::Hash;
@@ -12,11 +12,11 @@ use crate::proto::{self, ledger_client::LedgerClient};
 #[derive(Clone)]
 pub struct LogReader {
     endpoint: String,
-    client: LedgerClient<Channel>,
+    client: LedgerClient<Conn>,
 }
 
 impl LogReader {
-    pub fn new(endpoint: &str, client: LedgerClient<Channel>) -> Self {
+    pub fn new(endpoint: &str, client: LedgerClient<Conn>) -> Self {
         Self {
             endpoint: endpoint.to_string(),
             client,

@@ -82,8 +82,8 @@ pub struct CategorizeArgs {
     pub file: Option<PathBuf>,
 }
 
-async fn analysis(global: &Global) -> Result<AnalysisClient<tonic::transport::Channel>, CliError> {
-    let channel = client::connect_analysis(&global.endpoint).await?;
+async fn analysis(global: &Global) -> Result<AnalysisClient<client::Conn>, CliError> {
+    let channel = client::connect_analysis(&global.credentials, &global.endpoint).await?;
     Ok(AnalysisClient::new(channel)
         .max_decoding_message_size(crate::limits::GRPC_MESSAGE_BYTES_MAX))
 }
@@ -371,7 +371,7 @@ pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliE
 }
 
 pub async fn anomalies(global: &Global, args: &AnomaliesArgs) -> Result<(), CliError> {
-    let channel = client::connect_streaming(&global.endpoint).await?;
+    let channel = client::connect_streaming(&global.credentials, &global.endpoint).await?;
     let mut c = AnalysisClient::new(channel);
     let mut stream = c
         .anomalies(proto::AnomaliesRequest {

@@ -15,7 +15,6 @@ use prost::Message;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use tonic::transport::Channel;
 
 use super::audit::{load_policy, write_atomic};
 use super::client::{self, StatusError};
@@ -151,7 +150,7 @@ pub async fn run(global: &Global, args: &AppendArgs) -> Result<(), CliError> {
     let policy = args.policy.as_deref().map(load_policy).transpose()?;
     let wait = args.wait_checkpoint || args.receipts.is_some();
     let batches = batches(&events, args.batch as usize);
-    let channel = client::connect(&global.endpoint).await?;
+    let channel = client::connect(&global.credentials, &global.endpoint).await?;
     let appended = send(client::ledger(channel), batches, events.len(), wait).await?;
     // Receipts are checked here, not taken on the server's word.
     let verdict = if wait {
@@ -540,7 +539,7 @@ impl Batcher {
 /// change mid-call) is retried when every event carries an idempotency
 /// key, so a retry of a batch that did commit appends nothing twice.
 pub async fn append_batch(
-    ledger: &mut LedgerClient<Channel>,
+    ledger: &mut LedgerClient<client::Conn>,
     events: Vec<proto::Event>,
     wait_checkpoint: bool,
 ) -> Result<proto::AppendResponse, tonic::Status> {
@@ -576,7 +575,7 @@ pub async fn append_batch(
 }
 
 async fn send(
-    mut ledger: LedgerClient<Channel>,
+    mut ledger: LedgerClient<client::Conn>,
     batches: Vec<Vec<proto::Event>>,
     total: usize,
     wait_checkpoint: bool,

@@ -21,6 +21,7 @@ use crate::audit::verifier::{self, Consistency, Latest};
 use crate::audit::AuditError;
 use crate::ledger::bundle::{self, BundleVerdict};
 use crate::ledger::policy::TrustPolicy;
+use crate::proto::ledger_client::LedgerClient;
 
 /// Largest policy file read, bytes.
 const POLICY_BYTES_MAX: u64 = 1024 * 1024;
@@ -130,9 +131,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
 }
 
-async fn reader(endpoint: &str) -> Result<LogReader, CliError> {
-    let channel = client::connect(endpoint).await?;
-    Ok(LogReader::new(endpoint, client::ledger(channel)))
+async fn reader(global: &Global) -> Result<LogReader, CliError> {
+    let channel = client::connect_audit(&global.credentials, &global.endpoint, false).await?;
+    Ok(LogReader::new(&global.endpoint, ledger_client(channel)))
+}
+
+fn ledger_client(channel: client::Conn) -> LedgerClient<client::Conn> {
+    LedgerClient::new(channel)
+        .max_decoding_message_size(crate::limits::GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(crate::limits::GRPC_MESSAGE_BYTES_MAX)
 }
 
 /// Prints a failed verdict and turns it into the command's error.
@@ -175,7 +182,7 @@ pub async fn verify(global: &Global, args: &VerifyArgs) -> Result<(), CliError> 
         Some(spec) => Some(verifier::parse_entry_list(spec).map_err(CliError::Audit)?),
         None => None,
     };
-    let mut reader = reader(&global.endpoint).await?;
+    let mut reader = reader(global).await?;
     let started = std::time::Instant::now();
     let outcome = run_verify(&mut reader, &policy, &state, listed, given, args.full).await;
     let (latest, proved, full) = match outcome {
@@ -381,7 +388,7 @@ fn report_bundle(
 
 pub async fn export(global: &Global, args: &ExportArgs) -> Result<(), CliError> {
     let policy = args.policy.as_deref().map(load_policy).transpose()?;
-    let mut reader = reader(&global.endpoint).await?;
+    let mut reader = reader(global).await?;
     let note = reader.latest_note().await.map_err(CliError::Audit)?;
     // Without a policy the note is still parsed; the bundle then rests on
     // whatever signatures it carries, for the recipient's policy to judge.
@@ -427,7 +434,8 @@ pub async fn monitor(global: &Global, args: &MonitorArgs) -> Result<(), CliError
     // by the round like any other outage instead of stopping the monitor.
     let mut readers = Vec::new();
     for e in &endpoints {
-        readers.push(LogReader::new(e, client::ledger(client::lazy(e)?)));
+        let channel = client::connect_audit(&global.credentials, e, true).await?;
+        readers.push(LogReader::new(e, ledger_client(channel)));
     }
     loop {
         let round = monitor::round(&mut readers, &policy, &mut state).await;

@@ -83,7 +83,7 @@ pub async fn run(global: &Global, args: &BenchArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..args.clients {
-        let channel = client::connect(&global.endpoint).await?;
+        let channel = client::connect(&global.credentials, &global.endpoint).await?;
         let mut ledger = client::ledger(channel);
         let pad = pad.clone();
         let batch = args.batch;

@@ -129,7 +129,7 @@ pub async fn run(global: &Global, args: &IngestArgs) -> Result<(), CliError> {
         return dry_run(args, &input);
     }
     let counts = validate(args, &input)?;
-    let channel = client::connect(&global.endpoint).await?;
+    let channel = client::connect(&global.credentials, &global.endpoint).await?;
     let bar = progress_bar(counts.valid, args.no_progress);
     let result = append_all(args, &input, client::ledger(channel), counts, &bar).await;
     bar.finish_and_clear();
@@ -272,7 +272,7 @@ fn progress_bar(total: u64, no_progress: bool) -> ProgressBar {
 async fn append_all(
     args: &IngestArgs,
     input: &Input,
-    mut ledger: proto::ledger_client::LedgerClient<tonic::transport::Channel>,
+    mut ledger: proto::ledger_client::LedgerClient<client::Conn>,
     counts: Counts,
     bar: &ProgressBar,
 ) -> Result<Ingested, CliError> {
@@ -319,7 +319,7 @@ async fn append_all(
 }
 
 async fn send(
-    ledger: &mut proto::ledger_client::LedgerClient<tonic::transport::Channel>,
+    ledger: &mut proto::ledger_client::LedgerClient<client::Conn>,
     batch: Vec<proto::Event>,
     ingested: &mut Ingested,
     total: u64,

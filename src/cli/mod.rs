@@ -2,7 +2,8 @@
 //! bring up a local three-node cluster.
 //!
 //! ## Layout
-//! - [`client`]: connecting to an endpoint; how gRPC statuses are shown.
+//! - [`client`]: connecting to an endpoint with TLS and credentials; how
+//!   gRPC statuses are shown.
 //! - [`append`]: events from flags or JSON lines, parsed and validated in
 //!   full before anything is sent.
 //! - [`ingest`]: native audit logs (CloudTrail, k8s audit, auditd, Okta,
@@ -16,6 +17,7 @@
 //! - [`status`]: the `status` table.
 //! - [`fsck`]: `fsck`, which checks a stopped node's files offline.
 //! - [`keygen`]: signed-note key pairs (node and witness keys).
+//! - [`certs`]: the cluster CA, node and client certificates, bearer tokens.
 //! - [`witness`]: `witness`, a C2SP tlog-witness server.
 //! - [`cluster`]: `cluster up`, a local cluster of child processes.
 //! - [`output`]: how entries, hashes and times are printed.
@@ -27,6 +29,7 @@ pub mod analysis;
 pub mod append;
 pub mod audit;
 pub mod bench;
+pub mod certs;
 pub mod client;
 pub mod cluster;
 pub mod fsck;
@@ -47,7 +50,7 @@ use crate::config::{Config, ConfigError};
 pub use client::StatusError;
 
 /// Default endpoint: node 1 of `ironlog cluster up`.
-pub const ENDPOINT_DEFAULT: &str = "http://127.0.0.1:7001";
+pub const ENDPOINT_DEFAULT: &str = "https://127.0.0.1:7001";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,9 +59,36 @@ pub const ENDPOINT_DEFAULT: &str = "http://127.0.0.1:7001";
     about = "Immutable, replicated audit ledger"
 )]
 pub struct Cli {
-    /// gRPC endpoint of any node (followers forward writes to the leader).
+    /// gRPC endpoint of any node (followers forward writes to the leader):
+    /// https://host:port, or http://host:port for a cluster run with --insecure.
     #[arg(long, global = true, env = "IRONLOG_ENDPOINT", default_value = ENDPOINT_DEFAULT)]
     pub endpoint: String,
+    /// The cluster CA certificate (PEM) that an https:// node must present a
+    /// certificate of; required for https://.
+    #[arg(long, global = true, env = "IRONLOG_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) issued by the cluster CA (`ironlog certs
+    /// client`), presented to the node; needs --key.
+    #[arg(long, global = true, env = "IRONLOG_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, mode 0600). `ironlog
+    /// witness` has its own --key (its signing key), which takes precedence
+    /// there: clap gives a subcommand's argument of the same id priority.
+    #[arg(long, global = true, env = "IRONLOG_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Bearer token sent on every call (`authorization: Bearer TOKEN`).
+    /// Prefer --token-file: a command line is visible to other local users.
+    #[arg(
+        long,
+        global = true,
+        env = "IRONLOG_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<client::Token>,
+    /// File holding the bearer token (mode 0600).
+    #[arg(long, global = true, env = "IRONLOG_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Print JSON instead of human-readable text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -73,9 +103,17 @@ pub enum Command {
         /// The node's TOML configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// Serve plaintext without authentication: no TLS on either listener,
+        /// any caller may do anything, any process may speak Raft. Only for
+        /// a throwaway cluster on one machine; the node warns at every start.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Generate a signed-note key pair for a node, or a witness's with --witness.
     Keygen(keygen::KeygenArgs),
+    /// Make the cluster CA, node and client certificates, and bearer tokens.
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Run a C2SP tlog-witness for the logs of the given policies.
     Witness(witness::WitnessArgs),
     /// Append events, from flags or from a JSON-lines file.
@@ -143,6 +181,8 @@ pub enum ClusterCommand {
 pub struct Global {
     pub endpoint: String,
     pub json: bool,
+    /// TLS trust and the caller's identity for every connection.
+    pub credentials: client::Credentials,
 }
 
 /// Why a command failed. The message is what the user sees after `error: `.
@@ -171,7 +211,11 @@ pub enum CliError {
     #[error(transparent)]
     Ingest(#[from] ingest::IngestCliError),
     #[error(transparent)]
+    Credentials(#[from] client::CredentialsError),
+    #[error(transparent)]
     Keygen(#[from] keygen::KeygenError),
+    #[error(transparent)]
+    Certs(#[from] certs::CertsError),
     #[error(transparent)]
     Witness(#[from] crate::witness::server::WitnessError),
     #[error(transparent)]
@@ -214,10 +258,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let global = Global {
         endpoint: cli.endpoint,
         json: cli.json,
+        credentials: client::Credentials {
+            ca: cli.ca,
+            cert: cli.cert,
+            key: cli.key,
+            token: cli.token,
+            token_file: cli.token_file,
+        },
     };
     match cli.command {
-        Command::Node { config } => run_node(&config).await,
+        Command::Node { config, insecure } => run_node(&config, insecure).await,
         Command::Keygen(args) => keygen::run(&global, &args),
+        Command::Certs(command) => certs::run(&global, &command),
         Command::Witness(args) => witness::run(&args).await,
         Command::Append(args) => append::run(&global, &args).await,
         Command::Ingest(args) => ingest::run(&global, &args).await,
@@ -240,9 +292,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn run_node(path: &std::path::Path) -> Result<(), CliError> {
-    let config = Config::load(path)?;
-    tracing::info!(id = config.id, listen = %config.listen, "starting node");
+async fn run_node(path: &std::path::Path, insecure: bool) -> Result<(), CliError> {
+    let config = Config::load_with(path, insecure)?;
+    tracing::info!(
+        id = config.id,
+        listen = %config.listen,
+        peer_listen = %config.peer_listen,
+        "starting node"
+    );
     crate::node::run(config)
         .await
         .map_err(|e| CliError::Node(Box::new(e)))
@@ -251,9 +308,38 @@ async fn run_node(path: &std::path::Path) -> Result<(), CliError> {
 /// Shared `--vkey` option: verifier keys whose signatures must be on a note.
 #[derive(Clone, Debug, Default, Args)]
 pub struct TrustArgs {
-    /// Verifier key that must have signed the checkpoint (repeatable). The
-    /// `.pub` file written by `ironlog keygen` holds one. Without it the
-    /// note's signatures are shown but not checked.
+    /// Verifier key of a voter (repeatable; give every voter's). The `.pub`
+    /// file written by `ironlog keygen` holds one. A note is accepted only if
+    /// a majority of the given keys signed it (see --min-signatures).
+    /// Without --vkey the note's signatures are shown but not checked.
     #[arg(long = "vkey", value_name = "VKEY")]
     pub vkeys: Vec<String>,
+    /// How many of the --vkey keys must have signed, 1 to their number
+    /// [default: a majority, floor(n/2)+1].
+    #[arg(long, value_name = "K", requires = "vkeys")]
+    pub min_signatures: Option<usize>,
+}
+
+impl TrustArgs {
+    /// Signatures by distinct given keys a note needs: `--min-signatures`,
+    /// or a majority of the keys, as a quorum of voters signs each checkpoint.
+    pub fn signatures_required(&self) -> Result<usize, CliError> {
+        let keys = self.distinct_vkeys().len();
+        match self.min_signatures {
+            None => Ok(keys / 2 + 1),
+            Some(k) if (1..=keys).contains(&k) => Ok(k),
+            Some(k) => Err(CliError::Usage(format!(
+                "--min-signatures {k} must be between 1 and the number of distinct --vkey keys given ({keys})"
+            ))),
+        }
+    }
+
+    /// The given keys, trimmed, each once: a key given twice must not
+    /// count twice towards the threshold.
+    pub fn distinct_vkeys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.vkeys.iter().map(|k| k.trim().to_string()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
 }

@@ -66,7 +66,7 @@ pub async fn get(global: &Global, args: &GetArgs) -> Result<(), CliError> {
         Some(end) => end,
         None => args.start.saturating_add(1),
     };
-    let mut ledger = client::ledger(client::connect(&global.endpoint).await?);
+    let mut ledger = client::ledger(client::connect(&global.credentials, &global.endpoint).await?);
     let mut next = args.start;
     while next < end {
         let response = ledger
@@ -102,7 +102,7 @@ pub async fn get(global: &Global, args: &GetArgs) -> Result<(), CliError> {
 }
 
 pub async fn tail(global: &Global, args: &TailArgs) -> Result<(), CliError> {
-    let channel = client::connect_streaming(&global.endpoint).await?;
+    let channel = client::connect_streaming(&global.credentials, &global.endpoint).await?;
     let start = match args.from {
         Some(from) => from,
         None => {
@@ -139,7 +139,7 @@ pub async fn query(global: &Global, args: &QueryArgs) -> Result<(), CliError> {
         page_size: args.limit.unwrap_or(0),
         page_token: args.page_token.clone().unwrap_or_default(),
     };
-    let mut ledger = client::ledger(client::connect(&global.endpoint).await?);
+    let mut ledger = client::ledger(client::connect(&global.credentials, &global.endpoint).await?);
     let response = ledger.query(request).await?.into_inner();
     for entry in &response.entries {
         check_leaf_hash(entry)?;

@@ -8,7 +8,7 @@ use super::{CliError, Global};
 use crate::proto;
 
 pub async fn run(global: &Global) -> Result<(), CliError> {
-    let status = client::admin(client::connect(&global.endpoint).await?)
+    let status = client::admin(client::connect(&global.credentials, &global.endpoint).await?)
         .status(proto::StatusRequest {})
         .await?
         .into_inner();
@@ -34,6 +34,7 @@ pub fn status_json(status: &proto::StatusResponse) -> serde_json::Value {
         "members": status.members.iter().map(|m| json!({
             "id": m.id,
             "addr": m.addr,
+            "client_addr": m.client_addr,
             "voter": m.voter,
             "verifier_key": m.verifier_key,
         })).collect::<Vec<_>>(),
@@ -60,16 +61,27 @@ pub fn status_table(status: &proto::StatusResponse) -> String {
         String::new(),
         "members".to_string(),
     ];
-    let addr_width = status
-        .members
-        .iter()
-        .map(|m| m.addr.len())
-        .max()
-        .unwrap_or(0)
-        .max("ADDR".len());
+    let client = |m: &proto::Member| {
+        if m.client_addr.is_empty() {
+            "-".to_string()
+        } else {
+            m.client_addr.clone()
+        }
+    };
+    let width = |f: &dyn Fn(&proto::Member) -> usize, header: &str| {
+        status
+            .members
+            .iter()
+            .map(f)
+            .max()
+            .unwrap_or(0)
+            .max(header.len())
+    };
+    let client_width = width(&|m| client(m).len(), "CLIENT");
+    let peer_width = width(&|m| m.addr.len(), "PEER");
     lines.push(format!(
-        "  {:>4}  {:<addr_width$}  {:<7}  VERIFIER KEY",
-        "ID", "ADDR", "ROLE"
+        "  {:>4}  {:<client_width$}  {:<peer_width$}  {:<7}  VERIFIER KEY",
+        "ID", "CLIENT", "PEER", "ROLE"
     ));
     for member in &status.members {
         let role = if member.voter { "voter" } else { "learner" };
@@ -79,8 +91,12 @@ pub fn status_table(status: &proto::StatusResponse) -> String {
             " "
         };
         lines.push(format!(
-            "{leader} {:>4}  {:<addr_width$}  {:<7}  {}",
-            member.id, member.addr, role, member.verifier_key
+            "{leader} {:>4}  {:<client_width$}  {:<peer_width$}  {:<7}  {}",
+            member.id,
+            client(member),
+            member.addr,
+            role,
+            member.verifier_key
         ));
     }
     lines.join("\n")
@@ -100,15 +116,17 @@ mod tests {
             members: vec![
                 proto::Member {
                     id: 1,
-                    addr: "127.0.0.1:7001".into(),
+                    addr: "127.0.0.1:7101".into(),
                     voter: true,
                     verifier_key: "o+1+k".into(),
+                    client_addr: "127.0.0.1:7001".into(),
                 },
                 proto::Member {
                     id: 2,
-                    addr: "127.0.0.1:7002".into(),
+                    addr: "127.0.0.1:7102".into(),
                     voter: false,
                     verifier_key: "o+2+k".into(),
+                    client_addr: String::new(),
                 },
             ],
             ..Default::default()
@@ -118,7 +136,13 @@ mod tests {
             table.contains("leader          1 (127.0.0.1:7001)"),
             "{table}"
         );
-        assert!(table.contains("*    1  127.0.0.1:7001  voter"), "{table}");
-        assert!(table.contains("     2  127.0.0.1:7002  learner"), "{table}");
+        assert!(
+            table.contains("*    1  127.0.0.1:7001  127.0.0.1:7101  voter"),
+            "{table}"
+        );
+        assert!(
+            table.contains("     2  -               127.0.0.1:7102  learner"),
+            "{table}"
+        );
     }
 }

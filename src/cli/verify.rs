@@ -1,15 +1,15 @@
 //! `ironlog checkpoint` and `ironlog prove`: fetch a signed checkpoint and a
 //! proof, then verify the proof here, against the root written in the signed
 //! note, with [`crate::ledger::merkle`]. The server is not trusted to have
-//! checked anything; with `--vkey` the note's signatures are checked too.
+//! checked anything; with `--vkey` the note's signatures are checked too,
+//! and a majority of the given keys (or `--min-signatures`) must have signed.
 
 use base64::Engine;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tonic::transport::Channel;
 use tonic::Code;
 
-use super::client::{self, StatusError};
+use super::client::{self, Conn, StatusError};
 use super::output::{entry_line, print_json, print_line};
 use super::{CliError, Global, TrustArgs};
 use crate::ledger::checkpoint::open_note;
@@ -62,6 +62,16 @@ pub enum VerifyError {
     },
     #[error("checkpoint signatures do not verify with the given --vkey: {0}")]
     Signature(String),
+    #[error(
+        "checkpoint is signed by {signed} of the {keys} given --vkey keys, {required} required \
+         (a majority unless --min-signatures says otherwise); signed: [{signers}]"
+    )]
+    TooFewSignatures {
+        signed: usize,
+        keys: usize,
+        required: usize,
+        signers: String,
+    },
     #[error("{what} is {len} bytes, not a 32-byte hash")]
     HashLength { what: String, len: usize },
     #[error("leaf {index} is not below the checkpoint's tree size {size}; wait for the next checkpoint or pass a larger --size")]
@@ -101,7 +111,7 @@ pub struct NoteBody {
 }
 
 pub async fn checkpoint(global: &Global, args: &CheckpointArgs) -> Result<(), CliError> {
-    let mut ledger = client::ledger(client::connect(&global.endpoint).await?);
+    let mut ledger = client::ledger(client::connect(&global.credentials, &global.endpoint).await?);
     let fetched = fetch_checkpoint(&mut ledger, args.size.unwrap_or(0), &args.trust).await?;
     let checkpoint = &fetched.checkpoint;
     if global.json {
@@ -122,7 +132,7 @@ pub async fn checkpoint(global: &Global, args: &CheckpointArgs) -> Result<(), Cl
 }
 
 pub async fn prove(global: &Global, command: &ProveCommand) -> Result<(), CliError> {
-    let mut ledger = client::ledger(client::connect(&global.endpoint).await?);
+    let mut ledger = client::ledger(client::connect(&global.credentials, &global.endpoint).await?);
     match command {
         ProveCommand::Inclusion { index, size, trust } => {
             prove_inclusion(&mut ledger, global.json, *index, size.unwrap_or(0), trust).await
@@ -134,7 +144,7 @@ pub async fn prove(global: &Global, command: &ProveCommand) -> Result<(), CliErr
 }
 
 async fn prove_inclusion(
-    ledger: &mut LedgerClient<Channel>,
+    ledger: &mut LedgerClient<Conn>,
     json: bool,
     index: u64,
     size: u64,
@@ -204,7 +214,7 @@ async fn prove_inclusion(
 }
 
 async fn prove_consistency(
-    ledger: &mut LedgerClient<Channel>,
+    ledger: &mut LedgerClient<Conn>,
     json: bool,
     old: u64,
     new: u64,
@@ -286,7 +296,7 @@ fn signed_by(fetched: &Fetched) -> String {
 }
 
 async fn fetch_entry(
-    ledger: &mut LedgerClient<Channel>,
+    ledger: &mut LedgerClient<Conn>,
     index: u64,
 ) -> Result<proto::Entry, CliError> {
     let response = ledger
@@ -307,7 +317,7 @@ async fn fetch_entry(
 /// Fetches the checkpoint of `size` (0 = latest), checks that the signed
 /// note says what the response fields say, and checks signatures if asked.
 async fn fetch_checkpoint(
-    ledger: &mut LedgerClient<Channel>,
+    ledger: &mut LedgerClient<Conn>,
     size: u64,
     trust: &TrustArgs,
 ) -> Result<Fetched, CliError> {
@@ -328,7 +338,13 @@ async fn fetch_checkpoint(
     let verified_signers = if trust.vkeys.is_empty() {
         None
     } else {
-        Some(verify_signatures(&checkpoint.note, &body, &trust.vkeys)?)
+        let required = trust.signatures_required()?;
+        Some(verify_signatures(
+            &checkpoint.note,
+            &body,
+            &trust.distinct_vkeys(),
+            required,
+        )?)
     };
     Ok(Fetched {
         root: body.root,
@@ -372,28 +388,36 @@ fn check_matches(
     Ok(())
 }
 
+/// Checks the note's signatures against `vkeys` (distinct, trimmed) and
+/// that at least `required` of them signed; returns who did.
 fn verify_signatures(
     note: &str,
     body: &NoteBody,
     vkeys: &[String],
+    required: usize,
 ) -> Result<Vec<String>, VerifyError> {
-    let vkeys: Vec<String> = vkeys.iter().map(|k| k.trim().to_string()).collect();
     let (opened, signers) =
-        open_note(note.as_bytes(), &vkeys).map_err(|e| VerifyError::Signature(e.to_string()))?;
+        open_note(note.as_bytes(), vkeys).map_err(|e| VerifyError::Signature(e.to_string()))?;
     if opened.size != body.size || opened.origin != body.origin {
         return Err(VerifyError::Signature(
             "the verified body differs from the parsed one".into(),
         ));
     }
-    if signers.is_empty() {
-        return Err(VerifyError::Signature(
-            "no signature by any given key".into(),
-        ));
-    }
-    Ok(signers
+    let mut signers: Vec<String> = signers
         .into_iter()
         .map(|(name, key_id)| format!("{name}+{key_id:08x}"))
-        .collect())
+        .collect();
+    signers.sort();
+    signers.dedup();
+    if signers.len() < required {
+        return Err(VerifyError::TooFewSignatures {
+            signed: signers.len(),
+            keys: vkeys.len(),
+            required,
+            signers: signers.join(", "),
+        });
+    }
+    Ok(signers)
 }
 
 /// Parses the first three lines of a C2SP tlog-checkpoint note: origin,
@@ -474,6 +498,90 @@ mod tests {
             &format!("\n53\n{ROOT_B64}\n\nsig\n"),
         ] {
             assert!(parse_note_body(note).is_err(), "{note:?}");
+        }
+    }
+
+    /// A note over `body` signed by the first `signed` of three voter keys,
+    /// and all three verifier keys.
+    fn note_signed_by(signed: usize) -> (String, NoteBody, Vec<String>) {
+        use crate::ledger::checkpoint::{assemble_note, generate_key, CheckpointBody, NoteSigner};
+        let body = CheckpointBody {
+            origin: "ironlog.test/log".into(),
+            size: 42,
+            root: [7; 32],
+        };
+        let keys: Vec<(String, String)> = (0..3)
+            .map(|_| generate_key("ironlog.test/log").expect("key"))
+            .collect();
+        let sigs: Vec<_> = keys[..signed]
+            .iter()
+            .map(|(skey, _)| {
+                NoteSigner::from_skey(skey)
+                    .expect("signer")
+                    .sign(&body)
+                    .expect("sign")
+            })
+            .collect();
+        let note = assemble_note(&body, &sigs);
+        let parsed = parse_note_body(&note).expect("parses");
+        (
+            note,
+            parsed,
+            keys.into_iter().map(|(_, vkey)| vkey).collect(),
+        )
+    }
+
+    fn trust(vkeys: &[String], min_signatures: Option<usize>) -> TrustArgs {
+        TrustArgs {
+            vkeys: vkeys.to_vec(),
+            min_signatures,
+        }
+    }
+
+    fn accepted(note: &str, body: &NoteBody, trust: &TrustArgs) -> Result<usize, String> {
+        let required = trust.signatures_required().map_err(|e| e.to_string())?;
+        verify_signatures(note, body, &trust.distinct_vkeys(), required)
+            .map(|signers| signers.len())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn vkey_checks_require_a_majority_of_the_given_keys_by_default() {
+        let (note, body, vkeys) = note_signed_by(1);
+        let err = accepted(&note, &body, &trust(&vkeys, None)).expect_err("1 of 3");
+        assert!(err.contains("signed by 1 of the 3"), "{err}");
+        assert_eq!(accepted(&note, &body, &trust(&vkeys, Some(1))), Ok(1));
+        // The one signer's key alone is a majority of one.
+        assert_eq!(accepted(&note, &body, &trust(&vkeys[..1], None)), Ok(1));
+        let (note, body, vkeys) = note_signed_by(2);
+        assert_eq!(accepted(&note, &body, &trust(&vkeys, None)), Ok(2));
+        assert!(accepted(&note, &body, &trust(&vkeys, Some(3))).is_err());
+    }
+
+    #[test]
+    fn a_key_given_twice_counts_once() {
+        let (note, body, vkeys) = note_signed_by(1);
+        let twice = vec![
+            vkeys[0].clone(),
+            format!(" {} ", vkeys[0]),
+            vkeys[1].clone(),
+        ];
+        // Two distinct keys: a majority is both, and only one signed.
+        assert!(accepted(&note, &body, &trust(&twice, None)).is_err());
+    }
+
+    #[test]
+    fn min_signatures_must_be_between_one_and_the_number_of_keys() {
+        let vkeys: Vec<String> = (1..=3).map(|i| format!("o+{i:08x}+k")).collect();
+        assert_eq!(trust(&vkeys, None).signatures_required().ok(), Some(2));
+        assert_eq!(trust(&vkeys[..1], None).signatures_required().ok(), Some(1));
+        assert_eq!(trust(&vkeys[..2], None).signatures_required().ok(), Some(2));
+        assert_eq!(trust(&vkeys, Some(3)).signatures_required().ok(), Some(3));
+        for k in [0, 4] {
+            let err = trust(&vkeys, Some(k))
+                .signatures_required()
+                .expect_err("out of range");
+            assert!(err.to_string().contains("--min-signatures"), "{err}");
         }
     }
 

@@ -143,11 +143,34 @@ impl fmt::Debug for NoteSigner {
     }
 }
 
-/// The name part of a key string, for error messages that must not echo keys.
-fn key_hint(key: &str) -> String {
-    let rest = key.strip_prefix("PRIVATE+KEY+").unwrap_or(key);
-    rest.split('+').next().unwrap_or("").to_string()
+/// What an error may say about a key string: its name and key ID, and only
+/// when the string has a key's shape (`[PRIVATE+KEY+]<name>+<8 hex>+...`).
+/// Anything else is not shown at all: a malformed key file may hold nothing
+/// but secret bytes (a bare base64 key, a key pasted into the wrong field),
+/// and whatever part of it an error printed would reach logs and terminals.
+pub(crate) fn key_hint(key: &str) -> String {
+    let (prefix, rest) = match key.trim().strip_prefix("PRIVATE+KEY+") {
+        Some(rest) => ("PRIVATE+KEY+", rest),
+        None => ("", key.trim()),
+    };
+    let mut parts = rest.splitn(3, '+');
+    let shaped = match (parts.next(), parts.next(), parts.next()) {
+        (Some(name), Some(id), Some(_))
+            if signed_note::is_key_name_valid(name)
+                && name.len() <= KEY_HINT_NAME_BYTES_MAX
+                && id.len() == 8
+                && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Some(format!("{prefix}{name}+{id}"))
+        }
+        _ => None,
+    };
+    shaped.unwrap_or_else(|| "(key text not shown: it does not have a key's shape)".to_string())
 }
+
+/// Longest key name an error repeats, bytes; a name is an origin-like
+/// string (at most `config::ORIGIN_BYTES_MAX`), so longer text is not a name.
+const KEY_HINT_NAME_BYTES_MAX: usize = 255;
 
 impl NoteSigner {
     pub fn from_skey(skey: &str) -> Result<Self, CheckpointError> {
@@ -161,9 +184,10 @@ impl NoteSigner {
         // the key data it has just validated. Base64 may itself contain '+',
         // so take everything after the fourth separator.
         let encoded = skey.splitn(5, '+').nth(4).unwrap_or("");
+        // The decoder's error names the offending byte: a byte of the secret.
         let raw = BASE64_STANDARD
             .decode(encoded)
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|_| invalid("key data is not base64".into()))?;
         let secret: [u8; 32] = match raw.split_first() {
             Some((&ALG_ED25519, rest)) => rest
                 .try_into()
@@ -531,6 +555,37 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn key_errors_never_repeat_key_material() {
+        let (skey, _) = generate_key("example.org/log").unwrap();
+        let secret = skey.splitn(5, '+').nth(4).unwrap().to_string();
+        let shown = |skey: &str| NoteSigner::from_skey(skey).unwrap_err().to_string();
+        // A bare secret (no prefix, no separators), a secret pasted where
+        // the name goes, a key with a corrupt tail: none is echoed.
+        for malformed in [
+            secret.clone(),
+            format!("PRIVATE+KEY+{secret}"),
+            format!("{secret}\n"),
+            format!("{}#", &skey[..skey.len() - 1]),
+            format!("PRIVATE+KEY+example.org/log+zzzzzzzz+{secret}"),
+        ] {
+            let message = shown(&malformed);
+            let tail = secret.trim_end_matches('=');
+            assert!(
+                !message.contains(&tail[..16]) && !message.contains(&tail[tail.len() - 16..]),
+                "{message:?} repeats key material"
+            );
+        }
+        // A well-shaped key with a corrupt key part is still named.
+        let corrupt = format!("{}!!!!", &skey[..skey.len() - 4]);
+        assert!(shown(&corrupt).contains("PRIVATE+KEY+example.org/log+"));
+        assert!(parse_verifier(&secret)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not shown"));
     }
 
     #[test]

@@ -73,8 +73,9 @@ fn invalid(kind: &'static str, key: &str, reason: impl Into<String>) -> Checkpoi
     CheckpointError::InvalidKey {
         kind,
         reason: reason.into(),
-        // Only the name part: never echo private key material.
-        key_hint: key.split('+').take(3).collect::<Vec<_>>().join("+"),
+        // Only the name and ID, and only of a key-shaped string: never
+        // echo private key material.
+        key_hint: super::checkpoint::key_hint(key),
     }
 }
 
@@ -121,7 +122,8 @@ impl Cosigner {
             .ok_or_else(|| invalid("cosigner signing", skey, "malformed key string"))?;
         let raw = BASE64_STANDARD
             .decode(data)
-            .map_err(|e| invalid("cosigner signing", skey, e.to_string()))?;
+            // The decoder's error names an offending byte of the secret.
+            .map_err(|_| invalid("cosigner signing", skey, "key data is not base64"))?;
         let seed: [u8; 32] = match raw.split_first() {
             Some((&ALG_COSIGNATURE_V1, rest)) => rest
                 .try_into()

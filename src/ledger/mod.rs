@@ -1,4 +1,5 @@
 //! The pure ledger core: no I/O, no async. Raft, redb and tonic call into it.
+pub mod batch;
 pub mod bundle;
 pub mod checkpoint;
 pub mod cosignature;

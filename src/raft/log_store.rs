@@ -8,6 +8,12 @@
 //! them: many appends share one fsync, and none is acknowledged before it.
 //! Votes, committed ids, truncations and purges are durable before they return.
 //!
+//! # Replication batches
+//! Replication reads through `limited_get_log_entries`, which stops at
+//! [`RAFT_APPEND_BYTES_MAX`] of stored JSON (the bytes the wire carries) but
+//! always returns the first entry: a payload of several entries never
+//! outgrows the gRPC message limit, and an oversized one goes alone.
+//!
 //! # Invariants
 //! The stored log has no holes: entries are a contiguous index range after
 //! the last purged id.
@@ -23,6 +29,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::TypeConfig;
+use crate::limits::RAFT_APPEND_BYTES_MAX;
 
 type LogId = openraft::alias::LogIdOf<TypeConfig>;
 type Vote = openraft::alias::VoteOf<TypeConfig>;
@@ -138,6 +145,34 @@ fn bound_end(b: Bound<&u64>) -> Option<u64> {
     }
 }
 
+/// Entries `start..end`, stopping before their stored JSON (plus a comma
+/// each, as in a JSON array) would pass `budget_bytes`, but never before the
+/// first: openraft requires a non-empty answer for a non-empty range.
+fn read_entries(
+    db: &Database,
+    start: u64,
+    end: u64,
+    budget_bytes: usize,
+) -> io::Result<Vec<Entry>> {
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let txn = db.begin_read().map_err(io_err)?;
+    let table = txn.open_table(LOG).map_err(io_err)?;
+    let mut out = Vec::new();
+    let mut used_bytes: usize = 0;
+    for row in table.range(start..end).map_err(io_err)? {
+        let (_, v) = row.map_err(io_err)?;
+        let bytes = v.value().len() + 1;
+        if !out.is_empty() && used_bytes.saturating_add(bytes) > budget_bytes {
+            break;
+        }
+        used_bytes = used_bytes.saturating_add(bytes);
+        out.push(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?);
+    }
+    Ok(out)
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -145,20 +180,22 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry>, io::Error> {
         let start = bound_start(range.start_bound());
         let end = bound_end(range.end_bound()).unwrap_or(u64::MAX);
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(io_err)?;
-            let table = txn.open_table(LOG).map_err(io_err)?;
-            let mut out = Vec::new();
-            for row in table.range(start..end).map_err(io_err)? {
-                let (_, v) = row.map_err(io_err)?;
-                out.push(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?);
-            }
-            Ok(out)
-        })
-        .await
+        self.blocking(move |db| read_entries(db, start, end, usize::MAX))
+            .await
+    }
+
+    /// What replication reads: entries from `start` whose JSON, the very
+    /// bytes an AppendEntries message carries, stays within
+    /// [`RAFT_APPEND_BYTES_MAX`], and always the first one, so one payload
+    /// never outgrows the gRPC message limit and replication still moves
+    /// past an entry larger than the budget.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        self.blocking(move |db| read_entries(db, start, end, RAFT_APPEND_BYTES_MAX))
+            .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -271,5 +308,109 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             txn.commit().map_err(io_err)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::event::{Actor, Event, Outcome};
+    use crate::raft::Command;
+    use openraft::entry::RaftEntry;
+    use openraft::vote::RaftLeaderIdExt;
+
+    /// An entry of one event whose `details` is `quotes` double quotes:
+    /// each becomes two bytes of JSON, the worst escaping a valid event has.
+    fn entry(index: u64, quotes: usize) -> Entry {
+        let mut details = serde_json::Map::new();
+        details.insert("q".into(), "\"".repeat(quotes).into());
+        let event = Event {
+            time_unix_nanos: 1,
+            actor: Actor {
+                id: "alice".into(),
+                kind: None,
+                ip: None,
+                user_agent: None,
+            },
+            action: "read".into(),
+            resource: "r".into(),
+            outcome: Outcome::Success,
+            source: "test".into(),
+            details,
+            idempotency_key: None,
+        };
+        let leader = openraft::alias::LeaderIdOf::<TypeConfig>::new_committed(1, 1);
+        Entry::new_normal(
+            openraft::LogId::new(leader, index),
+            Command::Append {
+                events: vec![event],
+                commit_time_unix_nanos: 1,
+            },
+        )
+    }
+
+    /// Stores entries as `append` does, without its flush callback.
+    fn put(store: &LogStore, entries: &[Entry]) {
+        let txn = store.db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(LOG).unwrap();
+            for e in entries {
+                let bytes = serde_json::to_vec(e).unwrap();
+                table.insert(e.log_id.index, bytes.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    fn indices(entries: &[Entry]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn replication_reads_stay_within_the_byte_budget_and_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(&dir.path().join("raft-log.redb")).unwrap();
+        // Ten entries of 600 KB of quotes, 1.2 MB each as JSON: a budget
+        // counted before escaping would let twice too many through.
+        let quotes = 600 * 1024;
+        put(
+            &store,
+            &(1..=10).map(|i| entry(i, quotes)).collect::<Vec<_>>(),
+        );
+        let mut next = 1;
+        let mut reads = 0;
+        while next <= 10 {
+            let batch = store.limited_get_log_entries(next, 11).await.unwrap();
+            assert!(!batch.is_empty(), "an empty answer stalls replication");
+            assert_eq!(
+                indices(&batch),
+                (next..next + batch.len() as u64).collect::<Vec<_>>()
+            );
+            // What the AppendEntries message carries for these entries.
+            let wire = serde_json::to_vec(&batch).unwrap().len();
+            assert!(wire >= batch.len() * 2 * quotes, "escaping not counted");
+            assert!(wire <= RAFT_APPEND_BYTES_MAX, "{wire} bytes");
+            next += batch.len() as u64;
+            reads += 1;
+        }
+        assert!(reads >= 3, "{reads} reads for 12 MB of JSON");
+        // Unlimited reads still return the whole range.
+        assert_eq!(store.try_get_log_entries(1..=10).await.unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn an_entry_larger_than_the_budget_is_sent_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(&dir.path().join("raft-log.redb")).unwrap();
+        put(&store, &(1..=3).map(|i| entry(i, 100)).collect::<Vec<_>>());
+        let one = read_entries(&store.db, 2, 4, 10).unwrap();
+        assert_eq!(indices(&one), vec![2]);
+        let all = read_entries(&store.db, 1, 4, usize::MAX).unwrap();
+        assert_eq!(indices(&all), vec![1, 2, 3]);
+        assert!(read_entries(&store.db, 3, 3, 10).unwrap().is_empty());
+        assert_eq!(
+            indices(&read_entries(&store.db, 3, 99, 10).unwrap()),
+            vec![3]
+        );
     }
 }

@@ -6,9 +6,13 @@
 //! [`Command::Append`] batches (one Raft entry each, applied atomically),
 //! [`Command::Checkpoint`] (cut a checkpoint at the current tree size, so every
 //! replica cuts the same one), [`Command::Cosign`] (a voter's signature over
-//! such a checkpoint, so every replica stores every signature), and
+//! such a checkpoint, so every replica stores every signature),
 //! [`Command::WitnessCosign`] (a witness's cosignature the leader obtained,
-//! re-verified by every replica).
+//! re-verified by every replica) and [`Command::SetWitnesses`] (the witness
+//! keys cosignatures are accepted from, so every replica checks the same).
+//! Every command is validated where it is applied ([`state_machine`]); a
+//! refused one changes nothing and answers
+//! [`OpResult::Refused`](crate::storage::ledger_store::OpResult::Refused).
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -33,8 +37,12 @@ pub type NodeId = u64;
 /// checkpoint signatures verify with.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerInfo {
-    /// `host:port` of the node's gRPC server.
+    /// `host:port` of the node's peer listener (Raft, Forward).
     pub addr: String,
+    /// `host:port` of its client listener, for clients and forwarded
+    /// reads; empty when unknown.
+    #[serde(default)]
+    pub client_addr: String,
     /// signed-note verifier key (`name+id+key`); empty for learners that do not sign.
     pub verifier_key: String,
 }
@@ -68,6 +76,10 @@ pub enum Command {
         verifier_key: String,
         line: String,
     },
+    /// Replace the set of witness `cosignature/v1` verifier keys that
+    /// `WitnessCosign` is accepted from. The leader proposes it when its
+    /// configured witnesses differ from the replicated set.
+    SetWitnesses { verifier_keys: Vec<String> },
 }
 
 impl fmt::Display for Command {
@@ -79,6 +91,9 @@ impl fmt::Display for Command {
                 write!(f, "cosign(node {node_id}, size {size})")
             }
             Command::WitnessCosign { size, .. } => write!(f, "witness-cosign(size {size})"),
+            Command::SetWitnesses { verifier_keys } => {
+                write!(f, "set-witnesses({} keys)", verifier_keys.len())
+            }
         }
     }
 }

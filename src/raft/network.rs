@@ -22,9 +22,10 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::state_machine::SnapshotFile;
 use super::{NodeId, PeerInfo, TypeConfig};
-use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT_MS};
+use crate::limits::{RAFT_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT_MS};
 use crate::proto::raft_client::RaftClient;
 use crate::proto::{RaftMessage, SnapshotChunk};
+use crate::tls::TlsMaterial;
 
 type Vote = openraft::alias::VoteOf<TypeConfig>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
@@ -44,31 +45,73 @@ pub struct SnapshotHeader {
     pub meta: SnapshotMeta,
 }
 
-/// Opens (lazily) and caches one channel per peer address.
+/// Opens (lazily) and caches one channel per peer, over mutual TLS unless
+/// the node runs `--insecure`.
 #[derive(Clone, Default)]
 pub struct Network {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
+    /// This node's certificate and the cluster CA; `None` for plaintext.
+    tls: Option<Arc<TlsMaterial>>,
 }
 
 impl Network {
-    /// A client for the internal Raft service at `addr`, over the shared channel.
-    pub fn client(&self, addr: &str) -> Result<RaftClient<Channel>, tonic::transport::Error> {
+    pub fn new(tls: Option<TlsMaterial>) -> Self {
+        Self {
+            channels: Arc::default(),
+            tls: tls.map(Arc::new),
+        }
+    }
+
+    /// A channel to node `target` at `addr` (either of its listeners). Over
+    /// TLS, the server must present a certificate of the cluster CA naming
+    /// `target`, so a redirected or spoofed address cannot pose as a peer.
+    pub fn channel(&self, target: NodeId, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self.channels.lock().expect("channel map lock");
-        let channel = match channels.get(addr) {
-            Some(c) => c.clone(),
-            None => {
-                let c = Endpoint::from_shared(format!("http://{addr}"))?
-                    .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(10))
-                    .connect_lazy();
-                channels.insert(addr.to_string(), c.clone());
-                c
-            }
-        };
-        Ok(RaftClient::new(channel)
-            .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+        let key = (target, addr.to_string());
+        if let Some(c) = channels.get(&key) {
+            return Ok(c.clone());
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
+            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10));
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.peer_client(target))?;
+        }
+        let c = endpoint.connect_lazy();
+        channels.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// Connects to node `target` at `addr` now (TLS handshake included),
+    /// to check that it is a peer of this cluster before it joins.
+    pub async fn probe(&self, target: NodeId, addr: &str, limit: Duration) -> Result<(), String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(limit);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.peer_client(target))
+                .map_err(|e| e.to_string())?;
+        }
+        match tokio::time::timeout(limit, endpoint.connect()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(error_chain(&e)),
+            Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+        }
+    }
+
+    /// A client for the internal Raft service of node `target` at `addr`.
+    pub fn client(
+        &self,
+        target: NodeId,
+        addr: &str,
+    ) -> Result<RaftClient<Channel>, tonic::transport::Error> {
+        Ok(RaftClient::new(self.channel(target, addr)?)
+            .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX))
     }
 }
 
@@ -76,9 +119,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &PeerInfo) -> PeerClient {
-        let _ = target;
         PeerClient {
-            client: self.client(&node.addr).map_err(|e| e.to_string()),
+            client: self.client(target, &node.addr).map_err(|e| e.to_string()),
         }
     }
 }
@@ -109,6 +151,18 @@ fn encode<T: Serialize>(value: &T) -> RaftMessage {
 
 fn decode<T: DeserializeOwned>(msg: &RaftMessage) -> Result<T, WireError> {
     serde_json::from_slice(&msg.data).map_err(|e| WireError(format!("bad raft message: {e}")))
+}
+
+/// An error and its causes: tonic's transport errors say little at the top.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Peers that are down or shutting down are unreachable; anything else is a

@@ -69,6 +69,11 @@ impl Proposer {
         &self.raft
     }
 
+    /// The node's peer network: channels to other nodes over mutual TLS.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
     /// Proposes here if this node leads, otherwise forwards once to the
     /// leader; gives up after [`COMMIT_TIMEOUT_MS`].
     pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
@@ -85,8 +90,8 @@ impl Proposer {
     async fn propose_once(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
         match self.propose_local(cmd.clone()).await {
             Err(ProposeError::NotLeader {
-                leader: Some((_, addr)),
-            }) => self.forward(&addr, &cmd).await,
+                leader: Some((id, addr)),
+            }) => self.forward(id, &addr, &cmd).await,
             other => other,
         }
     }
@@ -105,10 +110,15 @@ impl Proposer {
         }
     }
 
-    async fn forward(&self, addr: &str, cmd: &Command) -> Result<CommandResponse, ProposeError> {
+    async fn forward(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        cmd: &Command,
+    ) -> Result<CommandResponse, ProposeError> {
         let mut client = self
             .network
-            .client(addr)
+            .client(leader, addr)
             .map_err(|e| ProposeError::Forwarded(tonic::Status::unavailable(e.to_string())))?;
         let msg = RaftMessage {
             data: serde_json::to_vec(cmd).expect("commands serialise"),

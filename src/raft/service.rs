@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::vote::RaftLeaderId;
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -12,7 +13,8 @@ use tonic::{Request, Response, Status, Streaming};
 use super::network::SnapshotHeader;
 use super::proposer::{ProposeError, Proposer};
 use super::state_machine::SnapshotFile;
-use super::{Command, Raft, TypeConfig};
+use super::{Command, NodeId, Raft, TypeConfig};
+use crate::auth::{caller_of, Caller, CallerKind, Refusal, RefusalLog};
 use crate::proto::raft_server::Raft as RaftService;
 use crate::proto::{RaftMessage, SnapshotChunk};
 
@@ -25,16 +27,47 @@ pub struct RaftRpc {
     proposer: Proposer,
     /// Where incoming snapshots are written before they are installed.
     snapshot_dir: PathBuf,
+    /// Held while a snapshot is received.
+    incoming: tokio::sync::Mutex<()>,
+    refusals: RefusalLog,
 }
 
 impl RaftRpc {
-    pub fn new(proposer: Proposer, snapshot_dir: PathBuf) -> Self {
+    pub fn new(proposer: Proposer, snapshot_dir: PathBuf, refusals: RefusalLog) -> Self {
         Self {
             raft: proposer.raft().clone(),
             proposer,
             snapshot_dir,
+            incoming: tokio::sync::Mutex::new(()),
+            refusals,
         }
     }
+
+    /// [`sender_is`] for a unary request; a refusal is recorded.
+    fn check<T>(&self, req: &Request<T>, claimed: NodeId, what: &str) -> Result<(), Status> {
+        let caller = caller_of(req)?;
+        sender_is(caller, claimed, what).inspect_err(|status| {
+            self.refusals.record(Refusal::of(
+                Some(caller),
+                caller.remote,
+                &format!("ironlog.v1.Raft/{what}"),
+                status,
+            ))
+        })
+    }
+}
+
+/// The next snapshot chunk, within the per-chunk deadline: a sender that
+/// stalls does not hold the transfer (and its temp file) open.
+async fn next_chunk(
+    chunks: &mut Streaming<SnapshotChunk>,
+) -> Result<Option<SnapshotChunk>, Status> {
+    tokio::time::timeout(
+        std::time::Duration::from_millis(crate::limits::SNAPSHOT_CHUNK_TIMEOUT_MS),
+        chunks.message(),
+    )
+    .await
+    .map_err(|_| Status::deadline_exceeded("snapshot sender stalled"))?
 }
 
 fn decode<T: DeserializeOwned>(msg: &RaftMessage) -> Result<T, Status> {
@@ -52,6 +85,37 @@ fn fatal(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft stopped: {e}"))
 }
 
+/// A message that names node `claimed` as its sender (the candidate of a
+/// vote, the leader of an append or snapshot, the signer of a cosignature)
+/// is accepted only over a connection authenticated as that node.
+fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), Status> {
+    match caller.kind {
+        CallerKind::Insecure => Ok(()),
+        CallerKind::Node(id) if id == claimed => Ok(()),
+        CallerKind::Node(id) => Err(Status::permission_denied(format!(
+            "{what} claims to come from node {claimed}, but the connection is authenticated as node {id}"
+        ))),
+        other => Err(Status::permission_denied(format!(
+            "{what} from a {} caller: only nodes speak Raft",
+            other.name()
+        ))),
+    }
+}
+
+/// openraft asserts (and panics) on a snapshot whose last log id lies
+/// beyond the vote of the leader installing it; refuse it at the door.
+fn check_snapshot_header(header: &SnapshotHeader) -> Result<(), Status> {
+    if let Some(last) = &header.meta.last_log_id {
+        let vote_leader = header.vote.leader_id().to_committed();
+        if last.committed_leader_id() > &vote_leader {
+            return Err(Status::invalid_argument(format!(
+                "snapshot header: last log id {last} lies beyond the sender's vote {}",
+                header.vote
+            )));
+        }
+    }
+    Ok(())
+}
 type MessageStream = Pin<Box<dyn Stream<Item = Result<RaftMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -61,6 +125,7 @@ impl RaftService for RaftRpc {
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req.get_ref())?;
+        self.check(&req, *rpc.vote.leader_id().node_id(), "AppendEntries")?;
         let resp = self.raft.append_entries(rpc).await.map_err(fatal)?;
         Ok(encode(&resp))
     }
@@ -71,15 +136,32 @@ impl RaftService for RaftRpc {
         &self,
         req: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
-        // A message that does not decode ends the stream; the leader reopens it.
+        // A message that does not decode, or that names another leader
+        // than the authenticated sender, ends the stream.
+        let caller = caller_of(&req)?.clone();
+        let refusals = self.refusals.clone();
         let input = req
             .into_inner()
             .take_while(|m| futures::future::ready(m.is_ok()))
-            .filter_map(|m| async move {
-                m.ok().and_then(|m| {
+            .map(move |m| {
+                let rpc = m.ok().and_then(|m| {
                     serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&m.data).ok()
-                })
-            });
+                })?;
+                match sender_is(&caller, *rpc.vote.leader_id().node_id(), "StreamAppend") {
+                    Ok(()) => Some(rpc),
+                    Err(status) => {
+                        refusals.record(Refusal::of(
+                            Some(&caller),
+                            caller.remote,
+                            "ironlog.v1.Raft/StreamAppend",
+                            &status,
+                        ));
+                        None
+                    }
+                }
+            })
+            .take_while(|m| futures::future::ready(m.is_some()))
+            .filter_map(futures::future::ready);
         let output = self.raft.stream_append(input).map(|r| match r {
             Ok(result) => Ok(RaftMessage {
                 data: serde_json::to_vec(&result).expect("raft messages serialise"),
@@ -91,12 +173,14 @@ impl RaftService for RaftRpc {
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let rpc: VoteRequest<TypeConfig> = decode(req.get_ref())?;
+        self.check(&req, *rpc.vote.leader_id().node_id(), "Vote")?;
         let resp = self.raft.vote(rpc).await.map_err(fatal)?;
         Ok(encode(&resp))
     }
 
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let rpc: VoteRequest<TypeConfig> = decode(req.get_ref())?;
+        self.check(&req, *rpc.vote.leader_id().node_id(), "PreVote")?;
         let resp = self.raft.pre_vote(rpc).await.map_err(fatal)?;
         Ok(encode(&resp))
     }
@@ -105,13 +189,34 @@ impl RaftService for RaftRpc {
         &self,
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = caller_of(&req)?.clone();
+        // One transfer at a time: a second sender waits rather than
+        // doubling the disk this node spends on incoming snapshots.
+        let _one_at_a_time = self.incoming.try_lock().map_err(|_| {
+            Status::resource_exhausted("a snapshot is already being received; retry later")
+        })?;
         let mut chunks = req.into_inner();
-        let first = chunks
-            .message()
+        let first = next_chunk(&mut chunks)
             .await?
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let header: SnapshotHeader = serde_json::from_slice(&first.header)
             .map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
+        // Who sent it and whether openraft can take it, before a byte is written.
+        let checked = sender_is(
+            &caller,
+            *header.vote.leader_id().node_id(),
+            "InstallSnapshot",
+        )
+        .and_then(|()| check_snapshot_header(&header));
+        if let Err(status) = checked {
+            self.refusals.record(Refusal::of(
+                Some(&caller),
+                caller.remote,
+                "ironlog.v1.Raft/InstallSnapshot",
+                &status,
+            ));
+            return Err(status);
+        }
         let path = self.snapshot_dir.join(format!(
             "incoming-{}.tmp",
             super::proposer::now_unix_nanos()
@@ -120,7 +225,10 @@ impl RaftService for RaftRpc {
             let mut file = tokio::fs::File::create(&path).await?;
             let mut total = first.data.len() as u64;
             file.write_all(&first.data).await?;
-            while let Some(chunk) = chunks.message().await.map_err(std::io::Error::other)? {
+            while let Some(chunk) = next_chunk(&mut chunks)
+                .await
+                .map_err(std::io::Error::other)?
+            {
                 total += chunk.data.len() as u64;
                 if total > SNAPSHOT_BYTES_MAX {
                     return Err(std::io::Error::other("snapshot exceeds the size limit"));
@@ -150,6 +258,11 @@ impl RaftService for RaftRpc {
 
     async fn forward(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let cmd: Command = decode(req.get_ref())?;
+        // A node forwards its own signature only; what else it forwards is
+        // validated where it is applied, on every replica.
+        if let Command::Cosign { node_id, .. } = &cmd {
+            self.check(&req, *node_id, "Forward(Cosign)")?;
+        }
         match self.proposer.propose_local(cmd).await {
             Ok(resp) => Ok(encode(&resp)),
             Err(e @ ProposeError::NotLeader { .. }) => Err(Status::unavailable(e.to_string())),

@@ -8,10 +8,23 @@
 //! (whose committed id is saved). Apply does not fsync; building a snapshot
 //! does, before openraft may purge the log behind it.
 //!
+//! # Validation
+//! Every command is checked here and in the store as it is applied, on
+//! every replica, whatever path it took into the log (the API, `Raft/Forward`,
+//! a faulty leader): batches meet the API's rules and limits, cosignatures
+//! must come from voters or replicated witness keys. A refused command
+//! changes nothing and answers `OpResult::Refused` with the reason. The
+//! checks read only the command, the membership and the store, never a
+//! clock or local configuration, so every replica decides alike.
+//!
 //! # Snapshots
 //! A snapshot is a file under `snapshots/` written by
 //! [`LedgerStore::export_snapshot`]; `current.json` names the newest one and
 //! its Raft metadata. Older files are removed once a newer one is recorded.
+//! Installing one checks its metadata against openraft's and its voter
+//! signatures against its own membership before anything is written.
+//! Transfers and builds in progress are `*.tmp` files, removed at start-up:
+//! one left over was declined or interrupted.
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +37,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Command, TypeConfig};
 use crate::ledger::checkpoint::SignatureLine;
-use crate::storage::ledger_store::{LedgerStore, Op, OpResult};
+use crate::storage::ledger_store::{LedgerStore, Op, OpResult, StateMeta};
 
 type LogId = openraft::alias::LogIdOf<TypeConfig>;
 type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
@@ -77,6 +90,7 @@ impl StateMachine {
         snapshot_dir: &Path,
     ) -> io::Result<(Self, mpsc::UnboundedReceiver<u64>)> {
         std::fs::create_dir_all(snapshot_dir)?;
+        remove_leftover_transfers(snapshot_dir)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let meta = store.meta().map_err(io_err)?;
         let applied: Option<LogId> = decode_opt(&meta.applied)?;
@@ -131,10 +145,10 @@ impl StateMachine {
             meta: meta.clone(),
             file: file.to_string(),
         };
-        let tmp = self.snapshot_dir.join("current.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&current).map_err(io_err)?)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, self.current_path())?;
+        crate::storage::write_atomic(
+            &self.current_path(),
+            &serde_json::to_vec(&current).map_err(io_err)?,
+        )?;
         for entry in std::fs::read_dir(&self.snapshot_dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
@@ -166,6 +180,24 @@ pub fn voter_verifier_keys(membership: &[u8]) -> io::Result<Vec<(super::NodeId, 
             (!key.is_empty()).then(|| (id, key.clone()))
         })
         .collect())
+}
+
+/// Removes snapshot transfers (`incoming-*.tmp`) and builds
+/// (`building-*.tmp`) a previous run left behind: at start-up none is in
+/// progress, so each was declined or interrupted and would otherwise stay
+/// on disk for good.
+fn remove_leftover_transfers(snapshot_dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(snapshot_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let leftover = name.ends_with(".tmp")
+            && (name.starts_with("incoming-") || name.starts_with("building-"));
+        if leftover && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn decode_opt<T: serde::de::DeserializeOwned>(blob: &Option<Vec<u8>>) -> io::Result<Option<T>> {
@@ -271,17 +303,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         let store = self.store.clone();
         let path = snapshot.path.clone();
-        let state = tokio::task::spawn_blocking(move || store.import_snapshot(&path))
-            .await
-            .map_err(io_err)?
-            .map_err(io_err)?;
+        let expected = meta.clone();
+        let state = tokio::task::spawn_blocking(move || {
+            store.import_snapshot(&path, |state| snapshot_voter_keys(state, &expected))
+        })
+        .await
+        .map_err(io_err)?
+        .map_err(io_err)?;
         let applied: Option<LogId> = decode_opt(&state.applied)?;
-        if applied != meta.last_log_id {
-            return Err(io_err(format!(
-                "snapshot holds state applied to {applied:?}, but its metadata says {:?}",
-                meta.last_log_id
-            )));
-        }
         let name = snapshot_name(&meta.last_log_id);
         std::fs::rename(&snapshot.path, self.snapshot_dir.join(&name))?;
         self.set_current(meta, &name)?;
@@ -302,8 +331,37 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// Checks a snapshot's own metadata against what openraft says it is, before
+/// the store writes anything, and returns the verifier keys of the voters of
+/// its membership, which its voter signatures must verify with.
+fn snapshot_voter_keys(state: &StateMeta, expected: &SnapshotMeta) -> Result<Vec<String>, String> {
+    let applied: Option<LogId> = decode_opt(&state.applied).map_err(|e| e.to_string())?;
+    if applied != expected.last_log_id {
+        return Err(format!(
+            "snapshot holds state applied to {applied:?}, but its metadata says {:?}",
+            expected.last_log_id
+        ));
+    }
+    let membership: StoredMembership = decode_opt(&state.membership)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    if membership != expected.last_membership {
+        return Err(format!(
+            "snapshot holds membership {membership:?}, but its metadata says {:?}",
+            expected.last_membership
+        ));
+    }
+    let Some(blob) = &state.membership else {
+        return Ok(Vec::new());
+    };
+    let keys = voter_verifier_keys(blob).map_err(|e| e.to_string())?;
+    Ok(keys.into_iter().map(|(_, key)| key).collect())
+}
+
 /// Maps a command to its store operation; checks that need the membership
-/// (who may cosign, with which key) happen here, identically on every replica.
+/// (who may cosign, with which key) happen here, identically on every
+/// replica. What the store checks itself (batches, signatures over stored
+/// checkpoints, the witness set) it checks on every path, tests included.
 fn command_op(cmd: Command, membership: &StoredMembership) -> Op {
     match cmd {
         Command::Append {
@@ -319,23 +377,27 @@ fn command_op(cmd: Command, membership: &StoredMembership) -> Op {
             size,
             line,
         } => {
-            let is_voter = membership.voter_ids().any(|id| id == node_id);
-            let key = membership
+            if !membership.voter_ids().any(|id| id == node_id) {
+                return refuse(format!("node {node_id} is not a voter"));
+            }
+            let Some(verifier_key) = membership
                 .get_node(&node_id)
                 .map(|n| n.verifier_key.clone())
-                .filter(|k| !k.is_empty());
-            match (is_voter, key, SignatureLine::parse(&line)) {
-                (true, Some(verifier_key), Ok(line)) => Op::Cosign {
+                .filter(|k| !k.is_empty())
+            else {
+                return refuse(format!("voter {node_id} has no verifier key"));
+            };
+            match SignatureLine::parse(&line) {
+                Ok(line) => Op::Cosign {
                     size,
                     line,
                     verifier_key,
                 },
-                // Not a voter's valid signature: recorded as a no-op.
-                _ => Op::Nothing,
+                Err(_) => refuse(format!("voter {node_id}'s signature line is malformed")),
             }
         }
-        // The store re-verifies the line against its checkpoint; a line that
-        // does not even parse is recorded as a no-op.
+        // The store checks the key is a replicated witness key and
+        // re-verifies the line against its checkpoint.
         Command::WitnessCosign {
             size,
             verifier_key,
@@ -346,9 +408,16 @@ fn command_op(cmd: Command, membership: &StoredMembership) -> Op {
                 line,
                 verifier_key,
             },
-            Err(_) => Op::Nothing,
+            Err(_) => refuse(format!(
+                "witness cosignature line at size {size} is malformed"
+            )),
         },
+        Command::SetWitnesses { verifier_keys } => Op::SetWitnesses { verifier_keys },
     }
+}
+
+fn refuse(reason: String) -> Op {
+    Op::Refuse { reason }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
@@ -377,5 +446,142 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             meta,
             snapshot: SnapshotFile { path, file },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::ledger::checkpoint::{generate_key, CheckpointBody, NoteSigner};
+    use crate::raft::PeerInfo;
+
+    const ORIGIN: &str = "ironlog.test/log";
+
+    /// Node 1 and 2 voters with keys, node 3 a voter without one.
+    fn membership() -> (StoredMembership, NoteSigner) {
+        let (skey, vkey) = generate_key(ORIGIN).unwrap();
+        let (_, vkey2) = generate_key(ORIGIN).unwrap();
+        let peer = |key: &str| PeerInfo {
+            addr: "127.0.0.1:1".into(),
+            verifier_key: key.into(),
+            ..PeerInfo::default()
+        };
+        let nodes = BTreeMap::from([(1, peer(&vkey)), (2, peer(&vkey2)), (3, peer(""))]);
+        let stored = StoredMembership::new(None, openraft::Membership::from(nodes));
+        (stored, NoteSigner::from_skey(&skey).unwrap())
+    }
+
+    fn log_id(index: u64) -> LogId {
+        use openraft::vote::RaftLeaderIdExt;
+        let leader = openraft::alias::LeaderIdOf::<TypeConfig>::new_committed(3, 1);
+        openraft::LogId::new(leader, index)
+    }
+
+    fn line(signer: &NoteSigner) -> String {
+        let body = CheckpointBody {
+            origin: ORIGIN.into(),
+            size: 1,
+            root: [0; 32],
+        };
+        signer.sign(&body).unwrap().to_line()
+    }
+
+    fn refusal(op: Op) -> String {
+        match op {
+            Op::Refuse { reason } => reason,
+            other => panic!("{other:?} was not refused"),
+        }
+    }
+
+    #[test]
+    fn cosignatures_from_non_voters_or_keyless_voters_are_refused_with_a_reason() {
+        let (m, signer) = membership();
+        let cosign = |node_id, line: String| Command::Cosign {
+            node_id,
+            size: 1,
+            line,
+        };
+        assert!(matches!(
+            command_op(cosign(1, line(&signer)), &m),
+            Op::Cosign { .. }
+        ));
+        assert!(refusal(command_op(cosign(9, line(&signer)), &m)).contains("node 9 is not a voter"));
+        assert!(refusal(command_op(cosign(3, line(&signer)), &m)).contains("no verifier key"));
+        assert!(refusal(command_op(cosign(1, "junk".into()), &m)).contains("malformed"));
+        let witness = Command::WitnessCosign {
+            size: 1,
+            verifier_key: String::new(),
+            line: "junk".into(),
+        };
+        assert!(refusal(command_op(witness, &m)).contains("malformed"));
+    }
+
+    #[test]
+    fn append_and_set_witnesses_reach_the_store_which_validates_them() {
+        let (m, _) = membership();
+        let keys = vec!["k".to_string()];
+        assert!(matches!(
+            command_op(Command::SetWitnesses { verifier_keys: keys.clone() }, &m),
+            Op::SetWitnesses { verifier_keys } if verifier_keys == keys
+        ));
+    }
+
+    #[test]
+    fn a_snapshot_whose_metadata_disagrees_with_openraft_is_refused() {
+        let (m, _) = membership();
+        let applied_id = log_id(10);
+        let expected = SnapshotMeta {
+            last_log_id: Some(applied_id),
+            last_membership: m.clone(),
+        };
+        let state = StateMeta {
+            applied: Some(serde_json::to_vec(&Some(applied_id)).unwrap()),
+            membership: Some(serde_json::to_vec(&m).unwrap()),
+            ..Default::default()
+        };
+        let keys = snapshot_voter_keys(&state, &expected).unwrap();
+        assert_eq!(keys.len(), 2, "the keyless voter has no key to give");
+
+        let other_id = log_id(11);
+        let stale = StateMeta {
+            applied: Some(serde_json::to_vec(&Some(other_id)).unwrap()),
+            ..state.clone()
+        };
+        assert!(snapshot_voter_keys(&stale, &expected)
+            .unwrap_err()
+            .contains("applied"));
+        let no_members = StateMeta {
+            membership: None,
+            ..state
+        };
+        assert!(snapshot_voter_keys(&no_members, &expected)
+            .unwrap_err()
+            .contains("membership"));
+    }
+
+    #[test]
+    fn leftover_snapshot_transfers_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LedgerStore::open(&dir.path().join("ledger.redb"), ORIGIN).unwrap());
+        let snaps = dir.path().join("snapshots");
+        std::fs::create_dir_all(&snaps).unwrap();
+        for name in [
+            "incoming-7.tmp",
+            "building-42.tmp",
+            "keep.snap",
+            "current.json",
+            "other.tmp",
+        ] {
+            std::fs::write(snaps.join(name), b"x").unwrap();
+        }
+        StateMachine::open(store, &snaps).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&snaps)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["current.json", "keep.snap", "other.tmp"]);
     }
 }

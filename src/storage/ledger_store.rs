@@ -14,9 +14,18 @@
 //! - Checkpoint sizes only grow, and a checkpoint's root is recomputed from the
 //!   stored hashes and read back before it is stored.
 //! - A signature is stored only if it verifies over the stored body.
+//! - Every batch is checked with [`batch::validate_batch`] where it is
+//!   applied, whatever path its command took into the log; a refused batch
+//!   changes nothing ([`OpResult::Refused`]).
 //! - Witness cosignatures live in their own table, apart from voter
 //!   signatures, so they never count towards the voter quorum; a note shows
-//!   the voter signatures first, then the witness cosignatures.
+//!   the voter signatures first, then the witness cosignatures. A witness
+//!   cosignature is accepted only from a key in the replicated witness set
+//!   ([`Op::SetWitnesses`]), one per key and checkpoint.
+//! - A checkpoint carries at most [`CHECKPOINT_SIGNATURE_LINES_MAX`] lines,
+//!   of which at most [`CHECKPOINT_WITNESS_LINES_MAX`] are witnesses', so
+//!   its note always opens (signed_note refuses more than 100).
+//! - Only a checkpoint with a quorum of voter signatures is ever "latest".
 //!
 //! # Crash semantics
 //! Each [`LedgerStore::apply`] is one transaction, made durable by the next
@@ -28,8 +37,10 @@
 //! # Snapshots
 //! A snapshot is the leaves, checkpoints, signatures, witness cosignatures and
 //! metadata, streamed to a file. Installing one rebuilds hashes and indexes from the leaves and
-//! refuses it if any checkpoint root does not match, so a corrupt or forged
-//! snapshot cannot replace a good state.
+//! refuses it if any checkpoint root does not match, any voter signature by
+//! a voter of the snapshot's own membership or any witness cosignature does
+//! not verify, or a checkpoint carries too many lines, so a corrupt or
+//! forged snapshot cannot replace a good state.
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -39,12 +50,25 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::batch;
 use crate::ledger::checkpoint::{self, CheckpointBody, SignatureLine};
 use crate::ledger::cosignature::CosignatureVerifier;
 use crate::ledger::event::{Event, LeafRecord, Outcome};
 use crate::ledger::merkle::{self, Hash, HashStore, MerkleError};
 use crate::ledger::tile::{self, Tile, TileKind};
-use crate::limits::{PAGE_ENTRIES_MAX, QUERY_SCAN_ROWS_MAX};
+use crate::limits::{
+    CHECKPOINT_SIGNATURE_LINES_MAX, CHECKPOINT_WITNESS_LINES_MAX, PAGE_ENTRIES_MAX,
+    QUERY_SCAN_ROWS_MAX, WITNESS_KEYS_FORMER_MAX,
+};
+
+/// Most voter signature lines per checkpoint: what the witnesses leave.
+const CHECKPOINT_VOTER_LINES_MAX: usize =
+    CHECKPOINT_SIGNATURE_LINES_MAX - CHECKPOINT_WITNESS_LINES_MAX;
+// Every configured witness can cosign, and every voter a configuration can
+// list (its peers and itself) can sign, within the note's lines.
+const _: () = assert!(crate::config::WITNESSES_MAX <= CHECKPOINT_WITNESS_LINES_MAX);
+const VOTERS_CONFIGURABLE_MAX: usize = crate::config::PEERS_MAX + 1;
+const _: () = assert!(VOTERS_CONFIGURABLE_MAX <= CHECKPOINT_VOTER_LINES_MAX);
 
 /// The ledger file's name inside a node's data dir.
 pub const LEDGER_FILE: &str = "ledger.redb";
@@ -137,6 +161,50 @@ pub struct StateMeta {
     pub tree_size: u64,
     /// Commit time of the last leaf; commit times never go backwards.
     pub last_commit_time_unix_nanos: i64,
+    /// The replicated witness keys; `None` until the first
+    /// [`Op::SetWitnesses`]. Left out of the JSON while `None`, so older
+    /// snapshots and stores read unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<WitnessKeys>,
+}
+
+/// The witness keys the cluster accepts cosignatures from, replicated
+/// through the log so every replica checks the same set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WitnessKeys {
+    /// `cosignature/v1` verifier keys whose new cosignatures are accepted.
+    pub current: Vec<String>,
+    /// Keys once current and since removed. Their cosignatures from before
+    /// the removal stay stored, so a snapshot install must still accept them.
+    pub former: Vec<String>,
+    /// The newest checkpoint when the set was first replicated: checkpoints
+    /// up to it may carry cosignatures admitted before there was a set, by
+    /// the key the command carried, and a snapshot install checks those
+    /// against that key alone.
+    pub legacy_through_size: Option<u64>,
+}
+
+impl WitnessKeys {
+    /// Whether cosignatures by `vkey` may be stored at checkpoint `size`
+    /// when restored from a snapshot.
+    fn admits_restored(&self, vkey: &str, size: u64) -> bool {
+        let vkey = vkey.trim();
+        self.current.iter().chain(&self.former).any(|k| k == vkey)
+            || self.legacy_through_size.is_some_and(|s| size <= s)
+    }
+}
+
+/// Whether two lists name the same witness keys, in any order and ignoring
+/// surrounding whitespace: what the leader compares its configured list
+/// with [`LedgerStore::witness_keys`] by before proposing
+/// [`Op::SetWitnesses`].
+pub fn same_witness_keys(a: &[String], b: &[String]) -> bool {
+    let set = |keys: &[String]| {
+        keys.iter()
+            .map(|k| k.trim().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    a.len() == b.len() && set(a) == set(b)
 }
 
 /// One operation to apply, in Raft log order.
@@ -156,13 +224,22 @@ pub enum Op {
         line: SignatureLine,
         verifier_key: String,
     },
-    /// Add a witness's cosignature over the checkpoint at `size`, if it
-    /// verifies with the `cosignature/v1` key `verifier_key`.
+    /// Add a witness's cosignature over the checkpoint at `size`, if
+    /// `verifier_key` is in the replicated witness set and the line verifies
+    /// with it.
     WitnessCosign {
         size: u64,
         line: SignatureLine,
         verifier_key: String,
     },
+    /// Replace the replicated witness set, if every key is a valid
+    /// `cosignature/v1` key, none repeats and there are at most
+    /// `config::WITNESSES_MAX`.
+    SetWitnesses { verifier_keys: Vec<String> },
+    /// A command refused before it reached the store (a cosignature by a
+    /// non-voter, a line that does not parse): recorded as
+    /// [`OpResult::Refused`] with this reason, changing nothing.
+    Refuse { reason: String },
     /// A Raft entry with no ledger effect (blank, membership).
     Nothing,
 }
@@ -185,8 +262,36 @@ pub enum OpResult {
     WitnessCosigned {
         accepted: bool,
     },
+    /// The witness set was replaced; `changed` is false when it already was
+    /// the one given.
+    WitnessesSet {
+        changed: bool,
+    },
+    /// The command was refused where it was applied and changed nothing
+    /// (no leaf, no index, no signature); `reason` says why, for the
+    /// proposer's caller. Every replica refuses it alike.
+    Refused {
+        reason: String,
+    },
     #[default]
     Nothing,
+}
+
+impl OpResult {
+    /// Why the command was refused, if it was: lets callers that match
+    /// only the success they expect report a refusal as such.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            OpResult::Refused { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn refused(reason: impl std::fmt::Display) -> Self {
+        OpResult::Refused {
+            reason: reason.to_string(),
+        }
+    }
 }
 
 /// A stored checkpoint with the signatures gathered for it.
@@ -325,6 +430,16 @@ impl LedgerStore {
         Ok(self.meta()?.tree_size)
     }
 
+    /// The replicated witness keys cosignatures are accepted from now, in
+    /// the order last set; empty until the first [`Op::SetWitnesses`].
+    pub fn witness_keys(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .meta()?
+            .witnesses
+            .map(|w| w.current)
+            .unwrap_or_default())
+    }
+
     /// Applies `ops` in order in one durable transaction and records
     /// `applied`/`membership` (when given) as of the last op.
     pub fn apply(
@@ -444,26 +559,23 @@ impl LedgerStore {
         read_checkpoint(&txn, size)?.ok_or(StoreError::NoCheckpoint { size })
     }
 
-    /// The newest checkpoint carrying at least `min_signatures` signatures,
-    /// looking back at most a few checkpoints (older ones are superseded);
-    /// failing that, the newest one with any signature.
-    pub fn latest_checkpoint(
-        &self,
-        min_signatures: usize,
-    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+    /// The newest checkpoint carrying at least `quorum` voter signatures
+    /// (and at least one, whatever `quorum` says), looking back at most a
+    /// few checkpoints (older ones are superseded); `None` if none has them.
+    /// Never a checkpoint short of the quorum: what is served as "the log's
+    /// state" must be what a majority of voters signed.
+    pub fn latest_checkpoint(&self, quorum: usize) -> Result<Option<StoredCheckpoint>, StoreError> {
         let txn = self.db.begin_read()?;
-        let (signed, fallback) = newest_checkpoints(&txn, min_signatures)?;
-        Ok(signed.or(fallback))
+        newest_signed_checkpoint(&txn, quorum)
     }
 
-    /// The newest checkpoint carrying at least `min_signatures` signatures,
-    /// with no fallback: what an auditor holding that signature policy accepts.
+    /// The same as [`LedgerStore::latest_checkpoint`]: what an auditor
+    /// holding that signature policy accepts.
     pub fn latest_signed_checkpoint(
         &self,
         min_signatures: usize,
     ) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let txn = self.db.begin_read()?;
-        Ok(newest_checkpoints(&txn, min_signatures)?.0)
+        self.latest_checkpoint(min_signatures)
     }
 
     /// A C2SP tlog-tiles tile or entry bundle, if the newest checkpoint with
@@ -472,7 +584,7 @@ impl LedgerStore {
     /// is exactly what that checkpoint commits to.
     pub fn read_tile(&self, tile: &Tile, min_signatures: usize) -> Result<TileRead, StoreError> {
         let txn = self.db.begin_read()?;
-        let Some(checkpoint) = newest_checkpoints(&txn, min_signatures)?.0 else {
+        let Some(checkpoint) = newest_signed_checkpoint(&txn, min_signatures)? else {
             return Ok(TileRead::NoCheckpoint);
         };
         let size = checkpoint.body.size;
@@ -641,8 +753,19 @@ impl LedgerStore {
     }
 
     /// Replaces the whole state with the snapshot at `path`, rebuilding and
-    /// checking the Merkle tree; on any error the old state is kept.
-    pub fn import_snapshot(&self, path: &Path) -> Result<StateMeta, StoreError> {
+    /// checking the Merkle tree and every signature; on any error the old
+    /// state is kept (nothing is written).
+    ///
+    /// `check` sees the snapshot's own metadata before anything is
+    /// restored, and returns the verifier keys of the voters of its
+    /// membership (the membership is opaque here): every voter signature
+    /// naming one of them must verify with it. An `Err` from `check`
+    /// refuses the snapshot with that reason.
+    pub fn import_snapshot(
+        &self,
+        path: &Path,
+        check: impl FnOnce(&StateMeta) -> Result<Vec<String>, String>,
+    ) -> Result<StateMeta, StoreError> {
         let mut input = BufReader::new(std::fs::File::open(path)?);
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
@@ -666,6 +789,7 @@ impl LedgerStore {
             }
             let target: StateMeta = serde_json::from_slice(&rec)
                 .map_err(|e| StoreError::BadSnapshot(format!("metadata: {e}")))?;
+            let voters = VoterKey::parse_all(&check(&target).map_err(StoreError::BadSnapshot)?);
             w.meta = StateMeta {
                 tree_size: 0,
                 last_commit_time_unix_nanos: 0,
@@ -676,7 +800,7 @@ impl LedgerStore {
                 match tag {
                     TAG_LEAF => w.restore_leaf(&rec)?,
                     TAG_CHECKPOINT => w.restore_checkpoint(&rec)?,
-                    TAG_SIGNATURE => w.restore_signature(&rec)?,
+                    TAG_SIGNATURE => w.restore_signature(&rec, &voters)?,
                     TAG_WITNESS_COSIGNATURE => w.restore_witness_cosignature(&rec)?,
                     TAG_END => break,
                     other => {
@@ -759,28 +883,26 @@ fn within(what: &'static str, value: u64, size: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The newest checkpoint with at least `min_signatures` signatures, and the
-/// newest with any, among the last few: older ones are superseded, and the
-/// bound keeps the scan short whatever the history.
-fn newest_checkpoints(
+/// The newest checkpoint with at least `min_signatures` voter signatures
+/// (at least one: an unsigned checkpoint is never served), among the last
+/// few: older ones are superseded, and the bound keeps the scan short
+/// whatever the history.
+fn newest_signed_checkpoint(
     txn: &ReadTransaction,
     min_signatures: usize,
-) -> Result<(Option<StoredCheckpoint>, Option<StoredCheckpoint>), StoreError> {
+) -> Result<Option<StoredCheckpoint>, StoreError> {
     const LOOK_BACK_CHECKPOINTS: usize = 8;
+    let min_signatures = min_signatures.max(1);
     let table = txn.open_table(CHECKPOINTS)?;
-    let mut fallback = None;
     for row in table.iter()?.rev().take(LOOK_BACK_CHECKPOINTS) {
         let (size, _) = row?;
         if let Some(cp) = read_checkpoint(txn, size.value())? {
             if cp.signatures.len() >= min_signatures {
-                return Ok((Some(cp), fallback));
-            }
-            if fallback.is_none() && !cp.signatures.is_empty() {
-                fallback = Some(cp);
+                return Ok(Some(cp));
             }
         }
     }
-    Ok((None, fallback))
+    Ok(None)
 }
 
 fn read_checkpoint(
@@ -890,21 +1012,24 @@ impl<'t> Writer<'t> {
                 size,
                 line,
                 verifier_key,
-            } => Ok(OpResult::Cosigned {
-                accepted: self.cosign(*size, line, verifier_key)?,
-            }),
+            } => self.cosign(*size, line, verifier_key),
             Op::WitnessCosign {
                 size,
                 line,
                 verifier_key,
-            } => Ok(OpResult::WitnessCosigned {
-                accepted: self.witness_cosign(*size, line, verifier_key)?,
-            }),
+            } => self.witness_cosign(*size, line, verifier_key),
+            Op::SetWitnesses { verifier_keys } => self.set_witnesses(verifier_keys),
+            Op::Refuse { reason } => Ok(OpResult::refused(reason)),
             Op::Nothing => Ok(OpResult::Nothing),
         }
     }
 
     fn append(&mut self, events: &[Event], commit_time: i64) -> Result<OpResult, StoreError> {
+        // The one gate: checked before anything is written, so a refused
+        // batch leaves no leaf, index or idempotency key behind.
+        if let Err(e) = batch::validate_batch(events, commit_time) {
+            return Ok(OpResult::refused(e));
+        }
         // Commit times never go backwards even if leaders' clocks disagree.
         let commit_time = commit_time.max(self.meta.last_commit_time_unix_nanos);
         let mut indices = Vec::with_capacity(events.len());
@@ -1010,50 +1135,171 @@ impl<'t> Writer<'t> {
             .map_err(|e| StoreError::Corrupt(format!("checkpoint {size}: {e}")))
     }
 
+    /// Stores a voter's signature over the checkpoint at `size` if it
+    /// verifies with `verifier_key` and the note has room for it.
     fn cosign(
         &mut self,
         size: u64,
         line: &SignatureLine,
         verifier_key: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<OpResult, StoreError> {
         let Some(body) = self.stored_body(size)? else {
-            return Ok(false);
+            return Ok(OpResult::refused(format!("no checkpoint at size {size}")));
         };
-        if checkpoint::verify_signature(verifier_key, &body, line).is_err() {
-            return Ok(false);
+        if let Err(e) = checkpoint::verify_signature(verifier_key, &body, line) {
+            return Ok(OpResult::refused(format!("checkpoint {size}: {e}")));
+        }
+        if let Some(refusal) = self.voter_line_refusal(size, line.key_id)? {
+            return Ok(refusal);
         }
         self.signatures
             .insert((size, line.key_id), line.to_line().as_str())?;
-        Ok(true)
+        Ok(OpResult::Cosigned { accepted: true })
     }
 
-    /// Stores a witness's cosignature over the checkpoint at `size` if it
-    /// verifies with `verifier_key`; the first one per (size, key) stays, so
-    /// a re-proposed cosignature changes nothing.
+    /// A refusal if a new voter line `key_id` would pass the voter lines of
+    /// checkpoint `size`; replacing a line already there adds none.
+    fn voter_line_refusal(&self, size: u64, key_id: u32) -> Result<Option<OpResult>, StoreError> {
+        if self.signatures.get((size, key_id))?.is_some() {
+            return Ok(None);
+        }
+        let lines = count_lines(self.signatures.range((size, 0)..=(size, u32::MAX))?)?;
+        Ok((lines >= CHECKPOINT_VOTER_LINES_MAX).then(|| {
+            OpResult::refused(format!(
+                "checkpoint {size} already has {lines} voter signature lines, the most it may carry"
+            ))
+        }))
+    }
+
+    /// Stores a witness's cosignature over the checkpoint at `size` if
+    /// `verifier_key` is in the replicated witness set and the line verifies
+    /// with it; the first one per (size, key) stays, so a re-proposed
+    /// cosignature changes nothing.
     fn witness_cosign(
         &mut self,
         size: u64,
         line: &SignatureLine,
         verifier_key: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<OpResult, StoreError> {
+        let admitted = self
+            .meta
+            .witnesses
+            .as_ref()
+            .is_some_and(|w| w.current.iter().any(|k| k == verifier_key.trim()));
+        if !admitted {
+            return Ok(OpResult::refused(format!(
+                "cosignature by {}+{:08x}: its key is not in the replicated witness set",
+                clip(&line.name),
+                line.key_id
+            )));
+        }
+        match self.store_witness_cosignature(size, line, verifier_key)? {
+            Ok(()) => Ok(OpResult::WitnessCosigned { accepted: true }),
+            Err(reason) => Ok(OpResult::Refused { reason }),
+        }
+    }
+
+    /// Verifies and stores a witness cosignature whose key is admitted;
+    /// `Err(reason)` when it does not verify or the note has no room.
+    fn store_witness_cosignature(
+        &mut self,
+        size: u64,
+        line: &SignatureLine,
+        verifier_key: &str,
+    ) -> Result<Result<(), String>, StoreError> {
         let Some(body) = self.stored_body(size)? else {
-            return Ok(false);
+            return Ok(Err(format!("no checkpoint at size {size}")));
         };
-        let verified = CosignatureVerifier::new(verifier_key)
-            .and_then(|v| v.verify_line(&body, line))
-            .is_ok();
-        if !verified {
-            return Ok(false);
+        if let Err(e) =
+            CosignatureVerifier::new(verifier_key).and_then(|v| v.verify_line(&body, line))
+        {
+            return Ok(Err(format!("witness cosignature at {size}: {e}")));
         }
         if self
             .witness_cosignatures
             .get((size, line.key_id))?
-            .is_none()
+            .is_some()
         {
-            self.witness_cosignatures
-                .insert((size, line.key_id), (verifier_key, line.to_line().as_str()))?;
+            return Ok(Ok(()));
         }
-        Ok(true)
+        let lines = count_lines(
+            self.witness_cosignatures
+                .range((size, 0)..=(size, u32::MAX))?,
+        )?;
+        if lines >= CHECKPOINT_WITNESS_LINES_MAX {
+            return Ok(Err(format!(
+                "checkpoint {size} already has {lines} witness cosignature lines, the most it may carry"
+            )));
+        }
+        self.witness_cosignatures
+            .insert((size, line.key_id), (verifier_key, line.to_line().as_str()))?;
+        Ok(Ok(()))
+    }
+
+    /// Replaces the replicated witness set; refused unchanged if any key is
+    /// not a `cosignature/v1` key, two keys are the same witness (same name
+    /// and key ID: cosignatures are filed by key ID), or there are too many.
+    fn set_witnesses(&mut self, keys: &[String]) -> Result<OpResult, StoreError> {
+        let max = crate::config::WITNESSES_MAX;
+        if keys.len() > max {
+            return Ok(OpResult::refused(format!(
+                "{} witness keys exceed the limit of {max}",
+                keys.len()
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, key) in keys.iter().enumerate() {
+            // Stored exactly as given and compared exactly, so refuse the
+            // whitespace the parser would forgive.
+            if key.trim() != key {
+                return Ok(OpResult::refused(format!(
+                    "witness key {i} has surrounding whitespace"
+                )));
+            }
+            let verifier = match CosignatureVerifier::new(key) {
+                Ok(v) => v,
+                Err(e) => return Ok(OpResult::refused(format!("witness key {i}: {e}"))),
+            };
+            use signed_note::Verifier as _;
+            let id = (verifier.name().to_string(), verifier.key_id());
+            if !seen.insert(id.clone()) {
+                return Ok(OpResult::refused(format!(
+                    "witness key {i} repeats {}+{:08x}",
+                    clip(&id.0),
+                    id.1
+                )));
+            }
+        }
+        let old = self.meta.witnesses.clone();
+        if old.as_ref().is_some_and(|w| w.current == keys) {
+            return Ok(OpResult::WitnessesSet { changed: false });
+        }
+        let legacy_through_size = match &old {
+            Some(w) => w.legacy_through_size,
+            None => self.checkpoints.last()?.map(|(k, _)| k.value()),
+        };
+        let old = old.unwrap_or_default();
+        let mut former: Vec<String> = old
+            .former
+            .iter()
+            .chain(&old.current)
+            .filter(|k| !keys.contains(k))
+            .cloned()
+            .collect();
+        former.sort();
+        former.dedup();
+        if former.len() > WITNESS_KEYS_FORMER_MAX {
+            return Ok(OpResult::refused(format!(
+                "{} removed witness keys would be remembered, more than the limit of {WITNESS_KEYS_FORMER_MAX}",
+                former.len()
+            )));
+        }
+        self.meta.witnesses = Some(WitnessKeys {
+            current: keys.to_vec(),
+            former,
+            legacy_through_size,
+        });
+        Ok(OpResult::WitnessesSet { changed: true })
     }
 
     fn restore_leaf(&mut self, leaf: &[u8]) -> Result<(), StoreError> {
@@ -1088,15 +1334,32 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    fn restore_signature(&mut self, rec: &[u8]) -> Result<(), StoreError> {
+    /// Restores a voter signature, verifying it with the key of the voter
+    /// of the snapshot's membership it names. A signature by a key that
+    /// membership does not list (a voter since removed) cannot be checked,
+    /// so it is left out rather than stored unverified; one that names a
+    /// voter and does not verify refuses the whole snapshot.
+    fn restore_signature(&mut self, rec: &[u8], voters: &[VoterKey]) -> Result<(), StoreError> {
         let (size, line) = split_size(rec)?;
-        let line = std::str::from_utf8(line)
-            .map_err(|_| StoreError::BadSnapshot(format!("signature at {size} is not UTF-8")))?;
-        let sig = SignatureLine::parse(line)
-            .map_err(|e| StoreError::BadSnapshot(format!("signature at {size}: {e}")))?;
-        if self.checkpoints.get(size)?.is_none() {
-            return Err(StoreError::BadSnapshot(format!(
-                "signature for missing checkpoint {size}"
+        let bad = |reason: String| {
+            StoreError::BadSnapshot(format!("voter signature at checkpoint {size}: {reason}"))
+        };
+        let line = std::str::from_utf8(line).map_err(|_| bad("not UTF-8".into()))?;
+        let sig = SignatureLine::parse(line).map_err(|e| bad(e.to_string()))?;
+        let Some(body) = self.stored_body(size)? else {
+            return Err(bad("its checkpoint is missing".into()));
+        };
+        let Some(voter) = voters
+            .iter()
+            .find(|v| v.name == sig.name && v.key_id == sig.key_id)
+        else {
+            return Ok(());
+        };
+        checkpoint::verify_signature(&voter.verifier_key, &body, &sig)
+            .map_err(|e| bad(e.to_string()))?;
+        if self.voter_line_refusal(size, sig.key_id)?.is_some() {
+            return Err(bad(format!(
+                "more than {CHECKPOINT_VOTER_LINES_MAX} voter signature lines"
             )));
         }
         self.signatures.insert((size, sig.key_id), line)?;
@@ -1104,22 +1367,81 @@ impl<'t> Writer<'t> {
     }
 
     /// Restores a witness cosignature, re-verifying it against the restored
-    /// checkpoint: a snapshot cannot bring in a cosignature that does not hold.
+    /// checkpoint and requiring its key to be one the restored witness set
+    /// admits: a snapshot cannot bring in a cosignature that does not hold.
     fn restore_witness_cosignature(&mut self, rec: &[u8]) -> Result<(), StoreError> {
         let (size, rest) = split_size(rec)?;
         let bad = |reason: &str| {
-            StoreError::BadSnapshot(format!("witness cosignature at {size}: {reason}"))
+            StoreError::BadSnapshot(format!(
+                "witness cosignature at checkpoint {size}: {reason}"
+            ))
         };
         let text = std::str::from_utf8(rest).map_err(|_| bad("not UTF-8"))?;
         let (vkey, line) = text
             .split_once('\n')
             .ok_or_else(|| bad("no verifier key"))?;
         let sig = SignatureLine::parse(line).map_err(|e| bad(&e.to_string()))?;
-        if !self.witness_cosign(size, &sig, vkey)? {
-            return Err(bad("does not verify over a restored checkpoint"));
+        // A snapshot from before witness sets were replicated has none:
+        // its cosignatures were admitted by the key they carry.
+        let admitted = self
+            .meta
+            .witnesses
+            .as_ref()
+            .is_none_or(|w| w.admits_restored(vkey, size));
+        if !admitted {
+            return Err(bad("its key is not in the restored witness set"));
         }
-        Ok(())
+        self.store_witness_cosignature(size, &sig, vkey)?
+            .map_err(|reason| bad(&reason))
     }
+}
+
+/// A voter's signed-note verifier key with the name and key ID its
+/// signature lines carry, to match lines to keys without trying each.
+struct VoterKey {
+    name: String,
+    key_id: u32,
+    verifier_key: String,
+}
+
+impl VoterKey {
+    /// Keys that do not parse are left out: such a voter cannot have
+    /// signed, so a line naming it is as unverifiable as a stranger's.
+    fn parse_all(keys: &[String]) -> Vec<VoterKey> {
+        keys.iter()
+            .filter_map(|k| {
+                let (name, key_id) = checkpoint::verifier_key_id(k).ok()?;
+                Some(VoterKey {
+                    name,
+                    key_id,
+                    verifier_key: k.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Counts the rows of a signature table range.
+fn count_lines<K: redb::Key + 'static, V: redb::Value + 'static>(
+    rows: redb::Range<'_, K, V>,
+) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for row in rows {
+        row?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// At most a short prefix of text taken from a command, for refusal
+/// reasons: a forged command may carry megabytes where a name belongs.
+fn clip(text: &str) -> String {
+    const SHOWN_CHARS_MAX: usize = 64;
+    let mut out: String = text.chars().take(SHOWN_CHARS_MAX).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
 }
 
 /// A witness cosignature snapshot record: size, verifier key, newline, line.
@@ -1150,7 +1472,7 @@ mod tests {
 
     fn event(n: u64) -> Event {
         Event {
-            time_unix_nanos: n as i64,
+            time_unix_nanos: n as i64 + 1,
             actor: Actor {
                 id: "alice".into(),
                 kind: None,
@@ -1162,12 +1484,30 @@ mod tests {
             outcome: Outcome::Success,
             source: "test".into(),
             details: Default::default(),
-            idempotency_key: None,
+            idempotency_key: Some(format!("k{n}")),
         }
     }
 
-    /// A store holding a checkpoint at size 3 signed by one voter.
-    fn store_with_checkpoint(dir: &Path) -> (LedgerStore, CheckpointBody) {
+    fn voter() -> (NoteSigner, String) {
+        let (skey, vkey) = generate_key(ORIGIN).unwrap();
+        (NoteSigner::from_skey(&skey).unwrap(), vkey)
+    }
+
+    fn witness(name: &str) -> Cosigner {
+        Cosigner::from_skey(&Cosigner::generate(name).unwrap().0).unwrap()
+    }
+
+    fn cosign_op(signer: &NoteSigner, vkey: &str, body: &CheckpointBody) -> Op {
+        Op::Cosign {
+            size: body.size,
+            line: signer.sign(body).unwrap(),
+            verifier_key: vkey.to_string(),
+        }
+    }
+
+    /// A store holding a checkpoint at size 3 signed by one voter, whose
+    /// verifier key is returned.
+    fn store_with_checkpoint(dir: &Path) -> (LedgerStore, CheckpointBody, String) {
         let store = LedgerStore::open(&dir.join("ledger.redb"), ORIGIN).unwrap();
         let append = Op::Append {
             events: (0..3).map(event).collect(),
@@ -1175,18 +1515,21 @@ mod tests {
         };
         store.apply(&[append, Op::Checkpoint], None, None).unwrap();
         let body = store.checkpoint_at(3).unwrap().body;
-        let (skey, vkey) = generate_key(ORIGIN).unwrap();
-        let line = NoteSigner::from_skey(&skey).unwrap().sign(&body).unwrap();
-        let cosign = Op::Cosign {
-            size: 3,
-            line,
-            verifier_key: vkey,
-        };
+        let (signer, vkey) = voter();
         assert_eq!(
-            store.apply(&[cosign], None, None).unwrap(),
+            store
+                .apply(&[cosign_op(&signer, &vkey, &body)], None, None)
+                .unwrap(),
             vec![OpResult::Cosigned { accepted: true }]
         );
-        (store, body)
+        (store, body, vkey)
+    }
+
+    fn set_witnesses(store: &LedgerStore, keys: &[String]) -> OpResult {
+        let op = Op::SetWitnesses {
+            verifier_keys: keys.to_vec(),
+        };
+        store.apply(&[op], None, None).unwrap().remove(0)
     }
 
     fn witness_op(body: &CheckpointBody, witness: &Cosigner, time: u64) -> Op {
@@ -1197,12 +1540,98 @@ mod tests {
         }
     }
 
+    fn is_refused(result: &OpResult) -> bool {
+        result.refusal().is_some()
+    }
+
+    /// Everything a refused op could have touched, to compare before/after.
+    fn fingerprint(store: &LedgerStore) -> (StateMeta, Hash, Leaves, QueryPage, Vec<u64>) {
+        let size = store.tree_size().unwrap();
+        (
+            store.meta().unwrap(),
+            store.root(size).unwrap(),
+            store.entries(0, size + 10).unwrap().0,
+            store
+                .query(
+                    &QueryFilter {
+                        actor: Some("alice".into()),
+                        ..Default::default()
+                    },
+                    100,
+                    None,
+                )
+                .unwrap(),
+            store.checkpoint_sizes(100).unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_invalid_batch_is_refused_at_apply_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, _) = store_with_checkpoint(dir.path());
+        let before = fingerprint(&store);
+        let spoilers: [&dyn Fn(&mut Event); 6] = [
+            &|e| e.actor.id = "eve\u{7}".into(),
+            &|e| e.time_unix_nanos = 0,
+            &|e| e.time_unix_nanos = -5,
+            &|e| e.action.clear(),
+            &|e| e.resource.clear(),
+            &|e| e.source = "s".repeat(crate::limits::FIELD_BYTES_MAX + 1),
+        ];
+        for spoil in spoilers {
+            // The bad event is the last of the batch: the valid ones before
+            // it must not be written either.
+            let mut events: Vec<Event> = (10..13).map(event).collect();
+            spoil(&mut events[2]);
+            let op = Op::Append {
+                events,
+                commit_time_unix_nanos: 100,
+            };
+            let result = store.apply(&[op], None, None).unwrap().remove(0);
+            assert!(
+                result.refusal().unwrap().starts_with("event 2:"),
+                "{result:?}"
+            );
+            assert_eq!(fingerprint(&store), before);
+        }
+        for (events, commit_time) in [
+            ((10..13).map(event).collect::<Vec<_>>(), 0),
+            ((10..13).map(event).collect(), -1),
+            (Vec::new(), 100),
+            (
+                (0..crate::limits::BATCH_EVENTS_MAX as u64 + 1)
+                    .map(event)
+                    .collect(),
+                100,
+            ),
+        ] {
+            let op = Op::Append {
+                events,
+                commit_time_unix_nanos: commit_time,
+            };
+            assert!(is_refused(&store.apply(&[op], None, None).unwrap()[0]));
+            assert_eq!(fingerprint(&store), before);
+        }
+        // A valid batch still goes in after the refusals.
+        let op = Op::Append {
+            events: (10..13).map(event).collect(),
+            commit_time_unix_nanos: 100,
+        };
+        assert!(matches!(
+            store.apply(&[op], None, None).unwrap()[0],
+            OpResult::Appended { tree_size: 6, .. }
+        ));
+    }
+
     #[test]
     fn witness_cosignatures_are_kept_apart_from_voter_signatures() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, body) = store_with_checkpoint(dir.path());
-        let (wskey, _) = Cosigner::generate("witness.test/w1").unwrap();
-        let witness = Cosigner::from_skey(&wskey).unwrap();
+        let (store, body, _) = store_with_checkpoint(dir.path());
+        let witness = witness("witness.test/w1");
+        assert_eq!(
+            set_witnesses(&store, &[witness.verifier_key()]),
+            OpResult::WitnessesSet { changed: true }
+        );
         let results = store
             .apply(&[witness_op(&body, &witness, 7)], None, None)
             .unwrap();
@@ -1212,15 +1641,7 @@ mod tests {
         assert_eq!(cp.signatures.len(), 1);
         assert_eq!(cp.witness_signatures.len(), 1);
         // A witness does not make up for a missing voter.
-        assert!(
-            store
-                .latest_checkpoint(2)
-                .unwrap()
-                .unwrap()
-                .signatures
-                .len()
-                < 2
-        );
+        assert_eq!(store.latest_checkpoint(2).unwrap(), None);
         let note = cp.note();
         let voter_at = note.find(&cp.signatures[0].to_line()).unwrap();
         let witness_at = note.find(&cp.witness_signatures[0].to_line()).unwrap();
@@ -1234,12 +1655,40 @@ mod tests {
     }
 
     #[test]
+    fn cosignatures_are_refused_unless_their_key_is_a_replicated_witness_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body, _) = store_with_checkpoint(dir.path());
+        let w1 = witness("witness.test/w1");
+        // No set yet: nothing is accepted, whatever key the command carries.
+        let result = store
+            .apply(&[witness_op(&body, &w1, 7)], None, None)
+            .unwrap()
+            .remove(0);
+        assert!(result
+            .refusal()
+            .unwrap()
+            .contains("not in the replicated witness set"));
+        set_witnesses(&store, &[w1.verifier_key()]);
+        let stranger = witness("witness.test/junk");
+        let result = store
+            .apply(&[witness_op(&body, &stranger, 7)], None, None)
+            .unwrap()
+            .remove(0);
+        assert!(result.refusal().unwrap().contains("witness.test/junk"));
+        assert!(store
+            .checkpoint_at(3)
+            .unwrap()
+            .witness_signatures
+            .is_empty());
+    }
+
+    #[test]
     fn invalid_witness_cosignatures_are_not_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, body) = store_with_checkpoint(dir.path());
-        let (wskey, _) = Cosigner::generate("witness.test/w1").unwrap();
-        let witness = Cosigner::from_skey(&wskey).unwrap();
-        let (_, other_vkey) = Cosigner::generate("witness.test/w2").unwrap();
+        let (store, body, _) = store_with_checkpoint(dir.path());
+        let witness = witness("witness.test/w1");
+        let other = super::tests::witness("witness.test/w2");
+        set_witnesses(&store, &[witness.verifier_key(), other.verifier_key()]);
         let mut other_body = body.clone();
         other_body.root[0] ^= 1;
         let ops = [
@@ -1253,7 +1702,7 @@ mod tests {
             Op::WitnessCosign {
                 size: 3,
                 line: witness.cosign(&body, 1).unwrap(),
-                verifier_key: other_vkey,
+                verifier_key: other.verifier_key(),
             },
             // A voter key given as a witness key.
             Op::WitnessCosign {
@@ -1269,9 +1718,7 @@ mod tests {
             },
         ];
         let results = store.apply(&ops, None, None).unwrap();
-        assert!(results
-            .iter()
-            .all(|r| *r == OpResult::WitnessCosigned { accepted: false }));
+        assert!(results.iter().all(is_refused), "{results:?}");
         assert!(store
             .checkpoint_at(3)
             .unwrap()
@@ -1280,11 +1727,146 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_carry_witness_cosignatures() {
+    fn a_witness_set_is_validated_before_it_replaces_the_last() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, body) = store_with_checkpoint(dir.path());
-        let (wskey, _) = Cosigner::generate("witness.test/w1").unwrap();
-        let witness = Cosigner::from_skey(&wskey).unwrap();
+        let (store, _, voter_key) = store_with_checkpoint(dir.path());
+        let w1 = witness("witness.test/w1").verifier_key();
+        let w2 = witness("witness.test/w2").verifier_key();
+        assert_eq!(
+            set_witnesses(&store, &[w1.clone(), w2.clone()]),
+            OpResult::WitnessesSet { changed: true }
+        );
+        assert_eq!(
+            set_witnesses(&store, &[w1.clone(), w2.clone()]),
+            OpResult::WitnessesSet { changed: false }
+        );
+        let too_many: Vec<String> = (0..=crate::config::WITNESSES_MAX)
+            .map(|i| witness(&format!("witness.test/w{i}")).verifier_key())
+            .collect();
+        for bad in [
+            vec![w1.clone(), w1.clone()],
+            vec![voter_key, w1.clone()],
+            vec!["not a key".into()],
+            vec![format!(" {w1}")],
+            too_many,
+        ] {
+            assert!(is_refused(&set_witnesses(&store, &bad)), "{bad:?}");
+            assert_eq!(store.witness_keys().unwrap(), vec![w1.clone(), w2.clone()]);
+        }
+        // Removing a key remembers it, so its old cosignatures still install.
+        set_witnesses(&store, std::slice::from_ref(&w2));
+        let keys = store.meta().unwrap().witnesses.unwrap();
+        assert_eq!(keys.current, vec![w2.clone()]);
+        assert_eq!(keys.former, vec![w1.clone()]);
+        assert_eq!(keys.legacy_through_size, Some(3));
+        assert!(same_witness_keys(
+            &[format!("{w2}\n")],
+            &store.witness_keys().unwrap()
+        ));
+        assert!(!same_witness_keys(&[w1], &store.witness_keys().unwrap()));
+    }
+
+    #[test]
+    fn a_checkpoint_never_carries_more_lines_than_a_note_may() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body, _) = store_with_checkpoint(dir.path());
+        // Witness lines: fill the set's share, then swap the whole set.
+        let first: Vec<Cosigner> = (0..CHECKPOINT_WITNESS_LINES_MAX)
+            .map(|i| witness(&format!("witness.test/a{i}")))
+            .collect();
+        let keys: Vec<String> = first.iter().map(Cosigner::verifier_key).collect();
+        set_witnesses(&store, &keys);
+        let ops: Vec<Op> = first.iter().map(|w| witness_op(&body, w, 1)).collect();
+        let results = store.apply(&ops, None, None).unwrap();
+        assert!(results
+            .iter()
+            .all(|r| *r == OpResult::WitnessCosigned { accepted: true }));
+        let late = witness("witness.test/late");
+        set_witnesses(&store, &[late.verifier_key()]);
+        let result = store
+            .apply(&[witness_op(&body, &late, 1)], None, None)
+            .unwrap()
+            .remove(0);
+        assert!(result
+            .refusal()
+            .unwrap()
+            .contains("witness cosignature lines"));
+
+        // Voter lines: one voter already signed; fill the rest, then one more.
+        let signers: Vec<(NoteSigner, String)> =
+            (1..=CHECKPOINT_VOTER_LINES_MAX).map(|_| voter()).collect();
+        let ops: Vec<Op> = signers
+            .iter()
+            .map(|(s, k)| cosign_op(s, k, &body))
+            .collect();
+        let results = store.apply(&ops, None, None).unwrap();
+        assert!(results[..CHECKPOINT_VOTER_LINES_MAX - 1]
+            .iter()
+            .all(|r| *r == OpResult::Cosigned { accepted: true }));
+        assert!(is_refused(&results[CHECKPOINT_VOTER_LINES_MAX - 1]));
+        // Re-signing by a voter already there replaces its line.
+        let (s, k) = &signers[0];
+        assert_eq!(
+            store.apply(&[cosign_op(s, k, &body)], None, None).unwrap(),
+            vec![OpResult::Cosigned { accepted: true }]
+        );
+        let cp = store.checkpoint_at(3).unwrap();
+        assert_eq!(cp.signatures.len(), CHECKPOINT_VOTER_LINES_MAX);
+        assert_eq!(cp.witness_signatures.len(), CHECKPOINT_WITNESS_LINES_MAX);
+        let vkeys: Vec<String> = signers[..2].iter().map(|(_, k)| k.clone()).collect();
+        checkpoint::verify_note_text(cp.note().as_bytes(), &vkeys).unwrap();
+    }
+
+    #[test]
+    fn the_latest_checkpoint_always_has_a_quorum() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body, _) = store_with_checkpoint(dir.path());
+        assert_eq!(store.latest_checkpoint(1).unwrap().unwrap().body, body);
+        assert_eq!(store.latest_checkpoint(2).unwrap(), None);
+        // A newer checkpoint with no signature is never served, not even
+        // to a caller asking for no signatures at all.
+        let op = Op::Append {
+            events: vec![event(9)],
+            commit_time_unix_nanos: 2,
+        };
+        store.apply(&[op, Op::Checkpoint], None, None).unwrap();
+        assert_eq!(store.latest_checkpoint(0).unwrap().unwrap().body, body);
+        assert_eq!(
+            store.latest_signed_checkpoint(1).unwrap().unwrap().body,
+            body
+        );
+        let fresh = LedgerStore::open(&dir.path().join("fresh.redb"), ORIGIN).unwrap();
+        fresh.apply(&[Op::Checkpoint], None, None).unwrap();
+        assert_eq!(fresh.latest_checkpoint(0).unwrap(), None);
+    }
+
+    /// Rewrites a snapshot file record by record.
+    fn rewrite_snapshot(path: &Path, mut edit: impl FnMut(u8, Vec<u8>) -> Option<Vec<u8>>) {
+        let mut input = BufReader::new(std::fs::File::open(path).unwrap());
+        let mut out = Vec::new();
+        loop {
+            let (tag, rec) = read_record(&mut input).unwrap();
+            if let Some(rec) = edit(tag, rec) {
+                write_record(&mut out, tag, &rec).unwrap();
+            }
+            if tag == TAG_END {
+                break;
+            }
+        }
+        std::fs::write(path, out).unwrap();
+    }
+
+    fn voters(keys: &[&String]) -> impl FnOnce(&StateMeta) -> Result<Vec<String>, String> {
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        move |_| Ok(keys)
+    }
+
+    #[test]
+    fn snapshots_carry_witness_cosignatures_and_the_witness_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body, vkey) = store_with_checkpoint(dir.path());
+        let witness = witness("witness.test/w1");
+        set_witnesses(&store, &[witness.verifier_key()]);
         store
             .apply(&[witness_op(&body, &witness, 7)], None, None)
             .unwrap();
@@ -1292,11 +1874,12 @@ mod tests {
         store.export_snapshot(&snap).unwrap();
 
         let other = LedgerStore::open(&dir.path().join("other.redb"), ORIGIN).unwrap();
-        other.import_snapshot(&snap).unwrap();
+        other.import_snapshot(&snap, voters(&[&vkey])).unwrap();
         assert_eq!(
             other.checkpoint_at(3).unwrap(),
             store.checkpoint_at(3).unwrap()
         );
+        assert_eq!(other.witness_keys().unwrap(), vec![witness.verifier_key()]);
 
         // A snapshot whose witness cosignature does not verify is refused,
         // and the state it would have replaced is kept.
@@ -1311,12 +1894,101 @@ mod tests {
             .position(|w| w == line.as_bytes())
             .expect("the cosignature is in the snapshot");
         bytes[at..at + line.len()].copy_from_slice(forged_line.as_bytes());
-        std::fs::write(&snap, bytes).unwrap();
-        let fresh = LedgerStore::open(&dir.path().join("fresh.redb"), ORIGIN).unwrap();
+        let forged = dir.path().join("forged");
+        std::fs::write(&forged, bytes).unwrap();
+        let before = fingerprint(&other);
         assert!(matches!(
-            fresh.import_snapshot(&snap),
+            other.import_snapshot(&forged, voters(&[&vkey])),
             Err(StoreError::BadSnapshot(_))
         ));
+        assert_eq!(fingerprint(&other), before);
+    }
+
+    #[test]
+    fn a_snapshot_cosignature_by_a_key_outside_its_witness_set_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body, vkey) = store_with_checkpoint(dir.path());
+        let w1 = witness("witness.test/w1");
+        set_witnesses(&store, &[w1.verifier_key()]);
+        store
+            .apply(&[witness_op(&body, &w1, 7)], None, None)
+            .unwrap();
+        // Removed later: its cosignature stays and still installs.
+        set_witnesses(&store, &[]);
+        let snap = dir.path().join("snap");
+        store.export_snapshot(&snap).unwrap();
+        let other = LedgerStore::open(&dir.path().join("other.redb"), ORIGIN).unwrap();
+        other.import_snapshot(&snap, voters(&[&vkey])).unwrap();
+        assert_eq!(other.checkpoint_at(3).unwrap().witness_signatures.len(), 1);
+
+        // The same snapshot claiming a witness set that never held the key.
+        rewrite_snapshot(&snap, |tag, rec| {
+            if tag != TAG_META {
+                return Some(rec);
+            }
+            let mut meta: StateMeta = serde_json::from_slice(&rec).unwrap();
+            meta.witnesses = Some(WitnessKeys::default());
+            Some(serde_json::to_vec(&meta).unwrap())
+        });
+        let fresh = LedgerStore::open(&dir.path().join("fresh.redb"), ORIGIN).unwrap();
+        let err = fresh.import_snapshot(&snap, voters(&[&vkey])).unwrap_err();
+        assert!(err.to_string().contains("checkpoint 3"), "{err}");
         assert_eq!(fresh.tree_size().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_is_refused_if_a_voter_signature_does_not_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, body, vkey) = store_with_checkpoint(dir.path());
+        let snap = dir.path().join("snap");
+        store.export_snapshot(&snap).unwrap();
+        let target = LedgerStore::open(&dir.path().join("target.redb"), ORIGIN).unwrap();
+        target
+            .apply(
+                &[Op::Append {
+                    events: vec![event(50)],
+                    commit_time_unix_nanos: 5,
+                }],
+                None,
+                None,
+            )
+            .unwrap();
+        let before = fingerprint(&target);
+
+        // A signature of another tree filed under this checkpoint.
+        let mut other = body.clone();
+        other.root[3] ^= 1;
+        let line = store.checkpoint_at(3).unwrap().signatures[0].clone();
+        let (name, key_id) = (line.name.clone(), line.key_id);
+        rewrite_snapshot(&snap, |tag, rec| {
+            if tag != TAG_SIGNATURE {
+                return Some(rec);
+            }
+            let mut forged = line.clone();
+            forged.signature[10] ^= 1;
+            let mut rec = 3u64.to_be_bytes().to_vec();
+            rec.extend_from_slice(forged.to_line().as_bytes());
+            Some(rec)
+        });
+        let err = target.import_snapshot(&snap, voters(&[&vkey])).unwrap_err();
+        assert!(err.to_string().contains("checkpoint 3"), "{err}");
+        assert_eq!(fingerprint(&target), before, "nothing written");
+
+        // A signature by a key the membership does not list cannot be
+        // verified: left out, the rest installs.
+        store.export_snapshot(&snap).unwrap();
+        let (_, stranger) = voter();
+        target.import_snapshot(&snap, voters(&[&stranger])).unwrap();
+        assert!(target.checkpoint_at(3).unwrap().signatures.is_empty());
+        target.import_snapshot(&snap, voters(&[&vkey])).unwrap();
+        let sigs = target.checkpoint_at(3).unwrap().signatures;
+        assert_eq!((sigs[0].name.clone(), sigs[0].key_id), (name, key_id));
+
+        // What the caller's check refuses is refused before anything is written.
+        let err = target
+            .import_snapshot(&snap, |_| Err("metadata disagrees".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("metadata disagrees"));
+        assert_eq!(target.checkpoint_at(3).unwrap().signatures.len(), 1);
     }
 }

@@ -39,6 +39,8 @@ use crate::limits::WITNESS_REQUEST_BYTES_MAX;
 pub enum WitnessError {
     #[error("cannot read witness key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
+    #[error(transparent)]
+    KeyFile(#[from] crate::key_file::KeyFileError),
     #[error("cannot read trust policy {path}: {reason}")]
     Policy { path: PathBuf, reason: String },
     #[error("two trust policies name origin {origin:?}; give one policy per log")]
@@ -51,8 +53,6 @@ pub enum WitnessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("witness server failed")]
-    Serve(#[source] std::io::Error),
 }
 
 /// Why one add-checkpoint call produced no cosignature.
@@ -105,7 +105,8 @@ impl Witness {
             path: key.to_path_buf(),
             reason,
         };
-        let skey = std::fs::read_to_string(key).map_err(|e| key_err(e.to_string()))?;
+        // Refuses a key file group or others may read or write.
+        let skey = crate::key_file::read_private_key(key)?;
         let cosigner = Cosigner::from_skey(skey.trim()).map_err(|e| key_err(e.to_string()))?;
         let policies = policies
             .iter()
@@ -170,17 +171,27 @@ pub fn router(witness: Arc<Witness>) -> Router {
         .with_state(witness)
 }
 
-/// Serves `witness` on `listener` until `shutdown` completes. Tests bind
-/// port 0 and pass their own shutdown signal.
+/// Serves `witness` on `listener` until `shutdown` completes, with the
+/// header, idle and request timeouts and the connection cap of
+/// [`http_server`](crate::api::http_server). Tests bind port 0 and pass
+/// their own shutdown signal.
 pub async fn serve(
     listener: TcpListener,
     witness: Arc<Witness>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WitnessError> {
-    axum::serve(listener, router(witness))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(WitnessError::Serve)
+    // Nothing else stops a witness's connections: they end with the process.
+    let closing = tokio_util::sync::CancellationToken::new();
+    crate::api::http_server::serve(
+        listener,
+        router(witness),
+        None,
+        crate::api::http_server::HttpLimits::default(),
+        closing,
+        shutdown,
+    )
+    .await;
+    Ok(())
 }
 
 fn unix_now() -> u64 {

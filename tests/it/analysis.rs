@@ -147,6 +147,7 @@ async fn wait_indexed(c: &Cluster, analysis: u64, question_probe: &str, expect_t
 fn bin(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ironlog"))
         .args(args)
+        .envs(crate::common::cli_env())
         .output()
         .expect("run ironlog")
 }

@@ -20,6 +20,7 @@ use ironlog::proto;
 fn ironlog(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ironlog"))
         .args(args)
+        .envs(crate::common::cli_env())
         .env("RUST_LOG", "warn")
         .output()
         .expect("run ironlog")

@@ -206,6 +206,7 @@ fn node_with_a_bad_config_fails_naming_the_problem() {
         r#"
 id = 1
 listen = "127.0.0.1:7001"
+peer_listen = "127.0.0.1:7101"
 data_dir = "data"
 origin = "example.org/ironlog"
 signing_key_file = "node.key"
@@ -223,6 +224,45 @@ election_timeout_max_ms = 800
         err.contains("election_timeout_min_ms (900)") && err.contains("(800)"),
         "{err}"
     );
+}
+
+#[test]
+fn a_node_without_tls_refuses_to_start_unless_insecure_is_explicit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("plain.toml");
+    std::fs::write(
+        &config,
+        r#"
+id = 1
+listen = "127.0.0.1:1"
+peer_listen = "127.0.0.1:2"
+data_dir = "data"
+origin = "example.org/ironlog"
+signing_key_file = "node.key"
+"#,
+    )
+    .expect("write");
+    let output = ironlog(&["node", "--config", path_str(&config)]);
+    let err = stderr(&output);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("no [tls] section") && err.contains("--insecure"),
+        "{err}"
+    );
+    // With --insecure the TLS check passes; the node then fails on the
+    // missing signing key, after warning that it is insecure.
+    let output = Command::new(env!("CARGO_BIN_EXE_ironlog"))
+        .args(["node", "--insecure", "--config", path_str(&config)])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("runs");
+    let err = stderr(&output);
+    assert!(!output.status.success());
+    assert!(
+        err.contains("signing key") || err.contains("node.key"),
+        "{err}"
+    );
+    assert!(!err.contains("no [tls] section"), "{err}");
 }
 
 #[test]

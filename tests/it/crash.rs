@@ -20,9 +20,20 @@ use ironlog::ledger::merkle::leaf_hash;
 use ironlog::proto;
 use ironlog::proto::admin_client::AdminClient;
 use ironlog::proto::ledger_client::LedgerClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::common::pki::{ClientCert, Pki};
 
 const ORIGIN: &str = "crash.test/ironlog";
+
+/// The crash clusters' CA and the client certificate every call presents.
+static PKI: std::sync::LazyLock<(tempfile::TempDir, Pki, ClientCert)> =
+    std::sync::LazyLock::new(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::new(dir.path(), "crash");
+        let operator = pki.client("operator");
+        (dir, pki, operator)
+    });
 const NODES: u64 = 3;
 /// Events per `Append`: several Raft entries per snapshot interval (50), so
 /// kills land before, during and after snapshots and log purges.
@@ -52,6 +63,9 @@ const KEEP_DIR_ENV: &str = "IRONLOG_CRASH_KEEP_DIR";
 struct Node {
     id: u64,
     addr: String,
+    /// The node's two ports, held from the moment they were picked until
+    /// the node first starts, so a parallel test cannot take them.
+    reserved: Vec<TcpListener>,
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -71,32 +85,43 @@ impl Cluster {
     fn write_configs() -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut addrs = Vec::new();
+        let mut peer_addrs = Vec::new();
         let mut vkeys = Vec::new();
+        let mut reserved: Vec<Vec<TcpListener>> = Vec::new();
+        let mut free_port = |id: u64| {
+            let l = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+            let port = l.local_addr().expect("bound").port();
+            if reserved.len() < id as usize {
+                reserved.push(Vec::new());
+            }
+            reserved[(id - 1) as usize].push(l);
+            port
+        };
         for id in 1..=NODES {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free loopback port")
-                .port();
             let (skey, vkey) = generate_key(ORIGIN).expect("keygen");
-            std::fs::write(dir.path().join(format!("node{id}.key")), skey).expect("write key");
-            addrs.push(format!("127.0.0.1:{port}"));
+            crate::common::write_key(&dir.path().join(format!("node{id}.key")), &skey);
+            addrs.push(format!("127.0.0.1:{}", free_port(id)));
+            peer_addrs.push(format!("127.0.0.1:{}", free_port(id)));
             vkeys.push(vkey);
+            PKI.1.node_into(dir.path(), id);
         }
         let peers: String = (1..=NODES)
             .map(|id| {
                 let i = (id - 1) as usize;
                 format!(
-                    "\n[[peers]]\nid = {id}\naddr = \"{}\"\nverifier_key = \"{}\"\n",
-                    addrs[i], vkeys[i]
+                    "\n[[peers]]\nid = {id}\naddr = \"{}\"\nclient_addr = \"{}\"\nverifier_key = \"{}\"\n",
+                    peer_addrs[i], addrs[i], vkeys[i]
                 )
             })
             .collect();
         let nodes = (1..=NODES)
             .map(|id| {
                 let addr = addrs[(id - 1) as usize].clone();
+                let peer_addr = &peer_addrs[(id - 1) as usize];
                 let text = format!(
                     "id = {id}\n\
                      listen = \"{addr}\"\n\
+                     peer_listen = \"{peer_addr}\"\n\
                      data_dir = \"node{id}\"\n\
                      origin = \"{ORIGIN}\"\n\
                      signing_key_file = \"node{id}.key\"\n\
@@ -108,6 +133,15 @@ impl Cluster {
                      election_timeout_max_ms = 600\n\
                      snapshot_logs_since_last = 50\n\
                      max_in_snapshot_log_to_keep = 10\n\
+                     \n[tls]\n\
+                     ca_file = \"crash-ca.pem\"\n\
+                     cert_file = \"crash-node-{id}.pem\"\n\
+                     key_file = \"crash-node-{id}-key.pem\"\n\
+                     \n[[auth.clients]]\n\
+                     name = \"operator\"\n\
+                     certificate_cn = \"operator\"\n\
+                     roles = [\"appender\", \"reader\", \"auditor\", \"admin\"]\n\
+                     sources = [\"*\"]\n\
                      {peers}",
                     id == 1
                 );
@@ -116,6 +150,7 @@ impl Cluster {
                 Node {
                     id,
                     addr,
+                    reserved: std::mem::take(&mut reserved[(id - 1) as usize]),
                     config,
                     log: dir.path().join(format!("node{id}.log")),
                     child: None,
@@ -143,6 +178,7 @@ impl Cluster {
     fn spawn(&mut self, id: u64) {
         let node = self.node(id);
         assert!(node.child.is_none(), "node {id} is already running");
+        node.reserved.clear();
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -273,11 +309,17 @@ impl Drop for Cluster {
 }
 
 fn url(addr: &str) -> String {
-    format!("http://{addr}")
+    format!("https://{addr}")
 }
 
 async fn connect(url: &str) -> Option<Channel> {
+    let (_, pki, operator) = &*PKI;
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pki.ca_pem()))
+        .identity(Identity::from_pem(&operator.cert_pem, &operator.key_pem));
     Endpoint::from_shared(url.to_string())
+        .ok()?
+        .tls_config(tls)
         .ok()?
         .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
         .timeout(Duration::from_millis(RPC_TIMEOUT_MS))

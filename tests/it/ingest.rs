@@ -20,6 +20,7 @@ fn ironlog(endpoint: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
         .arg("--endpoint")
         .arg(endpoint)
         .args(args)
+        .envs(crate::common::cli_env())
         .env_remove("RUST_LOG")
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -15,5 +15,6 @@ mod ledger_vectors;
 mod membership;
 mod parser_robustness;
 mod raft_storage_suite;
+mod security;
 mod tiles;
 mod witness;

@@ -26,16 +26,13 @@ async fn a_learner_joins_catches_up_and_is_promoted_to_cosigning_voter() {
             id: 0,
             addr: "x".into(),
             verifier_key: String::new(),
+            client_addr: String::new(),
         })
         .await
         .expect_err("id 0 is refused");
     assert_eq!(bad.code(), Code::InvalidArgument);
     let members = admin
-        .add_learner(proto::AddLearnerRequest {
-            id,
-            addr: c.configs[(id - 1) as usize].listen.to_string(),
-            verifier_key: vkey,
-        })
+        .add_learner(c.add_learner_request(id, &vkey))
         .await
         .expect("learner added")
         .into_inner()

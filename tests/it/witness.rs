@@ -47,7 +47,7 @@ impl WitnessFiles {
     fn new(dir: &Path, origin: &str, log_keys: &[String]) -> Self {
         let (skey, vkey) = Cosigner::generate(WITNESS_NAME).unwrap();
         let key = dir.join("w1.key");
-        std::fs::write(&key, skey).unwrap();
+        crate::common::write_key(&key, &skey);
         let policy = TrustPolicy {
             origin: origin.into(),
             log: KeyGroup {
@@ -343,7 +343,7 @@ async fn cluster_checkpoints_get_witness_cosignatures_and_a_down_witness_blocks_
         policy: dir.path().join("policy.toml"),
         verifier_key: wvkey.clone(),
     };
-    std::fs::write(&files.key, wskey).unwrap();
+    crate::common::write_key(&files.key, &wskey);
     let log_only = TrustPolicy {
         origin: common::ORIGIN.into(),
         log: KeyGroup {

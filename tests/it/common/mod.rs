@@ -3,29 +3,178 @@
 //! optionally with its tlog-tiles HTTP server on another.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ironlog::config::{CheckpointConfig, Config, Peer, RaftTuning, Role, WitnessConfig};
+use ironlog::config::{
+    AuthConfig, CheckpointConfig, ClientConfig, ClientRole, Config, Peer, RaftTuning, Role,
+    WitnessConfig,
+};
 use ironlog::ledger::checkpoint::generate_key;
 use ironlog::node::{self, Listeners, RunningNode};
 use ironlog::proto;
 use ironlog::proto::admin_client::AdminClient;
 use ironlog::proto::analysis_client::AnalysisClient;
 use ironlog::proto::ledger_client::LedgerClient;
+use pki::{ClientCert, Pki};
+use rustls_pki_types::pem::PemObject;
+use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub const ORIGIN: &str = "test.example/ironlog";
+
+/// The test clusters' client identities: (name, bearer token, roles,
+/// sources, requests/s). `operator` authenticates by certificate instead.
+pub const PAYMENTS_TOKEN: &str = "payments-token-0123456789abcdef";
+pub const READER_TOKEN: &str = "reader-token-0123456789abcdef";
+pub const AUDITOR_TOKEN: &str = "auditor-token-0123456789abcdef";
+pub const ANALYST_TOKEN: &str = "analyst-token-0123456789abcdef";
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
+/// An appender limited to 2 requests/s, for the rate-limit test.
+pub const SLOW_TOKEN: &str = "slow-token-0123456789abcdef";
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub configs: Vec<Config>,
     pub vkeys: Vec<String>,
     pub nodes: Vec<Option<RunningNode>>,
+    /// The cluster CA; every node certificate and `operator` come from it.
+    pub pki: &'static Pki,
+    /// A client certificate with every role and any source.
+    pub operator: ClientCert,
 }
+
+/// One CA for every test cluster of this process, with the `operator`
+/// client certificate written to files, so CLI processes the tests spawn
+/// can present it ([`cli_env`]).
+pub struct TestPki {
+    _dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub operator: ClientCert,
+    pub ca_file: PathBuf,
+    pub operator_cert_file: PathBuf,
+    pub operator_key_file: PathBuf,
+}
+
+pub static TEST_PKI: std::sync::LazyLock<TestPki> = std::sync::LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(dir.path(), "cluster");
+    let operator = pki.client("operator");
+    let operator_cert_file = dir.path().join("operator.pem");
+    let operator_key_file = dir.path().join("operator-key.pem");
+    std::fs::write(&operator_cert_file, &operator.cert_pem).expect("write operator cert");
+    write_key(&operator_key_file, &operator.key_pem);
+    TestPki {
+        ca_file: pki.ca_file(),
+        _dir: dir,
+        pki,
+        operator,
+        operator_cert_file,
+        operator_key_file,
+    }
+});
+
+/// The environment a spawned `ironlog` client needs to reach a test
+/// cluster as `operator` over TLS.
+pub fn cli_env() -> Vec<(&'static str, PathBuf)> {
+    let t = &*TEST_PKI;
+    vec![
+        ("IRONLOG_CA", t.ca_file.clone()),
+        ("IRONLOG_CERT", t.operator_cert_file.clone()),
+        ("IRONLOG_KEY", t.operator_key_file.clone()),
+    ]
+}
+
+fn token_client(
+    name: &str,
+    token: &str,
+    roles: Vec<ClientRole>,
+    sources: &[&str],
+    requests_per_s: Option<u32>,
+) -> ClientConfig {
+    ClientConfig {
+        name: name.into(),
+        certificate_cn: None,
+        token_sha256: Some(hex::encode(sha2::Sha256::digest(token.as_bytes()))),
+        roles,
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+        requests_per_s,
+        in_flight_max: None,
+    }
+}
+
+/// Who may do what in a test cluster.
+pub fn test_auth() -> AuthConfig {
+    use ClientRole::*;
+    AuthConfig {
+        // tlog-tiles and checkpoints are public, as a transparency log's are.
+        anonymous_auditor: true,
+        requests_per_s: None,
+        in_flight_max: None,
+        clients: vec![
+            ClientConfig {
+                name: "operator".into(),
+                certificate_cn: Some("operator".into()),
+                token_sha256: None,
+                roles: vec![Appender, Reader, Auditor, Analyst, Admin],
+                sources: vec!["*".into()],
+                requests_per_s: None,
+                in_flight_max: None,
+            },
+            token_client(
+                "payments",
+                PAYMENTS_TOKEN,
+                vec![Appender],
+                &["payments-api"],
+                None,
+            ),
+            token_client("reader", READER_TOKEN, vec![Reader], &[], None),
+            token_client("auditor", AUDITOR_TOKEN, vec![Auditor], &[], None),
+            token_client("analyst", ANALYST_TOKEN, vec![Analyst], &[], None),
+            token_client("admin", ADMIN_TOKEN, vec![Admin], &[], None),
+            token_client("slow", SLOW_TOKEN, vec![Appender], &["slow-svc"], Some(2)),
+        ],
+    }
+}
+
+/// A TLS channel to `addr` that trusts `ca_pem`, presenting `identity`.
+pub async fn tls_channel(
+    addr: &str,
+    ca_pem: &str,
+    identity: Option<&ClientCert>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem));
+    if let Some(id) = identity {
+        tls = tls.identity(Identity::from_pem(&id.cert_pem, &id.key_pem));
+    }
+    Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(pub tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+pub fn bearer(token: &str) -> Bearer {
+    Bearer(format!("Bearer {token}").parse().expect("ascii token"))
+}
+
+pub type TokenChannel = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
 
 /// Settings that make snapshots and purges happen within a small test.
 pub fn tuning() -> RaftTuning {
@@ -36,6 +185,13 @@ pub fn tuning() -> RaftTuning {
         snapshot_logs_since_last: 20,
         max_in_snapshot_log_to_keep: 0,
     }
+}
+
+/// Writes a private key as a node expects it: readable by its owner only.
+pub fn write_key(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write key");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
 }
 
 async fn bind_port_0() -> TcpListener {
@@ -79,17 +235,20 @@ impl Cluster {
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().expect("tempdir");
+        let pki = &TEST_PKI.pki;
+        let operator = TEST_PKI.operator.clone();
         let mut listeners = Vec::new();
         let mut peers = Vec::new();
         let mut vkeys = Vec::new();
         for id in 1..=n {
-            let l = bind_port_0().await;
+            let client = bind_port_0().await;
+            let peer = bind_port_0().await;
             let (skey, vkey) = generate_key(ORIGIN).expect("keygen");
-            let key_file = dir.path().join(format!("node{id}.key"));
-            std::fs::write(&key_file, skey).unwrap();
+            write_key(&dir.path().join(format!("node{id}.key")), &skey);
             peers.push(Peer {
                 id,
-                addr: l.local_addr().unwrap().to_string(),
+                addr: peer.local_addr().unwrap().to_string(),
+                client_addr: Some(client.local_addr().unwrap().to_string()),
                 verifier_key: vkey.clone(),
             });
             vkeys.push(vkey);
@@ -98,32 +257,38 @@ impl Cluster {
                 false => None,
             };
             listeners.push(Listeners {
-                grpc: l,
+                client,
+                peer,
                 http: http_listener,
             });
         }
         let configs: Vec<Config> = (1..=n)
-            .map(|id| Config {
-                id,
-                listen: peers[(id - 1) as usize].addr.parse().unwrap(),
-                advertise: None,
-                http_listen: listeners[(id - 1) as usize]
-                    .http
-                    .as_ref()
-                    .map(|l| l.local_addr().unwrap()),
-                data_dir: dir.path().join(format!("node{id}")),
-                origin: ORIGIN.to_string(),
-                signing_key_file: dir.path().join(format!("node{id}.key")),
-                role: Role::Voter,
-                bootstrap: id == 1,
-                checkpoint: CheckpointConfig {
-                    interval_ms: 100,
-                    every_entries: 1000,
-                },
-                raft: tuning(),
-                peers: peers.clone(),
-                witnesses: witnesses.clone(),
-                analysis: None,
+            .map(|id| {
+                let l = &listeners[(id - 1) as usize];
+                Config {
+                    id,
+                    listen: l.client.local_addr().unwrap(),
+                    advertise: None,
+                    peer_listen: l.peer.local_addr().unwrap(),
+                    peer_advertise: None,
+                    http_listen: l.http.as_ref().map(|l| l.local_addr().unwrap()),
+                    data_dir: dir.path().join(format!("node{id}")),
+                    origin: ORIGIN.to_string(),
+                    signing_key_file: dir.path().join(format!("node{id}.key")),
+                    role: Role::Voter,
+                    bootstrap: id == 1,
+                    checkpoint: CheckpointConfig {
+                        interval_ms: 100,
+                        every_entries: 1000,
+                    },
+                    raft: tuning(),
+                    peers: peers.clone(),
+                    witnesses: witnesses.clone(),
+                    analysis: None,
+                    tls: Some(pki.node_into(dir.path(), id)),
+                    auth: test_auth(),
+                    insecure: false,
+                }
             })
             .collect();
         let mut nodes = Vec::new();
@@ -136,6 +301,8 @@ impl Cluster {
             configs,
             vkeys,
             nodes,
+            pki,
+            operator,
         }
     }
 
@@ -143,24 +310,34 @@ impl Cluster {
     /// joins through `AddLearner`); returns its id and verifier key.
     pub async fn start_extra(&mut self) -> (u64, String) {
         let id = self.configs.len() as u64 + 1;
-        let l = bind_port_0().await;
+        let tls = self.pki.node_into(self.dir.path(), id);
+        self.start_extra_with(tls).await
+    }
+
+    /// [`Cluster::start_extra`] with the given certificate files.
+    pub async fn start_extra_with(&mut self, tls: ironlog::config::TlsConfig) -> (u64, String) {
+        let id = self.configs.len() as u64 + 1;
+        let client = bind_port_0().await;
+        let peer = bind_port_0().await;
         let http = match self.configs[0].http_listen {
             Some(_) => Some(bind_port_0().await),
             None => None,
         };
         let (skey, vkey) = generate_key(ORIGIN).expect("keygen");
         let key_file = self.dir.path().join(format!("node{id}.key"));
-        std::fs::write(&key_file, skey).unwrap();
+        write_key(&key_file, &skey);
         let mut c = self.configs[0].clone();
         c.id = id;
-        c.listen = l.local_addr().unwrap();
+        c.listen = client.local_addr().unwrap();
+        c.peer_listen = peer.local_addr().unwrap();
         c.http_listen = http.as_ref().map(|l| l.local_addr().unwrap());
         c.data_dir = self.dir.path().join(format!("node{id}"));
         c.signing_key_file = key_file;
         c.bootstrap = false;
+        c.tls = Some(tls);
         c.validate().expect("extra node config is valid");
         self.nodes.push(Some(
-            node::start(c.clone(), Listeners { grpc: l, http })
+            node::start(c.clone(), Listeners { client, peer, http })
                 .await
                 .expect("extra node starts"),
         ));
@@ -169,21 +346,35 @@ impl Cluster {
         (id, vkey)
     }
 
+    /// The AddLearner request that joins node `id` as configured.
+    pub fn add_learner_request(&self, id: u64, verifier_key: &str) -> proto::AddLearnerRequest {
+        let c = &self.configs[(id - 1) as usize];
+        proto::AddLearnerRequest {
+            id,
+            addr: c.peer_listen.to_string(),
+            verifier_key: verifier_key.to_string(),
+            client_addr: c.listen.to_string(),
+        }
+    }
+
     /// Starts an analysis node (a learner running the analyst with `model`)
     /// and adds it through the leader; returns its id.
     pub async fn start_analysis(&mut self, model: PathBuf) -> u64 {
         // Before the new node exists: it knows no leader until it is added.
         let leader = self.leader().await;
         let id = self.configs.len() as u64 + 1;
-        let l = bind_port_0().await;
+        let client = bind_port_0().await;
+        let peer = bind_port_0().await;
         let mut c = self.configs[0].clone();
         c.id = id;
-        c.listen = l.local_addr().unwrap();
+        c.listen = client.local_addr().unwrap();
+        c.peer_listen = peer.local_addr().unwrap();
         c.http_listen = None;
         c.data_dir = self.dir.path().join(format!("node{id}"));
         c.signing_key_file = self.dir.path().join(format!("node{id}.key"));
         c.bootstrap = false;
         c.role = Role::Analysis;
+        c.tls = Some(self.pki.node_into(self.dir.path(), id));
         c.analysis = Some(ironlog::config::AnalysisConfig {
             model,
             threads: 2,
@@ -196,7 +387,8 @@ impl Cluster {
             node::start(
                 c.clone(),
                 Listeners {
-                    grpc: l,
+                    client,
+                    peer,
                     http: None,
                 },
             )
@@ -207,24 +399,29 @@ impl Cluster {
         self.vkeys.push(String::new());
         let mut admin = self.admin(leader).await;
         admin
-            .add_learner(proto::AddLearnerRequest {
-                id,
-                addr: self.configs[(id - 1) as usize].listen.to_string(),
-                verifier_key: String::new(),
-            })
+            .add_learner(self.add_learner_request(id, ""))
             .await
             .expect("analysis node added as a learner");
         id
     }
 
     pub async fn analysis(&self, id: u64) -> AnalysisClient<Channel> {
-        AnalysisClient::connect(self.addr(id))
-            .await
-            .expect("connect")
+        AnalysisClient::new(self.channel(id).await)
     }
 
+    /// Node `id`'s client listener, `host:port`.
+    pub fn client_addr(&self, id: u64) -> String {
+        self.configs[(id - 1) as usize].listen.to_string()
+    }
+
+    /// Node `id`'s peer listener, `host:port`.
+    pub fn peer_addr(&self, id: u64) -> String {
+        self.configs[(id - 1) as usize].peer_listen.to_string()
+    }
+
+    /// Node `id`'s client endpoint URL.
     pub fn addr(&self, id: u64) -> String {
-        format!("http://{}", self.configs[(id - 1) as usize].listen)
+        format!("https://{}", self.client_addr(id))
     }
 
     /// Where node `id` serves tlog-tiles ([`Cluster::start_with_http`]).
@@ -234,12 +431,40 @@ impl Cluster {
             .expect("the node serves HTTP")
     }
 
+    /// A channel to node `id`'s client listener as `operator`.
+    pub async fn channel(&self, id: u64) -> Channel {
+        tls_channel(
+            &self.client_addr(id),
+            &self.pki.ca_pem(),
+            Some(&self.operator),
+        )
+        .await
+        .expect("connect")
+    }
+
+    /// A channel to node `id`'s client listener with no client certificate.
+    pub async fn anonymous_channel(&self, id: u64) -> Channel {
+        tls_channel(&self.client_addr(id), &self.pki.ca_pem(), None)
+            .await
+            .expect("connect")
+    }
+
+    /// A Ledger client of node `id` authenticated by `token`.
+    pub async fn ledger_as(&self, id: u64, token: &str) -> LedgerClient<TokenChannel> {
+        LedgerClient::with_interceptor(self.anonymous_channel(id).await, bearer(token))
+    }
+
+    /// An Admin client of node `id` authenticated by `token`.
+    pub async fn admin_as(&self, id: u64, token: &str) -> AdminClient<TokenChannel> {
+        AdminClient::with_interceptor(self.anonymous_channel(id).await, bearer(token))
+    }
+
     pub async fn ledger(&self, id: u64) -> LedgerClient<Channel> {
-        LedgerClient::connect(self.addr(id)).await.expect("connect")
+        LedgerClient::new(self.channel(id).await)
     }
 
     pub async fn admin(&self, id: u64) -> AdminClient<Channel> {
-        AdminClient::connect(self.addr(id)).await.expect("connect")
+        AdminClient::new(self.channel(id).await)
     }
 
     pub fn data_dir(&self, id: u64) -> PathBuf {
@@ -260,12 +485,13 @@ impl Cluster {
     pub async fn restart(&mut self, id: u64) {
         let c = self.configs[(id - 1) as usize].clone();
         for _ in 0..50 {
-            let grpc = rebind(c.listen).await;
+            let client = rebind(c.listen).await;
+            let peer = rebind(c.peer_listen).await;
             let http = match c.http_listen {
                 Some(addr) => Some(rebind(addr).await),
                 None => None,
             };
-            match node::start(c.clone(), Listeners { grpc, http }).await {
+            match node::start(c.clone(), Listeners { client, peer, http }).await {
                 Ok(n) => {
                     self.nodes[(id - 1) as usize] = Some(n);
                     return;
@@ -280,7 +506,14 @@ impl Cluster {
     }
 
     pub async fn status(&self, id: u64) -> Option<proto::StatusResponse> {
-        let mut a = AdminClient::connect(self.addr(id)).await.ok()?;
+        let channel = tls_channel(
+            &self.client_addr(id),
+            &self.pki.ca_pem(),
+            Some(&self.operator),
+        )
+        .await
+        .ok()?;
+        let mut a = AdminClient::new(channel);
         Some(a.status(proto::StatusRequest {}).await.ok()?.into_inner())
     }
 
@@ -411,7 +644,8 @@ impl HttpResponse {
 /// client library normalising it), and needs no HTTP client crate whose
 /// features would differ between the library and test builds.
 pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect HTTP");
+    let tcp = TcpStream::connect(addr).await.expect("connect HTTP");
+    let mut stream = tls_connect(tcp).await;
     let body_len = if method == "GET" || method == "HEAD" {
         String::new()
     } else {
@@ -460,6 +694,29 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpRes
         assert_eq!(response.body.len(), length, "{method} {path}: whole body");
     }
     response
+}
+
+/// A TLS client connection to a test node's HTTP endpoint, trusting the
+/// test CA (anonymous: tiles are open to auditors without credentials).
+pub async fn tls_connect(tcp: TcpStream) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pki_types::CertificateDer::pem_slice_iter(TEST_PKI.pki.ca_pem().as_bytes()) {
+        roots.add(ca.expect("CA PEM")).expect("CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+    connector
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake with the node")
 }
 
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
