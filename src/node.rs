@@ -54,7 +54,7 @@ use crate::raft::{
 };
 use crate::storage::ledger_store::{same_witness_keys, LedgerStore, LEDGER_FILE};
 use crate::storage::signing_record::SigningRecord;
-use crate::tls::TlsMaterial;
+use crate::tls::{Alpn, ClientCert, TlsMaterial};
 
 /// Why a node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -347,6 +347,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         raft.clone(),
         slot.clone(),
         proposer.network().clone(),
+        refusals.clone(),
     ));
     let raft_svc = proto::raft_server::RaftServer::new(crate::raft::service::RaftRpc::new(
         proposer.clone(),
@@ -357,7 +358,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX);
     let closing = CancellationToken::new();
     let http_tls = match &tls {
-        Some(t) => Some(t.server_config(true)?),
+        Some(t) => Some(t.server_config(ClientCert::Optional, Alpn::Http1)?),
         None => None,
     };
     let http_server = http.map(|listener| {
@@ -374,33 +375,60 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             },
         ))
     });
+    let client_tls = match &tls {
+        Some(t) => Some(t.server_config(ClientCert::Optional, Alpn::H2)?),
+        None => None,
+    };
+    let peer_tls = match &tls {
+        Some(t) => Some(t.server_config(ClientCert::Required, Alpn::H2)?),
+        None => None,
+    };
     let server = {
-        let mut builder = grpc_server(tls.as_ref().map(TlsMaterial::client_server))?
-            .layer(AuthLayer::new(authorizer.clone(), AuthListener::Client));
-        let incoming = incoming(listener, &closing, GRPC_CLIENT_CONNECTIONS_MAX);
+        let router = grpc_server()
+            .layer(AuthLayer::new(authorizer.clone(), AuthListener::Client))
+            .add_service(ledger)
+            .add_service(admin)
+            .add_service(reflection)
+            .add_optional_service(analysis);
         let mut stop_wait = stop_rx.clone();
-        tokio::spawn(
-            builder
-                .add_service(ledger)
-                .add_service(admin)
-                .add_service(reflection)
-                .add_optional_service(analysis)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stop_wait.wait_for(|s| *s).await;
-                }),
-        )
+        let stopped = async move {
+            let _ = stop_wait.wait_for(|s| *s).await;
+        };
+        let accept = Accept {
+            listener,
+            closing: closing.clone(),
+            max: GRPC_CLIENT_CONNECTIONS_MAX,
+            name: "client listener",
+            refusals: authorizer.refusals().clone(),
+        };
+        match client_tls {
+            Some(config) => {
+                tokio::spawn(router.serve_with_incoming_shutdown(accept.tls(config), stopped))
+            }
+            None => tokio::spawn(router.serve_with_incoming_shutdown(accept.plain(), stopped)),
+        }
     };
     let peer_server = {
-        let mut builder = grpc_server(tls.as_ref().map(TlsMaterial::peer_server))?
-            .layer(AuthLayer::new(authorizer, AuthListener::Peer));
-        let incoming = incoming(peer_listener, &closing, GRPC_PEER_CONNECTIONS_MAX);
+        let router = grpc_server()
+            .layer(AuthLayer::new(authorizer.clone(), AuthListener::Peer))
+            .add_service(raft_svc);
         let mut stop_wait = stop_rx.clone();
-        tokio::spawn(builder.add_service(raft_svc).serve_with_incoming_shutdown(
-            incoming,
-            async move {
-                let _ = stop_wait.wait_for(|s| *s).await;
-            },
-        ))
+        let stopped = async move {
+            let _ = stop_wait.wait_for(|s| *s).await;
+        };
+        let accept = Accept {
+            listener: peer_listener,
+            closing: closing.clone(),
+            max: GRPC_PEER_CONNECTIONS_MAX,
+            name: "peer listener",
+            refusals: authorizer.refusals().clone(),
+        };
+        match peer_tls {
+            Some(config) => {
+                tokio::spawn(router.serve_with_incoming_shutdown(accept.tls(config), stopped))
+            }
+            None => tokio::spawn(router.serve_with_incoming_shutdown(accept.plain(), stopped)),
+        }
     };
     Ok(RunningNode {
         id: config.id,
@@ -438,50 +466,122 @@ fn security(config: &Config) -> Result<Option<TlsMaterial>, NodeError> {
 }
 
 /// A gRPC server with the limits every listener needs: keepalives that
-/// find dead peers, bounded streams per connection, a handshake deadline.
-fn grpc_server(
-    tls: Option<tonic::transport::ServerTlsConfig>,
-) -> Result<tonic::transport::Server, NodeError> {
-    let builder = tonic::transport::Server::builder()
+/// find dead peers, bounded streams per connection.
+fn grpc_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_millis(GRPC_KEEPALIVE_INTERVAL_MS)))
         .http2_keepalive_timeout(Some(Duration::from_millis(GRPC_KEEPALIVE_TIMEOUT_MS)))
         .max_concurrent_streams(Some(GRPC_STREAMS_PER_CONNECTION_MAX))
-        .concurrency_limit_per_connection(GRPC_STREAMS_PER_CONNECTION_MAX as usize);
-    match tls {
-        Some(tls) => builder
-            .tls_config(tls)
-            .map_err(|e| NodeError::Serve(format!("TLS configuration: {e}"))),
-        None => Ok(builder),
+        .concurrency_limit_per_connection(GRPC_STREAMS_PER_CONNECTION_MAX as usize)
+}
+
+/// Accepting connections on one listener: at most `max` open at once (one
+/// more is closed at accept), each ending when the node stops.
+struct Accept {
+    listener: TcpListener,
+    closing: CancellationToken,
+    max: usize,
+    /// For logs and refusal records.
+    name: &'static str,
+    /// Where a handshake refused for its certificate is recorded.
+    refusals: RefusalLog,
+}
+
+impl Accept {
+    /// The next connection with a free slot, or `None` once the node stops.
+    async fn next(&self, slots: &Arc<tokio::sync::Semaphore>) -> Option<(Connection, SocketAddr)> {
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = self.closing.cancelled() => return None,
+            };
+            let (stream, remote) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, go on.
+                    tracing::warn!(listener = self.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
+                    continue;
+                }
+            };
+            match slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((Connection::new(stream, &self.closing, Some(slot)), remote));
+                }
+                Err(_) => tracing::warn!(
+                    listener = self.name,
+                    max = self.max,
+                    "connection refused: the listener is at its connection cap"
+                ),
+            }
+        }
+    }
+
+    /// Plaintext connections (`--insecure`).
+    fn plain(self) -> impl futures::Stream<Item = std::io::Result<Connection>> {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.max));
+        futures::stream::unfold((self, slots), |(accept, slots)| async move {
+            let (conn, _) = accept.next(&slots).await?;
+            Some((Ok(conn), (accept, slots)))
+        })
+    }
+
+    /// TLS connections: each handshake runs on its own task within
+    /// [`TLS_HANDSHAKE_TIMEOUT_MS`], so a slow or silent client holds one
+    /// slot, never the accept loop. A handshake refused for its certificate
+    /// (another CA, none on the peer listener) is a refusal on the record.
+    fn tls(
+        self,
+        config: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> impl futures::Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<Connection>>>
+    {
+        let (tx, rx) = mpsc::channel(TLS_ACCEPTED_QUEUE);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            let slots = Arc::new(tokio::sync::Semaphore::new(self.max));
+            while let Some((conn, remote)) = self.next(&slots).await {
+                if tx.is_closed() {
+                    return;
+                }
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (refusals, name) = (self.refusals.clone(), self.name);
+                tokio::spawn(async move {
+                    let limit = Duration::from_millis(crate::limits::TLS_HANDSHAKE_TIMEOUT_MS);
+                    match tokio::time::timeout(limit, acceptor.accept(conn)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send(Ok(stream)).await;
+                        }
+                        Ok(Err(e)) if crate::tls::is_certificate_refusal(&e) => {
+                            refusals.record(crate::auth::Refusal {
+                                caller: "unknown".into(),
+                                kind: "tls",
+                                remote: Some(remote),
+                                method: format!("TLS handshake ({name})"),
+                                code: tonic::Code::Unauthenticated,
+                                reason: e.to_string(),
+                            });
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(listener = name, %remote, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => {
+                            tracing::debug!(listener = name, %remote, "TLS handshake timed out")
+                        }
+                    }
+                });
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
     }
 }
 
-/// Accepted connections of one listener, at most `max` open at once (a
-/// connection beyond it is closed at once), each ending when the node stops.
-fn incoming(
-    listener: TcpListener,
-    closing: &CancellationToken,
-    max: usize,
-) -> impl futures::Stream<Item = std::io::Result<Connection>> {
-    let closing = closing.clone();
-    let slots = Arc::new(tokio::sync::Semaphore::new(max));
-    tokio_stream::StreamExt::filter_map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        move |conn| match conn {
-            Ok(stream) => match slots.clone().try_acquire_owned() {
-                Ok(slot) => Some(Ok(Connection::new(stream, &closing, Some(slot)))),
-                Err(_) => {
-                    tracing::warn!(
-                        max,
-                        "connection refused: the listener is at its connection cap"
-                    );
-                    None
-                }
-            },
-            Err(e) => Some(Err(e)),
-        },
-    )
-}
+/// Pause after a failed accept, ms.
+const ACCEPT_RETRY_MS: u64 = 50;
+
+/// Handshaken connections waiting for the server to take them.
+const TLS_ACCEPTED_QUEUE: usize = 64;
 
 /// Loads the model and builds the analyst. A model that cannot be loaded
 /// does not stop the node: it serves what code alone can answer, and every
@@ -515,8 +615,11 @@ fn load_signer(config: &Config) -> Result<NoteSigner, NodeError> {
 
 /// How long bootstrap waits for each peer's status. A peer that does not
 /// answer in time counts as not initialised: on a cluster's first start the
-/// peers may not be serving yet.
-const BOOTSTRAP_PROBE_MS: u64 = 500;
+/// peers may not be serving yet (a refused connection fails at once). Long
+/// enough for a TCP connect, a TLS handshake and one call on a busy machine:
+/// a wiped bootstrap node that misses its peers' answer would initialise a
+/// second cluster.
+const BOOTSTRAP_PROBE_MS: u64 = 3000;
 
 /// A peer that already belongs to an initialised cluster (it has seen a
 /// term), if any answers. Asked on its client listener, as a node.

@@ -14,14 +14,22 @@ pub struct AdminApi {
     store: super::StoreSlot,
     /// Dials a joining node as its peers will, to check its certificate.
     network: Network,
+    /// Where a refused join is recorded.
+    refusals: crate::auth::RefusalLog,
 }
 
 impl AdminApi {
-    pub fn new(raft: Raft, store: super::StoreSlot, network: Network) -> Self {
+    pub fn new(
+        raft: Raft,
+        store: super::StoreSlot,
+        network: Network,
+        refusals: crate::auth::RefusalLog,
+    ) -> Self {
         Self {
             raft,
             store,
             network,
+            refusals,
         }
     }
 }
@@ -117,6 +125,7 @@ impl Admin for AdminApi {
         &self,
         req: Request<pb::AddLearnerRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        let caller = crate::auth::caller_of(&req)?.clone();
         let req = req.into_inner();
         if req.id == 0 {
             return Err(Status::invalid_argument("node id must be non-zero"));
@@ -168,10 +177,17 @@ impl Admin for AdminApi {
             )
             .await
             .map_err(|e| {
-                Status::failed_precondition(format!(
+                let status = Status::failed_precondition(format!(
                     "node {} at {} is not reachable as a peer of this cluster: {e}",
                     req.id, req.addr
-                ))
+                ));
+                self.refusals.record(crate::auth::Refusal::of(
+                    Some(&caller),
+                    caller.remote,
+                    "ironlog.v1.Admin/AddLearner",
+                    &status,
+                ));
+                status
             })?;
         let node = PeerInfo {
             addr: req.addr,

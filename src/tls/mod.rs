@@ -18,7 +18,7 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::config::TlsConfig;
 use crate::limits::TLS_HANDSHAKE_TIMEOUT_MS;
@@ -121,7 +121,7 @@ impl TlsMaterial {
                 expected: identity::node_name(node_id),
             });
         }
-        material.server_config(true)?;
+        material.server_config(ClientCert::Required, Alpn::H2)?;
         Ok(material)
     }
 
@@ -135,24 +135,6 @@ impl TlsMaterial {
         Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS)
     }
 
-    /// The peer listener: a client certificate of the cluster CA is required.
-    pub fn peer_server(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new()
-            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
-            .client_ca_root(Certificate::from_pem(&self.ca_pem))
-            .client_auth_optional(false)
-            .timeout(Self::handshake_timeout())
-    }
-
-    /// The client listener: a client certificate of the cluster CA, or none.
-    pub fn client_server(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new()
-            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
-            .client_ca_root(Certificate::from_pem(&self.ca_pem))
-            .client_auth_optional(true)
-            .timeout(Self::handshake_timeout())
-    }
-
     /// Dialling node `target` (on either of its listeners): present this
     /// node's certificate, and accept only a server certificate of the
     /// cluster CA that names `target`.
@@ -164,10 +146,14 @@ impl TlsMaterial {
             .timeout(Self::handshake_timeout())
     }
 
-    /// A rustls server configuration for the HTTP endpoint (client
-    /// certificates optional, as on the client listener); with `h2`, also
-    /// usable to check that the material is coherent.
-    pub fn server_config(&self, http1_only: bool) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    /// A rustls server configuration: this node's certificate, client
+    /// certificates verified against the cluster CA (required on the peer
+    /// listener, optional elsewhere), and the ALPN protocol served.
+    pub fn server_config(
+        &self,
+        client_cert: ClientCert,
+        alpn: Alpn,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         for ca in CertificateDer::pem_slice_iter(&self.ca_pem) {
@@ -176,13 +162,17 @@ impl TlsMaterial {
                 .add(ca)
                 .map_err(|e| TlsError::Rustls(format!("CA certificate: {e}")))?;
         }
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(roots),
             provider.clone(),
-        )
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        );
+        let builder = match client_cert {
+            ClientCert::Required => builder,
+            ClientCert::Optional => builder.allow_unauthenticated(),
+        };
+        let verifier = builder
+            .build()
+            .map_err(|e| TlsError::Rustls(e.to_string()))?;
         let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
             .map_err(|e| TlsError::Rustls(format!("key PEM: {e}")))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -191,11 +181,39 @@ impl TlsMaterial {
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.certs()?, key)
             .map_err(|e| TlsError::Rustls(format!("certificate and key: {e}")))?;
-        config.alpn_protocols = if http1_only {
-            vec![b"http/1.1".to_vec()]
-        } else {
-            vec![b"h2".to_vec()]
-        };
+        config.alpn_protocols = vec![match alpn {
+            Alpn::H2 => b"h2".to_vec(),
+            Alpn::Http1 => b"http/1.1".to_vec(),
+        }];
         Ok(Arc::new(config))
     }
+}
+
+/// Whether a listener requires a client certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientCert {
+    /// The peer listener: only nodes, so always a certificate.
+    Required,
+    /// The client listener and HTTP: a certificate, a token, or neither.
+    Optional,
+}
+
+/// The application protocol a listener speaks over TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alpn {
+    /// gRPC.
+    H2,
+    /// tlog-tiles over HTTP/1.1.
+    Http1,
+}
+
+/// Whether a failed handshake was about the client's certificate (another
+/// CA, expired, none where one is required): worth a refusal record, unlike
+/// a port scan or a client that hung up.
+pub fn is_certificate_refusal(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    )
 }

@@ -310,6 +310,15 @@ async fn raft_from_a_client_certificate_or_another_ca_is_refused() {
 
     refusal_recorded(&c, "ironlog.v1.Raft/Forward", Some("operator")).await;
     refusal_recorded(&c, "ironlog.v1.Raft/Vote", None).await;
+    // The handshake with another CA's certificate is on the record too.
+    let details = refusal_recorded(&c, "TLS handshake (peer listener)", Some("unknown")).await;
+    assert!(
+        details["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("certificate"),
+        "{details}"
+    );
     assert_eq!(c.leader().await, leader, "the leader was not deposed");
     for id in 1..=3 {
         only_refusals_since(&c, id, &before).await;
@@ -601,6 +610,14 @@ async fn a_node_with_a_certificate_of_another_ca_cannot_join() {
     let after = c.status(leader).await.unwrap();
     assert_eq!(after.members.len(), before.members.len());
     assert!(!after.members.iter().any(|m| m.id == id));
+    let details = refusal_recorded(&c, "ironlog.v1.Admin/AddLearner", Some("operator")).await;
+    assert!(
+        details["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not reachable as a peer"),
+        "{details}"
+    );
     for id in 1..=4 {
         c.stop(id).await;
     }
