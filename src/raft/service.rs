@@ -243,17 +243,25 @@ impl RaftService for RaftRpc {
             let _ = tokio::fs::remove_file(&path).await;
             return Err(Status::aborted(format!("receiving snapshot: {e}")));
         }
-        let file = std::fs::File::open(&path).map_err(|e| Status::internal(e.to_string()))?;
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(Status::internal(e.to_string()));
+            }
+        };
         let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotFile> {
             meta: header.meta,
-            snapshot: SnapshotFile { path, file },
+            snapshot: SnapshotFile {
+                path: path.clone(),
+                file,
+            },
         };
-        let resp = self
-            .raft
-            .install_full_snapshot(header.vote, snapshot)
-            .await
-            .map_err(fatal)?;
-        Ok(encode(&resp))
+        let resp = self.raft.install_full_snapshot(header.vote, snapshot).await;
+        // An installed snapshot was renamed into place; one openraft declined
+        // (older than what this node has) or failed is still here: remove it.
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(encode(&resp.map_err(fatal)?))
     }
 
     async fn forward(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
@@ -268,5 +276,40 @@ impl RaftService for RaftRpc {
             Err(e @ ProposeError::NotLeader { .. }) => Err(Status::unavailable(e.to_string())),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Vote = openraft::alias::VoteOf<TypeConfig>;
+
+    #[test]
+    fn a_message_is_accepted_only_from_the_node_it_names() {
+        let node2 = Caller::node(2, None);
+        assert!(sender_is(&node2, 2, "Vote").is_ok());
+        let e = sender_is(&node2, 3, "Vote").expect_err("another node");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(e.message().contains("node 3") && e.message().contains("node 2"));
+        assert!(sender_is(&Caller::insecure(None), 3, "Vote").is_ok());
+    }
+
+    #[test]
+    fn a_snapshot_beyond_its_senders_vote_is_refused_before_openraft_sees_it() {
+        let header = |vote_term: u64, last_term: u64| SnapshotHeader {
+            vote: Vote::new_committed(vote_term, 1),
+            meta: openraft::alias::SnapshotMetaOf::<TypeConfig> {
+                last_log_id: Some(openraft::alias::LogIdOf::<TypeConfig>::new(
+                    RaftLeaderId::new(last_term, 1),
+                    10,
+                )),
+                last_membership: Default::default(),
+            },
+        };
+        assert!(check_snapshot_header(&header(5, 5)).is_ok());
+        assert!(check_snapshot_header(&header(5, 3)).is_ok());
+        let e = check_snapshot_header(&header(1, 9)).expect_err("beyond the vote");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
     }
 }
