@@ -519,6 +519,16 @@ impl Config {
             {
                 return Err(error("name is listed twice"));
             }
+            let earlier = &self.auth.clients[..position];
+            if c.certificate_cn.is_some()
+                && earlier.iter().any(|o| o.certificate_cn == c.certificate_cn)
+            {
+                return Err(error("certificate_cn belongs to another client too"));
+            }
+            let token = |o: &ClientConfig| o.token_sha256.as_deref().map(str::to_ascii_lowercase);
+            if c.token_sha256.is_some() && earlier.iter().any(|o| token(o) == token(c)) {
+                return Err(error("token_sha256 belongs to another client too"));
+            }
             if c.certificate_cn.is_none() && c.token_sha256.is_none() {
                 return Err(error(
                     "needs certificate_cn or token_sha256 to authenticate",
@@ -1034,6 +1044,8 @@ mod tests {
         assert!(refused(&config).contains("needs sources"));
         config.auth.clients = vec![client("a"), client("a")];
         assert!(refused(&config).contains("listed twice"));
+        config.auth.clients = vec![client("a"), client("b")];
+        assert!(refused(&config).contains("token_sha256 belongs to another client"));
         let mut raw = client("b");
         raw.token_sha256 = Some("the-token-itself".into());
         config.auth.clients = vec![raw];

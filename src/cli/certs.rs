@@ -459,9 +459,11 @@ fn check_host(id: u64, host: &str) -> Result<(), CertsError> {
     if host.is_empty() || host.len() > 253 {
         return refuse("a host name has 1 to 253 characters");
     }
-    let dns_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '*';
+    // No wildcards: `*.ironlog` would name every node, and one node could
+    // then pose as any peer.
+    let dns_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
     if !host.chars().all(dns_char) {
-        return refuse("not an IP address or a DNS name (letters, digits, '-', '.')");
+        return refuse("not an IP address or a DNS name (letters, digits, '-', '.'; no wildcards)");
     }
     match identity::parse_node_name(host) {
         Some(other) if other != id => refuse("names another node"),
@@ -705,7 +707,15 @@ mod tests {
     fn node_hosts_may_not_name_another_node() {
         check_host(1, "node-1.ironlog").expect("its own name");
         check_host(1, "::1").expect("IPv6");
-        for host in ["node-2.ironlog", "a b", "", "a/b", "exämple.org"] {
+        for host in [
+            "node-2.ironlog",
+            "a b",
+            "",
+            "a/b",
+            "exämple.org",
+            "*.ironlog",
+            "*",
+        ] {
             assert!(check_host(1, host).is_err(), "{host:?}");
         }
     }

@@ -15,6 +15,7 @@ use super::proposer::{ProposeError, Proposer};
 use super::state_machine::SnapshotFile;
 use super::{Command, NodeId, Raft, TypeConfig};
 use crate::auth::{caller_of, Caller, CallerKind, Refusal, RefusalLog};
+use crate::limits::RESERVED_SOURCE_PREFIX;
 use crate::proto::raft_server::Raft as RaftService;
 use crate::proto::{RaftMessage, SnapshotChunk};
 
@@ -43,17 +44,90 @@ impl RaftRpc {
         }
     }
 
-    /// [`sender_is`] for a unary request; a refusal is recorded.
-    fn check<T>(&self, req: &Request<T>, claimed: NodeId, what: &str) -> Result<(), Status> {
+    /// [`sender_is`] and [`Claim::allowed`] for a unary request; a refusal
+    /// is recorded.
+    fn check<T>(
+        &self,
+        req: &Request<T>,
+        claimed: NodeId,
+        claim: Claim,
+        what: &str,
+    ) -> Result<(), Status> {
         let caller = caller_of(req)?;
-        sender_is(caller, claimed, what).inspect_err(|status| {
-            self.refusals.record(Refusal::of(
-                Some(caller),
-                caller.remote,
-                &format!("ironlog.v1.Raft/{what}"),
-                status,
-            ))
-        })
+        self.check_caller(caller, claimed, claim, what)
+    }
+
+    fn check_caller(
+        &self,
+        caller: &Caller,
+        claimed: NodeId,
+        claim: Claim,
+        what: &str,
+    ) -> Result<(), Status> {
+        sender_is(caller, claimed, what)
+            .and_then(|()| claim_ok(&self.raft, claimed, claim, what))
+            .inspect_err(|status| {
+                self.refusals.record(Refusal::of(
+                    Some(caller),
+                    caller.remote,
+                    &format!("ironlog.v1.Raft/{what}"),
+                    status,
+                ))
+            })
+    }
+}
+
+/// [`Claim::allowed`] against this node's current membership.
+fn claim_ok(raft: &Raft, claimed: NodeId, claim: Claim, what: &str) -> Result<(), Status> {
+    let m = super::metrics(raft);
+    let membership = m.membership_config.membership();
+    let voters: Vec<NodeId> = membership.voter_ids().collect();
+    let members: Vec<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+    claim.allowed(claimed, &voters, &members, what)
+}
+
+/// What a message claims its sender to be, checked against what this node
+/// knows of the membership. A node that knows no membership yet (new or
+/// wiped) cannot judge and accepts what the certificate check accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// A candidate asking for votes: must be a voter here.
+    Candidate,
+    /// A leader sending entries or a snapshot: must not be a node this
+    /// node knows as a learner (the analysis node never leads). An id this
+    /// node does not know may be a voter added while it was away.
+    Leader,
+    /// A node forwarding a proposal: must be a member.
+    Member,
+}
+
+impl Claim {
+    fn allowed(
+        self,
+        id: NodeId,
+        voters: &[NodeId],
+        members: &[NodeId],
+        what: &str,
+    ) -> Result<(), Status> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let ok = match self {
+            Claim::Candidate => voters.contains(&id),
+            Claim::Leader => voters.contains(&id) || !members.contains(&id),
+            Claim::Member => members.contains(&id),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "{what} from node {id}, which is not {} of this cluster",
+                match self {
+                    Claim::Candidate | Claim::Leader => "a voter",
+                    Claim::Member => "a member",
+                }
+            )))
+        }
     }
 }
 
@@ -102,6 +176,24 @@ fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), Status>
     }
 }
 
+/// openraft also asserts that a snapshot newer than this node's committed
+/// log lies at a greater index: one that does not contradicts committed
+/// entries and is refused here rather than panicking the Raft core.
+fn check_snapshot_against_committed(
+    header: &SnapshotHeader,
+    committed: Option<&openraft::alias::LogIdOf<TypeConfig>>,
+) -> Result<(), Status> {
+    if let (Some(last), Some(committed)) = (&header.meta.last_log_id, committed) {
+        if last > committed && last.index <= committed.index {
+            return Err(Status::invalid_argument(format!(
+                "snapshot header: last log id {last} is newer than the committed {committed} \
+                 but not at a greater index"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// openraft asserts (and panics) on a snapshot whose last log id lies
 /// beyond the vote of the leader installing it; refuse it at the door.
 fn check_snapshot_header(header: &SnapshotHeader) -> Result<(), Status> {
@@ -125,7 +217,12 @@ impl RaftService for RaftRpc {
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req.get_ref())?;
-        self.check(&req, *rpc.vote.leader_id().node_id(), "AppendEntries")?;
+        self.check(
+            &req,
+            *rpc.vote.leader_id().node_id(),
+            Claim::Leader,
+            "AppendEntries",
+        )?;
         let resp = self.raft.append_entries(rpc).await.map_err(fatal)?;
         Ok(encode(&resp))
     }
@@ -140,6 +237,10 @@ impl RaftService for RaftRpc {
         // than the authenticated sender, ends the stream.
         let caller = caller_of(&req)?.clone();
         let refusals = self.refusals.clone();
+        let raft = self.raft.clone();
+        // The membership check runs once per leader a stream names (a stream
+        // carries one leader's entries); the identity check on every message.
+        let mut leader_checked: Option<NodeId> = None;
         let input = req
             .into_inner()
             .take_while(|m| futures::future::ready(m.is_ok()))
@@ -147,7 +248,13 @@ impl RaftService for RaftRpc {
                 let rpc = m.ok().and_then(|m| {
                     serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&m.data).ok()
                 })?;
-                match sender_is(&caller, *rpc.vote.leader_id().node_id(), "StreamAppend") {
+                let leader = *rpc.vote.leader_id().node_id();
+                let mut verdict = sender_is(&caller, leader, "StreamAppend");
+                if verdict.is_ok() && leader_checked != Some(leader) {
+                    verdict = claim_ok(&raft, leader, Claim::Leader, "StreamAppend");
+                    leader_checked = Some(leader);
+                }
+                match verdict {
                     Ok(()) => Some(rpc),
                     Err(status) => {
                         refusals.record(Refusal::of(
@@ -173,14 +280,24 @@ impl RaftService for RaftRpc {
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let rpc: VoteRequest<TypeConfig> = decode(req.get_ref())?;
-        self.check(&req, *rpc.vote.leader_id().node_id(), "Vote")?;
+        self.check(
+            &req,
+            *rpc.vote.leader_id().node_id(),
+            Claim::Candidate,
+            "Vote",
+        )?;
         let resp = self.raft.vote(rpc).await.map_err(fatal)?;
         Ok(encode(&resp))
     }
 
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let rpc: VoteRequest<TypeConfig> = decode(req.get_ref())?;
-        self.check(&req, *rpc.vote.leader_id().node_id(), "PreVote")?;
+        self.check(
+            &req,
+            *rpc.vote.leader_id().node_id(),
+            Claim::Candidate,
+            "PreVote",
+        )?;
         let resp = self.raft.pre_vote(rpc).await.map_err(fatal)?;
         Ok(encode(&resp))
     }
@@ -202,12 +319,14 @@ impl RaftService for RaftRpc {
         let header: SnapshotHeader = serde_json::from_slice(&first.header)
             .map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
         // Who sent it and whether openraft can take it, before a byte is written.
-        let checked = sender_is(
-            &caller,
-            *header.vote.leader_id().node_id(),
-            "InstallSnapshot",
-        )
-        .and_then(|()| check_snapshot_header(&header));
+        let leader = *header.vote.leader_id().node_id();
+        let checked = sender_is(&caller, leader, "InstallSnapshot")
+            .and_then(|()| claim_ok(&self.raft, leader, Claim::Leader, "InstallSnapshot"))
+            .and_then(|()| check_snapshot_header(&header))
+            .and_then(|()| {
+                let committed = super::metrics(&self.raft).local_committed;
+                check_snapshot_against_committed(&header, committed.as_ref())
+            });
         if let Err(status) = checked {
             self.refusals.record(Refusal::of(
                 Some(&caller),
@@ -266,13 +385,69 @@ impl RaftService for RaftRpc {
 
     async fn forward(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let cmd: Command = decode(req.get_ref())?;
-        // A node forwards its own signature only; what else it forwards is
-        // validated where it is applied, on every replica.
-        if let Command::Cosign { node_id, .. } = &cmd {
-            self.check(&req, *node_id, "Forward(Cosign)")?;
+        let caller = caller_of(&req)?;
+        let from = match caller.kind {
+            CallerKind::Node(id) => Some(id),
+            _ => None,
+        };
+        // What a member may forward: appends (with no other node's refusal
+        // records among them), its own signatures and witness cosignatures;
+        // checkpoints and the witness set are only ever the leader's own.
+        // Everything is validated again where it is applied.
+        if let Some(from) = from {
+            self.check_caller(caller, from, Claim::Member, "Forward")?;
         }
+        let refuse = |reason: String| {
+            let status = Status::permission_denied(reason);
+            self.refusals.record(Refusal::of(
+                Some(caller),
+                caller.remote,
+                "ironlog.v1.Raft/Forward",
+                &status,
+            ));
+            Err(status)
+        };
+        match &cmd {
+            Command::Cosign { node_id, .. } => {
+                self.check(&req, *node_id, Claim::Member, "Forward(Cosign)")?
+            }
+            Command::Append { events, .. } => {
+                let own = from.map(|id| format!("{RESERVED_SOURCE_PREFIX}node-{id}"));
+                let forged = events.iter().find(|e| {
+                    e.source.starts_with(RESERVED_SOURCE_PREFIX)
+                        && own.as_deref() != Some(e.source.as_str())
+                });
+                if let Some(e) = forged {
+                    return refuse(format!(
+                        "a node may not append as source {:?}: it is another node's",
+                        e.source
+                    ));
+                }
+            }
+            Command::WitnessCosign { .. } => {}
+            Command::Checkpoint | Command::SetWitnesses { .. } => {
+                if caller.kind != CallerKind::Insecure {
+                    return refuse(format!(
+                        "{cmd} is proposed by the leader itself, never forwarded"
+                    ));
+                }
+            }
+        }
+        let what = cmd.to_string();
         match self.proposer.propose_local(cmd).await {
-            Ok(resp) => Ok(encode(&resp)),
+            Ok(resp) => {
+                // Refused where it was applied: a node forwarded what the
+                // gate does not let in, which is worth a record.
+                if let Some(reason) = resp.refusal() {
+                    self.refusals.record(Refusal::of(
+                        Some(caller),
+                        caller.remote,
+                        "ironlog.v1.Raft/Forward",
+                        &Status::invalid_argument(format!("{what} refused at apply: {reason}")),
+                    ));
+                }
+                Ok(encode(&resp))
+            }
             Err(e @ ProposeError::NotLeader { .. }) => Err(Status::unavailable(e.to_string())),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
@@ -293,6 +468,58 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         assert!(e.message().contains("node 3") && e.message().contains("node 2"));
         assert!(sender_is(&Caller::insecure(None), 3, "Vote").is_ok());
+    }
+
+    #[test]
+    fn only_voters_campaign_learners_never_lead_and_only_members_forward() {
+        let (voters, members) = ([1, 2, 3], [1, 2, 3, 4]);
+        assert!(Claim::Candidate
+            .allowed(2, &voters, &members, "Vote")
+            .is_ok());
+        assert!(Claim::Candidate
+            .allowed(4, &voters, &members, "Vote")
+            .is_err());
+        assert!(Claim::Candidate
+            .allowed(9, &voters, &members, "Vote")
+            .is_err());
+        assert!(Claim::Leader
+            .allowed(4, &voters, &members, "AppendEntries")
+            .is_err());
+        // An unknown id may be a voter added while this node was away.
+        assert!(Claim::Leader
+            .allowed(9, &voters, &members, "AppendEntries")
+            .is_ok());
+        assert!(Claim::Member
+            .allowed(4, &voters, &members, "Forward")
+            .is_ok());
+        assert!(Claim::Member
+            .allowed(9, &voters, &members, "Forward")
+            .is_err());
+        // A node that knows no membership yet (new, wiped) cannot judge.
+        assert!(Claim::Candidate.allowed(9, &[], &[], "Vote").is_ok());
+    }
+
+    #[test]
+    fn a_snapshot_contradicting_committed_entries_is_refused() {
+        let log_id = |term: u64, index: u64| {
+            openraft::alias::LogIdOf::<TypeConfig>::new(RaftLeaderId::new(term, 1), index)
+        };
+        let header = |last| SnapshotHeader {
+            vote: Vote::new_committed(9, 1),
+            meta: openraft::alias::SnapshotMetaOf::<TypeConfig> {
+                last_log_id: Some(last),
+                last_membership: Default::default(),
+            },
+        };
+        let committed = log_id(3, 100);
+        assert!(
+            check_snapshot_against_committed(&header(log_id(5, 50)), Some(&committed)).is_err()
+        );
+        assert!(
+            check_snapshot_against_committed(&header(log_id(5, 150)), Some(&committed)).is_ok()
+        );
+        assert!(check_snapshot_against_committed(&header(log_id(2, 50)), Some(&committed)).is_ok());
+        assert!(check_snapshot_against_committed(&header(log_id(5, 50)), None).is_ok());
     }
 
     #[test]

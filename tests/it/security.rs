@@ -428,6 +428,38 @@ async fn forged_appends_through_forward_are_refused_at_apply() {
         commit_time_unix_nanos: 0,
     };
     assert_refused(peer.forward(raft_message(&cmd)).await);
+    // What only the leader proposes, and other nodes' refusal records, are
+    // not accepted from a forwarding node at all.
+    let e = peer
+        .forward(raft_message(&Command::SetWitnesses {
+            verifier_keys: vec![],
+        }))
+        .await
+        .expect_err("the witness set is the leader's");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let mut as_other_node = event("x", 1).clone();
+    as_other_node.source = format!("ironlog/node-{leader}");
+    let forged_record = ironlog::ledger::event::Event {
+        time_unix_nanos: 1_700_000_000_000_000_000,
+        actor: ironlog::ledger::event::Actor {
+            id: "anonymous".into(),
+            ..Default::default()
+        },
+        action: "ironlog.request.refused".into(),
+        resource: "ironlog.v1.Admin/AddLearner".into(),
+        outcome: ironlog::ledger::event::Outcome::Denied,
+        source: as_other_node.source.clone(),
+        details: Default::default(),
+        idempotency_key: None,
+    };
+    let e = peer
+        .forward(raft_message(&Command::Append {
+            events: vec![forged_record],
+            commit_time_unix_nanos: 0,
+        }))
+        .await
+        .expect_err("another node's refusal records");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     // An oversized field, also refused.
     bad.time_unix_nanos = 1_700_000_000_000_000_000;
     bad.actor.id = "a".repeat(ironlog::limits::FIELD_BYTES_MAX + 1);
@@ -438,11 +470,14 @@ async fn forged_appends_through_forward_are_refused_at_apply() {
         commit_time_unix_nanos: 0,
     };
     assert_refused(peer.forward(raft_message(&cmd)).await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = size_and_root(&c, leader).await;
-    assert_eq!(after, before, "size and root unchanged on the leader");
+    // Each refusal is on the record (as a leaf written by the leader), and
+    // nothing else was added on any node.
+    let details = refusal_recorded(&c, "ironlog.v1.Raft/Forward", None).await;
+    assert!(details["reason"].as_str().is_some(), "{details}");
+    let size = size_and_root(&c, leader).await.0;
+    c.wait_size(size).await;
     for id in 1..=3 {
-        assert_eq!(size_and_root(&c, id).await, before, "node {id} unchanged");
+        only_refusals_since(&c, id, &before).await;
     }
     for id in 1..=3 {
         c.stop(id).await;
