@@ -107,12 +107,48 @@ where
             Ok(admitted) => {
                 req.extensions_mut().insert::<Caller>(admitted.caller);
                 Box::pin(async move {
-                    let _in_flight = admitted.permit;
-                    inner.call(req).await
+                    let response = inner.call(req).await?;
+                    // The in-flight slot lives as long as the response body,
+                    // so a stream (`Tail`, `Anomalies`) holds it until it ends.
+                    Ok(match admitted.permit {
+                        Some(permit) => response.map(|body| {
+                            Body::new(HeldBody {
+                                inner: body,
+                                _permit: permit,
+                            })
+                        }),
+                        None => response,
+                    })
                 })
             }
             Err(status) => Box::pin(async move { Ok(status.into_http::<Body>()) }),
         }
+    }
+}
+
+/// A response body that holds its request's in-flight slot until it ends.
+struct HeldBody {
+    inner: Body,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -1305,6 +1305,19 @@ impl<'t> Writer<'t> {
     fn restore_leaf(&mut self, leaf: &[u8]) -> Result<(), StoreError> {
         let record = LeafRecord::decode(leaf)
             .map_err(|e| StoreError::BadSnapshot(format!("leaf {}: {e}", self.meta.tree_size)))?;
+        // The gate every append passes applies to restored leaves too: a
+        // snapshot is no way around it.
+        if leaf.len() > crate::limits::LEAF_BYTES_MAX {
+            return Err(StoreError::BadSnapshot(format!(
+                "leaf {} is {} bytes, more than {}",
+                record.index,
+                leaf.len(),
+                crate::limits::LEAF_BYTES_MAX
+            )));
+        }
+        record.event.validate().map_err(|e| {
+            StoreError::BadSnapshot(format!("leaf {} fails validation: {e}", record.index))
+        })?;
         if record.index != self.meta.tree_size {
             return Err(StoreError::BadSnapshot(format!(
                 "leaf {} found where {} was expected",
@@ -1934,6 +1947,33 @@ mod tests {
         let err = fresh.import_snapshot(&snap, voters(&[&vkey])).unwrap_err();
         assert!(err.to_string().contains("checkpoint 3"), "{err}");
         assert_eq!(fresh.tree_size().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_leaf_that_append_would_refuse_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _, vkey) = store_with_checkpoint(dir.path());
+        let snap = dir.path().join("snap");
+        store.export_snapshot(&snap).unwrap();
+        let target = LedgerStore::open(&dir.path().join("target.redb"), ORIGIN).unwrap();
+        let before = fingerprint(&target);
+        // Leaf 0 replaced by one with a control character and no action:
+        // its index and encoding are right, only the gate can tell.
+        rewrite_snapshot(&snap, |tag, rec| {
+            if tag != TAG_LEAF {
+                return Some(rec);
+            }
+            let mut record = LeafRecord::decode(&rec).unwrap();
+            if record.index == 0 {
+                record.event.actor.id = "mallory\n\0".into();
+                record.event.action = String::new();
+                return Some(record.encode());
+            }
+            Some(rec)
+        });
+        let err = target.import_snapshot(&snap, voters(&[&vkey])).unwrap_err();
+        assert!(err.to_string().contains("leaf 0 fails validation"), "{err}");
+        assert_eq!(fingerprint(&target), before, "nothing written");
     }
 
     #[test]

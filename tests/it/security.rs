@@ -6,7 +6,10 @@ use std::time::Duration;
 use crate::common;
 
 use common::pki::{ClientCert, Pki};
-use common::{event, tls_channel, Cluster, ADMIN_TOKEN, PAYMENTS_TOKEN, READER_TOKEN, SLOW_TOKEN};
+use common::{
+    event, tls_channel, Cluster, ADMIN_TOKEN, ONE_AT_A_TIME_TOKEN, PAYMENTS_TOKEN, READER_TOKEN,
+    SLOW_TOKEN,
+};
 use ironlog::proto;
 use ironlog::proto::raft_client::RaftClient;
 use ironlog::raft::{Command, TypeConfig};
@@ -697,6 +700,47 @@ async fn a_client_over_its_rate_is_told_to_retry_while_others_append() {
     assert!(e.metadata().get("retry-after-ms").is_some());
     assert!(n < 20);
     refusal_recorded(&c, "ironlog.v1.Ledger/Append", Some("slow")).await;
+    for id in 1..=3 {
+        c.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_holds_its_in_flight_slot_until_it_ends() {
+    let mut c = Cluster::start(3).await;
+    seed(&c, 3).await;
+    let leader = c.leader().await;
+    let mut reader = c.ledger_as(leader, ONE_AT_A_TIME_TOKEN).await;
+    let read = proto::GetEntriesRequest {
+        start: 0,
+        end: 1,
+        linearizable: false,
+    };
+    reader
+        .get_entries(read.clone())
+        .await
+        .expect("one call at a time is fine");
+    let tail = reader
+        .tail(proto::TailRequest { start: 0 })
+        .await
+        .expect("a tail opens")
+        .into_inner();
+    let e = reader
+        .get_entries(read.clone())
+        .await
+        .expect_err("the open tail holds the only slot");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("in flight"), "{}", e.message());
+    drop(tail);
+    let mut freed = false;
+    for _ in 0..50 {
+        if reader.get_entries(read.clone()).await.is_ok() {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(freed, "closing the tail frees the slot");
     for id in 1..=3 {
         c.stop(id).await;
     }

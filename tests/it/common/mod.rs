@@ -37,6 +37,8 @@ pub const ANALYST_TOKEN: &str = "analyst-token-0123456789abcdef";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 /// An appender limited to 2 requests/s, for the rate-limit test.
 pub const SLOW_TOKEN: &str = "slow-token-0123456789abcdef";
+/// A reader with one request in flight at most, for the stream test.
+pub const ONE_AT_A_TIME_TOKEN: &str = "one-at-a-time-token-0123456789";
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -138,6 +140,16 @@ pub fn test_auth() -> AuthConfig {
             token_client("analyst", ANALYST_TOKEN, vec![Analyst], &[], None),
             token_client("admin", ADMIN_TOKEN, vec![Admin], &[], None),
             token_client("slow", SLOW_TOKEN, vec![Appender], &["slow-svc"], Some(2)),
+            ClientConfig {
+                in_flight_max: Some(1),
+                ..token_client(
+                    "one-at-a-time",
+                    ONE_AT_A_TIME_TOKEN,
+                    vec![Reader],
+                    &[],
+                    None,
+                )
+            },
         ],
     }
 }
