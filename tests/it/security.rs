@@ -717,7 +717,7 @@ async fn an_open_stream_holds_its_in_flight_slot_until_it_ends() {
         linearizable: false,
     };
     reader
-        .get_entries(read.clone())
+        .get_entries(read)
         .await
         .expect("one call at a time is fine");
     let tail = reader
@@ -726,7 +726,7 @@ async fn an_open_stream_holds_its_in_flight_slot_until_it_ends() {
         .expect("a tail opens")
         .into_inner();
     let e = reader
-        .get_entries(read.clone())
+        .get_entries(read)
         .await
         .expect_err("the open tail holds the only slot");
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
@@ -734,7 +734,7 @@ async fn an_open_stream_holds_its_in_flight_slot_until_it_ends() {
     drop(tail);
     let mut freed = false;
     for _ in 0..50 {
-        if reader.get_entries(read.clone()).await.is_ok() {
+        if reader.get_entries(read).await.is_ok() {
             freed = true;
             break;
         }
