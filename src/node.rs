@@ -833,6 +833,17 @@ async fn cosign(cosigner: &Cosigner, size: u64) -> bool {
         record,
     } = cosigner;
     let node_id = *node_id;
+    // Only voters' signatures count; a node still joining as a learner
+    // (or removed) would only have its signature refused at apply.
+    let is_voter = crate::raft::metrics(proposer.raft())
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|id| id == node_id);
+    if !is_voter {
+        tracing::debug!(size, "not a voter: not signing");
+        return true;
+    }
     let last_signed = record
         .lock()
         .unwrap_or_else(|e| e.into_inner())

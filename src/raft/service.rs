@@ -434,11 +434,16 @@ impl RaftService for RaftRpc {
             }
         }
         let what = cmd.to_string();
+        // Only a refused append is worth a record: a cosignature refused
+        // because its node is not (yet, or any more) a voter is routine
+        // during membership changes, and recording it would add a leaf, a
+        // checkpoint, and another cosignature to refuse.
+        let is_append = matches!(cmd, Command::Append { .. });
         match self.proposer.propose_local(cmd).await {
             Ok(resp) => {
                 // Refused where it was applied: a node forwarded what the
                 // gate does not let in, which is worth a record.
-                if let Some(reason) = resp.refusal() {
+                if let (true, Some(reason)) = (is_append, resp.refusal()) {
                     self.refusals.record(Refusal::of(
                         Some(caller),
                         caller.remote,
