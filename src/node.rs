@@ -210,6 +210,13 @@ fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_logs_since_last),
         max_in_snapshot_log_to_keep: t.max_in_snapshot_log_to_keep,
         enable_pre_vote: Some(true),
+        // A follower whose data directory was lost answers the leader's
+        // appends with a conflict below what it had acknowledged. Without
+        // this the leader discards that conflict as stale and re-sends the
+        // same append forever (thousands of streams a second, the wiped node
+        // never restored); with it, the leader resets its progress for that
+        // follower and restores it by snapshot.
+        allow_log_reversion: Some(true),
         ..Default::default()
     };
     c.validate().map_err(|e| NodeError::Raft(e.to_string()))
