@@ -46,6 +46,20 @@ pub enum KeyFileError {
     NotUtf8 { path: PathBuf },
 }
 
+/// Creates `path` with `mode` (failing with `AlreadyExists` if it exists,
+/// even if created since any check) and writes `bytes`, synced. Keys and
+/// certificates are written this way so nothing is ever overwritten.
+pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Reads a private key file as text, refusing one that group or others may
 /// read or write, one that is not a regular file, and one larger than
 /// [`KEY_FILE_BYTES_MAX`]. The text is returned as stored (callers trim).

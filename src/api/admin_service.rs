@@ -181,13 +181,8 @@ impl Admin for AdminApi {
                     "node {} at {} is not reachable as a peer of this cluster: {e}",
                     req.id, req.addr
                 ));
-                self.refusals.record(crate::auth::Refusal::of(
-                    Some(&caller),
-                    caller.remote,
-                    "ironlog.v1.Admin/AddLearner",
-                    &status,
-                ));
-                status
+                self.refusals
+                    .refuse(&caller, "ironlog.v1.Admin/AddLearner", status)
             })?;
         let node = PeerInfo {
             addr: req.addr,

@@ -356,13 +356,9 @@ impl Ledger for LedgerApi {
                         caller.sources().join(", ")
                     }
                 ));
-                self.refusals.record(crate::auth::Refusal::of(
-                    Some(&caller),
-                    caller.remote,
-                    "ironlog.v1.Ledger/Append",
-                    &status,
-                ));
-                return Err(status);
+                return Err(self
+                    .refusals
+                    .refuse(&caller, "ironlog.v1.Ledger/Append", status));
             }
             if let Some(key) = &event.idempotency_key {
                 if !keys.insert((event.source.clone(), key.clone())) {

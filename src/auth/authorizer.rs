@@ -220,56 +220,44 @@ impl Authorizer {
 
     /// Decides a request on the client listener; every refusal is recorded.
     pub fn admit_client(&self, parts: &RequestParts<'_>) -> Result<Admitted, Status> {
-        if self.insecure {
-            return Ok(Admitted {
-                caller: Caller::insecure(parts.remote),
-                permit: None,
-            });
-        }
-        let method = permission::method_name(parts.path).to_string();
-        let refuse = |caller: Option<&Caller>, status: Status| {
-            self.refusals
-                .record(Refusal::of(caller, parts.remote, &method, &status));
-            status
-        };
-        let (caller, limits) = match self.authenticate(parts) {
-            Ok(found) => found,
-            Err(status) => return Err(refuse(None, status)),
-        };
-        let Some(needed) = permission::for_path(parts.path) else {
-            return Err(refuse(
-                Some(&caller),
-                Status::unimplemented(format!("no method {method} on this listener")),
-            ));
-        };
-        self.decide(caller, limits, needed, &method, parts.remote)
+        let method = permission::method_name(parts.path);
+        self.admit(parts, method, || {
+            permission::for_path(parts.path).ok_or_else(|| {
+                Status::unimplemented(format!("no method {method} on this listener"))
+            })
+        })
     }
 
     /// Decides a request to the tlog-tiles HTTP endpoint: the auditor role,
     /// from a bearer token or, if the operator opened it, anonymously.
     pub fn admit_tiles(&self, parts: &RequestParts<'_>) -> Result<Admitted, Status> {
+        self.admit(parts, &format!("tiles {}", parts.path), || {
+            Ok(Permission::Role(ClientRole::Auditor))
+        })
+    }
+
+    /// Authenticates, finds what `method` needs (after authenticating, so
+    /// an unknown method's refusal names its caller), then decides.
+    fn admit(
+        &self,
+        parts: &RequestParts<'_>,
+        method: &str,
+        needed: impl FnOnce() -> Result<Permission, Status>,
+    ) -> Result<Admitted, Status> {
         if self.insecure {
             return Ok(Admitted {
                 caller: Caller::insecure(parts.remote),
                 permit: None,
             });
         }
-        let method = format!("tiles {}", parts.path);
-        let (caller, limits) = match self.authenticate(parts) {
-            Ok(found) => found,
-            Err(status) => {
-                self.refusals
-                    .record(Refusal::of(None, parts.remote, &method, &status));
-                return Err(status);
-            }
+        let refuse = |caller: Option<&Caller>, status: Status| {
+            self.refusals
+                .record(Refusal::of(caller, parts.remote, method, &status));
+            status
         };
-        self.decide(
-            caller,
-            limits,
-            Permission::Role(ClientRole::Auditor),
-            &method,
-            parts.remote,
-        )
+        let (caller, limits) = self.authenticate(parts).map_err(|s| refuse(None, s))?;
+        let needed = needed().map_err(|s| refuse(Some(&caller), s))?;
+        self.decide(caller, limits, needed, method, parts.remote)
     }
 
     /// The role and limit checks for an authenticated caller.

@@ -141,6 +141,13 @@ impl RefusalLog {
         )
     }
 
+    /// Records that `caller`'s call to `method` was refused with `status`,
+    /// and hands the status back for the caller to return.
+    pub fn refuse(&self, caller: &Caller, method: &str, status: tonic::Status) -> tonic::Status {
+        self.record(Refusal::of(Some(caller), caller.remote, method, &status));
+        status
+    }
+
     pub fn record(&self, refusal: Refusal) {
         tracing::info!(
             caller = %refusal.caller,

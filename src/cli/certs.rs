@@ -19,9 +19,7 @@
 //! written only when neither of its files exists. No key material is
 //! printed or put in an error.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -533,25 +531,18 @@ fn write_pair(files: &CertFiles, cert_pem: &str, key_pem: &str) -> Result<(), Ce
 /// Creates `path` (failing if it exists, even if created since any check)
 /// with `mode` and writes `bytes`, synced.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertsError> {
-    let result = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        });
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(CertsError::Exists {
-            path: path.to_path_buf(),
-        }),
-        Err(source) => Err(CertsError::Write {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    crate::key_file::create_new(path, bytes, mode).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            CertsError::Exists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            CertsError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
 }
 
 #[cfg(test)]

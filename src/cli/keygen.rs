@@ -5,9 +5,6 @@
 //! Existing files are never overwritten: losing a node's key means its past
 //! cosignatures can no longer be tied to a key the operator still holds.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -105,24 +102,16 @@ fn write_generated(
 /// Creates `path` (failing if it exists, even if created since the check
 /// above) and writes `text` plus a newline.
 fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), KeygenError> {
-    let result = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .and_then(|mut file| {
-            file.write_all(text.as_bytes())?;
-            file.write_all(b"\n")?;
-            file.sync_all()
-        });
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(KeygenError::Exists {
-            path: path.to_path_buf(),
-        }),
-        Err(source) => Err(KeygenError::Write {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    crate::key_file::create_new(path, format!("{text}\n").as_bytes(), mode).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            KeygenError::Exists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            KeygenError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
 }

@@ -71,31 +71,34 @@ impl Network {
         if let Some(c) = channels.get(&key) {
             return Ok(c.clone());
         }
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
+        let c = self
+            .endpoint(target, addr)?
             .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10));
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint.tls_config(tls.peer_client(target))?;
-        }
-        let c = endpoint.connect_lazy();
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .connect_lazy();
         channels.insert(key, c.clone());
         Ok(c)
+    }
+
+    /// Node `target` at `addr`, over mutual TLS (its certificate must name
+    /// `target`) unless the node runs `--insecure`.
+    fn endpoint(&self, target: NodeId, addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?;
+        match &self.tls {
+            Some(tls) => endpoint.tls_config(tls.peer_client(target)),
+            None => Ok(endpoint),
+        }
     }
 
     /// Connects to node `target` at `addr` now (TLS handshake included),
     /// to check that it is a peer of this cluster before it joins.
     pub async fn probe(&self, target: NodeId, addr: &str, limit: Duration) -> Result<(), String> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+        let endpoint = self
+            .endpoint(target, addr)
             .map_err(|e| e.to_string())?
             .connect_timeout(limit);
-        if let Some(tls) = &self.tls {
-            endpoint = endpoint
-                .tls_config(tls.peer_client(target))
-                .map_err(|e| e.to_string())?;
-        }
         match tokio::time::timeout(limit, endpoint.connect()).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(error_chain(&e)),

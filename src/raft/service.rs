@@ -14,7 +14,7 @@ use super::network::SnapshotHeader;
 use super::proposer::{ProposeError, Proposer};
 use super::state_machine::SnapshotFile;
 use super::{Command, NodeId, Raft, TypeConfig};
-use crate::auth::{caller_of, Caller, CallerKind, Refusal, RefusalLog};
+use crate::auth::{caller_of, Caller, CallerKind, RefusalLog};
 use crate::limits::RESERVED_SOURCE_PREFIX;
 use crate::proto::raft_server::Raft as RaftService;
 use crate::proto::{RaftMessage, SnapshotChunk};
@@ -66,21 +66,22 @@ impl RaftRpc {
     ) -> Result<(), Status> {
         sender_is(caller, claimed, what)
             .and_then(|()| claim_ok(&self.raft, claimed, claim, what))
-            .inspect_err(|status| {
-                self.refusals.record(Refusal::of(
-                    Some(caller),
-                    caller.remote,
-                    &format!("ironlog.v1.Raft/{what}"),
-                    status,
-                ))
+            .map_err(|status| {
+                self.refusals
+                    .refuse(caller, &format!("ironlog.v1.Raft/{what}"), status)
             })
     }
 }
 
 /// [`Claim::allowed`] against this node's current membership.
 fn claim_ok(raft: &Raft, claimed: NodeId, claim: Claim, what: &str) -> Result<(), Status> {
-    let m = super::metrics(raft);
-    let membership = m.membership_config.membership();
+    // Runs on every unary Raft message: take the membership (an Arc) from
+    // the metrics watch rather than cloning all the metrics.
+    let config = {
+        use openraft::async_runtime::watch::WatchReceiver;
+        raft.metrics().borrow_watched().membership_config.clone()
+    };
+    let membership = config.membership();
     let voters: Vec<NodeId> = membership.voter_ids().collect();
     let members: Vec<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
     claim.allowed(claimed, &voters, &members, what)
@@ -257,12 +258,7 @@ impl RaftService for RaftRpc {
                 match verdict {
                     Ok(()) => Some(rpc),
                     Err(status) => {
-                        refusals.record(Refusal::of(
-                            Some(&caller),
-                            caller.remote,
-                            "ironlog.v1.Raft/StreamAppend",
-                            &status,
-                        ));
+                        refusals.refuse(&caller, "ironlog.v1.Raft/StreamAppend", status);
                         None
                     }
                 }
@@ -328,13 +324,9 @@ impl RaftService for RaftRpc {
                 check_snapshot_against_committed(&header, committed.as_ref())
             });
         if let Err(status) = checked {
-            self.refusals.record(Refusal::of(
-                Some(&caller),
-                caller.remote,
-                "ironlog.v1.Raft/InstallSnapshot",
-                &status,
-            ));
-            return Err(status);
+            return Err(self
+                .refusals
+                .refuse(&caller, "ironlog.v1.Raft/InstallSnapshot", status));
         }
         let path = self.snapshot_dir.join(format!(
             "incoming-{}.tmp",
@@ -398,14 +390,11 @@ impl RaftService for RaftRpc {
             self.check_caller(caller, from, Claim::Member, "Forward")?;
         }
         let refuse = |reason: String| {
-            let status = Status::permission_denied(reason);
-            self.refusals.record(Refusal::of(
-                Some(caller),
-                caller.remote,
+            Err(self.refusals.refuse(
+                caller,
                 "ironlog.v1.Raft/Forward",
-                &status,
-            ));
-            Err(status)
+                Status::permission_denied(reason),
+            ))
         };
         match &cmd {
             Command::Cosign { node_id, .. } => {
@@ -444,12 +433,11 @@ impl RaftService for RaftRpc {
                 // Refused where it was applied: a node forwarded what the
                 // gate does not let in, which is worth a record.
                 if let (true, Some(reason)) = (is_append, resp.refusal()) {
-                    self.refusals.record(Refusal::of(
-                        Some(caller),
-                        caller.remote,
+                    self.refusals.refuse(
+                        caller,
                         "ironlog.v1.Raft/Forward",
-                        &Status::invalid_argument(format!("{what} refused at apply: {reason}")),
-                    ));
+                        Status::invalid_argument(format!("{what} refused at apply: {reason}")),
+                    );
                 }
                 Ok(encode(&resp))
             }
