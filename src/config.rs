@@ -202,6 +202,8 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     #[serde(default)]
     pub raft: RaftTuning,
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// The voters, this node included, that `bootstrap` initialises.
     #[serde(default)]
     pub peers: Vec<Peer>,
@@ -417,6 +419,26 @@ impl Default for RaftTuning {
             election_timeout_max_ms: 800,
             snapshot_logs_since_last: 5000,
             max_in_snapshot_log_to_keep: 1000,
+        }
+    }
+}
+
+/// The data directory's disk (`[storage]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Free bytes the data directory's filesystem must keep. Below it the
+    /// node stops writing (no proposals, no replication, no votes; a leader
+    /// hands over) until free space is back above it by an eighth; see
+    /// [`crate::disk`]. 0 turns the guard off: a full disk then stops the
+    /// node on its first failed write.
+    pub free_bytes_min: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            free_bytes_min: crate::limits::FREE_BYTES_MIN_DEFAULT,
         }
     }
 }
@@ -1352,5 +1374,18 @@ mod tests {
         let text = toml::to_string(&config).expect("serialise");
         let back: Config = toml::from_str(&text).expect("parse back");
         assert_eq!(back, config);
+    }
+
+    #[test]
+    fn free_bytes_min_defaults_to_the_named_floor_and_is_read_from_storage() {
+        assert_eq!(
+            valid().storage.free_bytes_min,
+            crate::limits::FREE_BYTES_MIN_DEFAULT
+        );
+        let text = format!("{VALID}\n[storage]\nfree_bytes_min = 8388608\n");
+        let config: Config = toml::from_str(&text).expect("[storage]");
+        assert_eq!(config.storage.free_bytes_min, 8 * 1024 * 1024);
+        let text = format!("{VALID}\n[storage]\nfree_bytes = 1\n");
+        assert!(toml::from_str::<Config>(&text).is_err(), "unknown key");
     }
 }

@@ -23,6 +23,8 @@
 //! - [`node`]: assembles storage, Raft, the gRPC and HTTP servers and the
 //!   checkpoint ticker into one running node.
 //! - [`config`]: the node configuration file, validated once at start-up.
+//! - [`disk`]: free space in the data directory against its floor
+//!   (`storage.free_bytes_min`), below which the node stops writing.
 //! - [`ingest`]: native audit logs (CloudTrail, k8s audit, auditd, Okta, GCP,
 //!   GitHub) mapped onto events, streamed record by record; pure parsing.
 //! - [`witness`]: `ironlog witness` (a C2SP tlog-witness server) and the
@@ -37,6 +39,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod ingest;
 pub mod key_file;
 pub mod ledger;

@@ -477,3 +477,34 @@ pub const GRPC_STREAMS_PER_CONNECTION_MAX: u32 = 256;
 /// vanished peer is found within their sum.
 pub const GRPC_KEEPALIVE_INTERVAL_MS: u64 = 30_000;
 pub const GRPC_KEEPALIVE_TIMEOUT_MS: u64 = 10_000;
+
+// ---- free disk space (`disk`, `raft::handover`, `raft::service`)
+
+/// Default floor of free space in the data directory's filesystem, bytes
+/// (`storage.free_bytes_min`). Below it the node stops writing: it proposes
+/// nothing, takes no replication and grants no votes, so redb never meets
+/// ENOSPC in the middle of a commit. The floor is the room for what is
+/// already under way when it is crossed (entries committed but not yet
+/// applied, a stream's next messages before the next measurement, redb's
+/// copy-on-write pages): four worst-case entries, each in the Raft log and
+/// then in the ledger.
+pub const FREE_BYTES_MIN_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// How often a node measures the free space of its data directory, ms. One
+/// `statvfs` is cheap; this bounds how long replication (which takes the
+/// measured view, where a proposal measures afresh) writes past the floor.
+pub const FREE_SPACE_CHECK_INTERVAL_MS: u64 = 250;
+
+/// Hysteresis of the floor: a node low on space resumes once free space
+/// reaches the floor plus floor / this, so a disk hovering at the floor
+/// does not flip the node between refusing and accepting at every
+/// measurement (and leadership does not bounce with it).
+pub const FREE_BYTES_RESUME_DIVISOR: u64 = 8;
+
+const _: () =
+    assert!(FREE_BYTES_MIN_DEFAULT >= 4 * (RAFT_ENTRY_JSON_BYTES_MAX + BATCH_BYTES_MAX) as u64);
+// At most a second between measurements: at the rates one batch entry
+// per message allows, replication past the floor stays within the room
+// the default floor keeps.
+const _: () = assert!(FREE_SPACE_CHECK_INTERVAL_MS <= 1000);
+const _: () = assert!(FREE_BYTES_RESUME_DIVISOR > 0);

@@ -23,6 +23,20 @@
 //! With `[[witnesses]]` configured, the leader also submits each
 //! quorum-signed checkpoint to them in the background
 //! ([`crate::witness::submitter`]).
+//!
+//! # A full disk
+//! The node measures its data directory's free space ([`crate::disk`]) and,
+//! below `storage.free_bytes_min`, writes nothing: the proposer refuses,
+//! the Raft service refuses replication and votes, a leader hands over
+//! ([`crate::raft::handover`]), and the checkpoint ticker and the signer
+//! pause. It resumes by itself once there is room. A node started onto a
+//! disk below the floor waits, before opening any database, until there is.
+//!
+//! # Fail-stop
+//! If openraft stops on a fatal error anyway (a storage I/O error that got
+//! past the floor, a panic), [`run`] logs the cause and returns it, and the
+//! process exits non-zero: a supervisor restarts it, and redb recovers from
+//! its last commit. A node never lingers answering errors with Raft dead.
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +56,7 @@ use crate::api::tiles::TilesApi;
 use crate::api::StoreSlot;
 use crate::auth::{AuthLayer, Authorizer, Listener as AuthListener, RefusalLog};
 use crate::config::{Config, Role};
+use crate::disk::FreeSpace;
 use crate::ledger::checkpoint::NoteSigner;
 use crate::limits::{
     GRPC_CLIENT_CONNECTIONS_MAX, GRPC_KEEPALIVE_INTERVAL_MS, GRPC_KEEPALIVE_TIMEOUT_MS,
@@ -73,6 +88,11 @@ pub enum NodeError {
     Witness(#[from] crate::witness::submitter::SubmitterError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error(
+        "raft stopped on a fatal error: {0}; the node exits so that its supervisor restarts it \
+         (storage recovers from its last commit)"
+    )]
+    RaftFatal(String),
 }
 
 /// The sockets a node serves on, bound by the caller (port 0 in tests).
@@ -123,6 +143,11 @@ pub struct RunningNode {
 impl RunningNode {
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// Waits until Raft stops, and says why ([`crate::raft::stopped`]).
+    pub async fn raft_stopped(&self) -> String {
+        crate::raft::stopped(&self.raft).await
     }
 
     /// Stops serving, stops Raft and waits until storage is released, so the
@@ -176,7 +201,8 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
         })
 }
 
-/// Runs a node until SIGINT or SIGTERM.
+/// Runs a node until SIGINT or SIGTERM, or until Raft stops on a fatal
+/// error, which is returned so the process exits non-zero.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     let client = bind(config.listen).await?;
     let peer = bind(config.peer_listen).await?;
@@ -191,14 +217,32 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| NodeError::Serve(e.to_string()))?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
+    let fatal = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+        why = node.raft_stopped() => Some(why),
+    };
+    let Some(why) = fatal else {
+        tracing::info!("stopping");
+        node.shutdown().await;
+        return Ok(());
+    };
+    let error = NodeError::RaftFatal(why);
+    tracing::error!(error = %error, "stopping");
+    // Bounded: a node whose storage failed must not hang on its way out.
+    let limit = Duration::from_millis(FATAL_SHUTDOWN_MS);
+    if tokio::time::timeout(limit, node.shutdown()).await.is_err() {
+        tracing::error!(
+            limit_ms = FATAL_SHUTDOWN_MS,
+            "shutdown did not finish; exiting anyway"
+        );
     }
-    tracing::info!("stopping");
-    node.shutdown().await;
-    Ok(())
+    Err(error)
 }
+
+/// How long a node stopping on a fatal error gives its shutdown, ms: the
+/// servers' grace period plus a margin for Raft and the tasks.
+const FATAL_SHUTDOWN_MS: u64 = 2 * SHUTDOWN_GRACE_MS;
 
 fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
     let t = &config.raft;
@@ -251,6 +295,8 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         Role::Learner | Role::Analysis => None,
     };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_err(&e))?;
+    let space = FreeSpace::new(config.id, &config.data_dir, config.storage.free_bytes_min);
+    space.wait_for_room().await.map_err(|e| storage_err(&e))?;
     let store = Arc::new(
         LedgerStore::open(&config.data_dir.join(LEDGER_FILE), &config.origin)
             .map_err(|e| storage_err(&e))?,
@@ -272,7 +318,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     )
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
-    let proposer = Proposer::new(raft.clone(), network);
+    let proposer = Proposer::new(raft.clone(), network, space.clone());
 
     if config.bootstrap {
         bootstrap(&raft, &config, proposer.network()).await?;
@@ -293,6 +339,8 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             applied.clone(),
         )),
         tokio::spawn(refusal_writer.run(proposer.clone(), stop_rx.clone())),
+        tokio::spawn(space.clone().watch(stop_rx.clone())),
+        tokio::spawn(crate::raft::handover::run(raft.clone(), space.clone())),
     ];
     if let Some(signer) = signer {
         let record = SigningRecord::open(&config.data_dir).map_err(|e| storage_err(&e))?;
@@ -752,6 +800,11 @@ async fn checkpoint_ticker(
             last_checkpoint = None;
             continue;
         }
+        // A leader low on disk is handing over; proposing would only be
+        // refused, once a tick.
+        if proposer.space().is_low() {
+            continue;
+        }
         sync_witness_keys(&config, &proposer, &store).await;
         let size = applied.borrow().tree_size;
         if last_checkpoint.is_none() {
@@ -840,6 +893,12 @@ async fn cosign(cosigner: &Cosigner, size: u64) -> bool {
         record,
     } = cosigner;
     let node_id = *node_id;
+    // Low on disk: neither the signing record nor a proposal can be
+    // written. The recheck signs the newest checkpoint once there is room.
+    if proposer.space().is_low() {
+        tracing::debug!(size, "low on disk space: not signing now");
+        return true;
+    }
     // Only voters' signatures count; a node still joining as a learner
     // (or removed) would only have its signature refused at apply.
     let is_voter = crate::raft::metrics(proposer.raft())
@@ -900,6 +959,8 @@ async fn cosign(cosigner: &Cosigner, size: u64) -> bool {
                 tracing::info!(error = %e, "raft stopped; signer ends");
                 return false;
             }
+            // The recheck proposes it again once there is room.
+            Err(ProposeError::DiskLow(_)) => return true,
             Err(e) => {
                 tracing::debug!(size, attempt, error = %e, "cosign not yet accepted");
                 tokio::time::sleep(Duration::from_millis(COSIGN_RETRY_MS)).await;

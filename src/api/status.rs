@@ -2,7 +2,8 @@
 //!
 //! - bad client input: INVALID_ARGUMENT (which field, which limit);
 //! - indices or sizes beyond the tree: OUT_OF_RANGE;
-//! - batches over a named limit: RESOURCE_EXHAUSTED;
+//! - batches over a named limit, and writes to a node below its free-space
+//!   floor (`storage.free_bytes_min`): RESOURCE_EXHAUSTED;
 //! - not the leader / no leader / raft stopping: UNAVAILABLE, naming the leader;
 //! - corruption or storage failure: INTERNAL (the node needs an operator).
 use tonic::Status;
@@ -45,6 +46,7 @@ pub fn from_event(index: usize, e: EventError) -> Status {
 pub fn from_propose(e: ProposeError) -> Status {
     match e {
         ProposeError::Forwarded(s) => s,
+        ProposeError::DiskLow(low) => Status::resource_exhausted(low.to_string()),
         other => Status::unavailable(other.to_string()),
     }
 }
@@ -71,5 +73,21 @@ mod tests {
         });
         assert_eq!(s.code(), tonic::Code::Unavailable);
         assert!(s.message().contains("127.0.0.1:7002"), "{}", s.message());
+    }
+
+    #[test]
+    fn a_node_low_on_disk_is_resource_exhausted_and_names_the_floor() {
+        let s = from_propose(ProposeError::DiskLow(crate::disk::DiskLow {
+            node_id: 1,
+            free_bytes: 10,
+            floor_bytes: 8388608,
+            resume_bytes: 9437184,
+        }));
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            s.message().contains("storage.free_bytes_min") && s.message().contains("8388608"),
+            "{}",
+            s.message()
+        );
     }
 }

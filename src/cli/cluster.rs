@@ -856,6 +856,7 @@ fn node_config(
         bootstrap: id == 1,
         checkpoint: CheckpointConfig::default(),
         raft: RaftTuning::default(),
+        storage: Default::default(),
         peers: vkeys
             .iter()
             .map(|(peer, vkey)| Peer {

@@ -1,6 +1,7 @@
 //! Everything openraft: the type configuration, the redb log store, the state
-//! machine adapter over [`crate::storage::ledger_store`], the tonic network and
-//! the internal Raft gRPC service. No other module names an openraft type.
+//! machine adapter over [`crate::storage::ledger_store`], the tonic network,
+//! the internal Raft gRPC service, and the [`handover`] of leadership by a
+//! node low on disk. No other module names an openraft type.
 //!
 //! # What goes through the log
 //! [`Command::Append`] batches (one Raft entry each, applied atomically),
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::event::Event;
 
+pub mod handover;
 pub mod log_store;
 pub mod network;
 pub mod proposer;
@@ -118,6 +120,26 @@ pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 pub fn metrics(raft: &Raft) -> types::Metrics {
     use openraft::async_runtime::watch::WatchReceiver;
     raft.metrics().borrow_watched().clone()
+}
+
+/// Waits until the Raft core stops and says why: the fatal error openraft
+/// reported (a storage I/O error, a panic), or that it stopped as asked.
+/// openraft reports the error in the metrics before it drops their sender;
+/// a core that ended without reporting one (its task panicked) is said so.
+pub async fn stopped(raft: &Raft) -> String {
+    use openraft::async_runtime::watch::WatchReceiver;
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_watched().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return match &metrics.borrow_watched().running_state {
+                Err(fatal) => fatal.to_string(),
+                Ok(()) => "the raft core ended without reporting why (panicked)".to_string(),
+            };
+        }
+    }
 }
 
 /// Re-exports of the openraft types other layers hold (metrics, errors).

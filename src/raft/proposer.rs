@@ -1,12 +1,18 @@
 //! Proposing commands: on the leader through `client_write`, elsewhere by
 //! forwarding to the leader's internal `Forward` RPC. The leader stamps the
 //! commit time, so every replica stores the same one.
+//!
+//! Every proposal, whoever makes it (a client's append, an append forwarded
+//! to this leader, a checkpoint, a cosignature, a refusal record), first
+//! passes the free-space floor ([`crate::disk`]): a node below it proposes
+//! nothing and forwards nothing, so nothing is written on its behalf.
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::network::Network;
 use super::{Command, CommandResponse, NodeId, Raft};
+use crate::disk::{DiskLow, FreeSpace};
 use crate::proto::RaftMessage;
 
 /// How long a client's proposal may wait to commit before it is answered
@@ -33,6 +39,10 @@ pub enum ProposeError {
     /// Raft is shutting down or hit a fatal error.
     #[error("raft stopped: {0}")]
     Fatal(String),
+    /// This node is below its floor of free disk space; nothing was
+    /// proposed (RESOURCE_EXHAUSTED to a client of this node).
+    #[error(transparent)]
+    DiskLow(#[from] DiskLow),
 }
 
 /// Proposes commands for one node.
@@ -40,6 +50,8 @@ pub enum ProposeError {
 pub struct Proposer {
     raft: Raft,
     network: Network,
+    /// Checked before every proposal.
+    space: FreeSpace,
 }
 
 /// Sets what only the leader may set: the commit time of appended events.
@@ -61,8 +73,12 @@ pub fn now_unix_nanos() -> i64 {
 }
 
 impl Proposer {
-    pub fn new(raft: Raft, network: Network) -> Self {
-        Self { raft, network }
+    pub fn new(raft: Raft, network: Network, space: FreeSpace) -> Self {
+        Self {
+            raft,
+            network,
+            space,
+        }
     }
 
     pub fn raft(&self) -> &Raft {
@@ -72,6 +88,11 @@ impl Proposer {
     /// The node's peer network: channels to other nodes over mutual TLS.
     pub fn network(&self) -> &Network {
         &self.network
+    }
+
+    /// The node's free-space view, which the Raft service also consults.
+    pub fn space(&self) -> &FreeSpace {
+        &self.space
     }
 
     /// Proposes here if this node leads, otherwise forwards once to the
@@ -96,8 +117,11 @@ impl Proposer {
         }
     }
 
-    /// Proposes on this node; fails with the leader's address if it does not lead.
+    /// Proposes on this node; fails with the leader's address if it does
+    /// not lead, and with [`ProposeError::DiskLow`] if this node is below
+    /// its free-space floor (measured afresh).
     pub async fn propose_local(&self, mut cmd: Command) -> Result<CommandResponse, ProposeError> {
+        self.space.check()?;
         stamp(&mut cmd);
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),

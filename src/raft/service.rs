@@ -1,5 +1,13 @@
 //! The internal `ironlog.v1.Raft` gRPC service: hands peers' Raft messages to
 //! openraft, receives streamed snapshots, and accepts forwarded proposals.
+//!
+//! While this node is below its free-space floor ([`crate::disk`]) it takes
+//! no message that could write: entries (heartbeats included: they may
+//! advance the stored commit index), snapshots and votes (granting one
+//! stores it) are answered UNAVAILABLE, which the sender treats as an
+//! unreachable peer and retries with backoff. The node looks partitioned
+//! instead of meeting ENOSPC inside openraft, and the leader catches it up
+//! once it has room again.
 use std::path::PathBuf;
 use std::pin::Pin;
 
@@ -15,6 +23,7 @@ use super::proposer::{ProposeError, Proposer};
 use super::state_machine::SnapshotFile;
 use super::{Command, NodeId, Raft, TypeConfig};
 use crate::auth::{caller_of, Caller, CallerKind, RefusalLog};
+use crate::disk::FreeSpace;
 use crate::limits::RESERVED_SOURCE_PREFIX;
 use crate::proto::raft_server::Raft as RaftService;
 use crate::proto::{RaftMessage, SnapshotChunk};
@@ -31,16 +40,28 @@ pub struct RaftRpc {
     /// Held while a snapshot is received.
     incoming: tokio::sync::Mutex<()>,
     refusals: RefusalLog,
+    /// Below its floor, the node refuses every message that could write.
+    space: FreeSpace,
 }
 
 impl RaftRpc {
     pub fn new(proposer: Proposer, snapshot_dir: PathBuf, refusals: RefusalLog) -> Self {
         Self {
             raft: proposer.raft().clone(),
+            space: proposer.space().clone(),
             proposer,
             snapshot_dir,
             incoming: tokio::sync::Mutex::new(()),
             refusals,
+        }
+    }
+
+    /// [`low_on_disk`] for this node. Not recorded as a refusal: recording
+    /// is a write, and the sender is a healthy peer doing its job.
+    fn writable(&self, what: &str) -> Result<(), Status> {
+        match low_on_disk(&self.space, what) {
+            Some(status) => Err(status),
+            None => Ok(()),
         }
     }
 
@@ -160,6 +181,14 @@ fn fatal(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("raft stopped: {e}"))
 }
 
+/// UNAVAILABLE for a Raft message `what` while the node is below its
+/// free-space floor (as last measured: this runs on every message).
+fn low_on_disk(space: &FreeSpace, what: &str) -> Option<Status> {
+    space
+        .refusal()
+        .map(|low| Status::unavailable(format!("{what} refused: {low}")))
+}
+
 /// A message that names node `claimed` as its sender (the candidate of a
 /// vote, the leader of an append or snapshot, the signer of a cosignature)
 /// is accepted only over a connection authenticated as that node.
@@ -217,6 +246,7 @@ impl RaftService for RaftRpc {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.writable("AppendEntries")?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req.get_ref())?;
         self.check(
             &req,
@@ -235,10 +265,13 @@ impl RaftService for RaftRpc {
         req: Request<Streaming<RaftMessage>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
         // A message that does not decode, or that names another leader
-        // than the authenticated sender, ends the stream.
+        // than the authenticated sender, ends the stream; so does running
+        // low on disk, which then ends the answers with UNAVAILABLE.
+        self.writable("StreamAppend")?;
         let caller = caller_of(&req)?.clone();
         let refusals = self.refusals.clone();
         let raft = self.raft.clone();
+        let space = self.space.clone();
         // The membership check runs once per leader a stream names (a stream
         // carries one leader's entries); the identity check on every message.
         let mut leader_checked: Option<NodeId> = None;
@@ -246,6 +279,9 @@ impl RaftService for RaftRpc {
             .into_inner()
             .take_while(|m| futures::future::ready(m.is_ok()))
             .map(move |m| {
+                if space.is_low() {
+                    return None;
+                }
                 let rpc = m.ok().and_then(|m| {
                     serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&m.data).ok()
                 })?;
@@ -271,10 +307,16 @@ impl RaftService for RaftRpc {
             }),
             Err(e) => Err(fatal(e)),
         });
-        Ok(Response::new(Box::pin(output)))
+        // A stream cut short for want of space says so, rather than ending
+        // as if the leader had nothing more to send.
+        let space = self.space.clone();
+        let low = futures::stream::once(async move { low_on_disk(&space, "StreamAppend") })
+            .filter_map(|s| futures::future::ready(s.map(Err)));
+        Ok(Response::new(Box::pin(output.chain(low))))
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.writable("Vote")?;
         let rpc: VoteRequest<TypeConfig> = decode(req.get_ref())?;
         self.check(
             &req,
@@ -287,6 +329,9 @@ impl RaftService for RaftRpc {
     }
 
     async fn pre_vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        // A pre-vote writes nothing, but granting it would invite the real
+        // vote this node refuses, and a leader it cannot follow.
+        self.writable("PreVote")?;
         let rpc: VoteRequest<TypeConfig> = decode(req.get_ref())?;
         self.check(
             &req,
@@ -302,6 +347,7 @@ impl RaftService for RaftRpc {
         &self,
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.writable("InstallSnapshot")?;
         let caller = caller_of(&req)?.clone();
         // One transfer at a time: a second sender waits rather than
         // doubling the disk this node spends on incoming snapshots.
@@ -442,6 +488,11 @@ impl RaftService for RaftRpc {
                 Ok(encode(&resp))
             }
             Err(e @ ProposeError::NotLeader { .. }) => Err(Status::unavailable(e.to_string())),
+            // This leader is low on disk and handing over: the forwarding
+            // node retries, and reaches the next leader.
+            Err(ProposeError::DiskLow(low)) => Err(Status::unavailable(format!(
+                "{low}; leadership is moving to a node with space, retry shortly"
+            ))),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
     }

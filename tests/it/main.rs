@@ -9,6 +9,7 @@ mod audit;
 mod cli;
 mod cluster;
 mod crash;
+mod disk;
 mod fsck;
 mod ingest;
 mod ledger_vectors;

@@ -294,6 +294,7 @@ impl Cluster {
                         every_entries: 1000,
                     },
                     raft: tuning(),
+                    storage: Default::default(),
                     peers: peers.clone(),
                     witnesses: witnesses.clone(),
                     analysis: None,
