@@ -48,3 +48,25 @@ fi
 # scripts/install-model.sh. Exported for the tests and the demo.
 IRONLOG_MODEL=$(./scripts/install-model.sh)
 export IRONLOG_MODEL
+
+# ---- the fault harness (tests/chaos/, scripts/chaos.sh) runs nodes in
+# network namespaces (ip, from iproute2), makes faults with iptables and tc,
+# and fills tmpfs disks with fallocate (util-linux). Called by test.sh and
+# chaos.sh; the demo does not need it.
+install_fault_tools() {
+  local missing=()
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v tc >/dev/null 2>&1 || missing+=(iproute2)
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v fallocate >/dev/null 2>&1 || missing+=(util-linux)
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return 0
+  fi
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} with apt-get (for the fault harness)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "error: the fault harness needs ${missing[*]}; install them." >&2
+    exit 1
+  fi
+}

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # ---- setup (idempotent): see scripts/setup.sh
 # shellcheck source=scripts/setup.sh
 source scripts/setup.sh
+install_fault_tools
 
 # ---- checks
 echo "== cargo fmt --check"
