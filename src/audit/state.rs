@@ -3,13 +3,12 @@
 //! The file is the auditor's own evidence: the largest checkpoint it has
 //! accepted (with the full signed note, so a later fork can be shown to a
 //! third party), the last size each monitored node served, and the roots it
-//! has seen by size. It is replaced atomically (write a temporary file,
-//! fsync, rename, fsync the directory) so a crash never leaves half a state,
-//! and it is tied to one origin: pointing a verifier at another log with an
-//! old state file is an error, not a silent reset.
+//! has seen by size. It is replaced with [`crate::storage::write_atomic`]
+//! (temporary file, fsync, rename, fsync of the directory) so a crash never
+//! leaves half a state, and it is tied to one origin: pointing a verifier at
+//! another log with an old state file is an error, not a silent reset.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -140,21 +139,7 @@ impl AuditState {
             reason: e.to_string(),
         };
         let json = serde_json::to_vec_pretty(self).expect("state serialises");
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string());
-        let tmp = dir.join(format!(".{}.tmp", name.unwrap_or_else(|| "state".into())));
-        let mut file = std::fs::File::create(&tmp).map_err(err)?;
-        file.write_all(&json).map_err(err)?;
-        file.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)?;
-        // The rename is durable only once the directory is synced.
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)?;
-        Ok(())
+        crate::storage::write_atomic(path, &json).map_err(err)
     }
 
     /// The head's root hash.
@@ -221,6 +206,11 @@ mod tests {
         );
         state.save(&path).unwrap();
         assert_eq!(AuditState::load(&path, "a.example/log").unwrap(), state);
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, ["state.json"], "no temporary is left beside it");
         let err = AuditState::load(&path, "b.example/log")
             .unwrap_err()
             .to_string();

@@ -122,12 +122,10 @@ pub fn load_policy(path: &Path) -> Result<TrustPolicy, CliError> {
         .map_err(|e| CliError::Usage(format!("policy file {}: {e}", path.display())))
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a
-/// reader never sees half a bundle.
+/// Writes `bytes` to `path` with [`crate::storage::write_atomic`], so a
+/// reader never sees half a bundle and one written survives a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
+    crate::storage::write_atomic(path, bytes)
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))
 }
 

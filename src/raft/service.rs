@@ -374,10 +374,22 @@ impl RaftService for RaftRpc {
                 .refusals
                 .refuse(&caller, "ironlog.v1.Raft/InstallSnapshot", status));
         }
-        let path = self.snapshot_dir.join(format!(
+        /// Removes the transfer file however the transfer ends: refused,
+        /// failed, declined by openraft, or dropped half-way when the sender
+        /// goes away (tonic then drops this handler, and no code after the
+        /// `.await` it was waiting in runs). An installed snapshot was
+        /// renamed into place, so there is nothing left to remove.
+        struct Incoming(PathBuf);
+        impl Drop for Incoming {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        let incoming = Incoming(self.snapshot_dir.join(format!(
             "incoming-{}.tmp",
             super::proposer::now_unix_nanos()
-        ));
+        )));
+        let path = incoming.0.clone();
         let result = async {
             let mut file = tokio::fs::File::create(&path).await?;
             let mut total = first.data.len() as u64;
@@ -397,27 +409,25 @@ impl RaftService for RaftRpc {
         }
         .await;
         if let Err(e) = result {
-            let _ = tokio::fs::remove_file(&path).await;
             return Err(Status::aborted(format!("receiving snapshot: {e}")));
         }
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&path).await;
-                return Err(Status::internal(e.to_string()));
-            }
-        };
+        let file = std::fs::File::open(&path).map_err(|e| Status::internal(e.to_string()))?;
         let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotFile> {
             meta: header.meta,
-            snapshot: SnapshotFile {
-                path: path.clone(),
-                file,
-            },
+            snapshot: SnapshotFile { path, file },
         };
-        let resp = self.raft.install_full_snapshot(header.vote, snapshot).await;
-        // An installed snapshot was renamed into place; one openraft declined
-        // (older than what this node has) or failed is still here: remove it.
-        let _ = tokio::fs::remove_file(&path).await;
+        // Once openraft has the snapshot, its state machine reads the file
+        // by path whether or not this handler is still waiting: so the
+        // install runs in a task of its own, which keeps the file until
+        // openraft is done with it even if the sender goes away.
+        let raft = self.raft.clone();
+        let resp = tokio::spawn(async move {
+            let resp = raft.install_full_snapshot(header.vote, snapshot).await;
+            drop(incoming);
+            resp
+        })
+        .await
+        .map_err(|e| Status::internal(format!("installing snapshot: {e}")))?;
         Ok(encode(&resp.map_err(fatal)?))
     }
 

@@ -20,14 +20,27 @@
 //! # Snapshots
 //! A snapshot is a file under `snapshots/` written by
 //! [`LedgerStore::export_snapshot`]; `current.json` names the newest one and
-//! its Raft metadata. Older files are removed once a newer one is recorded.
-//! Installing one checks its metadata against openraft's and its voter
-//! signatures against its own membership before anything is written.
-//! Transfers and builds in progress are `*.tmp` files, removed at start-up:
-//! one left over was declined or interrupted.
+//! its Raft metadata. Installing one checks its metadata against openraft's
+//! and its voter signatures against its own membership before anything is
+//! written. Transfers and builds in progress are `*.tmp` files.
+//!
+//! A snapshot becomes current in this order, each step durable before the
+//! next: its file is fsynced (by the export, or by the transfer receiver),
+//! renamed to `<term>-<index>-<nanos>.snap` and the directory fsynced;
+//! `current.json` is replaced with [`crate::storage::write_atomic`]; only
+//! then are the older `.snap` files removed. A crash at any point leaves
+//! `current.json` naming a complete file, the old one or the new, and
+//! perhaps files it does not name: [`StateMachine::open`] removes those,
+//! with every `*.tmp` a transfer, a build or `current.json`'s own
+//! replacement left.
+//!
+//! `current.json` only moves forward. openraft builds snapshots in a task
+//! of its own, beside installs, so a build that read the store before a
+//! newer snapshot was installed can finish after it; it then finds the
+//! newer one current, removes its own file and returns that one.
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
@@ -38,6 +51,7 @@ use tokio::sync::{mpsc, watch};
 use super::{Command, TypeConfig};
 use crate::ledger::checkpoint::SignatureLine;
 use crate::storage::ledger_store::{LedgerStore, Op, OpResult, StateMeta};
+use crate::storage::{sync_dir, write_atomic, write_atomic_temp};
 
 type LogId = openraft::alias::LogIdOf<TypeConfig>;
 type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
@@ -63,17 +77,25 @@ pub struct Applied {
     pub log_index: u64,
 }
 
+/// The contents of `current.json`.
 #[derive(Serialize, Deserialize)]
 struct CurrentSnapshot {
     meta: SnapshotMeta,
+    /// The snapshot's file name inside the snapshot directory.
     file: String,
 }
+
+/// The file naming the current snapshot, inside the snapshot directory.
+const CURRENT_FILE: &str = "current.json";
+/// How every snapshot file's name ends; files so named that
+/// [`CURRENT_FILE`] does not name are removed.
+const SNAPSHOT_SUFFIX: &str = ".snap";
 
 /// The state machine of one node. Cloning shares the same store.
 #[derive(Clone)]
 pub struct StateMachine {
     store: Arc<LedgerStore>,
-    snapshot_dir: PathBuf,
+    snapshots: SnapshotDir,
     applied: watch::Sender<Applied>,
     /// Sizes of checkpoints cut by applied commands, for the local signer.
     new_checkpoints: mpsc::UnboundedSender<u64>,
@@ -89,14 +111,13 @@ impl StateMachine {
         store: Arc<LedgerStore>,
         snapshot_dir: &Path,
     ) -> io::Result<(Self, mpsc::UnboundedReceiver<u64>)> {
-        std::fs::create_dir_all(snapshot_dir)?;
-        remove_leftover_transfers(snapshot_dir)?;
+        let snapshots = SnapshotDir::open(snapshot_dir)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let meta = store.meta().map_err(io_err)?;
         let applied: Option<LogId> = decode_opt(&meta.applied)?;
         let sm = Self {
             store,
-            snapshot_dir: snapshot_dir.to_path_buf(),
+            snapshots,
             applied: watch::Sender::new(Applied {
                 tree_size: meta.tree_size,
                 log_index: applied.map_or(0, |id| id.index),
@@ -127,43 +148,172 @@ impl StateMachine {
         Ok(decode_opt(&meta.membership)?.unwrap_or_default())
     }
 
-    fn current_path(&self) -> PathBuf {
-        self.snapshot_dir.join("current.json")
-    }
-
-    fn read_current(&self) -> io::Result<Option<CurrentSnapshot>> {
-        match std::fs::read(self.current_path()) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io_err),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Records `file` as the current snapshot and removes older files.
-    fn set_current(&self, meta: &SnapshotMeta, file: &str) -> io::Result<()> {
-        let current = CurrentSnapshot {
-            meta: meta.clone(),
-            file: file.to_string(),
-        };
-        crate::storage::write_atomic(
-            &self.current_path(),
-            &serde_json::to_vec(&current).map_err(io_err)?,
-        )?;
-        for entry in std::fs::read_dir(&self.snapshot_dir)? {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".snap") && name != file {
-                let _ = std::fs::remove_file(self.snapshot_dir.join(name.as_ref()));
-            }
-        }
-        Ok(())
-    }
-
     fn publish(&self, tree_size: u64, log_index: u64) {
         self.applied.send_replace(Applied {
             tree_size,
             log_index,
         });
+    }
+}
+
+/// The snapshot directory: its snapshot files and [`CURRENT_FILE`], which
+/// names the current one. Clones share the lock.
+#[derive(Clone)]
+struct SnapshotDir {
+    path: PathBuf,
+    /// Held while [`CURRENT_FILE`] is read or replaced and while the files
+    /// it names are opened, renamed or removed: openraft runs builds in a
+    /// task of its own, beside installs and reads, and each must see the
+    /// others' updates whole (a build finishing late must not name an
+    /// older snapshot than one just installed, nor a read open a file just
+    /// removed). A std Mutex: it is taken only inside blocking tasks, never
+    /// held across an `.await`.
+    update: Arc<Mutex<()>>,
+}
+
+impl SnapshotDir {
+    /// Opens `path`, creating it, and removes what an earlier run left
+    /// unfinished: transfers and builds, a half-written [`CURRENT_FILE`],
+    /// and snapshot files it does not name (a crash between a snapshot's
+    /// rename and the pointer's, or before old files were removed).
+    fn open(path: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(path)?;
+        remove_leftover_transfers(path)?;
+        let dir = Self {
+            path: path.to_path_buf(),
+            update: Arc::default(),
+        };
+        let named = dir.named_file_at_start()?;
+        let current_tmp = write_atomic_temp(&dir.current_path())?;
+        for entry in std::fs::read_dir(path)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let unnamed_snapshot =
+                name.ends_with(SNAPSHOT_SUFFIX) && named.as_deref() != Some(name.as_ref());
+            let leftover = unnamed_snapshot || entry.path() == current_tmp;
+            if leftover && entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(dir)
+    }
+
+    /// The file [`CURRENT_FILE`] names, if there is one and it exists.
+    ///
+    /// One naming a missing file (removed by hand, or lost with a disk)
+    /// does not stop the node: the store, not the snapshot, holds the
+    /// state, and openraft, finding no snapshot at start-up after it has
+    /// purged logs, builds one from the store before it serves. The pointer
+    /// is removed rather than kept: every later build older than it would
+    /// be refused in favour of a file that cannot be opened, failing the
+    /// build. A pointer that does not parse is an error: it is only ever
+    /// replaced whole, so it is corrupt, not interrupted.
+    fn named_file_at_start(&self) -> io::Result<Option<String>> {
+        let Some(current) = self.read_current()? else {
+            return Ok(None);
+        };
+        if self.path.join(&current.file).is_file() {
+            return Ok(Some(current.file));
+        }
+        tracing::warn!(
+            dir = %self.path.display(),
+            file = %current.file,
+            "{CURRENT_FILE} names a snapshot file that is missing; \
+             starting without a snapshot (openraft builds a new one when it needs one)"
+        );
+        std::fs::remove_file(self.current_path())?;
+        sync_dir(&self.path)?;
+        Ok(None)
+    }
+
+    fn current_path(&self) -> PathBuf {
+        self.path.join(CURRENT_FILE)
+    }
+
+    /// Reads [`CURRENT_FILE`]; the caller holds the lock, or is `open`.
+    fn read_current(&self) -> io::Result<Option<CurrentSnapshot>> {
+        let path = self.current_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is corrupt: {e}", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // Every update leaves the directory valid at each step (it has to
+        // survive a crash there), so one that panicked left nothing for the
+        // next holder to repair.
+        self.update.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current snapshot, opened.
+    fn current(&self) -> io::Result<Option<Snapshot>> {
+        let _update = self.lock();
+        self.read_current()?
+            .map(|current| self.open_snapshot(current))
+            .transpose()
+    }
+
+    /// Makes `staged`, a snapshot file in this directory already fsynced
+    /// and holding the state `meta` describes, the current snapshot, unless
+    /// the current one is newer: then `staged` is removed and the newer one
+    /// kept. Returns the snapshot current afterwards, opened.
+    ///
+    /// One at the same log id replaces the current one: both hold the same
+    /// state. The current file itself (openraft's start-up restore
+    /// installs it) stays as it is.
+    fn adopt(&self, staged: &Path, meta: &SnapshotMeta) -> io::Result<Snapshot> {
+        let _update = self.lock();
+        if let Some(current) = self.read_current()? {
+            if self.path.join(&current.file) == staged {
+                return self.open_snapshot(current);
+            }
+            if current.meta.last_log_id > meta.last_log_id {
+                // Best effort: a file left here is removed at start-up.
+                let _ = std::fs::remove_file(staged);
+                return self.open_snapshot(current);
+            }
+        }
+        let name = snapshot_name(&meta.last_log_id);
+        std::fs::rename(staged, self.path.join(&name))?;
+        // The new name must be durable before the pointer names it, or a
+        // power loss could leave the pointer naming a file that is not there.
+        sync_dir(&self.path)?;
+        let current = CurrentSnapshot {
+            meta: meta.clone(),
+            file: name,
+        };
+        write_atomic(
+            &self.current_path(),
+            &serde_json::to_vec(&current).map_err(io_err)?,
+        )?;
+        // write_atomic fsyncs the directory after its rename, so the pointer
+        // names the new file for good before the old ones go. Removals are
+        // not fsynced: one undone by a crash is redone by `open`.
+        for entry in std::fs::read_dir(&self.path)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(SNAPSHOT_SUFFIX) && name != current.file {
+                let _ = std::fs::remove_file(self.path.join(name.as_ref()));
+            }
+        }
+        self.open_snapshot(current)
+    }
+
+    fn open_snapshot(&self, current: CurrentSnapshot) -> io::Result<Snapshot> {
+        let path = self.path.join(&current.file);
+        let file = std::fs::File::open(&path)?;
+        Ok(Snapshot {
+            meta: current.meta,
+            snapshot: SnapshotFile { path, file },
+        })
     }
 }
 
@@ -214,7 +364,7 @@ fn snapshot_name(last: &Option<LogId>) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("{term:020}-{index:020}-{nanos}.snap")
+    format!("{term:020}-{index:020}-{nanos}{SNAPSHOT_SUFFIX}")
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -302,32 +452,38 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: SnapshotFile,
     ) -> Result<(), io::Error> {
         let store = self.store.clone();
-        let path = snapshot.path.clone();
+        let snapshots = self.snapshots.clone();
         let expected = meta.clone();
-        let state = tokio::task::spawn_blocking(move || {
-            store.import_snapshot(&path, |state| snapshot_voter_keys(state, &expected))
+        let (state, current) = tokio::task::spawn_blocking(move || {
+            let state = store
+                .import_snapshot(&snapshot.path, |state| {
+                    snapshot_voter_keys(state, &expected)
+                })
+                .map_err(io_err)?;
+            // The transfer receiver fsynced the file; this renames it into
+            // place and records it.
+            let current = snapshots.adopt(&snapshot.path, &expected)?;
+            Ok::<_, io::Error>((state, current.meta))
         })
         .await
-        .map_err(io_err)?
-        .map_err(io_err)?;
+        .map_err(io_err)??;
+        if current.last_log_id != meta.last_log_id {
+            tracing::warn!(
+                installed = ?meta.last_log_id,
+                kept = ?current.last_log_id,
+                "installed a snapshot older than the current one; the newer stays current"
+            );
+        }
         let applied: Option<LogId> = decode_opt(&state.applied)?;
-        let name = snapshot_name(&meta.last_log_id);
-        std::fs::rename(&snapshot.path, self.snapshot_dir.join(&name))?;
-        self.set_current(meta, &name)?;
         self.publish(state.tree_size, applied.map_or(0, |id| id.index));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let Some(current) = self.read_current()? else {
-            return Ok(None);
-        };
-        let path = self.snapshot_dir.join(&current.file);
-        let file = std::fs::File::open(&path)?;
-        Ok(Some(Snapshot {
-            meta: current.meta,
-            snapshot: SnapshotFile { path, file },
-        }))
+        let snapshots = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || snapshots.current())
+            .await
+            .map_err(io_err)?
     }
 }
 
@@ -423,29 +579,33 @@ fn refuse(reason: String) -> Op {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = SnapshotFile;
 
+    /// Builds a snapshot of the store as it is now, or returns the current
+    /// one if a newer snapshot was installed while this one was built.
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let store = self.store.clone();
-        let tmp = self
-            .snapshot_dir
-            .join(format!("building-{}.tmp", std::process::id()));
-        let tmp2 = tmp.clone();
-        let state = tokio::task::spawn_blocking(move || store.export_snapshot(&tmp2))
-            .await
-            .map_err(io_err)?
-            .map_err(io_err)?;
-        let meta = SnapshotMeta {
-            last_log_id: decode_opt(&state.applied)?,
-            last_membership: decode_opt(&state.membership)?.unwrap_or_default(),
-        };
-        let name = snapshot_name(&meta.last_log_id);
-        let path = self.snapshot_dir.join(&name);
-        std::fs::rename(&tmp, &path)?;
-        self.set_current(&meta, &name)?;
-        let file = std::fs::File::open(&path)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: SnapshotFile { path, file },
+        let snapshots = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || {
+            // openraft runs one build at a time, so the name is free.
+            let staged = snapshots
+                .path
+                .join(format!("building-{}.tmp", std::process::id()));
+            let state = match store.export_snapshot(&staged) {
+                Ok(state) => state,
+                Err(e) => {
+                    // Best effort: a file left here is removed at start-up.
+                    let _ = std::fs::remove_file(&staged);
+                    return Err(io_err(e));
+                }
+            };
+            // The export fsynced the file.
+            let meta = SnapshotMeta {
+                last_log_id: decode_opt(&state.applied)?,
+                last_membership: decode_opt(&state.membership)?.unwrap_or_default(),
+            };
+            snapshots.adopt(&staged, &meta)
         })
+        .await
+        .map_err(io_err)?
     }
 }
 
@@ -455,6 +615,7 @@ mod tests {
 
     use super::*;
     use crate::ledger::checkpoint::{generate_key, CheckpointBody, NoteSigner};
+    use crate::ledger::event::{Actor, Event, Outcome};
     use crate::raft::PeerInfo;
 
     const ORIGIN: &str = "ironlog.test/log";
@@ -567,21 +728,224 @@ mod tests {
         let store = Arc::new(LedgerStore::open(&dir.path().join("ledger.redb"), ORIGIN).unwrap());
         let snaps = dir.path().join("snapshots");
         std::fs::create_dir_all(&snaps).unwrap();
-        for name in [
-            "incoming-7.tmp",
-            "building-42.tmp",
-            "keep.snap",
-            "current.json",
-            "other.tmp",
-        ] {
+        for name in ["incoming-7.tmp", "building-42.tmp", "other.tmp"] {
             std::fs::write(snaps.join(name), b"x").unwrap();
         }
         StateMachine::open(store, &snaps).unwrap();
-        let mut left: Vec<String> = std::fs::read_dir(&snaps)
+        assert_eq!(names(&snaps), ["other.tmp"]);
+    }
+
+    fn event(n: u64) -> Event {
+        Event {
+            time_unix_nanos: n as i64 + 1,
+            actor: Actor {
+                id: "alice".into(),
+                kind: None,
+                ip: None,
+                user_agent: None,
+            },
+            action: "read".into(),
+            resource: format!("r{n}"),
+            outcome: Outcome::Success,
+            source: "test".into(),
+            details: Default::default(),
+            idempotency_key: None,
+        }
+    }
+
+    /// A store applied up to log index `index`, holding `leaves` leaves,
+    /// under membership `m`.
+    fn store_at(path: &Path, index: u64, leaves: u64, m: &StoredMembership) -> Arc<LedgerStore> {
+        let store = LedgerStore::open(path, ORIGIN).unwrap();
+        let append = Op::Append {
+            events: (0..leaves).map(event).collect(),
+            commit_time_unix_nanos: 1,
+        };
+        let applied = serde_json::to_vec(&Some(log_id(index))).unwrap();
+        let membership = serde_json::to_vec(m).unwrap();
+        store
+            .apply(&[append], Some(applied), Some(membership))
+            .unwrap();
+        Arc::new(store)
+    }
+
+    /// Moves `store`'s applied marker to `index`, changing nothing else.
+    fn advance(store: &LedgerStore, index: u64) {
+        let applied = serde_json::to_vec(&Some(log_id(index))).unwrap();
+        store.apply(&[Op::Nothing], Some(applied), None).unwrap();
+    }
+
+    fn meta_at(index: u64, m: &StoredMembership) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(log_id(index)),
+            last_membership: m.clone(),
+        }
+    }
+
+    /// The snapshot file `path` as a transfer receiver hands it over.
+    fn snapshot_file(path: &Path) -> SnapshotFile {
+        SnapshotFile {
+            path: path.to_path_buf(),
+            file: std::fs::File::open(path).unwrap(),
+        }
+    }
+
+    /// The file names in `dir`, sorted (snapshot files, named by their
+    /// term first, come before `current.json`).
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        left.sort();
-        assert_eq!(left, ["current.json", "keep.snap", "other.tmp"]);
+        names.sort();
+        names
+    }
+
+    fn file_name(snapshot: &Snapshot) -> String {
+        let name = snapshot.snapshot.path.file_name().unwrap();
+        name.to_string_lossy().into_owned()
+    }
+
+    #[tokio::test]
+    async fn an_older_build_finishing_after_a_newer_install_leaves_the_newer_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = membership();
+        let store = store_at(&dir.path().join("ledger.redb"), 5, 2, &m);
+        let snaps = dir.path().join("snapshots");
+        let (mut sm, _checkpoints) = StateMachine::open(store.clone(), &snaps).unwrap();
+
+        // A build exports the store at index 5 (build_snapshot's first half)...
+        let staged = snaps.join("building-1.tmp");
+        let built = store.export_snapshot(&staged).unwrap();
+        let older = SnapshotMeta {
+            last_log_id: decode_opt(&built.applied).unwrap(),
+            last_membership: m.clone(),
+        };
+        assert_eq!(older, meta_at(5, &m));
+        // ...then the leader's snapshot at index 10 is installed...
+        let leader = store_at(&dir.path().join("leader.redb"), 10, 4, &m);
+        let incoming = snaps.join("incoming-1.tmp");
+        leader.export_snapshot(&incoming).unwrap();
+        let newer = meta_at(10, &m);
+        sm.install_snapshot(&newer, snapshot_file(&incoming))
+            .await
+            .unwrap();
+        assert_eq!(store.tree_size().unwrap(), 4);
+        let installed = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(installed.meta, newer);
+        // ...and only then does the build record its result (its second half).
+        let returned = sm.snapshots.adopt(&staged, &older).unwrap();
+        assert_eq!(returned.meta, newer, "the build returns the newer snapshot");
+        assert_eq!(returned.snapshot.path, installed.snapshot.path);
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, newer, "current.json did not move back");
+        assert_eq!(
+            names(&snaps),
+            [file_name(&installed), CURRENT_FILE.to_string()],
+            "neither the build's file nor the transfer is left"
+        );
+
+        // A newer build replaces it and leaves one snapshot file.
+        advance(&store, 11);
+        let rebuilt = sm.build_snapshot().await.unwrap();
+        assert_eq!(rebuilt.meta, meta_at(11, &m));
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, rebuilt.meta);
+        assert_eq!(
+            names(&snaps),
+            [file_name(&rebuilt), CURRENT_FILE.to_string()]
+        );
+    }
+
+    #[tokio::test]
+    async fn open_removes_snapshot_files_current_json_does_not_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = membership();
+        let store = store_at(&dir.path().join("ledger.redb"), 5, 2, &m);
+        let snaps = dir.path().join("snapshots");
+        let (mut sm, _checkpoints) = StateMachine::open(store.clone(), &snaps).unwrap();
+        let built = sm.build_snapshot().await.unwrap();
+        let named = file_name(&built);
+        drop((sm, built));
+        // What a crash in the middle of recording a snapshot leaves: the new
+        // file renamed in but not yet named, or an old one not yet removed,
+        // and current.json's own temporary.
+        let stray = "00000000000000000003-00000000000000000009-1.snap";
+        std::fs::copy(snaps.join(&named), snaps.join(stray)).unwrap();
+        std::fs::write(snaps.join("current.json.tmp"), b"{").unwrap();
+
+        let (mut sm, _checkpoints) = StateMachine::open(store, &snaps).unwrap();
+        assert_eq!(names(&snaps), [named.clone(), CURRENT_FILE.to_string()]);
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, meta_at(5, &m));
+        assert_eq!(file_name(&current), named);
+
+        // openraft's start-up restore installs the current file itself:
+        // it stays where it is, still named.
+        let meta = current.meta.clone();
+        sm.install_snapshot(&meta, current.snapshot).await.unwrap();
+        assert_eq!(names(&snaps), [named, CURRENT_FILE.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_current_json_naming_a_missing_file_opens_with_no_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = membership();
+        let store = store_at(&dir.path().join("ledger.redb"), 5, 2, &m);
+        let snaps = dir.path().join("snapshots");
+        let (mut sm, _checkpoints) = StateMachine::open(store.clone(), &snaps).unwrap();
+        let built = sm.build_snapshot().await.unwrap();
+        std::fs::remove_file(&built.snapshot.path).unwrap();
+        drop((sm, built));
+
+        let (mut sm, _checkpoints) = StateMachine::open(store.clone(), &snaps).unwrap();
+        assert!(sm.get_current_snapshot().await.unwrap().is_none());
+        assert!(names(&snaps).is_empty(), "the dangling pointer is removed");
+        // A build is not held back by the snapshot that went missing.
+        let rebuilt = sm.build_snapshot().await.unwrap();
+        assert_eq!(rebuilt.meta, meta_at(5, &m));
+        drop((sm, rebuilt));
+
+        // A pointer that does not parse was not interrupted (it is replaced
+        // whole) but damaged: the node does not start on it.
+        std::fs::write(snaps.join(CURRENT_FILE), b"{").unwrap();
+        let err = StateMachine::open(store, &snaps).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn a_refused_install_changes_neither_the_store_nor_the_current_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = membership();
+        let store = store_at(&dir.path().join("ledger.redb"), 5, 2, &m);
+        let snaps = dir.path().join("snapshots");
+        let (mut sm, _checkpoints) = StateMachine::open(store.clone(), &snaps).unwrap();
+        let built = sm.build_snapshot().await.unwrap();
+        let store_before = store.meta().unwrap();
+
+        // The leader's snapshot holds index 10 but its metadata claims 12.
+        let leader = store_at(&dir.path().join("leader.redb"), 10, 4, &m);
+        let incoming = snaps.join("incoming-1.tmp");
+        leader.export_snapshot(&incoming).unwrap();
+        let err = sm
+            .install_snapshot(&meta_at(12, &m), snapshot_file(&incoming))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("applied"), "{err}");
+
+        assert_eq!(store.meta().unwrap(), store_before);
+        assert_eq!(store.entries(0, 10).unwrap().0.len(), 2);
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, built.meta);
+        assert_eq!(file_name(&current), file_name(&built));
+        // The transfer is the receiver's to remove; nothing else moved.
+        assert_eq!(
+            names(&snaps),
+            [
+                file_name(&built),
+                CURRENT_FILE.to_string(),
+                "incoming-1.tmp".into()
+            ]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! ([`ledger_store`]), the voter's record of what it signed
 //! ([`signing_record`]), and the offline checker ([`fsck`]).
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub mod fsck;
 pub mod ledger_store;
@@ -12,23 +12,47 @@ pub mod signing_record;
 /// either the old contents or the new, never a mix: write a temporary file
 /// beside it, fsync it, rename it over `path`, then fsync the directory so
 /// the rename itself survives a power loss.
+///
+/// This is the one file replace of the crate: every writer of a state,
+/// pointer or output file that must not be torn goes through it. A write
+/// that fails leaves `path` as it was and removes its temporary. Callers
+/// serialise writes to one `path`: concurrent writers would share the
+/// temporary.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let tmp = write_atomic_temp(path)?;
+    let replaced = write_synced(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = replaced {
+        // Best effort: if even this fails, the owner's start-up clean-up
+        // (or the next write, which truncates it) deals with the leftover.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(parent_dir(path))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// The temporary file [`write_atomic`] writes before renaming it over
+/// `path`: `path` with `.tmp` appended. A crash can leave it behind; an
+/// owner that cleans up at start-up removes it by this name.
+pub fn write_atomic_temp(path: &Path) -> io::Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other(format!("{} names no file", path.display())))?;
     let mut tmp_name = name.to_os_string();
     tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    sync_dir(dir)
+    Ok(parent_dir(path).join(tmp_name))
+}
+
+/// The directory holding `path`; `.` for a bare file name.
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Makes renames and removals in `dir` durable.
@@ -52,5 +76,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state")]);
+        assert_eq!(
+            write_atomic_temp(&path).unwrap(),
+            dir.path().join("state.tmp")
+        );
+        assert_eq!(
+            write_atomic_temp(Path::new("bare")).unwrap(),
+            Path::new("./bare.tmp")
+        );
+    }
+
+    #[test]
+    fn a_failed_write_atomic_keeps_the_target_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory that is not empty cannot be renamed over.
+        let path = dir.path().join("target");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("inside"), b"kept").unwrap();
+        write_atomic(&path, b"new").unwrap_err();
+        assert_eq!(std::fs::read(path.join("inside")).unwrap(), b"kept");
+        assert!(!write_atomic_temp(&path).unwrap().exists());
     }
 }

@@ -3,10 +3,11 @@
 //! `{"<origin>": {"size": N, "root": "<base64>", "time": <unix seconds>}}`.
 //!
 //! # Crash semantics
-//! [`StateFile::record`] writes the whole map to a temporary file, fsyncs
-//! it, renames it over the state file and fsyncs the directory, and only
-//! then updates memory. A crash leaves either the old file or the new one,
-//! never a mix; the witness answers only after the new one is durable.
+//! [`StateFile::record`] writes the whole map with
+//! [`crate::storage::write_atomic`] (temporary file, fsync, rename over the
+//! state file, fsync of the directory), and only then updates memory. A
+//! crash leaves either the old file or the new one, never a mix; the
+//! witness answers only after the new one is durable.
 //!
 //! # Invariants
 //! - The in-memory map equals the file after every successful
@@ -14,7 +15,6 @@
 //! - A state file that does not parse stops the witness: starting over from
 //!   nothing would let a log roll back what the witness already vouched for.
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::prelude::{Engine, BASE64_STANDARD};
@@ -144,27 +144,10 @@ impl StateFile {
             })
             .collect();
         let text = serde_json::to_vec_pretty(&records).expect("records serialise");
-        let write_error = |source| StateError::Write {
+        crate::storage::write_atomic(&self.path, &text).map_err(|source| StateError::Write {
             path: self.path.clone(),
             source,
-        };
-        let mut tmp_name = self.path.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp = PathBuf::from(tmp_name);
-        let mut file = std::fs::File::create(&tmp).map_err(write_error)?;
-        file.write_all(&text).map_err(write_error)?;
-        file.sync_all().map_err(write_error)?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(write_error)?;
-        // The rename is durable only once the directory entry is.
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_error)?;
-        Ok(())
+        })
     }
 }
 
