@@ -13,7 +13,9 @@
 //!
 //! Its own `main` (harness = false in Cargo.toml), so it takes arguments:
 //! `--seconds N` of faults, `--seed S`, `--kills K` in the crash loop,
-//! `--keep` to keep the run's directory (it is always kept on failure).
+//! `--keep` to keep the run's directory (it is always kept on failure),
+//! `--only Kind,Kind` to inject only some kinds, `--disk-mb N` for each
+//! node's tmpfs.
 mod check;
 mod cluster;
 mod fault;
@@ -41,7 +43,8 @@ const DEFAULT_SECONDS: u64 = 90;
 const DEFAULT_KILLS: u64 = 10;
 /// How long the crash loop waits for a snapshot build to kill inside.
 const SNAPSHOT_WAIT_MS: u64 = 5_000;
-/// Each node's tmpfs: room for a long run's log and two snapshots.
+/// Each node's tmpfs, by default: room for a short run's log and two
+/// snapshots (`--disk-mb` for long runs; tmpfs takes memory only as used).
 const DISK_MB: u64 = 1024;
 /// Appends must succeed again within this long after a fault is healed.
 /// Elections take about a second here; a node restarted with an empty or
@@ -70,6 +73,7 @@ struct Args {
     seed: u64,
     kills: u64,
     keep: bool,
+    disk_mb: u64,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -79,6 +83,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         seed: rand::random::<u32>() as u64,
         kills: DEFAULT_KILLS,
         keep: false,
+        disk_mb: DISK_MB,
     };
     let mut it = std::env::args().skip(1);
     let number = |name: &str, v: Option<String>| -> Result<u64, String> {
@@ -93,6 +98,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--seed" => args.seed = number("--seed", it.next())?,
             "--kills" => args.kills = number("--kills", it.next())?,
             "--keep" => args.keep = true,
+            "--disk-mb" => args.disk_mb = number("--disk-mb", it.next())?,
             "--only" => {
                 let list = it.next().ok_or("--only needs a list of fault kinds")?;
                 let kinds = list
@@ -620,8 +626,8 @@ async fn run(args: &Args) -> bool {
         replay(args)
     );
     println!("chaos: run directory {}", dir.path().display());
-    let setup =
-        net::Net::create(NODES).and_then(|net| Cluster::create(dir.path(), net, NODES, DISK_MB));
+    let setup = net::Net::create(NODES)
+        .and_then(|net| Cluster::create(dir.path(), net, NODES, args.disk_mb));
     let c = match setup {
         Ok(c) => c,
         Err(e) => {
