@@ -32,6 +32,12 @@ const RESTART_DELAY_MS: u64 = 1_000;
 /// (`storage.free_bytes_min`), small so that the fill fault is quick.
 pub const FREE_BYTES_MIN: u64 = 8 << 20;
 const LOG_TAIL_LINES: usize = 30;
+/// Fills that fail (the node wrote meanwhile) are retried smaller, at most
+/// this many times in all.
+const FILL_ATTEMPTS_MAX: u32 = 40;
+/// A disk with this little free space counts as full to the last byte:
+/// tmpfs keeps a few pages that fallocate cannot take.
+const FILL_SLACK_BYTES: u64 = 64 << 10;
 
 pub struct Node {
     pub id: u64,
@@ -335,30 +341,62 @@ impl Cluster {
         })
     }
 
-    fn filler(&self, id: u64) -> PathBuf {
-        self.nodes[(id - 1) as usize].data.join("chaos-filler")
-    }
-
-    /// Fills node `id`'s disk until `leave` bytes are free.
-    pub fn fill_disk(&mut self, id: u64, leave: u64) -> Result<u64, String> {
-        let data = self.node(id).data.clone();
-        let avail: u64 = run("df", &["-B1", "--output=avail", data.to_str().unwrap()])?
+    fn free_bytes(&self, id: u64) -> Result<u64, String> {
+        let data = &self.nodes[(id - 1) as usize].data;
+        run("df", &["-B1", "--output=avail", data.to_str().unwrap()])?
             .lines()
             .nth(1)
             .and_then(|l| l.trim().parse().ok())
-            .ok_or("df printed no free space")?;
-        let size = avail.saturating_sub(leave);
-        let filler = self.filler(id);
-        run(
-            "fallocate",
-            &["-l", &size.to_string(), filler.to_str().unwrap()],
-        )?;
+            .ok_or("df printed no free space".into())
+    }
+
+    /// Fills node `id`'s disk until at most `leave` bytes are free, with
+    /// filler files `chaos-filler-N`. The node keeps writing meanwhile, so
+    /// a fill that no longer fits is retried with half as much.
+    pub fn fill_disk(&mut self, id: u64, leave: u64) -> Result<u64, String> {
+        let data = self.node(id).data.clone();
+        let mut filled = 0;
+        let mut attempts = 0;
+        loop {
+            let avail = self.free_bytes(id)?;
+            if avail <= leave.max(FILL_SLACK_BYTES) {
+                break;
+            }
+            let mut size = avail - leave;
+            loop {
+                attempts += 1;
+                if attempts > FILL_ATTEMPTS_MAX {
+                    return Err(format!(
+                        "could not fill node {id}'s disk to {leave} bytes free in {FILL_ATTEMPTS_MAX} tries"
+                    ));
+                }
+                let filler = data.join(format!("chaos-filler-{attempts}"));
+                match run(
+                    "fallocate",
+                    &["-l", &size.to_string(), filler.to_str().unwrap()],
+                ) {
+                    Ok(_) => break,
+                    Err(_) => {
+                        let _ = std::fs::remove_file(&filler);
+                        size /= 2;
+                    }
+                }
+            }
+            filled += size;
+        }
         self.mark(id, &format!("filled node {id}'s disk: {leave} bytes free"));
-        Ok(size)
+        Ok(filled)
     }
 
     pub fn free_disk(&mut self, id: u64) {
-        let _ = std::fs::remove_file(self.filler(id));
+        let data = self.node(id).data.clone();
+        if let Ok(entries) = std::fs::read_dir(&data) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("chaos-filler-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         self.mark(id, &format!("freed node {id}'s disk"));
     }
 

@@ -524,18 +524,7 @@ impl Run {
         self.c.kill(id);
         let others: Vec<u64> = self.c.ids().into_iter().filter(|&n| n != id).collect();
         self.say(format!("node {id} killed; removing it from the voters"));
-        self.admin(|mut a| {
-            let voters = others.clone();
-            async move {
-                a.change_membership(proto::ChangeMembershipRequest {
-                    voters,
-                    retain: false,
-                })
-                .await
-                .map(drop)
-            }
-        })
-        .await?;
+        self.set_voters(others).await?;
         self.c.wipe(id)?;
         self.hold(hold.min(2_000)).await;
         self.c.start(id)?;
@@ -552,9 +541,16 @@ impl Run {
         })
         .await?;
         self.restored(id, "the re-added node").await;
-        let all = self.c.ids();
+        self.set_voters(self.c.ids()).await?;
+        let what = format!("node {id} wiped, removed, re-added as learner and promoted");
+        self.say(what.clone());
+        Ok(what)
+    }
+
+    /// Makes `voters` the voters, dropping any other node.
+    async fn set_voters(&mut self, voters: Vec<u64>) -> Result<(), String> {
         self.admin(|mut a| {
-            let voters = all.clone();
+            let voters = voters.clone();
             async move {
                 a.change_membership(proto::ChangeMembershipRequest {
                     voters,
@@ -564,10 +560,7 @@ impl Run {
                 .map(drop)
             }
         })
-        .await?;
-        let what = format!("node {id} wiped, removed, re-added as learner and promoted");
-        self.say(what.clone());
-        Ok(what)
+        .await
     }
 
     /// Calls the leader's Admin service until the call succeeds.

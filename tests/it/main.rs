@@ -8,7 +8,6 @@ mod api_errors;
 mod audit;
 mod cli;
 mod cluster;
-mod crash;
 mod disk;
 mod fsck;
 mod ingest;
