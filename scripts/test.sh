@@ -13,14 +13,14 @@ install_fault_tools
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy (release, all targets)"
-cargo clippy --release --all-targets -- -D warnings
+echo "== cargo clippy (release, the workspace, all targets)"
+cargo clippy --release --workspace --all-targets -- -D warnings
 
 echo "== cargo test (release)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --release 2>&1 | tee "$log" || status=$?
+cargo test --release --workspace 2>&1 | tee "$log" || status=$?
 
 echo
 echo "== summary"

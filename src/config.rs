@@ -21,10 +21,7 @@ use crate::ledger::cosignature::CosignatureVerifier;
 /// bytes; anything near this bound is not a config file.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
 
-/// Longest checkpoint origin, bytes. The origin is the first line of every
-/// signed checkpoint and the name of the signing keys; C2SP origins are
-/// schemaless URLs, which stay well below this.
-pub const ORIGIN_BYTES_MAX: usize = 255;
+pub use crate::limits::ORIGIN_BYTES_MAX;
 
 /// Shortest checkpoint interval, ms. Each checkpoint is a Raft proposal plus
 /// one signature per voter; more often than this would spend the cluster on

@@ -7,13 +7,16 @@
 //! ## Layout
 //! - [`analysis`]: the analysis node's work over committed entries (masking,
 //!   categories, anomaly flags, summaries, questions) and its local model.
-//! - [`ledger`]: the pure core (no I/O, no async): events and their canonical
-//!   leaf encoding, Merkle hashing and proofs, checkpoints and signed notes,
-//!   witness cosignatures, trust policies, offline proof bundles, and
-//!   tlog-tiles coordinates and entry bundles.
+//! - [`ledger`]: the pure core, its own crate (`crates/tlog`, `ironlog-tlog`)
+//!   so that the compiler keeps it free of I/O, async, storage and network:
+//!   events and their canonical leaf encoding, Merkle hashing and proofs,
+//!   checkpoints and signed notes, witness cosignatures, trust policies,
+//!   offline proof bundles, and tlog-tiles coordinates and entry bundles.
+//!   External verifiers can depend on that crate alone.
 //! - [`storage`]: the redb-backed ledger state (entries, stored hashes,
-//!   checkpoints, signatures, idempotency keys, query indexes, snapshots), and
-//!   `fsck`, which proves a stopped node's ledger file intact.
+//!   checkpoints, signatures, idempotency keys, query indexes, snapshots).
+//! - [`fsck`]: proves a stopped node's ledger file intact; above
+//!   [`storage`] and [`raft`], whose files and membership it reads.
 //! - [`raft`]: everything openraft: type config, the redb log store, the state
 //!   machine adapter, the tonic network and the internal Raft service.
 //! - [`api`]: the public gRPC services (Ledger, Admin) and the one place that
@@ -30,7 +33,9 @@
 //! - [`witness`]: `ironlog witness` (a C2SP tlog-witness server) and the
 //!   leader's task that submits checkpoints to witnesses.
 //! - [`cli`]: the `ironlog` command line (client commands, keygen, local cluster).
-//! - [`limits`]: every bound, with its unit and its reason.
+//! - [`limits`]: every bound, with its unit and its reason; depends on
+//!   nothing in this crate.
+//! - [`clock`]: the wall clock, read in one place.
 //! - [`proto`]: the generated protobuf and gRPC code.
 
 pub mod analysis;
@@ -38,11 +43,13 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod disk;
+pub mod fsck;
 pub mod ingest;
 pub mod key_file;
-pub mod ledger;
+pub use ironlog_tlog as ledger;
 pub mod limits;
 pub mod node;
 pub mod proto;

@@ -2,26 +2,16 @@
 //!
 //! Requests beyond these limits are refused with a status naming the limit;
 //! nothing is truncated silently.
+//!
+//! This module depends on nothing else in the crate (only on the core's own
+//! constants), so every other module may use it without a cycle.
 
-/// Longest identifier-like string field (actor id, action, resource, source,
-/// actor type, user agent, idempotency key). Long enough for ARNs and URLs,
-/// short enough that indexes keyed by these strings stay small.
-pub const FIELD_BYTES_MAX: usize = 1024;
-
-/// Largest `details` JSON object, canonicalised. Audit details carry request
-/// parameters, not payloads; a bound keeps one event from dominating a batch.
-pub const DETAILS_BYTES_MAX: usize = 32 * 1024;
-
-/// Largest encoded leaf (one event plus what the leader adds).
-pub const LEAF_BYTES_MAX: usize = DETAILS_BYTES_MAX + 8 * FIELD_BYTES_MAX + 64;
-
-/// Most events in one `Append` batch. A batch is one Raft entry, applied in
-/// one redb transaction: the bound keeps that transaction and the Raft
-/// message carrying it small enough to replicate within a heartbeat or two.
-pub const BATCH_EVENTS_MAX: usize = 1000;
-
-/// Largest encoded `Append` batch, bytes.
-pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+// The bounds on events, leaves and batches belong to the transparency-log
+// core, which enforces them; re-exported so every limit is named here.
+pub use ironlog_tlog::limits::{
+    BATCH_BYTES_MAX, BATCH_EVENTS_MAX, DETAILS_BYTES_MAX, FIELD_BYTES_MAX, LEAF_BYTES_MAX,
+    ORIGIN_BYTES_MAX,
+};
 
 /// gRPC message size limit, bytes: the largest batch plus framing slack.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = BATCH_BYTES_MAX + 1024 * 1024;
@@ -54,8 +44,8 @@ pub const TAIL_BUFFER_ENTRIES: usize = 1024;
 pub const RECEIPT_WAIT_MS: u64 = 30_000;
 /// Largest entry bundle served over HTTP (tlog-tiles), bytes: a full
 /// bundle of the largest leaves, each behind its two-byte length.
-pub const ENTRY_BUNDLE_BYTES_MAX: usize = crate::ledger::tile::TILE_WIDTH as usize
-    * (crate::ledger::tile::BUNDLE_LENGTH_BYTES + LEAF_BYTES_MAX);
+pub const ENTRY_BUNDLE_BYTES_MAX: usize = ironlog_tlog::tile::TILE_WIDTH as usize
+    * (ironlog_tlog::tile::BUNDLE_LENGTH_BYTES + LEAF_BYTES_MAX);
 
 /// Tile and checkpoint reads the HTTP endpoint runs at once. Each is one
 /// redb read transaction on a blocking thread and holds at most one bundle
@@ -98,14 +88,10 @@ pub const FSCK_PROBLEMS_PRINTED_MAX: usize = 20;
 /// the checker's memory on a large ledger without making it faster.
 pub const FSCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
-const _: () = assert!(LEAF_BYTES_MAX < BATCH_BYTES_MAX);
-// An entry bundle prefixes each leaf with a uint16 length (C2SP tlog-tiles).
-const _: () = assert!(LEAF_BYTES_MAX <= u16::MAX as usize);
 // Bundles in flight at once stay within a modest share of a node's memory.
 const _: () = assert!(TILE_READS_CONCURRENT_MAX * ENTRY_BUNDLE_BYTES_MAX <= 256 * 1024 * 1024);
 const _: () = assert!(
-    WITNESS_REQUEST_BYTES_MAX
-        > crate::ledger::witness::PROOF_LINES_MAX * 45 + 4 * crate::config::ORIGIN_BYTES_MAX
+    WITNESS_REQUEST_BYTES_MAX > ironlog_tlog::witness::PROOF_LINES_MAX * 45 + 4 * ORIGIN_BYTES_MAX
 );
 const _: () = assert!(BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(PAGE_ENTRIES_DEFAULT as u64 <= PAGE_ENTRIES_MAX);

@@ -244,28 +244,6 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
 /// servers' grace period plus a margin for Raft and the tasks.
 const FATAL_SHUTDOWN_MS: u64 = 2 * SHUTDOWN_GRACE_MS;
 
-fn raft_config(config: &Config) -> Result<openraft::Config, NodeError> {
-    let t = &config.raft;
-    let c = openraft::Config {
-        cluster_name: config.origin.clone(),
-        heartbeat_interval: t.heartbeat_ms,
-        election_timeout_min: t.election_timeout_min_ms,
-        election_timeout_max: t.election_timeout_max_ms,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_logs_since_last),
-        max_in_snapshot_log_to_keep: t.max_in_snapshot_log_to_keep,
-        enable_pre_vote: Some(true),
-        // A follower whose data directory was lost answers the leader's
-        // appends with a conflict below what it had acknowledged. Without
-        // this the leader discards that conflict as stale and re-sends the
-        // same append forever (thousands of streams a second, the wiped node
-        // never restored); with it, the leader resets its progress for that
-        // follower and restores it by snapshot.
-        allow_log_reversion: Some(true),
-        ..Default::default()
-    };
-    c.validate().map_err(|e| NodeError::Raft(e.to_string()))
-}
-
 /// Starts a node serving on `listeners` (bind port 0 in tests).
 pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, NodeError> {
     let Listeners {
@@ -309,15 +287,16 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     let applied = sm.subscribe();
     let voter_signed = sm.subscribe_voter_signed();
     let network = Network::new(tls.clone());
-    let raft = Raft::new(
+    let raft = crate::raft::start(
         config.id,
-        Arc::new(raft_config(&config)?),
+        &config.origin,
+        &config.raft,
         network.clone(),
         log_store,
         sm,
     )
     .await
-    .map_err(|e| NodeError::Raft(e.to_string()))?;
+    .map_err(NodeError::Raft)?;
     let proposer = Proposer::new(raft.clone(), network, space.clone());
 
     if config.bootstrap {
@@ -739,14 +718,9 @@ async fn bootstrap(raft: &Raft, config: &Config, network: &Network) -> Result<()
             )
         })
         .collect();
-    match raft.initialize(members).await {
-        Ok(()) => Ok(()),
-        Err(openraft::error::RaftError::APIError(e)) => {
-            tracing::info!(error = %e, "cluster already initialised");
-            Ok(())
-        }
-        Err(e) => Err(NodeError::Raft(e.to_string())),
-    }
+    crate::raft::initialize(raft, members)
+        .await
+        .map_err(NodeError::Raft)
 }
 
 /// On the leader: makes the replicated witness set (which every replica
@@ -786,7 +760,7 @@ async fn checkpoint_ticker(
     config: Config,
     proposer: Proposer,
     store: Arc<LedgerStore>,
-    mut applied: watch::Receiver<crate::raft::state_machine::Applied>,
+    mut applied: watch::Receiver<crate::storage::Applied>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(config.checkpoint.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -36,8 +36,8 @@ use crate::limits::{
     CATEGORIZE_ROUND_ENTRIES, FLAGS_KEPT_MAX, FLAGS_STREAM_BUFFER, PAGE_ENTRIES_MAX,
     SUMMARY_TOKENS_MAX,
 };
-use crate::raft::state_machine::Applied;
 use crate::storage::ledger_store::LedgerStore;
+use crate::storage::Applied;
 
 /// Errors of the analyst. `Question` and `Window` are the caller's
 /// (`INVALID_ARGUMENT`); `ModelUnavailable` means the node serves without a

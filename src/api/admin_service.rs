@@ -1,13 +1,12 @@
 //! `ironlog.v1.Admin`: node status and membership changes.
 use std::collections::BTreeSet;
 
-use openraft::error::{ClientWriteError, RaftError};
 use tonic::{Request, Response, Status};
 
 use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
-use crate::raft::types::{Metrics, ServerState};
-use crate::raft::{Network, PeerInfo, Raft, TypeConfig};
+use crate::raft::types::Metrics;
+use crate::raft::{Network, PeerInfo, Raft};
 
 pub struct AdminApi {
     raft: Raft,
@@ -52,32 +51,6 @@ fn members(m: &Metrics) -> Vec<pb::Member> {
         .collect()
 }
 
-fn role(state: ServerState) -> &'static str {
-    match state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
-    }
-}
-
-fn write_error(e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Status {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Status::unavailable(format!(
-            "membership changes run on the leader: {}",
-            match (f.leader_id, f.leader_node) {
-                (Some(id), Some(n)) => format!("node {id} at {}", n.addr),
-                _ => "no leader is known yet".to_string(),
-            }
-        )),
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
-            Status::failed_precondition(c.to_string())
-        }
-        other => Status::unavailable(other.to_string()),
-    }
-}
-
 #[tonic::async_trait]
 impl Admin for AdminApi {
     async fn status(
@@ -107,7 +80,7 @@ impl Admin for AdminApi {
             .unwrap_or_default();
         Ok(Response::new(pb::StatusResponse {
             node_id: m.id,
-            role: role(m.state).to_string(),
+            role: crate::raft::role_name(&m).to_string(),
             term: m.current_term,
             leader_id: m.current_leader.unwrap_or(0),
             leader_addr,
@@ -189,10 +162,9 @@ impl Admin for AdminApi {
             client_addr: req.client_addr,
             verifier_key: req.verifier_key,
         };
-        self.raft
-            .add_learner(req.id, node, true)
+        crate::raft::add_learner(&self.raft, req.id, node)
             .await
-            .map_err(write_error)?;
+            .map_err(super::status::from_membership)?;
         Ok(Response::new(pb::MembershipResponse {
             members: members(&crate::raft::metrics(&self.raft)),
         }))
@@ -209,10 +181,9 @@ impl Admin for AdminApi {
             ));
         }
         let voters: BTreeSet<u64> = req.voters.into_iter().collect();
-        self.raft
-            .change_membership(voters, req.retain)
+        crate::raft::change_membership(&self.raft, voters, req.retain)
             .await
-            .map_err(write_error)?;
+            .map_err(super::status::from_membership)?;
         Ok(Response::new(pb::MembershipResponse {
             members: members(&crate::raft::metrics(&self.raft)),
         }))

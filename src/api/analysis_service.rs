@@ -80,7 +80,7 @@ fn counts(items: &[(String, u64)]) -> Vec<pb::CountItem> {
 
 fn now_or(t: i64) -> i64 {
     if t == 0 {
-        crate::cli::append::now_unix_nanos()
+        crate::clock::now_unix_nanos()
     } else {
         t
     }

@@ -22,9 +22,9 @@ use crate::limits::{
 use crate::proto::ledger_client::LedgerClient;
 use crate::proto::ledger_server::Ledger;
 use crate::proto::{self as pb};
-use crate::raft::state_machine::Applied;
 use crate::raft::{Command, CommandResponse, Proposer};
 use crate::storage::ledger_store::{LedgerStore, QueryFilter, StoredCheckpoint};
+use crate::storage::Applied;
 
 pub struct LedgerApi {
     store: super::StoreSlot,
@@ -56,11 +56,8 @@ impl LedgerApi {
     /// Confirms with a quorum that this node leads and has applied everything
     /// committed before the call (a linearizable read); followers name the leader.
     async fn linearize(&self) -> Result<(), Status> {
-        self.proposer
-            .raft()
-            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+        crate::raft::ensure_linearizable(self.proposer.raft())
             .await
-            .map(|_| ())
             .map_err(|e| Status::unavailable(format!("linearizable read refused: {e}")))
     }
 

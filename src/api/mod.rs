@@ -25,8 +25,7 @@ use crate::storage::ledger_store::LedgerStore;
 /// majority of the current voters, so an auditor's 2-of-3 policy holds. The
 /// gRPC and the HTTP endpoints both serve by this rule.
 pub fn checkpoint_quorum(raft: &Raft) -> usize {
-    let metrics = crate::raft::metrics(raft);
-    metrics.membership_config.membership().voter_ids().count() / 2 + 1
+    crate::raft::voter_quorum(raft)
 }
 
 /// The ledger store as the services reach it. A stopping node closes it, so

@@ -43,6 +43,19 @@ pub fn from_event(index: usize, e: EventError) -> Status {
     Status::invalid_argument(format!("event {index}: {e}"))
 }
 
+/// A membership change not made: "ask the leader" and "raft is stopping"
+/// are UNAVAILABLE (retry elsewhere or later), a refused change
+/// FAILED_PRECONDITION (the request must change).
+pub fn from_membership(e: crate::raft::MembershipError) -> Status {
+    use crate::raft::MembershipError;
+    match e {
+        MembershipError::NotLeader { .. } | MembershipError::Unavailable(_) => {
+            Status::unavailable(e.to_string())
+        }
+        MembershipError::Refused(_) => Status::failed_precondition(e.to_string()),
+    }
+}
+
 pub fn from_propose(e: ProposeError) -> Status {
     match e {
         ProposeError::Forwarded(s) => s,

@@ -190,11 +190,7 @@ impl RefusalWriter {
                 continue;
             }
             let unrecorded = self.unrecorded.swap(0, Ordering::Relaxed);
-            let event = refusal.event(
-                self.node_id,
-                crate::raft::proposer::now_unix_nanos(),
-                unrecorded,
-            );
+            let event = refusal.event(self.node_id, crate::clock::now_unix_nanos(), unrecorded);
             let cmd = Command::Append {
                 events: vec![event],
                 commit_time_unix_nanos: 0,

@@ -91,7 +91,7 @@ async fn analysis(global: &Global) -> Result<AnalysisClient<client::Conn>, CliEr
 fn time_arg(name: &str, text: &Option<String>) -> Result<i64, CliError> {
     match text {
         None => Ok(0),
-        Some(t) => super::append::parse_rfc3339(t)
+        Some(t) => crate::ingest::event_json::parse_rfc3339(t)
             .map_err(|e| CliError::Usage(format!("--{name} {t:?}: {e}"))),
     }
 }
@@ -302,7 +302,7 @@ pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliE
             window: args.window.clone().unwrap_or_default(),
             from_unix_nanos: from,
             to_unix_nanos: if from != 0 && to == 0 {
-                crate::cli::append::now_unix_nanos()
+                crate::clock::now_unix_nanos()
             } else {
                 to
             },
@@ -403,7 +403,7 @@ pub async fn categorize(global: &Global, args: &CategorizeArgs) -> Result<(), Cl
     let (indices, events) = match (&args.entries, &args.file) {
         (Some(spec), None) => (crate::audit::verifier::parse_entry_list(spec)?, Vec::new()),
         (None, Some(path)) => {
-            let events = super::append::read_file(path, super::append::now_unix_nanos())?;
+            let events = super::append::read_file(path, crate::clock::now_unix_nanos())?;
             (
                 Vec::new(),
                 events.iter().map(super::append::to_proto).collect(),

@@ -719,7 +719,7 @@ fn write_policy(dir: &Path, origin: &str, vkeys: &[(u64, String)]) -> Result<(),
     let policy = TrustPolicy {
         origin: origin.to_string(),
         log: KeyGroup {
-            threshold: vkeys.len() / 2 + 1,
+            threshold: crate::ledger::policy::majority(vkeys.len()),
             keys: vkeys.iter().map(|(_, k)| k.clone()).collect(),
         },
         witnesses: None,

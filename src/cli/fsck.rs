@@ -1,5 +1,5 @@
 //! `ironlog fsck`: checks a stopped node's files offline with
-//! [`crate::storage::fsck`] and prints a verdict, or the whole report with
+//! [`crate::fsck`] and prints a verdict, or the whole report with
 //! `--json`. Exits 0 only when nothing is wrong: 1 when problems were found,
 //! 2 when the files could not be checked at all.
 
@@ -9,8 +9,8 @@ use clap::Args;
 
 use super::output::{print_json, print_line};
 use super::{CliError, Global};
+use crate::fsck::{self, FsckError, FsckOptions, FsckReport, RedbCheck};
 use crate::limits::{FSCK_PROBLEMS_MAX, FSCK_PROBLEMS_PRINTED_MAX};
-use crate::storage::fsck::{self, FsckError, FsckOptions, FsckReport, RedbCheck};
 
 #[derive(Debug, Args)]
 pub struct FsckArgs {
@@ -151,7 +151,7 @@ pub fn verdict(report: &FsckReport) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::fsck::{Problem, ProblemKind};
+    use crate::fsck::{Problem, ProblemKind};
 
     fn problem(kind: ProblemKind, leaf_index: Option<u64>, message: &str) -> Problem {
         Problem {

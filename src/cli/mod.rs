@@ -326,7 +326,7 @@ impl TrustArgs {
     pub fn signatures_required(&self) -> Result<usize, CliError> {
         let keys = self.distinct_vkeys().len();
         match self.min_signatures {
-            None => Ok(keys / 2 + 1),
+            None => Ok(crate::ledger::policy::majority(keys)),
             Some(k) if (1..=keys).contains(&k) => Ok(k),
             Some(k) => Err(CliError::Usage(format!(
                 "--min-signatures {k} must be between 1 and the number of distinct --vkey keys given ({keys})"

@@ -5,10 +5,11 @@
 
 use clap::Args;
 
-use super::append::{now_unix_nanos, parse_rfc3339};
 use super::client;
 use super::output::{entry_json, print_entry, print_json, print_line};
 use super::{CliError, Global};
+use crate::clock::now_unix_nanos;
+use crate::ingest::event_json::parse_rfc3339;
 use crate::ledger::event::Outcome;
 use crate::ledger::merkle;
 use crate::limits;

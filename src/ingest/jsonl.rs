@@ -1,6 +1,6 @@
 //! Ironlog's own event JSON lines (README, "JSON-lines event format"),
 //! checked exactly as `ironlog append --file` checks them
-//! ([`crate::cli::append::event_from_object`]), with two differences for
+//! ([`super::event_json::event_from_object`]), with two differences for
 //! replaying history: `"time"` is required (never "now"), and a line without
 //! `"idempotency_key"` gets `jsonl:sha256:{hex}` of its canonical JSON.
 //! `source` and `details` are the line's own; details are not trimmed, as
@@ -8,9 +8,9 @@
 
 use serde_json::Value;
 
+use super::event_json::event_from_object;
 use super::record::{self, kind};
 use super::{Format, RecordError};
-use crate::cli::append::event_from_object;
 use crate::ledger::event::Event;
 
 pub(super) fn map(value: &Value) -> Result<Event, RecordError> {

@@ -41,6 +41,7 @@
 
 mod auditd;
 mod cloudtrail;
+pub mod event_json;
 mod gcp_audit;
 mod github_audit;
 mod jsonl;

@@ -116,6 +116,146 @@ openraft::declare_raft_types!(
 /// The Raft handle of a node.
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
+/// Starts node `id`'s Raft core over its log store and state machine, with
+/// the timing and compaction of `tuning`.
+pub async fn start(
+    id: NodeId,
+    cluster_name: &str,
+    tuning: &crate::config::RaftTuning,
+    network: Network,
+    log_store: LogStore,
+    state_machine: StateMachine,
+) -> Result<Raft, String> {
+    let config = openraft::Config {
+        cluster_name: cluster_name.to_string(),
+        heartbeat_interval: tuning.heartbeat_ms,
+        election_timeout_min: tuning.election_timeout_min_ms,
+        election_timeout_max: tuning.election_timeout_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(tuning.snapshot_logs_since_last),
+        max_in_snapshot_log_to_keep: tuning.max_in_snapshot_log_to_keep,
+        enable_pre_vote: Some(true),
+        // A follower whose data directory was lost answers the leader's
+        // appends with a conflict below what it had acknowledged. Without
+        // this the leader discards that conflict as stale and re-sends the
+        // same append forever (thousands of streams a second, the wiped node
+        // never restored); with it, the leader resets its progress for that
+        // follower and restores it by snapshot.
+        allow_log_reversion: Some(true),
+        ..Default::default()
+    };
+    let config = config.validate().map_err(|e| e.to_string())?;
+    Raft::new(
+        id,
+        std::sync::Arc::new(config),
+        network,
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Initialises the cluster with `members` as its voters; a cluster already
+/// initialised is not an error (it is said in the log).
+pub async fn initialize(
+    raft: &Raft,
+    members: std::collections::BTreeMap<NodeId, PeerInfo>,
+) -> Result<(), String> {
+    match raft.initialize(members).await {
+        Ok(()) => Ok(()),
+        Err(openraft::error::RaftError::APIError(e)) => {
+            tracing::info!(error = %e, "cluster already initialised");
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Confirms with a quorum that this node leads and has applied everything
+/// committed before the call (ReadIndex): the basis of a linearizable read.
+pub async fn ensure_linearizable(raft: &Raft) -> Result<(), String> {
+    raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Why a membership change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// Membership changes run on the leader; this node is not it.
+    #[error("membership changes run on the leader: {}", match leader {
+        Some((id, addr)) => format!("node {id} at {addr}"),
+        None => "no leader is known yet".to_string(),
+    })]
+    NotLeader { leader: Option<(NodeId, String)> },
+    /// The change itself is not allowed (a learner missing, a change in
+    /// progress): retrying the same request will not help.
+    #[error("{0}")]
+    Refused(String),
+    /// Raft is stopping or stopped.
+    #[error("raft is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<types::WriteError> for MembershipError {
+    fn from(e: types::WriteError) -> Self {
+        use openraft::error::{ClientWriteError, RaftError};
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                MembershipError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                }
+            }
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+                MembershipError::Refused(c.to_string())
+            }
+            other => MembershipError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Adds node `id` as a learner and waits until it has caught up.
+pub async fn add_learner(raft: &Raft, id: NodeId, node: PeerInfo) -> Result<(), MembershipError> {
+    raft.add_learner(id, node, true).await?;
+    Ok(())
+}
+
+/// Makes `voters` the voters; removed voters stay as learners if `retain`.
+pub async fn change_membership(
+    raft: &Raft,
+    voters: std::collections::BTreeSet<NodeId>,
+    retain: bool,
+) -> Result<(), MembershipError> {
+    raft.change_membership(voters, retain).await?;
+    Ok(())
+}
+
+/// A node's Raft role, as the Status call names it.
+pub fn role_name(m: &types::Metrics) -> &'static str {
+    match m.state {
+        openraft::ServerState::Leader => "leader",
+        openraft::ServerState::Follower => "follower",
+        openraft::ServerState::Candidate => "candidate",
+        openraft::ServerState::Learner => "learner",
+        openraft::ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// A majority of the current voters ([`crate::ledger::policy::majority`]):
+/// the signatures a checkpoint needs before it is served as the latest.
+pub fn voter_quorum(raft: &Raft) -> usize {
+    use openraft::async_runtime::watch::WatchReceiver;
+    let voters = raft
+        .metrics()
+        .borrow_watched()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .count();
+    crate::ledger::policy::majority(voters)
+}
+
 /// A snapshot of the node's Raft metrics.
 pub fn metrics(raft: &Raft) -> types::Metrics {
     use openraft::async_runtime::watch::WatchReceiver;

@@ -12,6 +12,7 @@ use openraft::error::{ClientWriteError, RaftError};
 
 use super::network::Network;
 use super::{Command, CommandResponse, NodeId, Raft};
+use crate::clock::now_unix_nanos;
 use crate::disk::{DiskLow, FreeSpace};
 use crate::proto::RaftMessage;
 
@@ -63,13 +64,6 @@ fn stamp(cmd: &mut Command) {
     {
         *commit_time_unix_nanos = now_unix_nanos();
     }
-}
-
-pub fn now_unix_nanos() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl Proposer {

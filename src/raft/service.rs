@@ -385,10 +385,10 @@ impl RaftService for RaftRpc {
                 let _ = std::fs::remove_file(&self.0);
             }
         }
-        let incoming = Incoming(self.snapshot_dir.join(format!(
-            "incoming-{}.tmp",
-            super::proposer::now_unix_nanos()
-        )));
+        let incoming = Incoming(
+            self.snapshot_dir
+                .join(format!("incoming-{}.tmp", crate::clock::now_unix_nanos())),
+        );
         let path = incoming.0.clone();
         let result = async {
             let mut file = tokio::fs::File::create(&path).await?;

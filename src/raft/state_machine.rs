@@ -51,6 +51,7 @@ use tokio::sync::{mpsc, watch};
 use super::{Command, TypeConfig};
 use crate::ledger::checkpoint::SignatureLine;
 use crate::storage::ledger_store::{LedgerStore, Op, OpResult, StateMeta};
+use crate::storage::Applied;
 use crate::storage::{sync_dir, write_atomic, write_atomic_temp};
 
 type LogId = openraft::alias::LogIdOf<TypeConfig>;
@@ -67,14 +68,6 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 pub struct SnapshotFile {
     pub path: PathBuf,
     pub file: std::fs::File,
-}
-
-/// What readers learn after each apply.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Applied {
-    pub tree_size: u64,
-    /// Raft log index of the last applied entry.
-    pub log_index: u64,
 }
 
 /// The contents of `current.json`.

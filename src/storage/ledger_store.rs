@@ -73,33 +73,33 @@ const _: () = assert!(VOTERS_CONFIGURABLE_MAX <= CHECKPOINT_VOTER_LINES_MAX);
 /// The ledger file's name inside a node's data dir.
 pub const LEDGER_FILE: &str = "ledger.redb";
 
-// The tables are visible to the rest of `storage` so that `fsck` reads the
+// The tables are visible to the crate so that `fsck` reads the
 // very definitions the store writes with.
-pub(super) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-pub(super) const HASHES: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("hashes");
-pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+pub(crate) const HASHES: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("hashes");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Checkpoint size -> body text.
-pub(super) const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
+pub(crate) const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
 /// (checkpoint size, key id) -> signature line.
-pub(super) const SIGNATURES: TableDefinition<(u64, u32), &str> = TableDefinition::new("signatures");
+pub(crate) const SIGNATURES: TableDefinition<(u64, u32), &str> = TableDefinition::new("signatures");
 /// (checkpoint size, witness key id) -> (witness verifier key, cosignature
 /// line). The key is kept so every reader, and a snapshot install, can
 /// re-verify the line without the node's configuration.
-pub(super) const WITNESS_COSIGNATURES: TableDefinition<(u64, u32), (&str, &str)> =
+pub(crate) const WITNESS_COSIGNATURES: TableDefinition<(u64, u32), (&str, &str)> =
     TableDefinition::new("witness_cosignatures");
 /// (source, idempotency key) -> leaf index.
-pub(super) const IDEMPOTENCY: TableDefinition<(&str, &str), u64> =
+pub(crate) const IDEMPOTENCY: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("idempotency");
 /// Query indexes: (field value, leaf index) -> (), so one field value's leaves
 /// are a contiguous key range in leaf order and pages resume with a range.
-pub(super) const IDX_ACTOR: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_actor");
-pub(super) const IDX_ACTION: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_action");
-pub(super) const IDX_RESOURCE: TableDefinition<(&str, u64), ()> =
+pub(crate) const IDX_ACTOR: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_actor");
+pub(crate) const IDX_ACTION: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_action");
+pub(crate) const IDX_RESOURCE: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("idx_resource");
-pub(super) const IDX_OUTCOME: TableDefinition<(u8, u64), ()> = TableDefinition::new("idx_outcome");
+pub(crate) const IDX_OUTCOME: TableDefinition<(u8, u64), ()> = TableDefinition::new("idx_outcome");
 
 /// The `meta` row holding [`StateMeta`] as JSON.
-pub(super) const META_STATE: &str = "state";
+pub(crate) const META_STATE: &str = "state";
 
 /// Errors of the ledger store.
 #[derive(Debug, thiserror::Error)]

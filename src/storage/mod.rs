@@ -1,12 +1,22 @@
 //! Everything on a node's disk that is not the Raft log: the ledger state
-//! ([`ledger_store`]), the voter's record of what it signed
-//! ([`signing_record`]), and the offline checker ([`fsck`]).
+//! ([`ledger_store`]) and the voter's record of what it signed
+//! ([`signing_record`]). The offline checker, [`crate::fsck`], reads both
+//! and the Raft layer's membership, so it sits above this module and
+//! [`crate::raft`], not inside either.
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-pub mod fsck;
 pub mod ledger_store;
 pub mod signing_record;
+
+/// What readers (the API, the analysis node) learn after each apply, from
+/// the state machine: here, below both, so that neither depends on Raft.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub tree_size: u64,
+    /// Raft log index of the last applied entry.
+    pub log_index: u64,
+}
 
 /// Replaces the file at `path` with `bytes` so that after a crash it holds
 /// either the old contents or the new, never a mix: write a temporary file

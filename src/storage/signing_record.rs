@@ -40,7 +40,7 @@ pub const SIGNING_RECORD_FILE: &str = "signing-record";
 const HEADER: &str = "ironlog signing record v1";
 
 /// Largest file accepted, bytes: the header, an origin of at most
-/// `config::ORIGIN_BYTES_MAX` bytes, a size and a base64 hash, with room.
+/// `limits::ORIGIN_BYTES_MAX` bytes, a size and a base64 hash, with room.
 const FILE_BYTES_MAX: u64 = 1024;
 
 /// Why the record cannot be read or written.

@@ -143,8 +143,7 @@ impl Submitter {
 
     /// The newest checkpoint signed by a majority of the current voters.
     async fn latest_signed(&self) -> Option<StoredCheckpoint> {
-        let metrics = crate::raft::metrics(self.proposer.raft());
-        let quorum = metrics.membership_config.membership().voter_ids().count() / 2 + 1;
+        let quorum = crate::raft::voter_quorum(self.proposer.raft());
         let store = self.store.clone();
         let cp = tokio::task::spawn_blocking(move || store.latest_checkpoint(quorum))
             .await

@@ -10,10 +10,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{event, wait_checkpoint, Cluster};
+use ironlog::fsck::{self, FsckError, FsckOptions, FsckReport, ProblemKind, RedbCheck};
 use ironlog::ledger::event::{Actor, Event, Outcome};
 use ironlog::ledger::merkle;
 use ironlog::proto;
-use ironlog::storage::fsck::{self, FsckError, FsckOptions, FsckReport, ProblemKind, RedbCheck};
 use ironlog::storage::ledger_store::{LedgerStore, Op, LEDGER_FILE};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

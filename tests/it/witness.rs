@@ -446,7 +446,7 @@ async fn cluster_checkpoints_get_witness_cosignatures_and_a_down_witness_blocks_
             copy.join("ledger.redb"),
         )
         .unwrap();
-        match ironlog::storage::fsck::check(&copy, &Default::default()) {
+        match ironlog::fsck::check(&copy, &Default::default()) {
             Ok(r) if !r.recovered_copy => break r,
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -475,6 +475,6 @@ async fn cluster_checkpoints_get_witness_cosignatures_and_a_down_witness_blocks_
         }
         txn.commit().unwrap();
     }
-    let report = ironlog::storage::fsck::check(&copy, &Default::default()).unwrap();
+    let report = ironlog::fsck::check(&copy, &Default::default()).unwrap();
     assert!(!report.is_ok(), "a changed witness cosignature passed fsck");
 }

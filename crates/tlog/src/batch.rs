@@ -123,7 +123,7 @@ fn leaf_bytes(event: &Event) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::event::{Actor, Outcome};
+    use crate::event::{Actor, Outcome};
     use crate::limits::{DETAILS_BYTES_MAX, FIELD_BYTES_MAX};
 
     fn event(n: usize) -> Event {

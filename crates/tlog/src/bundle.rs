@@ -318,10 +318,10 @@ pub fn verify_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::checkpoint::{assemble_note, generate_key, NoteSigner};
-    use crate::ledger::event::{Actor, Event, Outcome};
-    use crate::ledger::merkle::MemoryHashStore;
-    use crate::ledger::policy::KeyGroup;
+    use crate::checkpoint::{assemble_note, generate_key, NoteSigner};
+    use crate::event::{Actor, Event, Outcome};
+    use crate::merkle::MemoryHashStore;
+    use crate::policy::KeyGroup;
 
     const ORIGIN: &str = "ironlog.test/log";
 

@@ -74,16 +74,16 @@ use redb::{
 };
 use serde::Serialize;
 
-use super::ledger_store::{
-    StateMeta, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
-    IDX_RESOURCE, LEDGER_FILE, META, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
-};
 use crate::ledger::checkpoint::{self, CheckpointBody, CheckpointError, SignatureLine};
 use crate::ledger::cosignature::CosignatureVerifier;
 use crate::ledger::event::LeafRecord;
 use crate::ledger::merkle::{self, Hash, HashStore, MerkleError, HASH_BYTES};
 use crate::limits::{FSCK_CACHE_BYTES, FSCK_PROBLEMS_MAX};
 use crate::raft::state_machine::voter_verifier_keys;
+use crate::storage::ledger_store::{
+    StateMeta, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
+    IDX_RESOURCE, LEDGER_FILE, META, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
+};
 use signed_note::Verifier as _;
 
 /// Why fsck could not check the files at all. Problems found in files it

@@ -294,7 +294,7 @@ impl Verifier for CosignatureVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::checkpoint::{assemble_note, generate_key, verify_note_text, NoteSigner};
+    use crate::checkpoint::{assemble_note, generate_key, verify_note_text, NoteSigner};
 
     fn body() -> CheckpointBody {
         CheckpointBody {

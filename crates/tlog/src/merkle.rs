@@ -642,7 +642,7 @@ mod tests {
 
     #[test]
     fn tile_hashes_match_tlog_tiles_and_stop_at_the_tree() {
-        use crate::ledger::tile::{TileKind, TILE_HEIGHT};
+        use crate::tile::{TileKind, TILE_HEIGHT};
         struct Adapter<'a>(&'a MemoryHashStore);
         impl tlog::HashReader for Adapter<'_> {
             fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog::Hash>, tlog::Error> {

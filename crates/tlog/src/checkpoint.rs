@@ -169,7 +169,7 @@ pub(crate) fn key_hint(key: &str) -> String {
 }
 
 /// Longest key name an error repeats, bytes; a name is an origin-like
-/// string (at most `config::ORIGIN_BYTES_MAX`), so longer text is not a name.
+/// string (at most [`crate::limits::ORIGIN_BYTES_MAX`]), so longer text is not a name.
 const KEY_HINT_NAME_BYTES_MAX: usize = 255;
 
 impl NoteSigner {

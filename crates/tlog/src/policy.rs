@@ -36,6 +36,14 @@ use signed_note::{Note, NoteError, Verifier, VerifierList};
 use super::checkpoint::{parse_verifier, CheckpointBody, CheckpointError};
 use super::cosignature::CosignatureVerifier;
 
+/// The quorum rule, the one place it is written: more than half of
+/// `members`. A checkpoint is served once this many voters signed it, and a
+/// default trust policy asks for this many of the voters' keys, so that any
+/// two quorums share an honest voter when fewer than half are faulty.
+pub fn majority(members: usize) -> usize {
+    members / 2 + 1
+}
+
 /// Why a policy file is unusable or a checkpoint is not accepted by it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
@@ -224,8 +232,8 @@ impl TrustPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::checkpoint::{assemble_note, generate_key, NoteSigner, SignatureLine};
-    use crate::ledger::cosignature::Cosigner;
+    use crate::checkpoint::{assemble_note, generate_key, NoteSigner, SignatureLine};
+    use crate::cosignature::Cosigner;
 
     const ORIGIN: &str = "ironlog.test/log";
 

@@ -366,10 +366,10 @@ pub fn parse_cosignatures(body: &[u8]) -> Result<Vec<SignatureLine>, CheckpointE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::checkpoint::{assemble_note, generate_key, NoteSigner};
-    use crate::ledger::cosignature::Cosigner;
-    use crate::ledger::merkle::{consistency_proof, MemoryHashStore};
-    use crate::ledger::policy::KeyGroup;
+    use crate::checkpoint::{assemble_note, generate_key, NoteSigner};
+    use crate::cosignature::Cosigner;
+    use crate::merkle::{consistency_proof, MemoryHashStore};
+    use crate::policy::KeyGroup;
 
     const ORIGIN: &str = "ironlog.test/log";
 
