@@ -23,6 +23,10 @@ pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
 
 pub use crate::limits::ORIGIN_BYTES_MAX;
 
+/// Every node certificate names `node-<id>.ironlog`; no client identity may
+/// start with this prefix, so none can pass for a node.
+pub const NODE_NAME_PREFIX: &str = "node-";
+
 /// Shortest checkpoint interval, ms. Each checkpoint is a Raft proposal plus
 /// one signature per voter; more often than this would spend the cluster on
 /// signing rather than on appending.
@@ -554,7 +558,7 @@ impl Config {
                 ));
             }
             if let Some(cn) = &c.certificate_cn {
-                if cn.starts_with(crate::tls::identity::NODE_NAME_PREFIX) {
+                if cn.starts_with(NODE_NAME_PREFIX) {
                     return Err(error(
                         "certificate_cn may not name a node (node-<id>.ironlog)",
                     ));

@@ -21,6 +21,8 @@
 //!   machine adapter, the tonic network and the internal Raft service.
 //! - [`api`]: the public gRPC services (Ledger, Admin) and the one place that
 //!   maps errors to gRPC status codes; the read-only tlog-tiles HTTP endpoint.
+//! - [`http_server`]: serving a router over HTTP/1 with the limits a public
+//!   listener needs; the tiles endpoint and the witness server both use it.
 //! - [`audit`]: the outside auditor's client side: `verify`, `export` and
 //!   `monitor` over the public read API, and the state they keep.
 //! - [`node`]: assembles storage, Raft, the gRPC and HTTP servers and the
@@ -47,6 +49,7 @@ pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod fsck;
+pub mod http_server;
 pub mod ingest;
 pub mod key_file;
 pub use ironlog_tlog as ledger;

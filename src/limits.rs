@@ -356,7 +356,7 @@ pub const REFUSAL_EVENTS_PER_S: u32 = 10;
 pub const REFUSAL_QUEUE_MAX: usize = 256;
 
 // ---- the trust boundary: key files, HTTP connections, byte-bounded reads
-// (`key_file`, `api::http_server`, `api::ledger_service`, `raft::log_store`).
+// (`key_file`, `http_server`, `api::ledger_service`, `raft::log_store`).
 
 /// Largest private key file read, bytes. A signing key is about 100 bytes
 /// and a PEM RSA-8192 TLS key about 6.5 KiB; anything larger is not a key,

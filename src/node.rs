@@ -317,7 +317,26 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
             store.clone(),
             applied.clone(),
         )),
-        tokio::spawn(refusal_writer.run(proposer.clone(), stop_rx.clone())),
+        tokio::spawn({
+            let proposer = proposer.clone();
+            refusal_writer.run(
+                move |event| {
+                    let proposer = proposer.clone();
+                    async move {
+                        let cmd = crate::raft::Command::Append {
+                            events: vec![event],
+                            commit_time_unix_nanos: 0,
+                        };
+                        proposer
+                            .propose(cmd)
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
+                },
+                stop_rx.clone(),
+            )
+        }),
         tokio::spawn(space.clone().watch(stop_rx.clone())),
         tokio::spawn(crate::raft::handover::run(raft.clone(), space.clone())),
     ];
@@ -398,11 +417,11 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     let http_server = http.map(|listener| {
         let router = TilesApi::new(slot.clone(), raft.clone()).router_with(authorizer.clone());
         let mut stop_wait = stop_rx.clone();
-        tokio::spawn(crate::api::http_server::serve(
+        tokio::spawn(crate::http_server::serve(
             listener,
             router,
             http_tls,
-            crate::api::http_server::HttpLimits::default(),
+            crate::http_server::HttpLimits::default(),
             closing.clone(),
             async move {
                 let _ = stop_wait.wait_for(|s| *s).await;

@@ -11,7 +11,6 @@
 pub mod admin_service;
 pub mod analysis_service;
 pub mod convert;
-pub mod http_server;
 pub mod ledger_service;
 pub mod status;
 pub mod tiles;

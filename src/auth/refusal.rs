@@ -21,7 +21,6 @@ use crate::ledger::event::{Actor, Event, Outcome};
 use crate::limits::{
     FIELD_BYTES_MAX, REFUSAL_EVENTS_PER_S, REFUSAL_QUEUE_MAX, RESERVED_SOURCE_PREFIX,
 };
-use crate::raft::{Command, Proposer};
 
 /// The action of every refusal record.
 pub const REFUSAL_ACTION: &str = "ironlog.request.refused";
@@ -173,8 +172,14 @@ pub struct RefusalWriter {
 }
 
 impl RefusalWriter {
-    /// Runs until the node stops.
-    pub async fn run(mut self, proposer: Proposer, mut stop: watch::Receiver<bool>) {
+    /// Runs until the node stops, handing each record to `append`, which
+    /// proposes it (the node passes its proposer: this layer sits below
+    /// Raft and does not name it).
+    pub async fn run<F, Fut>(mut self, append: F, mut stop: watch::Receiver<bool>)
+    where
+        F: Fn(Event) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
         let per_s = NonZeroU32::new(REFUSAL_EVENTS_PER_S).unwrap_or(NonZeroU32::MIN);
         let rate = DefaultDirectRateLimiter::direct(Quota::per_second(per_s));
         loop {
@@ -191,11 +196,7 @@ impl RefusalWriter {
             }
             let unrecorded = self.unrecorded.swap(0, Ordering::Relaxed);
             let event = refusal.event(self.node_id, crate::clock::now_unix_nanos(), unrecorded);
-            let cmd = Command::Append {
-                events: vec![event],
-                commit_time_unix_nanos: 0,
-            };
-            if let Err(e) = proposer.propose(cmd).await {
+            if let Err(e) = append(event).await {
                 // Without a quorum nothing can be recorded; the count says
                 // how many went missing once one is.
                 self.unrecorded.fetch_add(1 + unrecorded, Ordering::Relaxed);

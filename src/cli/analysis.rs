@@ -406,7 +406,10 @@ pub async fn categorize(global: &Global, args: &CategorizeArgs) -> Result<(), Cl
             let events = super::append::read_file(path, crate::clock::now_unix_nanos())?;
             (
                 Vec::new(),
-                events.iter().map(super::append::to_proto).collect(),
+                events
+                    .iter()
+                    .map(crate::api::convert::event_to_proto)
+                    .collect(),
             )
         }
         _ => {

@@ -17,6 +17,7 @@ use super::audit::{load_policy, write_atomic};
 use super::client::{self, StatusError};
 use super::output::{print_json, print_line};
 use super::{CliError, Global};
+use crate::api::convert::event_to_proto;
 use crate::clock::now_unix_nanos;
 use crate::ingest::event_json::{non_empty, parse_line, parse_outcome, parse_rfc3339};
 use crate::ledger::bundle::{self, BundleVerdict, TlogProof};
@@ -329,29 +330,6 @@ fn event_from_flags(args: &AppendArgs, now_unix_nanos: i64) -> Result<Event, App
     Ok(event)
 }
 
-/// The wire form of an event.
-pub fn to_proto(event: &Event) -> proto::Event {
-    proto::Event {
-        time_unix_nanos: event.time_unix_nanos,
-        actor: Some(proto::Actor {
-            id: event.actor.id.clone(),
-            r#type: event.actor.kind.clone().unwrap_or_default(),
-            ip: event.actor.ip.clone().unwrap_or_default(),
-            user_agent: event.actor.user_agent.clone().unwrap_or_default(),
-        }),
-        action: event.action.clone(),
-        resource: event.resource.clone(),
-        outcome: i32::from(event.outcome.code()),
-        source: event.source.clone(),
-        details_json: if event.details.is_empty() {
-            String::new()
-        } else {
-            Value::Object(event.details.clone()).to_string()
-        },
-        idempotency_key: event.idempotency_key.clone().unwrap_or_default(),
-    }
-}
-
 /// Splits events into batches of at most `batch_events` events and at most
 /// the server's byte limit, keeping their order.
 pub fn batches(events: &[Event], batch_events: usize) -> Vec<Vec<proto::Event>> {
@@ -385,7 +363,7 @@ impl Batcher {
     /// Adds `event`; returns the batch it closed, if it did not fit.
     pub fn push(&mut self, event: &Event) -> Option<Vec<proto::Event>> {
         let bytes_max = limits::BATCH_BYTES_MAX - BATCH_FRAMING_BYTES;
-        let wire = to_proto(event);
+        let wire = event_to_proto(event);
         // Tag and length prefix of the repeated field: at most 1 + 10 bytes.
         let bytes = wire.encoded_len() + 11;
         let key = (!wire.idempotency_key.is_empty())
@@ -452,6 +430,32 @@ pub async fn append_batch(
     }
 }
 
+/// Sends one batch of a longer run, of which `acknowledged` events were
+/// acknowledged before it. A failure of the first batch is the call's own
+/// error; a later one is `incomplete(status)`, which says how far the run
+/// got. The answer must carry one index per event.
+pub async fn send_batch(
+    ledger: &mut LedgerClient<client::Conn>,
+    events: Vec<proto::Event>,
+    wait_checkpoint: bool,
+    acknowledged: usize,
+    incomplete: impl FnOnce(tonic::Status) -> CliError,
+) -> Result<proto::AppendResponse, CliError> {
+    let sent = events.len();
+    let response = match append_batch(ledger, events, wait_checkpoint).await {
+        Ok(response) => response,
+        Err(status) if acknowledged == 0 => return Err(status.into()),
+        Err(status) => return Err(incomplete(status)),
+    };
+    if response.indices.len() != sent {
+        return Err(CliError::BadResponse(format!(
+            "{} indices for a batch of {sent} events",
+            response.indices.len()
+        )));
+    }
+    Ok(response)
+}
+
 async fn send(
     mut ledger: LedgerClient<client::Conn>,
     batches: Vec<Vec<proto::Event>>,
@@ -461,24 +465,22 @@ async fn send(
     let mut appended = Appended::default();
     for events in batches {
         let sent = events.len();
-        let response = match append_batch(&mut ledger, events, wait_checkpoint).await {
-            Ok(response) => response,
-            Err(status) if appended.indices.is_empty() => return Err(status.into()),
-            Err(status) => {
-                return Err(AppendError::Incomplete {
-                    acknowledged: appended.indices.len(),
+        let acknowledged = appended.indices.len();
+        let response = send_batch(
+            &mut ledger,
+            events,
+            wait_checkpoint,
+            acknowledged,
+            |status| {
+                AppendError::Incomplete {
+                    acknowledged,
                     total,
                     source: StatusError(status),
                 }
-                .into())
-            }
-        };
-        if response.indices.len() != sent {
-            return Err(CliError::BadResponse(format!(
-                "{} indices for a batch of {sent} events",
-                response.indices.len()
-            )));
-        }
+                .into()
+            },
+        )
+        .await?;
         if wait_checkpoint {
             appended.receipts.extend(receipts_to_proofs(&response)?);
         }
@@ -679,7 +681,7 @@ mod tests {
             r#"{"id":"bob","type":"user","ip":"10.1.2.3","user_agent":"curl"}"#,
             r#","details":{"n":1},"idempotency_key":"k1""#,
         );
-        let wire = to_proto(&parse_line(&text, NOW).expect("valid"));
+        let wire = event_to_proto(&parse_line(&text, NOW).expect("valid"));
         let actor = wire.actor.expect("actor");
         assert_eq!(
             (

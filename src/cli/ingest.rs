@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::append::{append_batch, Batcher, BATCH_EVENTS_DEFAULT};
+use super::append::{send_batch, Batcher, BATCH_EVENTS_DEFAULT};
 use super::client::{self, StatusError};
 use super::output::{event_line, print_json, print_line};
 use super::{CliError, Global};
@@ -324,25 +324,16 @@ async fn send(
     ingested: &mut Ingested,
     total: u64,
 ) -> Result<(), CliError> {
-    let sent = batch.len();
-    let response = match append_batch(ledger, batch, false).await {
-        Ok(response) => response,
-        Err(status) if ingested.records == 0 => return Err(status.into()),
-        Err(status) => {
-            return Err(IngestCliError::Incomplete {
-                acknowledged: ingested.records,
-                total,
-                source: StatusError(status),
-            }
-            .into())
+    let acknowledged = ingested.records;
+    let response = send_batch(ledger, batch, false, acknowledged as usize, |status| {
+        IngestCliError::Incomplete {
+            acknowledged,
+            total,
+            source: StatusError(status),
         }
-    };
-    if response.indices.len() != sent {
-        return Err(CliError::BadResponse(format!(
-            "{} indices for a batch of {sent} events",
-            response.indices.len()
-        )));
-    }
+        .into()
+    })
+    .await?;
     ingested.add(&response);
     Ok(())
 }

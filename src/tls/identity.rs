@@ -9,8 +9,8 @@
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// Every node certificate names `node-<id>.ironlog`; no client identity may
-/// start with this prefix.
-pub const NODE_NAME_PREFIX: &str = "node-";
+/// start with this prefix (the configuration checks that, below this layer).
+pub use crate::config::NODE_NAME_PREFIX;
 /// The suffix of a node name.
 pub const NODE_NAME_SUFFIX: &str = ".ironlog";
 

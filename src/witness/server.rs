@@ -173,7 +173,7 @@ pub fn router(witness: Arc<Witness>) -> Router {
 
 /// Serves `witness` on `listener` until `shutdown` completes, with the
 /// header, idle and request timeouts and the connection cap of
-/// [`http_server`](crate::api::http_server). Tests bind port 0 and pass
+/// [`http_server`](crate::http_server). Tests bind port 0 and pass
 /// their own shutdown signal.
 pub async fn serve(
     listener: TcpListener,
@@ -182,11 +182,11 @@ pub async fn serve(
 ) -> Result<(), WitnessError> {
     // Nothing else stops a witness's connections: they end with the process.
     let closing = tokio_util::sync::CancellationToken::new();
-    crate::api::http_server::serve(
+    crate::http_server::serve(
         listener,
         router(witness),
         None,
-        crate::api::http_server::HttpLimits::default(),
+        crate::http_server::HttpLimits::default(),
         closing,
         shutdown,
     )
