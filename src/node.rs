@@ -948,7 +948,7 @@ async fn cosign(cosigner: &Cosigner, size: u64) -> bool {
     for attempt in 1..=COSIGN_ATTEMPTS_MAX {
         match proposer.propose(cmd.clone()).await {
             Ok(_) => return true,
-            Err(ProposeError::Fatal(e)) => {
+            Err(e @ (ProposeError::Fatal(_) | ProposeError::Stopping)) => {
                 tracing::info!(error = %e, "raft stopped; signer ends");
                 return false;
             }

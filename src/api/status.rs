@@ -20,7 +20,7 @@ pub fn from_store(e: StoreError) -> Status {
         StoreError::BadPageToken { .. } => Status::invalid_argument(e.to_string()),
         StoreError::Merkle(m) => from_merkle(m),
         StoreError::Db(_)
-        | StoreError::Corrupt(_)
+        | StoreError::Corrupt { .. }
         | StoreError::BadSnapshot(_)
         | StoreError::Io(_) => {
             tracing::error!(error = %e, "storage failure");
@@ -56,11 +56,18 @@ pub fn from_membership(e: crate::raft::MembershipError) -> Status {
     }
 }
 
+/// A proposal not made. "Retry elsewhere or later" (no leader here, a node
+/// shutting down, not committed in time) is UNAVAILABLE; a node whose Raft
+/// failed is INTERNAL, so that a client and an alert can tell the two
+/// apart: that node stops itself and an operator must read its log.
 pub fn from_propose(e: ProposeError) -> Status {
     match e {
         ProposeError::Forwarded(s) => s,
         ProposeError::DiskLow(low) => Status::resource_exhausted(low.to_string()),
-        other => Status::unavailable(other.to_string()),
+        ProposeError::Fatal(_) => Status::internal(e.to_string()),
+        ProposeError::NotLeader { .. } | ProposeError::Timeout { .. } | ProposeError::Stopping => {
+            Status::unavailable(e.to_string())
+        }
     }
 }
 
@@ -86,6 +93,21 @@ mod tests {
         });
         assert_eq!(s.code(), tonic::Code::Unavailable);
         assert!(s.message().contains("127.0.0.1:7002"), "{}", s.message());
+    }
+
+    #[test]
+    fn a_failed_raft_is_internal_but_a_stopping_one_is_unavailable() {
+        let failed = from_propose(ProposeError::Fatal("No space left on device".into()));
+        assert_eq!(failed.code(), tonic::Code::Internal);
+        assert!(
+            failed.message().contains("No space left"),
+            "{}",
+            failed.message()
+        );
+        let stopping = from_propose(ProposeError::Stopping);
+        assert_eq!(stopping.code(), tonic::Code::Unavailable);
+        let late = from_propose(ProposeError::Timeout { ms: 10_000 });
+        assert_eq!(late.code(), tonic::Code::Unavailable);
     }
 
     #[test]

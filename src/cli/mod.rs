@@ -9,7 +9,7 @@
 //! - [`ingest`]: native audit logs (CloudTrail, k8s audit, auditd, Okta,
 //!   GCP, GitHub) appended as events, validated in full first.
 //! - [`read`]: `get`, `tail` and `query`.
-//! - [`verify`]: `checkpoint` and `prove`, which check proofs locally.
+//! - [`prove`]: `checkpoint` and `prove`, which check proofs locally.
 //! - [`audit`]: `verify`, `export` and `monitor`, for outside auditors who
 //!   trust only a policy file.
 //! - [`analysis`]: `ask`, `summarize`, `anomalies` and `categorize`, the
@@ -36,9 +36,9 @@ pub mod fsck;
 pub mod ingest;
 pub mod keygen;
 pub mod output;
+pub mod prove;
 pub mod read;
 pub mod status;
-pub mod verify;
 pub mod witness;
 
 use std::path::PathBuf;
@@ -128,10 +128,10 @@ pub enum Command {
     /// Find entries by actor, action, resource, outcome and time.
     Query(read::QueryArgs),
     /// Print a signed checkpoint note.
-    Checkpoint(verify::CheckpointArgs),
+    Checkpoint(prove::CheckpointArgs),
     /// Fetch a proof and a checkpoint and verify the proof locally.
     #[command(subcommand)]
-    Prove(verify::ProveCommand),
+    Prove(prove::ProveCommand),
     /// Audit the log: the latest checkpoint against a trust policy, its
     /// consistency with the last one accepted, and chosen or all entries;
     /// or an offline bundle.
@@ -219,7 +219,7 @@ pub enum CliError {
     #[error(transparent)]
     Witness(#[from] crate::witness::server::WitnessError),
     #[error(transparent)]
-    Verify(#[from] verify::VerifyError),
+    Prove(#[from] prove::ProveError),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
     #[error(transparent)]
@@ -276,8 +276,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Get(args) => read::get(&global, &args).await,
         Command::Tail(args) => read::tail(&global, &args).await,
         Command::Query(args) => read::query(&global, &args).await,
-        Command::Checkpoint(args) => verify::checkpoint(&global, &args).await,
-        Command::Prove(command) => verify::prove(&global, &command).await,
+        Command::Checkpoint(args) => prove::checkpoint(&global, &args).await,
+        Command::Prove(command) => prove::prove(&global, &command).await,
         Command::Verify(args) => audit::verify(&global, &args).await,
         Command::Export(args) => audit::export(&global, &args).await,
         Command::Monitor(args) => audit::monitor(&global, &args).await,

@@ -37,8 +37,14 @@ pub enum ProposeError {
     /// command may still commit later; retrying with idempotency keys is safe.
     #[error("not committed within {ms} ms; is a majority of voters up?")]
     Timeout { ms: u64 },
-    /// Raft is shutting down or hit a fatal error.
-    #[error("raft stopped: {0}")]
+    /// This node's Raft is shutting down as asked: retry at another node
+    /// (UNAVAILABLE).
+    #[error("this node is shutting down; retry at another node")]
+    Stopping,
+    /// This node's Raft stopped on a storage error or a panic: the node
+    /// exits so its supervisor restarts it, and an operator must read its
+    /// log (INTERNAL, never confused with "retry at the leader").
+    #[error("raft stopped on a fatal error: {0}")]
     Fatal(String),
     /// This node is below its floor of free disk space; nothing was
     /// proposed (RESOURCE_EXHAUSTED to a client of this node).
@@ -124,6 +130,7 @@ impl Proposer {
                     leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
                 })
             }
+            Err(RaftError::Fatal(openraft::error::Fatal::Stopped)) => Err(ProposeError::Stopping),
             Err(e) => Err(ProposeError::Fatal(e.to_string())),
         }
     }

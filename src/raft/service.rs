@@ -503,6 +503,7 @@ impl RaftService for RaftRpc {
             Err(ProposeError::DiskLow(low)) => Err(Status::unavailable(format!(
                 "{low}; leadership is moving to a node with space, retry shortly"
             ))),
+            Err(e @ ProposeError::Fatal(_)) => Err(Status::internal(e.to_string())),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
     }

@@ -108,8 +108,14 @@ pub enum StoreError {
     #[error("storage failure: {0}")]
     Db(#[from] redb::Error),
     /// Stored bytes do not decode or do not hash as recorded (fatal: corruption).
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    #[error("stored data is corrupt: table {table}, key {key}: {reason}")]
+    Corrupt {
+        /// The redb table, as named in the file.
+        table: &'static str,
+        /// The key (or key range) whose value is wrong.
+        key: String,
+        reason: String,
+    },
     /// A Merkle computation failed; out-of-range requests surface as OUT_OF_RANGE.
     #[error(transparent)]
     Merkle(#[from] MerkleError),
@@ -131,6 +137,20 @@ pub enum StoreError {
     BadSnapshot(String),
     #[error("snapshot i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A [`StoreError::Corrupt`] naming where: the table, the key, and what is
+/// wrong with the value there.
+fn corrupt(
+    table: &'static str,
+    key: impl std::fmt::Display,
+    reason: impl std::fmt::Display,
+) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 macro_rules! redb_errors {
@@ -493,9 +513,11 @@ impl LedgerStore {
             out.push((k.value(), v.value().to_vec()));
         }
         if out.len() as u64 != end.saturating_sub(start) {
-            return Err(StoreError::Corrupt(format!(
-                "leaves {start}..{end} are not all stored"
-            )));
+            return Err(corrupt(
+                "entries",
+                format!("{start}..{end}"),
+                "not all stored",
+            ));
         }
         Ok((out, size))
     }
@@ -608,12 +630,14 @@ impl LedgerStore {
                     .map(|row| row.map(|(_, leaf)| leaf))
                     .collect::<Result<Vec<_>, _>>()?;
                 if leaves.len() != usize::from(tile.width) {
-                    return Err(StoreError::Corrupt(format!(
-                        "leaves {first}..{end} are not all stored"
-                    )));
+                    return Err(corrupt(
+                        "entries",
+                        format!("{first}..{end}"),
+                        "not all stored",
+                    ));
                 }
                 tile::encode_bundle(leaves.iter().map(|leaf| leaf.value()))
-                    .map_err(|e| StoreError::Corrupt(format!("{tile}: {e}")))?
+                    .map_err(|e| corrupt("entries", tile, e))?
             }
         };
         Ok(TileRead::Data(data))
@@ -684,11 +708,10 @@ impl LedgerStore {
             }
             let leaf = entries
                 .get(index)?
-                .ok_or_else(|| StoreError::Corrupt(format!("index names missing leaf {index}")))?
+                .ok_or_else(|| corrupt("entries", index, "missing, but a query index names it"))?
                 .value()
                 .to_vec();
-            let record = LeafRecord::decode(&leaf)
-                .map_err(|e| StoreError::Corrupt(format!("leaf {index}: {e}")))?;
+            let record = LeafRecord::decode(&leaf).map_err(|e| corrupt("entries", index, e))?;
             if filter.matches(&record) {
                 page.entries.push((index, leaf));
             }
@@ -866,8 +889,7 @@ fn read_meta(
 ) -> Result<StateMeta, StoreError> {
     match table.get(META_STATE)? {
         None => Ok(StateMeta::default()),
-        Some(v) => serde_json::from_slice(v.value())
-            .map_err(|e| StoreError::Corrupt(format!("state metadata: {e}"))),
+        Some(v) => serde_json::from_slice(v.value()).map_err(|e| corrupt("meta", META_STATE, e)),
     }
 }
 
@@ -913,16 +935,13 @@ fn read_checkpoint(
     let Some(text) = checkpoints.get(size)? else {
         return Ok(None);
     };
-    let body = CheckpointBody::parse(text.value())
-        .map_err(|e| StoreError::Corrupt(format!("checkpoint {size}: {e}")))?;
+    let body = CheckpointBody::parse(text.value()).map_err(|e| corrupt("checkpoints", size, e))?;
     let sigs = txn.open_table(SIGNATURES)?;
     let mut signatures = Vec::new();
     for row in sigs.range((size, 0)..=(size, u32::MAX))? {
         let (_, line) = row?;
-        signatures.push(
-            SignatureLine::parse(line.value())
-                .map_err(|e| StoreError::Corrupt(format!("signature at {size}: {e}")))?,
-        );
+        signatures
+            .push(SignatureLine::parse(line.value()).map_err(|e| corrupt("signatures", size, e))?);
     }
     let witness = txn.open_table(WITNESS_COSIGNATURES)?;
     let mut witness_signatures = Vec::new();
@@ -930,7 +949,7 @@ fn read_checkpoint(
         let (_, value) = row?;
         witness_signatures.push(
             SignatureLine::parse(value.value().1)
-                .map_err(|e| StoreError::Corrupt(format!("witness cosignature at {size}: {e}")))?,
+                .map_err(|e| corrupt("witness_cosignatures", size, e))?,
         );
     }
     Ok(Some(StoredCheckpoint {
@@ -1132,7 +1151,7 @@ impl<'t> Writer<'t> {
         };
         CheckpointBody::parse(&text)
             .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("checkpoint {size}: {e}")))
+            .map_err(|e| corrupt("checkpoints", size, e))
     }
 
     /// Stores a voter's signature over the checkpoint at `size` if it

@@ -251,7 +251,9 @@ impl Target {
                     "witness cosignature not stored"
                 )
             }
-            Err(ProposeError::Fatal(e)) => tracing::debug!(error = %e, "raft stopped"),
+            Err(e @ (ProposeError::Fatal(_) | ProposeError::Stopping)) => {
+                tracing::debug!(error = %e, "raft stopped")
+            }
             Err(e) => tracing::warn!(error = %e, "cannot propose a witness cosignature"),
         }
     }

@@ -49,7 +49,7 @@ pub enum ProveCommand {
 /// Why a checkpoint or proof was not accepted. Each of these means the
 /// server's answer cannot be trusted as given; none is retryable as is.
 #[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
+pub enum ProveError {
     #[error("the log has no checkpoint yet; append events and wait for one")]
     NoCheckpoint,
     #[error("checkpoint note is malformed: {0}")]
@@ -153,7 +153,7 @@ async fn prove_inclusion(
     let fetched = fetch_checkpoint(ledger, size, trust).await?;
     let size = fetched.checkpoint.size;
     if index >= size {
-        return Err(VerifyError::IndexBeyond { index, size }.into());
+        return Err(ProveError::IndexBeyond { index, size }.into());
     }
     let proof = ledger
         .get_inclusion_proof(proto::GetInclusionProofRequest {
@@ -174,7 +174,7 @@ async fn prove_inclusion(
     let leaf_hash = merkle::leaf_hash(&entry.leaf);
     for (what, claimed) in [("proof", &proof.leaf_hash), ("entry", &entry.leaf_hash)] {
         if claimed.as_slice() != leaf_hash.as_slice() {
-            return Err(VerifyError::LeafMismatch {
+            return Err(ProveError::LeafMismatch {
                 index,
                 computed: hex::encode(leaf_hash),
                 proved: format!("{} (from the {what})", hex::encode(claimed)),
@@ -184,7 +184,7 @@ async fn prove_inclusion(
     }
     let path = hashes("inclusion proof hash", &proof.hashes)?;
     merkle::verify_inclusion(index, size, &leaf_hash, &path, &fetched.root).map_err(|e| {
-        VerifyError::Inclusion {
+        ProveError::Inclusion {
             index,
             size,
             reason: e.to_string(),
@@ -223,7 +223,7 @@ async fn prove_consistency(
     let newer = fetch_checkpoint(ledger, new, trust).await?;
     let new = newer.checkpoint.size;
     if old == 0 || old > new {
-        return Err(VerifyError::SizesInverted { old, new }.into());
+        return Err(ProveError::SizesInverted { old, new }.into());
     }
     let older = match fetch_checkpoint(ledger, old, trust).await {
         Err(CliError::Status(StatusError(status))) if status.code() == Code::NotFound => {
@@ -251,7 +251,7 @@ async fn prove_consistency(
     }
     let path = hashes("consistency proof hash", &proof.hashes)?;
     merkle::verify_consistency(old, new, &older.root, &newer.root, &path).map_err(|e| {
-        VerifyError::Consistency {
+        ProveError::Consistency {
             old,
             new,
             reason: e.to_string(),
@@ -329,10 +329,10 @@ async fn fetch_checkpoint(
         .await?
         .into_inner()
         .checkpoint
-        .ok_or(VerifyError::NoCheckpoint)?;
+        .ok_or(ProveError::NoCheckpoint)?;
     let body = parse_note_body(&checkpoint.note)?;
     if body.size == 0 {
-        return Err(VerifyError::NoCheckpoint.into());
+        return Err(ProveError::NoCheckpoint.into());
     }
     check_matches(&body, &checkpoint, size)?;
     let verified_signers = if trust.vkeys.is_empty() {
@@ -357,9 +357,9 @@ fn check_matches(
     body: &NoteBody,
     checkpoint: &proto::Checkpoint,
     asked: u64,
-) -> Result<(), VerifyError> {
+) -> Result<(), ProveError> {
     let mismatch = |field, note: String, response: String| {
-        Err(VerifyError::NoteMismatch {
+        Err(ProveError::NoteMismatch {
             field,
             note,
             response,
@@ -395,11 +395,11 @@ fn verify_signatures(
     body: &NoteBody,
     vkeys: &[String],
     required: usize,
-) -> Result<Vec<String>, VerifyError> {
+) -> Result<Vec<String>, ProveError> {
     let (opened, signers) =
-        open_note(note.as_bytes(), vkeys).map_err(|e| VerifyError::Signature(e.to_string()))?;
+        open_note(note.as_bytes(), vkeys).map_err(|e| ProveError::Signature(e.to_string()))?;
     if opened.size != body.size || opened.origin != body.origin {
-        return Err(VerifyError::Signature(
+        return Err(ProveError::Signature(
             "the verified body differs from the parsed one".into(),
         ));
     }
@@ -410,7 +410,7 @@ fn verify_signatures(
     signers.sort();
     signers.dedup();
     if signers.len() < required {
-        return Err(VerifyError::TooFewSignatures {
+        return Err(ProveError::TooFewSignatures {
             signed: signers.len(),
             keys: vkeys.len(),
             required,
@@ -423,8 +423,8 @@ fn verify_signatures(
 /// Parses the first three lines of a C2SP tlog-checkpoint note: origin,
 /// decimal tree size, base64 root hash. Extension lines and signatures
 /// after them are left to the signature check.
-pub fn parse_note_body(note: &str) -> Result<NoteBody, VerifyError> {
-    let malformed = |reason: &str| VerifyError::NoteMalformed(reason.to_string());
+pub fn parse_note_body(note: &str) -> Result<NoteBody, ProveError> {
+    let malformed = |reason: &str| ProveError::NoteMalformed(reason.to_string());
     let Some((body, _signatures)) = note.split_once("\n\n") else {
         return Err(malformed("no blank line between body and signatures"));
     };
@@ -455,14 +455,14 @@ pub fn parse_note_body(note: &str) -> Result<NoteBody, VerifyError> {
     })
 }
 
-fn to_hash(what: &str, bytes: &[u8]) -> Result<Hash, VerifyError> {
-    Hash::try_from(bytes).map_err(|_| VerifyError::HashLength {
+fn to_hash(what: &str, bytes: &[u8]) -> Result<Hash, ProveError> {
+    Hash::try_from(bytes).map_err(|_| ProveError::HashLength {
         what: what.to_string(),
         len: bytes.len(),
     })
 }
 
-fn hashes(what: &str, raw: &[Vec<u8>]) -> Result<Vec<Hash>, VerifyError> {
+fn hashes(what: &str, raw: &[Vec<u8>]) -> Result<Vec<Hash>, ProveError> {
     raw.iter().map(|bytes| to_hash(what, bytes)).collect()
 }
 
