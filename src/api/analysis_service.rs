@@ -13,8 +13,9 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     checkpoint_to_proto, entry_to_proto, event_from_proto, outcome_to_proto, proven_leaf,
 };
+use super::status::from_analyst;
 use super::status::from_store;
-use crate::analysis::analyst::{Analyst, AnalystError, Categorized, StoredFlag, Window};
+use crate::analysis::analyst::{Analyst, Categorized, StoredFlag, Window};
 use crate::analysis::index::{Decided, IndexedEntry};
 use crate::limits::{ANSWER_ENTRIES_DEFAULT, ANSWER_ENTRIES_MAX, CATEGORIZE_EVENTS_MAX};
 use crate::proto::analysis_server::Analysis;
@@ -27,26 +28,6 @@ pub struct AnalysisApi {
     store: super::StoreSlot,
     raft: Raft,
     stopping: watch::Receiver<bool>,
-}
-
-fn from_analyst(e: AnalystError) -> Status {
-    match e {
-        AnalystError::Question(_) | AnalystError::Window(_) => {
-            Status::invalid_argument(e.to_string())
-        }
-        AnalystError::ModelUnavailable(_) => Status::failed_precondition(e.to_string()),
-        AnalystError::Model(crate::analysis::model::ModelError::Cancelled) => {
-            Status::unavailable(e.to_string())
-        }
-        AnalystError::Model(crate::analysis::model::ModelError::Abandoned) => {
-            Status::cancelled(e.to_string())
-        }
-        AnalystError::Model(crate::analysis::model::ModelError::Timeout { .. }) => {
-            Status::deadline_exceeded(e.to_string())
-        }
-        AnalystError::Model(_) => Status::unavailable(e.to_string()),
-        AnalystError::Storage(_) => Status::internal(e.to_string()),
-    }
 }
 
 fn flag_to_proto(f: &StoredFlag) -> pb::AnomalyFlag {

@@ -4,10 +4,18 @@
 //! - indices or sizes beyond the tree: OUT_OF_RANGE;
 //! - batches over a named limit, and writes to a node below its free-space
 //!   floor (`storage.free_bytes_min`): RESOURCE_EXHAUSTED;
-//! - not the leader / no leader / raft stopping: UNAVAILABLE, naming the leader;
-//! - corruption or storage failure: INTERNAL (the node needs an operator).
+//! - not the leader / no leader / a node shutting down / not committed in
+//!   time: UNAVAILABLE, naming the leader when known (retry elsewhere or later);
+//! - corruption, storage failure, a Raft that stopped on a fatal error:
+//!   INTERNAL (the node needs an operator);
+//! - the analysis node: see [`from_analyst`]; membership changes: see
+//!   [`from_membership`].
+//!
+//! The Raft service (`raft::service`) answers peers, not clients, and keeps
+//! its own few statuses: it sits below this layer.
 use tonic::Status;
 
+use crate::analysis::analyst::AnalystError;
 use crate::ledger::event::EventError;
 use crate::ledger::merkle::MerkleError;
 use crate::raft::ProposeError;
@@ -68,6 +76,30 @@ pub fn from_propose(e: ProposeError) -> Status {
         ProposeError::NotLeader { .. } | ProposeError::Timeout { .. } | ProposeError::Stopping => {
             Status::unavailable(e.to_string())
         }
+    }
+}
+
+/// The analysis node's errors: a bad question or window is the caller's
+/// (INVALID_ARGUMENT); no model is FAILED_PRECONDITION (this node cannot
+/// answer); a model that timed out, was cancelled or failed is a retry;
+/// storage is INTERNAL.
+pub fn from_analyst(e: AnalystError) -> Status {
+    match e {
+        AnalystError::Question(_) | AnalystError::Window(_) => {
+            Status::invalid_argument(e.to_string())
+        }
+        AnalystError::ModelUnavailable(_) => Status::failed_precondition(e.to_string()),
+        AnalystError::Model(crate::analysis::model::ModelError::Cancelled) => {
+            Status::unavailable(e.to_string())
+        }
+        AnalystError::Model(crate::analysis::model::ModelError::Abandoned) => {
+            Status::cancelled(e.to_string())
+        }
+        AnalystError::Model(crate::analysis::model::ModelError::Timeout { .. }) => {
+            Status::deadline_exceeded(e.to_string())
+        }
+        AnalystError::Model(_) => Status::unavailable(e.to_string()),
+        AnalystError::Storage(_) => Status::internal(e.to_string()),
     }
 }
 
