@@ -687,8 +687,12 @@ async fn drive(r: &mut Run, args: &Args, plan: &[Planned]) -> Result<(), String>
     let mut rng = StdRng::seed_from_u64(args.seed ^ 0x6b696c6c);
     r.crash_loop(args.kills, &mut rng).await?;
     let faults_from = Instant::now();
+    let kinds = args.only.as_ref().map_or(fault::KINDS.len(), Vec::len);
     for (i, f) in plan.iter().enumerate() {
-        if faults_from.elapsed() >= Duration::from_secs(args.seconds) {
+        // The first round (every kind once) always runs, however long it
+        // takes, so that even a short run meets every kind of fault.
+        let first_round = i < kinds;
+        if !first_round && faults_from.elapsed() >= Duration::from_secs(args.seconds) {
             break;
         }
         r.hold(f.gap_ms).await;
