@@ -21,7 +21,7 @@ use crate::ledger::cosignature::CosignatureVerifier;
 /// bytes; anything near this bound is not a config file.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
 
-pub use crate::limits::ORIGIN_BYTES_MAX;
+use crate::limits::ORIGIN_BYTES_MAX;
 
 /// Every node certificate names `node-<id>.ironlog`; no client identity may
 /// start with this prefix, so none can pass for a node.

@@ -89,7 +89,7 @@ impl AnalysisApi {
         entries: Vec<IndexedEntry>,
     ) -> Result<(Option<pb::Checkpoint>, Vec<pb::ProvenEntry>), Status> {
         let store = self.store.get()?;
-        let quorum = super::checkpoint_quorum(&self.raft);
+        let quorum = crate::raft::voter_quorum(&self.raft);
         tokio::task::spawn_blocking(move || {
             let cp: Option<StoredCheckpoint> =
                 store.latest_signed_checkpoint(quorum).map_err(from_store)?;

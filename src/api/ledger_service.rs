@@ -109,7 +109,7 @@ impl LedgerApi {
 
     /// Signatures a checkpoint needs before it is served as the latest.
     fn quorum(&self) -> usize {
-        super::checkpoint_quorum(self.proposer.raft())
+        crate::raft::voter_quorum(self.proposer.raft())
     }
 
     fn checkpoint_response(&self, cp: StoredCheckpoint) -> pb::Checkpoint {

@@ -17,15 +17,7 @@ pub mod tiles;
 
 use std::sync::{Arc, RwLock};
 
-use crate::raft::Raft;
 use crate::storage::ledger_store::LedgerStore;
-
-/// Signatures a checkpoint needs before it is served as the latest: a
-/// majority of the current voters, so an auditor's 2-of-3 policy holds. The
-/// gRPC and the HTTP endpoints both serve by this rule.
-pub fn checkpoint_quorum(raft: &Raft) -> usize {
-    crate::raft::voter_quorum(raft)
-}
 
 /// The ledger store as the services reach it. A stopping node closes it, so
 /// connections that outlive the server (peers keep theirs open) cannot keep

@@ -40,9 +40,10 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::Semaphore;
 
-use super::{checkpoint_quorum, StoreSlot};
+use super::StoreSlot;
 use crate::ledger::tile::{Tile, TilePathError};
 use crate::limits::{TILE_READS_CONCURRENT_MAX, TILE_RETRY_AFTER_S};
+use crate::raft::voter_quorum;
 use crate::raft::Raft;
 use crate::storage::ledger_store::{LedgerStore, StoreError, TileRead};
 
@@ -153,7 +154,7 @@ impl IntoResponse for TilesError {
 pub struct TilesApi {
     store: StoreSlot,
     /// For the current voters, which decide how many signatures a
-    /// checkpoint needs ([`checkpoint_quorum`]).
+    /// checkpoint needs ([`voter_quorum`]).
     raft: Raft,
     /// Permits for reads in progress; see [`TILE_READS_CONCURRENT_MAX`].
     reads: Arc<Semaphore>,
@@ -208,7 +209,7 @@ impl TilesApi {
 }
 
 async fn checkpoint(State(api): State<TilesApi>) -> Result<Response, TilesError> {
-    let quorum = checkpoint_quorum(&api.raft);
+    let quorum = voter_quorum(&api.raft);
     let checkpoint = api
         .read(move |store| store.latest_signed_checkpoint(quorum))
         .await?
@@ -227,7 +228,7 @@ async fn tile(State(api): State<TilesApi>, uri: Uri) -> Result<Response, TilesEr
     // The raw path, not a decoded one: `%30` is not a canonical `0`.
     let path = uri.path().strip_prefix('/').unwrap_or(uri.path());
     let tile = Tile::parse(path)?;
-    let quorum = checkpoint_quorum(&api.raft);
+    let quorum = voter_quorum(&api.raft);
     let data = match api
         .read(move |store| store.read_tile(&tile, quorum))
         .await?

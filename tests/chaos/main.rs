@@ -197,6 +197,15 @@ impl Run {
         }
     }
 
+    /// Says `what` was injected, holds it for `hold` ms and heals every
+    /// namespace; returns `what`, for the recovery measure.
+    async fn held(&mut self, what: String, hold: u64) -> Result<String, String> {
+        self.say(what.clone());
+        self.hold(hold).await;
+        self.c.net.heal_all()?;
+        Ok(what)
+    }
+
     /// Waits for an append acknowledged after `healed_ms`; records how long
     /// it took, and a failure past [`RECOVERY_MS_MAX`].
     async fn recovery(&mut self, what: String, healed_ms: u64) {
@@ -303,19 +312,19 @@ impl Run {
                 for &p in &followers {
                     self.c.net.cut(leader, p)?;
                 }
-                let what = format!("partition of leader {leader} from {followers:?} ({hold} ms)");
-                self.say(what.clone());
-                self.hold(hold).await;
-                self.c.net.heal_all()?;
-                what
+                self.held(
+                    format!("partition of leader {leader} from {followers:?} ({hold} ms)"),
+                    hold,
+                )
+                .await?
             }
             Kind::IsolateFollower => {
                 self.c.net.isolate(follower)?;
-                let what = format!("isolation of follower {follower} ({hold} ms)");
-                self.say(what.clone());
-                self.hold(hold).await;
-                self.c.net.heal_all()?;
-                what
+                self.held(
+                    format!("isolation of follower {follower} ({hold} ms)"),
+                    hold,
+                )
+                .await?
             }
             Kind::OneWayLink => {
                 let (from, to) = if variant.is_multiple_of(2) {
@@ -324,11 +333,11 @@ impl Run {
                     (follower, leader)
                 };
                 self.c.net.cut_one_way(from, to)?;
-                let what = format!("one-way link: {from} -> {to} dropped ({hold} ms)");
-                self.say(what.clone());
-                self.hold(hold).await;
-                self.c.net.heal_all()?;
-                what
+                self.held(
+                    format!("one-way link: {from} -> {to} dropped ({hold} ms)"),
+                    hold,
+                )
+                .await?
             }
             Kind::FlappingLink => {
                 let what = format!("flapping link {leader} <-> {follower} ({hold} ms)");
@@ -353,20 +362,20 @@ impl Run {
             Kind::SlowLink => {
                 let kbit = 128 + (variant % 7) * 128;
                 self.c.net.slow(any, kbit)?;
-                let what = format!("slow link: node {any} sends at {kbit} kbit/s ({hold} ms)");
-                self.say(what.clone());
-                self.hold(hold).await;
-                self.c.net.heal_all()?;
-                what
+                self.held(
+                    format!("slow link: node {any} sends at {kbit} kbit/s ({hold} ms)"),
+                    hold,
+                )
+                .await?
             }
             Kind::LossyLink => {
                 let p = 0.1 + (variant % 4) as f64 * 0.1;
                 self.c.net.lossy(any, p)?;
-                let what = format!("lossy link: node {any} drops {:.0}% ({hold} ms)", p * 100.0);
-                self.say(what.clone());
-                self.hold(hold).await;
-                self.c.net.heal_all()?;
-                what
+                self.held(
+                    format!("lossy link: node {any} drops {:.0}% ({hold} ms)", p * 100.0),
+                    hold,
+                )
+                .await?
             }
             Kind::PauseLeader | Kind::PauseFollower => {
                 let victim = if f.kind == Kind::PauseLeader {
