@@ -3,6 +3,7 @@ use std::collections::BTreeSet;
 
 use tonic::{Request, Response, Status};
 
+use super::error::ApiError;
 use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
 use crate::raft::types::Metrics;
@@ -67,8 +68,7 @@ impl Admin for AdminApi {
             Ok::<_, crate::storage::ledger_store::StoreError>((size, root, cp))
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(super::status::from_store)?;
+        .map_err(ApiError::from)??;
         let leader_addr = m
             .current_leader
             .and_then(|id| {
@@ -101,31 +101,31 @@ impl Admin for AdminApi {
         let caller = crate::auth::caller_of(&req)?.clone();
         let req = req.into_inner();
         if req.id == 0 {
-            return Err(Status::invalid_argument("node id must be non-zero"));
+            return Err(ApiError::NodeIdZero.into());
         }
         if req.addr.parse::<std::net::SocketAddr>().is_err() && !req.addr.contains(':') {
-            return Err(Status::invalid_argument(format!(
-                "address {:?} is not host:port",
-                req.addr
-            )));
+            return Err(ApiError::NotHostPort {
+                field: "address",
+                addr: req.addr,
+            }
+            .into());
         }
         for (field, addr) in [("addr", &req.addr), ("client_addr", &req.client_addr)] {
             if addr
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control() || c == '/')
             {
-                return Err(Status::invalid_argument(format!(
-                    "{field} {addr:?} is not host:port"
-                )));
+                return Err(ApiError::NotHostPort {
+                    field,
+                    addr: addr.clone(),
+                }
+                .into());
             }
         }
         let key = req.verifier_key.trim();
         if !key.is_empty() {
-            crate::ledger::checkpoint::parse_verifier(key).map_err(|e| {
-                Status::invalid_argument(format!(
-                    "verifier_key is not a signed-note verifier key: {e}"
-                ))
-            })?;
+            crate::ledger::checkpoint::parse_verifier(key)
+                .map_err(|e| ApiError::BadVerifierKey(e.to_string()))?;
             let m = crate::raft::metrics(&self.raft);
             let taken = m
                 .membership_config
@@ -134,9 +134,7 @@ impl Admin for AdminApi {
                 .find(|(id, n)| **id != req.id && n.verifier_key.trim() == key)
                 .map(|(id, _)| *id);
             if let Some(owner) = taken {
-                return Err(Status::already_exists(format!(
-                    "verifier_key already belongs to node {owner}; every node signs with its own key"
-                )));
+                return Err(ApiError::VerifierKeyTaken { owner }.into());
             }
         }
         // The leader must be able to reach the node as a peer of this
@@ -150,21 +148,20 @@ impl Admin for AdminApi {
             )
             .await
             .map_err(|e| {
-                let status = Status::failed_precondition(format!(
-                    "node {} at {} is not reachable as a peer of this cluster: {e}",
-                    req.id, req.addr
-                ));
+                let refused = ApiError::PeerUnreachable {
+                    id: req.id,
+                    addr: req.addr.clone(),
+                    reason: e.to_string(),
+                };
                 self.refusals
-                    .refuse(&caller, "ironlog.v1.Admin/AddLearner", status)
+                    .refuse(&caller, "ironlog.v1.Admin/AddLearner", refused.into())
             })?;
         let node = PeerInfo {
             addr: req.addr,
             client_addr: req.client_addr,
             verifier_key: req.verifier_key,
         };
-        crate::raft::add_learner(&self.raft, req.id, node)
-            .await
-            .map_err(super::status::from_membership)?;
+        crate::raft::add_learner(&self.raft, req.id, node).await?;
         Ok(Response::new(pb::MembershipResponse {
             members: members(&crate::raft::metrics(&self.raft)),
         }))
@@ -176,14 +173,10 @@ impl Admin for AdminApi {
     ) -> Result<Response<pb::MembershipResponse>, Status> {
         let req = req.into_inner();
         if req.voters.is_empty() {
-            return Err(Status::invalid_argument(
-                "a membership needs at least one voter",
-            ));
+            return Err(ApiError::NoVoters.into());
         }
         let voters: BTreeSet<u64> = req.voters.into_iter().collect();
-        crate::raft::change_membership(&self.raft, voters, req.retain)
-            .await
-            .map_err(super::status::from_membership)?;
+        crate::raft::change_membership(&self.raft, voters, req.retain).await?;
         Ok(Response::new(pb::MembershipResponse {
             members: members(&crate::raft::metrics(&self.raft)),
         }))

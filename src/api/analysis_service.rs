@@ -13,8 +13,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     checkpoint_to_proto, entry_to_proto, event_from_proto, outcome_to_proto, proven_leaf,
 };
-use super::status::from_analyst;
-use super::status::from_store;
+use super::error::ApiError;
 use crate::analysis::analyst::{Analyst, Categorized, StoredFlag, Window};
 use crate::analysis::index::{Decided, IndexedEntry};
 use crate::limits::{ANSWER_ENTRIES_DEFAULT, ANSWER_ENTRIES_MAX, CATEGORIZE_EVENTS_MAX};
@@ -91,8 +90,9 @@ impl AnalysisApi {
         let store = self.store.get()?;
         let quorum = crate::raft::voter_quorum(&self.raft);
         tokio::task::spawn_blocking(move || {
-            let cp: Option<StoredCheckpoint> =
-                store.latest_signed_checkpoint(quorum).map_err(from_store)?;
+            let cp: Option<StoredCheckpoint> = store
+                .latest_signed_checkpoint(quorum)
+                .map_err(ApiError::from)?;
             let size = cp.as_ref().map_or(0, |c| c.body.size);
             let mut out = Vec::with_capacity(entries.len());
             for e in entries {
@@ -100,9 +100,11 @@ impl AnalysisApi {
                     let (leaf, proof) = proven_leaf(&store, e.index, size)?;
                     (leaf, Some(proof))
                 } else {
-                    let (rows, _) = store.entries(e.index, e.index + 1).map_err(from_store)?;
+                    let (rows, _) = store
+                        .entries(e.index, e.index + 1)
+                        .map_err(ApiError::from)?;
                     let Some((_, leaf)) = rows.into_iter().next() else {
-                        return Err(Status::internal(format!("leaf {} is missing", e.index)));
+                        return Err(ApiError::LeafMissing { index: e.index });
                     };
                     (leaf, None)
                 };
@@ -116,7 +118,8 @@ impl AnalysisApi {
             Ok((cp, out))
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(ApiError::from)?
+        .map_err(Status::from)
     }
 }
 
@@ -145,9 +148,11 @@ impl Analysis for AnalysisApi {
         let max = match req.max_entries {
             0 => ANSWER_ENTRIES_DEFAULT,
             n if n > ANSWER_ENTRIES_MAX => {
-                return Err(Status::invalid_argument(format!(
-                    "max_entries {n} is more than the maximum of {ANSWER_ENTRIES_MAX}"
-                )))
+                return Err(ApiError::AnswerEntries {
+                    count: n,
+                    max: ANSWER_ENTRIES_MAX,
+                }
+                .into())
             }
             n => n,
         };
@@ -155,7 +160,7 @@ impl Analysis for AnalysisApi {
             .analyst
             .ask(&req.question, now_or(req.now_unix_nanos), max as usize)
             .await
-            .map_err(from_analyst)?;
+            .map_err(Status::from)?;
         let (checkpoint, entries) = self.prove(answer.entries.clone()).await?;
         let f = &answer.filter;
         Ok(Response::new(pb::AskResponse {
@@ -207,25 +212,21 @@ impl Analysis for AnalysisApi {
             [true, false, false] => Window::Expression(req.window.trim().to_string()),
             [false, true, false] => Window::Range(
                 req.from_unix_nanos,
-                if req.to_unix_nanos == 0 { i64::MAX } else { req.to_unix_nanos },
+                if req.to_unix_nanos == 0 {
+                    i64::MAX
+                } else {
+                    req.to_unix_nanos
+                },
             ),
             [false, false, true] => Window::Last(req.last as usize),
-            [false, false, false] => {
-                return Err(Status::invalid_argument(
-                    "give a window: a time expression (window), a time range (from/to) or the last N entries (last)",
-                ))
-            }
-            _ => {
-                return Err(Status::invalid_argument(
-                    "give only one of: window, from/to, last",
-                ))
-            }
+            [false, false, false] => return Err(ApiError::NoWindow.into()),
+            _ => return Err(ApiError::WindowsConflict.into()),
         };
         let s = self
             .analyst
             .summarize(window, now_or(req.now_unix_nanos))
             .await
-            .map_err(from_analyst)?;
+            .map_err(Status::from)?;
         let f = &s.facts;
         Ok(Response::new(pb::SummarizeResponse {
             facts: Some(pb::SummaryFacts {
@@ -271,22 +272,17 @@ impl Analysis for AnalysisApi {
         let req = req.into_inner();
         let (from, to) = if !req.window.trim().is_empty() {
             if req.from_unix_nanos != 0 || req.to_unix_nanos != 0 {
-                return Err(Status::invalid_argument(
-                    "give either window or from/to, not both",
-                ));
+                return Err(ApiError::WindowAndRange.into());
             }
-            let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_or(
-                req.now_unix_nanos,
-            )))
-            .map_err(|e| Status::invalid_argument(format!("now_unix_nanos: {e}")))?;
-            let m = crate::analysis::when::find_time_range(req.window.trim(), now)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?
-                .ok_or_else(|| {
-                    Status::invalid_argument(format!(
-                        "\"{}\" is not a time expression I understand",
-                        req.window.trim()
-                    ))
+            let now_nanos = now_or(req.now_unix_nanos);
+            let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_nanos))
+                .map_err(|e| ApiError::BadNow {
+                    value: now_nanos,
+                    reason: e.to_string(),
                 })?;
+            let m = crate::analysis::when::find_time_range(req.window.trim(), now)
+                .map_err(|e| ApiError::BadWindow(e.to_string()))?
+                .ok_or_else(|| ApiError::UnknownWindow(req.window.trim().to_string()))?;
             (Some(m.range.from_unix_nanos), Some(m.range.to_unix_nanos))
         } else {
             (
@@ -296,16 +292,11 @@ impl Analysis for AnalysisApi {
         };
         if let (Some(a), Some(b)) = (from, to) {
             if b <= a {
-                return Err(Status::invalid_argument(format!(
-                    "the window ends ({b}) before it starts ({a})"
-                )));
+                return Err(ApiError::WindowBackwards { from: a, to: b }.into());
             }
         }
         if !(0.0..=1.0).contains(&req.min_score) {
-            return Err(Status::invalid_argument(format!(
-                "min_score {} is outside 0..=1",
-                req.min_score
-            )));
+            return Err(ApiError::MinScore(req.min_score).into());
         }
         // Subscribe before listing, so no flag falls between the two.
         let mut live = self.analyst.subscribe_flags();
@@ -337,16 +328,14 @@ impl Analysis for AnalysisApi {
                             if tx.send(Ok(flag_to_proto(&f))).await.is_err() { return; }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
-                            let _ = tx.send(Err(Status::resource_exhausted(format!(
-                                "this follower fell {n} flags behind; reconnect and list from the last flag's time"
-                            )))).await;
+                            let _ = tx.send(Err(ApiError::FlagsLagged(n).into())).await;
                             return;
                         }
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
                     _ = tx.closed() => return,
                     _ = stopping.changed() => {
-                        let _ = tx.send(Err(Status::unavailable("node is stopping"))).await;
+                        let _ = tx.send(Err(ApiError::Stopping.into())).await;
                         return;
                     }
                 }
@@ -364,14 +353,14 @@ impl Analysis for AnalysisApi {
         let req = req.into_inner();
         let n = req.indices.len() + req.events.len();
         if n == 0 {
-            return Err(Status::invalid_argument(
-                "give entry indices or events to categorise",
-            ));
+            return Err(ApiError::NothingToCategorise.into());
         }
         if n > CATEGORIZE_EVENTS_MAX {
-            return Err(Status::invalid_argument(format!(
-                "{n} items to categorise; at most {CATEGORIZE_EVENTS_MAX} per call"
-            )));
+            return Err(ApiError::TooManyToCategorise {
+                count: n,
+                max: CATEGORIZE_EVENTS_MAX,
+            }
+            .into());
         }
         let mut results = Vec::with_capacity(n);
         for index in req.indices {
@@ -379,12 +368,10 @@ impl Analysis for AnalysisApi {
                 .analyst
                 .categorize_index(index)
                 .await
-                .map_err(from_analyst)?
-                .ok_or_else(|| {
-                    Status::not_found(format!(
-                        "entry {index} is not in the analysis index (it holds up to entry {})",
-                        self.analyst.indexed()
-                    ))
+                .map_err(Status::from)?
+                .ok_or_else(|| ApiError::NotIndexed {
+                    index,
+                    indexed: self.analyst.indexed(),
                 })?;
             results.push(categorized(index, c));
         }
@@ -394,7 +381,7 @@ impl Analysis for AnalysisApi {
                 .analyst
                 .categorize_event(&event)
                 .await
-                .map_err(from_analyst)?;
+                .map_err(Status::from)?;
             results.push(categorized(i as u64, c));
         }
         Ok(Response::new(pb::CategorizeResponse { results }))

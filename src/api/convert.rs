@@ -1,6 +1,6 @@
 //! Conversions between protobuf messages and ledger types. Client input is
 //! validated here, before anything is proposed.
-use tonic::Status;
+use super::error::ApiError;
 
 use crate::ledger::event::{parse_details, Actor, Event, EventError, LeafRecord, Outcome};
 use crate::ledger::merkle::leaf_hash;
@@ -34,16 +34,14 @@ pub fn outcome_to_proto(o: Outcome) -> proto::Outcome {
 }
 
 /// A client's event, checked field by field; `index` names it in errors.
-pub fn event_from_proto(index: usize, e: proto::Event) -> Result<Event, Status> {
-    let bad = |e: EventError| super::status::from_event(index, e);
+pub fn event_from_proto(index: usize, e: proto::Event) -> Result<Event, ApiError> {
+    let bad = |e: EventError| ApiError::from((index, e));
     let actor = e
         .actor
         .ok_or_else(|| bad(EventError::MissingField { field: "actor" }))?;
-    let outcome = outcome_from_proto(e.outcome).ok_or_else(|| {
-        Status::invalid_argument(format!(
-            "event {index}: outcome must be one of success, failure, denied, unknown (got {})",
-            e.outcome
-        ))
+    let outcome = outcome_from_proto(e.outcome).ok_or(ApiError::EventOutcome {
+        index,
+        value: e.outcome,
     })?;
     let event = Event {
         time_unix_nanos: e.time_unix_nanos,
@@ -83,14 +81,16 @@ pub fn event_to_proto(e: &Event) -> proto::Event {
 }
 
 /// A stored leaf as an `Entry`: the exact bytes, their hash and the decoding.
-pub fn entry_to_proto(index: u64, leaf: Vec<u8>) -> Result<proto::Entry, Status> {
-    let record = LeafRecord::decode(&leaf)
-        .map_err(|e| Status::internal(format!("stored leaf {index} does not decode: {e}")))?;
+pub fn entry_to_proto(index: u64, leaf: Vec<u8>) -> Result<proto::Entry, ApiError> {
+    let record = LeafRecord::decode(&leaf).map_err(|e| ApiError::LeafUndecodable {
+        index,
+        reason: e.to_string(),
+    })?;
     if record.index != index {
-        return Err(Status::internal(format!(
-            "stored leaf {index} claims index {}",
-            record.index
-        )));
+        return Err(ApiError::LeafMisplaced {
+            index,
+            claimed: record.index,
+        });
     }
     Ok(proto::Entry {
         index,
@@ -125,15 +125,14 @@ pub fn proven_leaf(
     store: &crate::storage::ledger_store::LedgerStore,
     index: u64,
     size: u64,
-) -> Result<(Vec<u8>, proto::InclusionProof), Status> {
-    use super::status::from_store;
-    let (rows, _) = store.entries(index, index + 1).map_err(from_store)?;
+) -> Result<(Vec<u8>, proto::InclusionProof), ApiError> {
+    let (rows, _) = store.entries(index, index + 1)?;
     let leaf = rows
         .into_iter()
         .next()
         .map(|(_, leaf)| leaf)
-        .ok_or_else(|| Status::internal(format!("leaf {index} is missing")))?;
-    let (leaf_hash, hashes, root) = store.inclusion_proof(index, size).map_err(from_store)?;
+        .ok_or(ApiError::LeafMissing { index })?;
+    let (leaf_hash, hashes, root) = store.inclusion_proof(index, size)?;
     Ok((
         leaf,
         proto::InclusionProof {

@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::convert::{entry_to_proto, event_from_proto, outcome_from_proto};
-use super::status::{from_propose, from_store};
+use super::error::ApiError;
 use crate::limits::{
     BATCH_BYTES_MAX, BATCH_EVENTS_MAX, ENTRIES_PAGE_BYTES_MAX, LEAF_BYTES_MAX,
     PAGE_ENTRIES_DEFAULT, PAGE_ENTRIES_MAX, RECEIPT_WAIT_MS, TAIL_BUFFER_BYTES_MAX,
@@ -58,7 +58,7 @@ impl LedgerApi {
     async fn linearize(&self) -> Result<(), Status> {
         crate::raft::ensure_linearizable(self.proposer.raft())
             .await
-            .map_err(|e| Status::unavailable(format!("linearizable read refused: {e}")))
+            .map_err(|e| ApiError::ReadRefused(e.to_string()).into())
     }
 
     /// Where a linearizable read must go: `None` when this node leads (or
@@ -80,9 +80,7 @@ impl LedgerApi {
             return Ok(None);
         }
         let m = crate::raft::metrics(self.proposer.raft());
-        let leader = m
-            .current_leader
-            .ok_or_else(|| Status::unavailable("no leader is known yet, retry shortly"))?;
+        let leader = m.current_leader.ok_or(ApiError::NoLeader)?;
         if leader == m.id {
             return Ok(None);
         }
@@ -92,16 +90,17 @@ impl LedgerApi {
             .get_node(&leader)
             .map(|n| n.client_addr.clone())
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| {
-                Status::unavailable(format!("leader {leader} has no known client address"))
-            })?;
+            .ok_or(ApiError::LeaderUnaddressed { leader })?;
         // As a node, over the node's own TLS channel to the leader's client
         // listener (cached, like the Raft channels).
         let channel = self
             .proposer
             .network()
             .channel(leader, &addr)
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| ApiError::Channel {
+                node: leader,
+                reason: e.to_string(),
+            })?;
         Ok(Some(LedgerClient::new(channel).max_decoding_message_size(
             crate::limits::GRPC_MESSAGE_BYTES_MAX,
         )))
@@ -123,7 +122,7 @@ impl LedgerApi {
         let store = self.store.get()?;
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(ApiError::from)?
     }
 
     /// Waits until a checkpoint signed by a majority covers `tree_size`
@@ -139,7 +138,7 @@ impl LedgerApi {
         let cp = loop {
             let quorum = self.quorum();
             let latest = self
-                .blocking(move |s| s.latest_checkpoint(quorum).map_err(from_store))
+                .blocking(move |s| s.latest_checkpoint(quorum).map_err(Status::from))
                 .await?;
             match latest {
                 Some(cp) if cp.body.size >= tree_size && cp.signatures.len() >= quorum => break cp,
@@ -148,11 +147,12 @@ impl LedgerApi {
             // Checkpoints and cosignatures arrive as applied log entries.
             let wait = tokio::time::timeout_at(deadline, applied.changed()).await;
             if !matches!(wait, Ok(Ok(()))) {
-                return Err(Status::deadline_exceeded(format!(
-                    "the events were committed at indices {indices:?}, but no checkpoint \
-                     signed by a majority covered tree size {tree_size} within \
-                     {RECEIPT_WAIT_MS} ms; fetch their proofs later with GetInclusionProof"
-                )));
+                return Err(ApiError::ReceiptTimeout {
+                    indices: indices.to_vec(),
+                    tree_size,
+                    wait_ms: RECEIPT_WAIT_MS,
+                }
+                .into());
             }
         };
         let size = cp.body.size;
@@ -179,10 +179,10 @@ impl LedgerApi {
     async fn latest_size(&self) -> Result<u64, Status> {
         let quorum = self.quorum();
         let cp = self
-            .blocking(move |s| s.latest_checkpoint(quorum).map_err(from_store))
+            .blocking(move |s| s.latest_checkpoint(quorum).map_err(Status::from))
             .await?;
         cp.map(|c| c.body.size)
-            .ok_or_else(|| Status::failed_precondition("no signed checkpoint yet"))
+            .ok_or_else(|| ApiError::NoCheckpoint.into())
     }
 }
 
@@ -227,7 +227,7 @@ fn read_page(
     loop {
         let (rows, tree_size) = store
             .entries(next, end.min(next.saturating_add(chunk)))
-            .map_err(from_store)?;
+            .map_err(Status::from)?;
         if rows.is_empty() {
             return Ok((entries, tree_size));
         }
@@ -254,11 +254,12 @@ fn majority_signed(cp: StoredCheckpoint, quorum: usize) -> Result<StoredCheckpoi
     if signatures >= quorum {
         return Ok(cp);
     }
-    Err(Status::failed_precondition(format!(
-        "the checkpoint at size {} has {signatures} voter signatures, fewer than the \
-         quorum of {quorum}; ask for the latest (size 0) or retry once voters have signed",
-        cp.body.size
-    )))
+    Err(ApiError::UnderSigned {
+        size: cp.body.size,
+        signatures,
+        quorum,
+    }
+    .into())
 }
 
 /// The sending half of a `Tail` stream: bounded in entries by the channel
@@ -322,19 +323,22 @@ impl Ledger for LedgerApi {
         let req = req.into_inner();
         let wait_checkpoint = req.wait_checkpoint;
         if req.events.is_empty() {
-            return Err(Status::invalid_argument("append needs at least one event"));
+            return Err(ApiError::EmptyBatch.into());
         }
         if req.events.len() > BATCH_EVENTS_MAX {
-            return Err(Status::resource_exhausted(format!(
-                "batch of {} events exceeds the limit of {BATCH_EVENTS_MAX}",
-                req.events.len()
-            )));
+            return Err(ApiError::BatchEvents {
+                count: req.events.len(),
+                max: BATCH_EVENTS_MAX,
+            }
+            .into());
         }
         let bytes = req.encoded_len();
         if bytes > BATCH_BYTES_MAX {
-            return Err(Status::resource_exhausted(format!(
-                "batch of {bytes} bytes exceeds the limit of {BATCH_BYTES_MAX}"
-            )));
+            return Err(ApiError::BatchBytes {
+                bytes,
+                max: BATCH_BYTES_MAX,
+            }
+            .into());
         }
         let mut keys = HashSet::new();
         let mut events = Vec::with_capacity(req.events.len());
@@ -342,45 +346,43 @@ impl Ledger for LedgerApi {
             let event = event_from_proto(i, e)?;
             // No client writes in another service's name.
             if !caller.may_append_as(&event.source) {
-                let status = Status::permission_denied(format!(
-                    "event {i}: {} {:?} may not append as source {:?} (allowed: {})",
-                    caller.kind.name(),
-                    caller.name,
-                    event.source,
-                    if caller.sources().is_empty() {
+                let refused = ApiError::SourceNotAllowed {
+                    index: i,
+                    caller_kind: caller.kind.name(),
+                    caller: caller.name.clone(),
+                    source_name: event.source.clone(),
+                    allowed: if caller.sources().is_empty() {
                         "none".to_string()
                     } else {
                         caller.sources().join(", ")
-                    }
+                    },
+                };
+                return Err(self.refusals.refuse(
+                    &caller,
+                    "ironlog.v1.Ledger/Append",
+                    refused.into(),
                 ));
-                return Err(self
-                    .refusals
-                    .refuse(&caller, "ironlog.v1.Ledger/Append", status));
             }
             if let Some(key) = &event.idempotency_key {
                 if !keys.insert((event.source.clone(), key.clone())) {
-                    return Err(Status::invalid_argument(format!(
-                        "event {i}: idempotency key {key:?} of source {:?} appears twice in the batch",
-                        event.source
-                    )));
+                    return Err(ApiError::DuplicateKey {
+                        index: i,
+                        key: key.clone(),
+                        source_name: event.source.clone(),
+                    }
+                    .into());
                 }
             }
             events.push(event);
         }
         // The rules every replica applies at commit, checked here first so
         // that a batch this call accepts is never refused at apply.
-        crate::ledger::batch::validate_events(&events).map_err(|e| match e {
-            crate::ledger::batch::BatchError::TooManyEvents { .. }
-            | crate::ledger::batch::BatchError::TooManyBytes { .. } => {
-                Status::resource_exhausted(e.to_string())
-            }
-            other => Status::invalid_argument(other.to_string()),
-        })?;
+        crate::ledger::batch::validate_events(&events).map_err(ApiError::Batch)?;
         let cmd = Command::Append {
             events,
             commit_time_unix_nanos: 0,
         };
-        match self.proposer.propose(cmd).await.map_err(from_propose)? {
+        match self.proposer.propose(cmd).await? {
             CommandResponse::Appended {
                 indices,
                 deduplicated,
@@ -400,10 +402,12 @@ impl Ledger for LedgerApi {
                     receipts,
                 }))
             }
-            CommandResponse::Refused { reason } => Err(Status::invalid_argument(format!(
-                "refused where it is applied: {reason}"
-            ))),
-            other => Err(Status::internal(format!("append answered with {other:?}"))),
+            CommandResponse::Refused { reason } => Err(ApiError::RefusedAtApply { reason }.into()),
+            other => Err(ApiError::Unexpected {
+                what: "append",
+                answer: format!("{other:?}"),
+            }
+            .into()),
         }
     }
 
@@ -412,11 +416,11 @@ impl Ledger for LedgerApi {
         req: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
         if req.get_ref().end != 0 && req.get_ref().end < req.get_ref().start {
-            return Err(Status::invalid_argument(format!(
-                "end {} is before start {}",
-                req.get_ref().end,
-                req.get_ref().start
-            )));
+            return Err(ApiError::RangeBackwards {
+                start: req.get_ref().start,
+                end: req.get_ref().end,
+            }
+            .into());
         }
         if req.get_ref().linearizable {
             if let Some(mut leader) = self.read_forward(&req)? {
@@ -448,12 +452,12 @@ impl Ledger for LedgerApi {
         let req = req.into_inner();
         let quorum = self.quorum();
         let cp = if req.size == 0 {
-            self.blocking(move |s| s.latest_checkpoint(quorum).map_err(from_store))
+            self.blocking(move |s| s.latest_checkpoint(quorum).map_err(Status::from))
                 .await?
-                .ok_or_else(|| Status::failed_precondition("no signed checkpoint yet"))?
+                .ok_or(ApiError::NoCheckpoint)?
         } else {
             let size = req.size;
-            self.blocking(move |s| s.checkpoint_at(size).map_err(from_store))
+            self.blocking(move |s| s.checkpoint_at(size).map_err(Status::from))
                 .await?
         };
         // Whatever the store returns, never serve a checkpoint a majority of
@@ -477,7 +481,7 @@ impl Ledger for LedgerApi {
         };
         let index = req.index;
         let (leaf, hashes, root) = self
-            .blocking(move |s| s.inclusion_proof(index, size).map_err(from_store))
+            .blocking(move |s| s.inclusion_proof(index, size).map_err(Status::from))
             .await?;
         Ok(Response::new(pb::GetInclusionProofResponse {
             proof: Some(pb::InclusionProof {
@@ -502,12 +506,17 @@ impl Ledger for LedgerApi {
         };
         let old_size = req.old_size;
         if old_size > new_size {
-            return Err(Status::invalid_argument(format!(
-                "old size {old_size} is larger than new size {new_size}"
-            )));
+            return Err(ApiError::SizesBackwards {
+                old: old_size,
+                new: new_size,
+            }
+            .into());
         }
         let (hashes, old_root, new_root) = self
-            .blocking(move |s| s.consistency_proof(old_size, new_size).map_err(from_store))
+            .blocking(move |s| {
+                s.consistency_proof(old_size, new_size)
+                    .map_err(Status::from)
+            })
             .await?;
         Ok(Response::new(pb::GetConsistencyProofResponse {
             proof: Some(pb::ConsistencyProof {
@@ -544,7 +553,7 @@ impl Ledger for LedgerApi {
                         read_page(&s, from, size, TAIL_BUFFER_BYTES_MAX)
                     })
                     .await
-                    .unwrap_or_else(|e| Err(Status::internal(e.to_string())));
+                    .unwrap_or_else(|e| Err(ApiError::from(e).into()));
                     let entries = match page {
                         Ok((entries, _)) => entries,
                         Err(status) => {
@@ -566,7 +575,7 @@ impl Ledger for LedgerApi {
                     _ = stopping.changed() => {}
                 }
                 if *stopping.borrow() {
-                    let _ = tx.send(Err(Status::unavailable("node is stopping"))).await;
+                    let _ = tx.send(Err(ApiError::Stopping.into())).await;
                     return;
                 }
             }
@@ -581,24 +590,26 @@ impl Ledger for LedgerApi {
         let req = req.into_inner();
         let nonempty = |s: String| if s.is_empty() { None } else { Some(s) };
         if req.page_size as u64 > PAGE_ENTRIES_MAX {
-            return Err(Status::invalid_argument(format!(
-                "page size {} exceeds the limit of {PAGE_ENTRIES_MAX}",
-                req.page_size
-            )));
+            return Err(ApiError::PageTooLarge {
+                size: req.page_size,
+                max: PAGE_ENTRIES_MAX,
+            }
+            .into());
         }
         if req.since_unix_nanos != 0
             && req.until_unix_nanos != 0
             && req.until_unix_nanos <= req.since_unix_nanos
         {
-            return Err(Status::invalid_argument("until must be after since"));
+            return Err(ApiError::UntilNotAfterSince {
+                since: req.since_unix_nanos,
+                until: req.until_unix_nanos,
+            }
+            .into());
         }
-        let outcome =
-            match req.outcome {
-                0 => None,
-                v => Some(outcome_from_proto(v).ok_or_else(|| {
-                    Status::invalid_argument(format!("unknown outcome value {v}"))
-                })?),
-            };
+        let outcome = match req.outcome {
+            0 => None,
+            v => Some(outcome_from_proto(v).ok_or(ApiError::UnknownOutcome(v))?),
+        };
         let filter = QueryFilter {
             actor: nonempty(req.actor),
             action: nonempty(req.action),
@@ -620,7 +631,7 @@ impl Ledger for LedgerApi {
         let page = self
             .blocking(move |s| {
                 s.query(&filter, page_size, Some(token.as_str()))
-                    .map_err(from_store)
+                    .map_err(Status::from)
             })
             .await?;
         let entries = page

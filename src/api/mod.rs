@@ -5,12 +5,15 @@
 //! - [`analysis_service`]: `ironlog.v1.Analysis` (ask, summarize, anomalies,
 //!   categorize), on the analysis node only.
 //! - [`convert`]: protobuf <-> ledger types, with validation of client input.
-//! - [`status`]: error -> `tonic::Status` mapping.
+//! - [`error`]: what the services themselves refuse or fail at ([`error::ApiError`]).
+//! - [`status`]: every error -> `tonic::Status` mapping, the only place a
+//!   code is chosen.
 //! - [`tiles`]: the read-only C2SP tlog-tiles HTTP endpoint (`/checkpoint`,
 //!   `/tile/...`), with its own error -> HTTP status mapping.
 pub mod admin_service;
 pub mod analysis_service;
 pub mod convert;
+pub mod error;
 pub mod ledger_service;
 pub mod status;
 pub mod tiles;
@@ -18,6 +21,7 @@ pub mod tiles;
 use std::sync::{Arc, RwLock};
 
 use crate::storage::ledger_store::LedgerStore;
+use error::ApiError;
 
 /// The ledger store as the services reach it. A stopping node closes it, so
 /// connections that outlive the server (peers keep theirs open) cannot keep
@@ -31,9 +35,8 @@ impl StoreSlot {
     }
 
     /// The store, or UNAVAILABLE once the node is stopping.
-    pub fn get(&self) -> Result<Arc<LedgerStore>, tonic::Status> {
-        self.try_get()
-            .ok_or_else(|| tonic::Status::unavailable("node is stopping"))
+    pub fn get(&self) -> Result<Arc<LedgerStore>, ApiError> {
+        self.try_get().ok_or(ApiError::Stopping)
     }
 
     /// The store, or `None` once the node is stopping.

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
+use super::error::AuthError;
 use super::permission::{self, Permission};
 use super::refusal::{Refusal, RefusalLog};
 use crate::config::{AuthConfig, ClientConfig, ClientRole};
@@ -222,8 +223,8 @@ impl Authorizer {
     pub fn admit_client(&self, parts: &RequestParts<'_>) -> Result<Admitted, Status> {
         let method = permission::method_name(parts.path);
         self.admit(parts, method, || {
-            permission::for_path(parts.path).ok_or_else(|| {
-                Status::unimplemented(format!("no method {method} on this listener"))
+            permission::for_path(parts.path).ok_or_else(|| AuthError::NoMethod {
+                method: method.to_string(),
             })
         })
     }
@@ -242,7 +243,7 @@ impl Authorizer {
         &self,
         parts: &RequestParts<'_>,
         method: &str,
-        needed: impl FnOnce() -> Result<Permission, Status>,
+        needed: impl FnOnce() -> Result<Permission, AuthError>,
     ) -> Result<Admitted, Status> {
         if self.insecure {
             return Ok(Admitted {
@@ -250,13 +251,14 @@ impl Authorizer {
                 permit: None,
             });
         }
-        let refuse = |caller: Option<&Caller>, status: Status| {
+        let refuse = |caller: Option<&Caller>, e: AuthError| {
+            let status = Status::from(e);
             self.refusals
                 .record(Refusal::of(caller, parts.remote, method, &status));
             status
         };
-        let (caller, limits) = self.authenticate(parts).map_err(|s| refuse(None, s))?;
-        let needed = needed().map_err(|s| refuse(Some(&caller), s))?;
+        let (caller, limits) = self.authenticate(parts).map_err(|e| refuse(None, e))?;
+        let needed = needed().map_err(|e| refuse(Some(&caller), e))?;
         self.decide(caller, limits, needed, method, parts.remote)
     }
 
@@ -269,32 +271,32 @@ impl Authorizer {
         method: &str,
         remote: Option<SocketAddr>,
     ) -> Result<Admitted, Status> {
-        let refuse = |caller: Option<&Caller>, status: Status| {
+        let refuse = |caller: Option<&Caller>, e: AuthError| {
+            let status = Status::from(e);
             self.refusals
                 .record(Refusal::of(caller, remote, method, &status));
             status
         };
         if !caller.has(needed) {
-            let status = if caller.kind == CallerKind::Anonymous {
-                Status::unauthenticated(format!(
-                    "{method} needs {}; no credentials were presented \
-                     (give a client certificate of the cluster CA or a bearer token)",
-                    needed.describe()
-                ))
+            let e = if caller.kind == CallerKind::Anonymous {
+                AuthError::NoCredentials {
+                    method: method.to_string(),
+                    needs: needed.describe(),
+                }
             } else {
-                Status::permission_denied(format!(
-                    "{} {:?} lacks {} needed for {method}",
-                    caller.kind.name(),
-                    caller.name,
-                    needed.describe()
-                ))
+                AuthError::LacksPermission {
+                    kind: caller.kind.name(),
+                    caller: caller.name.clone(),
+                    needs: needed.describe(),
+                    method: method.to_string(),
+                }
             };
-            return Err(refuse(Some(&caller), status));
+            return Err(refuse(Some(&caller), e));
         }
         let permit = match limits {
             Some(limits) => match admit_within(&limits) {
                 Ok(permit) => Some(permit),
-                Err(status) => return Err(refuse(Some(&caller), status)),
+                Err(e) => return Err(refuse(Some(&caller), e)),
             },
             None => None,
         };
@@ -330,9 +332,7 @@ impl Authorizer {
                     Some(Err(e)) => e.to_string(),
                     None => "no client certificate was presented".into(),
                 };
-                let status = Status::permission_denied(format!(
-                    "the peer listener serves only nodes of this cluster: {shown}"
-                ));
+                let status = Status::from(AuthError::NotANode(shown));
                 let caller = match other {
                     Some(Ok(id)) => Some(Caller {
                         name: id.common_name.unwrap_or_default(),
@@ -354,32 +354,27 @@ impl Authorizer {
     fn authenticate(
         &self,
         parts: &RequestParts<'_>,
-    ) -> Result<(Caller, Option<Arc<Limits>>), Status> {
+    ) -> Result<(Caller, Option<Arc<Limits>>), AuthError> {
         if let Some(leaf) = parts.certs.and_then(|c| c.first()) {
-            let named = cert_identity(leaf).map_err(|e| {
-                Status::unauthenticated(format!("client certificate unreadable: {e}"))
-            })?;
+            let named =
+                cert_identity(leaf).map_err(|e| AuthError::CertificateUnreadable(e.to_string()))?;
             if let Some(id) = named.node_id {
                 return Ok((Caller::node(id, parts.remote), None));
             }
             let cn = named.common_name.unwrap_or_default();
-            let identity = self.by_cn.get(&cn).ok_or_else(|| {
-                Status::unauthenticated(format!(
-                    "client certificate CN={cn:?} is not a configured client (auth.clients)"
-                ))
-            })?;
+            let identity = self
+                .by_cn
+                .get(&cn)
+                .ok_or_else(|| AuthError::UnknownClient { cn: cn.clone() })?;
             return Ok(self.caller(identity, CallerKind::Certificate, parts.remote));
         }
         if let Some(value) = parts.authorization {
             let token = value
                 .strip_prefix("Bearer ")
                 .or_else(|| value.strip_prefix("bearer "))
-                .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
+                .ok_or(AuthError::NotBearer)?;
             let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-            let identity = self
-                .by_token
-                .get(&digest)
-                .ok_or_else(|| Status::unauthenticated("unknown bearer token"))?;
+            let identity = self.by_token.get(&digest).ok_or(AuthError::UnknownToken)?;
             return Ok(self.caller(identity, CallerKind::Token, parts.remote));
         }
         let roles = if self.anonymous_auditor {
@@ -431,33 +426,28 @@ fn identity(c: &ClientConfig, default_rate: u32, default_in_flight: u32) -> Iden
 }
 
 /// Takes a token and an in-flight slot, or says when to come back.
-fn admit_within(limits: &Limits) -> Result<OwnedSemaphorePermit, Status> {
+fn admit_within(limits: &Limits) -> Result<OwnedSemaphorePermit, AuthError> {
     if let Err(not_until) = limits.rate.check() {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         ));
-        let ms = wait.as_millis().max(1);
-        let mut status = Status::resource_exhausted(format!(
-            "over the rate limit of {} requests/s for this identity; retry after {ms} ms",
-            limits.requests_per_s
-        ));
-        if let Ok(v) = ms.to_string().parse() {
-            status.metadata_mut().insert(RETRY_AFTER_MS_HEADER, v);
-        }
-        return Err(status);
+        return Err(AuthError::OverRate {
+            requests_per_s: limits.requests_per_s,
+            retry_after_ms: wait.as_millis().max(1),
+        });
     }
-    limits.in_flight.clone().try_acquire_owned().map_err(|_| {
-        let mut status = Status::resource_exhausted(format!(
-            "{} requests of this identity are already in flight (the limit); \
-             retry when one completes",
-            limits.in_flight_max
-        ));
-        if let Ok(v) = "100".parse() {
-            status.metadata_mut().insert(RETRY_AFTER_MS_HEADER, v);
-        }
-        status
-    })
+    limits
+        .in_flight
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| AuthError::InFlight {
+            in_flight_max: limits.in_flight_max,
+        })
 }
+
+/// The retry hint a caller at its in-flight limit gets, ms: about one
+/// request's time, not a promise.
+pub(crate) const RETRY_IN_FLIGHT_MS: u128 = 100;
 
 /// Metadata key of the retry hint on RESOURCE_EXHAUSTED, in ms.
 pub const RETRY_AFTER_MS_HEADER: &str = "retry-after-ms";

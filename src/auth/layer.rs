@@ -154,8 +154,8 @@ impl http_body::Body for HeldBody {
 
 /// The caller a handler is serving; a request without one did not pass the
 /// layer (a test calling a service directly) and is refused.
-pub fn caller_of<T>(req: &tonic::Request<T>) -> Result<&Caller, tonic::Status> {
+pub fn caller_of<T>(req: &tonic::Request<T>) -> Result<&Caller, super::AuthError> {
     req.extensions()
         .get::<Caller>()
-        .ok_or_else(|| tonic::Status::internal("request reached a service without authorisation"))
+        .ok_or(super::AuthError::Unauthorised)
 }

@@ -6,6 +6,7 @@
 //! - [`permission`]: the table from gRPC method to the role it needs;
 //!   a method missing from it is refused (default deny).
 //! - [`authorizer`]: authentication and the decision for one request.
+//! - [`error`]: why a caller was refused ([`AuthError`]).
 //! - [`layer`]: the tower layer that applies the decision in front of every
 //!   service of a listener, so no handler can forget to check.
 //! - [`refusal`]: refusals written to the ledger as audit events by the node
@@ -13,11 +14,13 @@
 //!
 //! No role, method or flag edits or deletes an entry: there is no such call.
 pub mod authorizer;
+pub mod error;
 pub mod layer;
 pub mod permission;
 pub mod refusal;
 
-pub use authorizer::{Authorizer, Caller, CallerKind};
+pub use authorizer::{Authorizer, Caller, CallerKind, RETRY_AFTER_MS_HEADER};
+pub use error::AuthError;
 pub use layer::{caller_of, AuthLayer, Listener};
 pub use permission::Permission;
 pub use refusal::{Refusal, RefusalLog};

@@ -30,6 +30,7 @@ pub mod state_machine;
 pub use log_store::LogStore;
 pub use network::Network;
 pub use proposer::{ProposeError, Proposer};
+pub use service::PeerError;
 pub use state_machine::StateMachine;
 
 /// A node's id: non-zero, unique in the cluster.

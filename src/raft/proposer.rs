@@ -30,9 +30,16 @@ pub enum ProposeError {
         None => "no leader is known yet, retry shortly".to_string(),
     })]
     NotLeader { leader: Option<(NodeId, String)> },
-    /// The leader refused or failed the forwarded proposal.
+    /// The leader refused or failed the forwarded proposal: its status is
+    /// passed on as it came.
     #[error("forwarded to the leader: {}", .0.message())]
     Forwarded(tonic::Status),
+    /// No channel to the leader could be made (UNAVAILABLE).
+    #[error("forwarding to leader {leader}: {reason}")]
+    LeaderUnreachable { leader: NodeId, reason: String },
+    /// The leader's answer did not decode: a version skew or a bug (INTERNAL).
+    #[error("forwarded to the leader: bad forward reply: {0}")]
+    BadForwardReply(String),
     /// Not committed in time: the cluster may have lost its quorum. The
     /// command may still commit later; retrying with idempotency keys is safe.
     #[error("not committed within {ms} ms; is a majority of voters up?")]
@@ -141,10 +148,13 @@ impl Proposer {
         addr: &str,
         cmd: &Command,
     ) -> Result<CommandResponse, ProposeError> {
-        let mut client = self
-            .network
-            .client(leader, addr)
-            .map_err(|e| ProposeError::Forwarded(tonic::Status::unavailable(e.to_string())))?;
+        let mut client =
+            self.network
+                .client(leader, addr)
+                .map_err(|e| ProposeError::LeaderUnreachable {
+                    leader,
+                    reason: e.to_string(),
+                })?;
         let msg = RaftMessage {
             data: serde_json::to_vec(cmd).expect("commands serialise"),
         };
@@ -153,8 +163,6 @@ impl Proposer {
             .await
             .map_err(ProposeError::Forwarded)?
             .into_inner();
-        serde_json::from_slice(&resp.data).map_err(|e| {
-            ProposeError::Forwarded(tonic::Status::internal(format!("bad forward reply: {e}")))
-        })
+        serde_json::from_slice(&resp.data).map_err(|e| ProposeError::BadForwardReply(e.to_string()))
     }
 }

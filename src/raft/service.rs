@@ -23,10 +23,73 @@ use super::proposer::{ProposeError, Proposer};
 use super::state_machine::SnapshotFile;
 use super::{Command, NodeId, Raft, TypeConfig};
 use crate::auth::{caller_of, Caller, CallerKind, RefusalLog};
-use crate::disk::FreeSpace;
+use crate::disk::{DiskLow, FreeSpace};
 use crate::limits::RESERVED_SOURCE_PREFIX;
 use crate::proto::raft_server::Raft as RaftService;
 use crate::proto::{RaftMessage, SnapshotChunk};
+
+/// A peer's message refused, or failed on this node; `api::status` gives
+/// each its gRPC code.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("{what} claims to come from node {claimed}, but the connection is authenticated as node {authenticated}")]
+    NotTheSender {
+        what: String,
+        claimed: NodeId,
+        authenticated: NodeId,
+    },
+    #[error("{what} from a {kind} caller: only nodes speak Raft")]
+    NotANode { what: String, kind: &'static str },
+    #[error("{what} from node {id}, which is not {needed} of this cluster")]
+    NotAMember {
+        what: String,
+        id: NodeId,
+        needed: &'static str,
+    },
+    #[error("a node may not append as source {source_name:?}: it is another node's")]
+    ForgedSource { source_name: String },
+    #[error("{command} is proposed by the leader itself, never forwarded")]
+    NotForwardable { command: String },
+    #[error("{what} refused at apply: {reason}")]
+    RefusedAtApply { what: String, reason: String },
+    #[error("bad raft message: {0}")]
+    BadMessage(String),
+    #[error("empty snapshot stream")]
+    EmptySnapshot,
+    #[error("bad snapshot header: {0}")]
+    BadSnapshotHeader(String),
+    #[error(
+        "snapshot header: last log id {last} is newer than the committed {committed} \
+         but not at a greater index"
+    )]
+    SnapshotContradictsCommitted { last: String, committed: String },
+    #[error("snapshot header: last log id {last} lies beyond the sender's vote {vote}")]
+    SnapshotBeyondVote { last: String, vote: String },
+    #[error("snapshot sender stalled")]
+    SenderStalled,
+    #[error("a snapshot is already being received; retry later")]
+    SnapshotBusy,
+    #[error("receiving snapshot: {0}")]
+    Receiving(std::io::Error),
+    #[error("raft stopped: {0}")]
+    Stopped(String),
+    #[error("{what} refused: {low}")]
+    DiskLow { what: String, low: DiskLow },
+    #[error("installing snapshot: {0}")]
+    Install(String),
+    /// A forwarded proposal this node could not make.
+    #[error("{}", forward_refusal(.0))]
+    Forward(ProposeError),
+}
+
+fn forward_refusal(e: &ProposeError) -> String {
+    match e {
+        ProposeError::DiskLow(low) => {
+            format!("{low}; leadership is moving to a node with space, retry shortly")
+        }
+        other => other.to_string(),
+    }
+}
 
 /// Largest snapshot a node accepts, bytes: beyond any log this node could
 /// hold, it stops a faulty peer from filling the disk.
@@ -58,9 +121,9 @@ impl RaftRpc {
 
     /// [`low_on_disk`] for this node. Not recorded as a refusal: recording
     /// is a write, and the sender is a healthy peer doing its job.
-    fn writable(&self, what: &str) -> Result<(), Status> {
+    fn writable(&self, what: &str) -> Result<(), PeerError> {
         match low_on_disk(&self.space, what) {
-            Some(status) => Err(status),
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
@@ -87,15 +150,15 @@ impl RaftRpc {
     ) -> Result<(), Status> {
         sender_is(caller, claimed, what)
             .and_then(|()| claim_ok(&self.raft, claimed, claim, what))
-            .map_err(|status| {
+            .map_err(|e| {
                 self.refusals
-                    .refuse(caller, &format!("ironlog.v1.Raft/{what}"), status)
+                    .refuse(caller, &format!("ironlog.v1.Raft/{what}"), e.into())
             })
     }
 }
 
 /// [`Claim::allowed`] against this node's current membership.
-fn claim_ok(raft: &Raft, claimed: NodeId, claim: Claim, what: &str) -> Result<(), Status> {
+fn claim_ok(raft: &Raft, claimed: NodeId, claim: Claim, what: &str) -> Result<(), PeerError> {
     // Runs on every unary Raft message: take the membership (an Arc) from
     // the metrics watch rather than cloning all the metrics.
     let config = {
@@ -130,7 +193,7 @@ impl Claim {
         voters: &[NodeId],
         members: &[NodeId],
         what: &str,
-    ) -> Result<(), Status> {
+    ) -> Result<(), PeerError> {
         if members.is_empty() {
             return Ok(());
         }
@@ -142,13 +205,14 @@ impl Claim {
         if ok {
             Ok(())
         } else {
-            Err(Status::permission_denied(format!(
-                "{what} from node {id}, which is not {} of this cluster",
-                match self {
+            Err(PeerError::NotAMember {
+                what: what.to_string(),
+                id,
+                needed: match self {
                     Claim::Candidate | Claim::Leader => "a voter",
                     Claim::Member => "a member",
-                }
-            )))
+                },
+            })
         }
     }
 }
@@ -157,18 +221,18 @@ impl Claim {
 /// stalls does not hold the transfer (and its temp file) open.
 async fn next_chunk(
     chunks: &mut Streaming<SnapshotChunk>,
-) -> Result<Option<SnapshotChunk>, Status> {
+) -> Result<Option<SnapshotChunk>, PeerError> {
     tokio::time::timeout(
         std::time::Duration::from_millis(crate::limits::SNAPSHOT_CHUNK_TIMEOUT_MS),
         chunks.message(),
     )
     .await
-    .map_err(|_| Status::deadline_exceeded("snapshot sender stalled"))?
+    .map_err(|_| PeerError::SenderStalled)?
+    .map_err(|s| PeerError::Receiving(std::io::Error::other(s)))
 }
 
-fn decode<T: DeserializeOwned>(msg: &RaftMessage) -> Result<T, Status> {
-    serde_json::from_slice(&msg.data)
-        .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
+fn decode<T: DeserializeOwned>(msg: &RaftMessage) -> Result<T, PeerError> {
+    serde_json::from_slice(&msg.data).map_err(|e| PeerError::BadMessage(e.to_string()))
 }
 
 fn encode<T: Serialize>(value: &T) -> Response<RaftMessage> {
@@ -177,32 +241,35 @@ fn encode<T: Serialize>(value: &T) -> Response<RaftMessage> {
     })
 }
 
-fn fatal(e: impl std::fmt::Display) -> Status {
-    Status::unavailable(format!("raft stopped: {e}"))
+fn fatal(e: impl std::fmt::Display) -> PeerError {
+    PeerError::Stopped(e.to_string())
 }
 
 /// UNAVAILABLE for a Raft message `what` while the node is below its
 /// free-space floor (as last measured: this runs on every message).
-fn low_on_disk(space: &FreeSpace, what: &str) -> Option<Status> {
-    space
-        .refusal()
-        .map(|low| Status::unavailable(format!("{what} refused: {low}")))
+fn low_on_disk(space: &FreeSpace, what: &str) -> Option<PeerError> {
+    space.refusal().map(|low| PeerError::DiskLow {
+        what: what.to_string(),
+        low,
+    })
 }
 
 /// A message that names node `claimed` as its sender (the candidate of a
 /// vote, the leader of an append or snapshot, the signer of a cosignature)
 /// is accepted only over a connection authenticated as that node.
-fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), Status> {
+fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), PeerError> {
     match caller.kind {
         CallerKind::Insecure => Ok(()),
         CallerKind::Node(id) if id == claimed => Ok(()),
-        CallerKind::Node(id) => Err(Status::permission_denied(format!(
-            "{what} claims to come from node {claimed}, but the connection is authenticated as node {id}"
-        ))),
-        other => Err(Status::permission_denied(format!(
-            "{what} from a {} caller: only nodes speak Raft",
-            other.name()
-        ))),
+        CallerKind::Node(id) => Err(PeerError::NotTheSender {
+            what: what.to_string(),
+            claimed,
+            authenticated: id,
+        }),
+        other => Err(PeerError::NotANode {
+            what: what.to_string(),
+            kind: other.name(),
+        }),
     }
 }
 
@@ -212,13 +279,13 @@ fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), Status>
 fn check_snapshot_against_committed(
     header: &SnapshotHeader,
     committed: Option<&openraft::alias::LogIdOf<TypeConfig>>,
-) -> Result<(), Status> {
+) -> Result<(), PeerError> {
     if let (Some(last), Some(committed)) = (&header.meta.last_log_id, committed) {
         if last > committed && last.index <= committed.index {
-            return Err(Status::invalid_argument(format!(
-                "snapshot header: last log id {last} is newer than the committed {committed} \
-                 but not at a greater index"
-            )));
+            return Err(PeerError::SnapshotContradictsCommitted {
+                last: last.to_string(),
+                committed: committed.to_string(),
+            });
         }
     }
     Ok(())
@@ -226,14 +293,14 @@ fn check_snapshot_against_committed(
 
 /// openraft asserts (and panics) on a snapshot whose last log id lies
 /// beyond the vote of the leader installing it; refuse it at the door.
-fn check_snapshot_header(header: &SnapshotHeader) -> Result<(), Status> {
+fn check_snapshot_header(header: &SnapshotHeader) -> Result<(), PeerError> {
     if let Some(last) = &header.meta.last_log_id {
         let vote_leader = header.vote.leader_id().to_committed();
         if last.committed_leader_id() > &vote_leader {
-            return Err(Status::invalid_argument(format!(
-                "snapshot header: last log id {last} lies beyond the sender's vote {}",
-                header.vote
-            )));
+            return Err(PeerError::SnapshotBeyondVote {
+                last: last.to_string(),
+                vote: header.vote.to_string(),
+            });
         }
     }
     Ok(())
@@ -293,8 +360,8 @@ impl RaftService for RaftRpc {
                 }
                 match verdict {
                     Ok(()) => Some(rpc),
-                    Err(status) => {
-                        refusals.refuse(&caller, "ironlog.v1.Raft/StreamAppend", status);
+                    Err(e) => {
+                        refusals.refuse(&caller, "ironlog.v1.Raft/StreamAppend", e.into());
                         None
                     }
                 }
@@ -305,13 +372,13 @@ impl RaftService for RaftRpc {
             Ok(result) => Ok(RaftMessage {
                 data: serde_json::to_vec(&result).expect("raft messages serialise"),
             }),
-            Err(e) => Err(fatal(e)),
+            Err(e) => Err(fatal(e).into()),
         });
         // A stream cut short for want of space says so, rather than ending
         // as if the leader had nothing more to send.
         let space = self.space.clone();
         let low = futures::stream::once(async move { low_on_disk(&space, "StreamAppend") })
-            .filter_map(|s| futures::future::ready(s.map(Err)));
+            .filter_map(|e| futures::future::ready(e.map(|e| Err(e.into()))));
         Ok(Response::new(Box::pin(output.chain(low))))
     }
 
@@ -351,15 +418,16 @@ impl RaftService for RaftRpc {
         let caller = caller_of(&req)?.clone();
         // One transfer at a time: a second sender waits rather than
         // doubling the disk this node spends on incoming snapshots.
-        let _one_at_a_time = self.incoming.try_lock().map_err(|_| {
-            Status::resource_exhausted("a snapshot is already being received; retry later")
-        })?;
+        let _one_at_a_time = self
+            .incoming
+            .try_lock()
+            .map_err(|_| PeerError::SnapshotBusy)?;
         let mut chunks = req.into_inner();
         let first = next_chunk(&mut chunks)
             .await?
-            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+            .ok_or(PeerError::EmptySnapshot)?;
         let header: SnapshotHeader = serde_json::from_slice(&first.header)
-            .map_err(|e| Status::invalid_argument(format!("bad snapshot header: {e}")))?;
+            .map_err(|e| PeerError::BadSnapshotHeader(e.to_string()))?;
         // Who sent it and whether openraft can take it, before a byte is written.
         let leader = *header.vote.leader_id().node_id();
         let checked = sender_is(&caller, leader, "InstallSnapshot")
@@ -369,10 +437,10 @@ impl RaftService for RaftRpc {
                 let committed = super::metrics(&self.raft).local_committed;
                 check_snapshot_against_committed(&header, committed.as_ref())
             });
-        if let Err(status) = checked {
+        if let Err(e) = checked {
             return Err(self
                 .refusals
-                .refuse(&caller, "ironlog.v1.Raft/InstallSnapshot", status));
+                .refuse(&caller, "ironlog.v1.Raft/InstallSnapshot", e.into()));
         }
         /// Removes the transfer file however the transfer ends: refused,
         /// failed, declined by openraft, or dropped half-way when the sender
@@ -408,10 +476,8 @@ impl RaftService for RaftRpc {
             Ok::<_, std::io::Error>(())
         }
         .await;
-        if let Err(e) = result {
-            return Err(Status::aborted(format!("receiving snapshot: {e}")));
-        }
-        let file = std::fs::File::open(&path).map_err(|e| Status::internal(e.to_string()))?;
+        result.map_err(PeerError::Receiving)?;
+        let file = std::fs::File::open(&path).map_err(|e| PeerError::Install(e.to_string()))?;
         let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotFile> {
             meta: header.meta,
             snapshot: SnapshotFile { path, file },
@@ -427,7 +493,7 @@ impl RaftService for RaftRpc {
             resp
         })
         .await
-        .map_err(|e| Status::internal(format!("installing snapshot: {e}")))?;
+        .map_err(|e| PeerError::Install(e.to_string()))?;
         Ok(encode(&resp.map_err(fatal)?))
     }
 
@@ -445,12 +511,10 @@ impl RaftService for RaftRpc {
         if let Some(from) = from {
             self.check_caller(caller, from, Claim::Member, "Forward")?;
         }
-        let refuse = |reason: String| {
-            Err(self.refusals.refuse(
-                caller,
-                "ironlog.v1.Raft/Forward",
-                Status::permission_denied(reason),
-            ))
+        let refuse = |e: PeerError| {
+            Err(self
+                .refusals
+                .refuse(caller, "ironlog.v1.Raft/Forward", e.into()))
         };
         match &cmd {
             Command::Cosign { node_id, .. } => {
@@ -463,18 +527,17 @@ impl RaftService for RaftRpc {
                         && own.as_deref() != Some(e.source.as_str())
                 });
                 if let Some(e) = forged {
-                    return refuse(format!(
-                        "a node may not append as source {:?}: it is another node's",
-                        e.source
-                    ));
+                    return refuse(PeerError::ForgedSource {
+                        source_name: e.source.clone(),
+                    });
                 }
             }
             Command::WitnessCosign { .. } => {}
             Command::Checkpoint | Command::SetWitnesses { .. } => {
                 if caller.kind != CallerKind::Insecure {
-                    return refuse(format!(
-                        "{cmd} is proposed by the leader itself, never forwarded"
-                    ));
+                    return refuse(PeerError::NotForwardable {
+                        command: cmd.to_string(),
+                    });
                 }
             }
         }
@@ -492,19 +555,16 @@ impl RaftService for RaftRpc {
                     self.refusals.refuse(
                         caller,
                         "ironlog.v1.Raft/Forward",
-                        Status::invalid_argument(format!("{what} refused at apply: {reason}")),
+                        PeerError::RefusedAtApply {
+                            what,
+                            reason: reason.to_string(),
+                        }
+                        .into(),
                     );
                 }
                 Ok(encode(&resp))
             }
-            Err(e @ ProposeError::NotLeader { .. }) => Err(Status::unavailable(e.to_string())),
-            // This leader is low on disk and handing over: the forwarding
-            // node retries, and reaches the next leader.
-            Err(ProposeError::DiskLow(low)) => Err(Status::unavailable(format!(
-                "{low}; leadership is moving to a node with space, retry shortly"
-            ))),
-            Err(e @ ProposeError::Fatal(_)) => Err(Status::internal(e.to_string())),
-            Err(e) => Err(Status::unavailable(e.to_string())),
+            Err(e) => Err(PeerError::Forward(e).into()),
         }
     }
 }
@@ -519,7 +579,7 @@ mod tests {
     fn a_message_is_accepted_only_from_the_node_it_names() {
         let node2 = Caller::node(2, None);
         assert!(sender_is(&node2, 2, "Vote").is_ok());
-        let e = sender_is(&node2, 3, "Vote").expect_err("another node");
+        let e = Status::from(sender_is(&node2, 3, "Vote").expect_err("another node"));
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         assert!(e.message().contains("node 3") && e.message().contains("node 2"));
         assert!(sender_is(&Caller::insecure(None), 3, "Vote").is_ok());
@@ -591,7 +651,7 @@ mod tests {
         };
         assert!(check_snapshot_header(&header(5, 5)).is_ok());
         assert!(check_snapshot_header(&header(5, 3)).is_ok());
-        let e = check_snapshot_header(&header(1, 9)).expect_err("beyond the vote");
+        let e = Status::from(check_snapshot_header(&header(1, 9)).expect_err("beyond the vote"));
         assert_eq!(e.code(), tonic::Code::InvalidArgument);
     }
 }

@@ -158,14 +158,24 @@ async fn the_analysis_node_answers_summarises_flags_and_categorises_with_proofs(
     let leader = c.leader().await;
     let analysis = c.start_analysis(model_path()).await;
     let mut ledger = c.ledger(leader).await;
-    ledger
+    let appended = ledger
         .append(proto::AppendRequest {
             events: sample(),
             wait_checkpoint: true,
         })
         .await
-        .expect("append");
+        .expect("append")
+        .into_inner();
     wait_indexed(&c, analysis, "what did frank do?", 6).await;
+    // The analysis node proves against the checkpoints it has applied,
+    // which trail the events it indexes: wait, as a later analyst would,
+    // until one covers the sample.
+    let mut on_analysis = c.ledger(analysis).await;
+    crate::common::wait_checkpoint(&mut on_analysis, &c.vkeys[..3], |size, _| {
+        size >= appended.tree_size
+    })
+    .await
+    .expect("the analysis node applies a checkpoint covering the sample");
     let endpoint = c.addr(analysis);
     let mut client = c.analysis(analysis).await;
 
