@@ -894,11 +894,7 @@ async fn cosign(cosigner: &Cosigner, size: u64) -> bool {
     }
     // Only voters' signatures count; a node still joining as a learner
     // (or removed) would only have its signature refused at apply.
-    let is_voter = crate::raft::metrics(proposer.raft())
-        .membership_config
-        .membership()
-        .voter_ids()
-        .any(|id| id == node_id);
+    let is_voter = crate::raft::view(proposer.raft()).is_voter(node_id);
     if !is_voter {
         tracing::debug!(size, "not a voter: not signing");
         return true;

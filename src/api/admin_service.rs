@@ -6,8 +6,7 @@ use tonic::{Request, Response, Status};
 use super::error::ApiError;
 use crate::proto::admin_server::Admin;
 use crate::proto::{self as pb};
-use crate::raft::types::Metrics;
-use crate::raft::{Network, PeerInfo, Raft};
+use crate::raft::{Network, NodeView, PeerInfo, Raft};
 
 pub struct AdminApi {
     raft: Raft,
@@ -37,17 +36,15 @@ impl AdminApi {
 /// How long AddLearner waits for the joining node's TLS handshake, ms.
 const JOIN_PROBE_MS: u64 = 3_000;
 
-fn members(m: &Metrics) -> Vec<pb::Member> {
-    let membership = m.membership_config.membership();
-    let voters: BTreeSet<u64> = membership.voter_ids().collect();
-    membership
-        .nodes()
-        .map(|(id, node)| pb::Member {
-            id: *id,
-            addr: node.addr.clone(),
-            voter: voters.contains(id),
-            verifier_key: node.verifier_key.clone(),
-            client_addr: node.client_addr.clone(),
+fn members(v: &NodeView) -> Vec<pb::Member> {
+    v.members
+        .iter()
+        .map(|m| pb::Member {
+            id: m.id,
+            addr: m.peer.addr.clone(),
+            voter: m.voter,
+            verifier_key: m.peer.verifier_key.clone(),
+            client_addr: m.peer.client_addr.clone(),
         })
         .collect()
 }
@@ -58,7 +55,7 @@ impl Admin for AdminApi {
         &self,
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let m = crate::raft::metrics(&self.raft);
+        let v = crate::raft::view(&self.raft);
         let store = self.store.get()?;
         let origin = store.origin().to_string();
         let (size, root, checkpoint_size) = tokio::task::spawn_blocking(move || {
@@ -69,26 +66,20 @@ impl Admin for AdminApi {
         })
         .await
         .map_err(ApiError::from)??;
-        let leader_addr = m
-            .current_leader
-            .and_then(|id| {
-                m.membership_config
-                    .membership()
-                    .get_node(&id)
-                    .map(|n| n.addr.clone())
-            })
-            .unwrap_or_default();
         Ok(Response::new(pb::StatusResponse {
-            node_id: m.id,
-            role: crate::raft::role_name(&m).to_string(),
-            term: m.current_term,
-            leader_id: m.current_leader.unwrap_or(0),
-            leader_addr,
-            commit_index: m.cluster_committed.as_ref().map_or(0, |l| l.index),
-            applied_index: m.last_applied.as_ref().map_or(0, |l| l.index),
+            node_id: v.id,
+            role: v.role.to_string(),
+            term: v.term,
+            leader_id: v.leader.unwrap_or(0),
+            leader_addr: v
+                .leader_member()
+                .map(|m| m.peer.addr.clone())
+                .unwrap_or_default(),
+            commit_index: v.commit_index,
+            applied_index: v.applied_index,
             tree_size: size,
             root_hash: root.to_vec(),
-            members: members(&m),
+            members: members(&v),
             origin,
             checkpoint_size,
         }))
@@ -126,13 +117,11 @@ impl Admin for AdminApi {
         if !key.is_empty() {
             crate::ledger::checkpoint::parse_verifier(key)
                 .map_err(|e| ApiError::BadVerifierKey(e.to_string()))?;
-            let m = crate::raft::metrics(&self.raft);
-            let taken = m
-                .membership_config
-                .membership()
-                .nodes()
-                .find(|(id, n)| **id != req.id && n.verifier_key.trim() == key)
-                .map(|(id, _)| *id);
+            let taken = crate::raft::view(&self.raft)
+                .members
+                .iter()
+                .find(|m| m.id != req.id && m.peer.verifier_key.trim() == key)
+                .map(|m| m.id);
             if let Some(owner) = taken {
                 return Err(ApiError::VerifierKeyTaken { owner }.into());
             }
@@ -163,7 +152,7 @@ impl Admin for AdminApi {
         };
         crate::raft::add_learner(&self.raft, req.id, node).await?;
         Ok(Response::new(pb::MembershipResponse {
-            members: members(&crate::raft::metrics(&self.raft)),
+            members: members(&crate::raft::view(&self.raft)),
         }))
     }
 
@@ -178,7 +167,7 @@ impl Admin for AdminApi {
         let voters: BTreeSet<u64> = req.voters.into_iter().collect();
         crate::raft::change_membership(&self.raft, voters, req.retain).await?;
         Ok(Response::new(pb::MembershipResponse {
-            members: members(&crate::raft::metrics(&self.raft)),
+            members: members(&crate::raft::view(&self.raft)),
         }))
     }
 }

@@ -79,16 +79,14 @@ impl LedgerApi {
         if from_node && req.metadata().contains_key(FORWARDED_HEADER) {
             return Ok(None);
         }
-        let m = crate::raft::metrics(self.proposer.raft());
-        let leader = m.current_leader.ok_or(ApiError::NoLeader)?;
-        if leader == m.id {
+        let v = crate::raft::view(self.proposer.raft());
+        let leader = v.leader.ok_or(ApiError::NoLeader)?;
+        if leader == v.id {
             return Ok(None);
         }
-        let addr = m
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.client_addr.clone())
+        let addr = v
+            .leader_member()
+            .map(|m| m.peer.client_addr.clone())
             .filter(|a| !a.is_empty())
             .ok_or(ApiError::LeaderUnaddressed { leader })?;
         // As a node, over the node's own TLS channel to the leader's client

@@ -1,7 +1,8 @@
 //! Everything openraft: the type configuration, the redb log store, the state
 //! machine adapter over [`crate::storage::ledger_store`], the tonic network,
 //! the internal Raft gRPC service, and the [`handover`] of leadership by a
-//! node low on disk. No other module names an openraft type.
+//! node low on disk. No other module names an openraft type: they read
+//! this node's state through [`view`].
 //!
 //! # What goes through the log
 //! [`Command::Append`] batches (one Raft entry each, applied atomically),
@@ -26,12 +27,14 @@ pub mod network;
 pub mod proposer;
 pub mod service;
 pub mod state_machine;
+pub mod view;
 
 pub use log_store::LogStore;
 pub use network::Network;
 pub use proposer::{ProposeError, Proposer};
 pub use service::PeerError;
 pub use state_machine::StateMachine;
+pub use view::{view, Member, NodeView};
 
 /// A node's id: non-zero, unique in the cluster.
 pub type NodeId = u64;
@@ -233,7 +236,7 @@ pub async fn change_membership(
 }
 
 /// A node's Raft role, as the Status call names it.
-pub fn role_name(m: &types::Metrics) -> &'static str {
+fn role_name(m: &types::Metrics) -> &'static str {
     match m.state {
         openraft::ServerState::Leader => "leader",
         openraft::ServerState::Follower => "follower",
