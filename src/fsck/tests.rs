@@ -1,0 +1,267 @@
+//! [`check`] end to end: ledgers written by the store, then changed through
+//! redb the way a flipped bit would change them.
+
+use std::path::Path;
+
+use redb::{Database, Key, TableDefinition, Value};
+
+use super::*;
+use crate::ledger::checkpoint::{generate_key, CheckpointBody, NoteSigner};
+use crate::ledger::event::{Actor, Event, LeafRecord, Outcome};
+use crate::ledger::merkle;
+use crate::storage::ledger_store::{LedgerStore, Op, CHECKPOINTS, ENTRIES, HASHES, SIGNATURES};
+
+const ORIGIN: &str = "test.example/fsck";
+
+fn event(n: u64) -> Event {
+    Event {
+        time_unix_nanos: 1_700_000_000_000_000_000 + n as i64,
+        actor: Actor {
+            id: format!("user{}", n % 3),
+            ..Actor::default()
+        },
+        action: "db.read".into(),
+        resource: format!("table{}", n % 5),
+        outcome: Outcome::Success,
+        source: "payments-api".into(),
+        details: serde_json::Map::new(),
+        idempotency_key: n.is_multiple_of(2).then(|| format!("k{n}")),
+    }
+}
+
+fn signer() -> NoteSigner {
+    let (skey, _) = generate_key(ORIGIN).expect("keygen");
+    NoteSigner::from_skey(&skey).expect("signer")
+}
+
+/// A data dir holding `batches` batches of `per_batch` events, each
+/// followed by a checkpoint that `signer` signs; closed cleanly.
+fn ledger(signer: &NoteSigner, batches: u64, per_batch: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LedgerStore::open(&dir.path().join(LEDGER_FILE), ORIGIN).expect("store");
+    let mut n = 0;
+    for batch in 0..batches {
+        let events = (0..per_batch)
+            .map(|_| {
+                n += 1;
+                event(n)
+            })
+            .collect();
+        let append = Op::Append {
+            events,
+            commit_time_unix_nanos: 1_700_000_000_000_000_000 + batch as i64,
+        };
+        store
+            .apply(&[append, Op::Checkpoint], None, None)
+            .expect("append");
+        let checkpoint = store
+            .checkpoint_at(store.tree_size().expect("size"))
+            .expect("checkpoint");
+        let cosign = Op::Cosign {
+            size: checkpoint.body.size,
+            line: signer.sign(&checkpoint.body).expect("sign"),
+            verifier_key: signer.verifier_key(),
+        };
+        store.apply(&[cosign], None, None).expect("cosign");
+    }
+    dir
+}
+
+fn trusting(signer: &NoteSigner) -> FsckOptions {
+    FsckOptions {
+        extra_vkeys: vec![signer.verifier_key()],
+        redb_check: true,
+    }
+}
+
+/// Overwrites one row the way a bit flip would, but through redb, so
+/// only fsck's own checks can notice.
+fn overwrite<K: Key + 'static, V: Value + 'static>(
+    dir: &Path,
+    def: TableDefinition<K, V>,
+    key: K::SelfType<'_>,
+    value: V::SelfType<'_>,
+) {
+    let db = Database::open(dir.join(LEDGER_FILE)).expect("open");
+    let txn = db.begin_write().expect("write");
+    {
+        let mut table = txn.open_table(def).expect("table");
+        assert!(table.insert(key, value).expect("insert").is_some());
+    }
+    txn.commit().expect("commit");
+}
+
+fn kinds(report: &FsckReport) -> Vec<(ProblemKind, Option<u64>, Option<u64>)> {
+    report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.leaf_index, p.checkpoint_size))
+        .collect()
+}
+
+#[test]
+fn a_clean_ledger_passes_counts_everything_and_is_left_unchanged() {
+    let signer = signer();
+    let dir = ledger(&signer, 3, 7);
+    let file = dir.path().join(LEDGER_FILE);
+    let before = std::fs::read(&file).expect("read");
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert!(report.is_ok(), "{:#?}", report.problems);
+    assert_eq!(report.tree_size, 21);
+    assert_eq!(report.entries_checked, 21);
+    assert_eq!(report.hashes_checked, merkle::stored_hash_count(21));
+    assert_eq!(report.checkpoints_checked, 3);
+    assert_eq!(report.signatures_checked, 3);
+    assert_eq!(report.signatures_verified, 3);
+    // Four query indexes per leaf, plus the ten leaves with a key.
+    assert_eq!(report.index_rows_checked, 4 * 21 + 10);
+    assert_eq!(report.origin.as_deref(), Some(ORIGIN));
+    assert_eq!(report.redb_check, RedbCheck::Passed);
+    assert!(!report.recovered_copy);
+    assert_eq!(std::fs::read(&file).expect("read"), before, "fsck wrote");
+}
+
+#[test]
+fn a_signature_by_a_key_nobody_vouches_for_is_a_problem() {
+    let signer = signer();
+    let dir = ledger(&signer, 2, 3);
+    let report = check(dir.path(), &FsckOptions::default()).expect("fsck runs");
+    assert_eq!(
+        kinds(&report),
+        [
+            (ProblemKind::SignatureUnknownKey, None, Some(3)),
+            (ProblemKind::SignatureUnknownKey, None, Some(6)),
+        ]
+    );
+    assert_eq!(report.first_bad_leaf, None);
+}
+
+#[test]
+fn a_changed_leaf_hash_names_its_leaf_once() {
+    let signer = signer();
+    let dir = ledger(&signer, 2, 8);
+    overwrite(
+        dir.path(),
+        HASHES,
+        merkle::stored_hash_index(0, 5),
+        &[7u8; 32],
+    );
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert_eq!(
+        kinds(&report),
+        [(ProblemKind::LeafHashMismatch, Some(5), None)]
+    );
+    assert_eq!(report.first_bad_leaf, Some(5));
+}
+
+#[test]
+fn a_changed_interior_hash_names_the_leaf_that_completed_it() {
+    let signer = signer();
+    let dir = ledger(&signer, 2, 8);
+    // Level 2, third node: leaves 8..=11, completed by leaf 11.
+    overwrite(
+        dir.path(),
+        HASHES,
+        merkle::stored_hash_index(2, 2),
+        &[7u8; 32],
+    );
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert_eq!(
+        kinds(&report),
+        [(ProblemKind::HashMismatch, Some(11), None)]
+    );
+}
+
+#[test]
+fn a_changed_entry_is_the_first_bad_leaf_and_its_index_rows_disagree() {
+    let signer = signer();
+    let dir = ledger(&signer, 2, 8);
+    let mut record = LeafRecord::decode(
+        &LedgerStore::open(&dir.path().join(LEDGER_FILE), ORIGIN)
+            .expect("store")
+            .entries(9, 10)
+            .expect("leaf")
+            .0[0]
+            .1,
+    )
+    .expect("decodes");
+    record.event.actor.id = "mallory".into();
+    overwrite(dir.path(), ENTRIES, 9, record.encode().as_slice());
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert_eq!(
+        kinds(&report),
+        [
+            (ProblemKind::LeafHashMismatch, Some(9), None),
+            (ProblemKind::IndexRow, Some(9), None),
+        ]
+    );
+    assert!(report.problems[0]
+        .message
+        .starts_with("stored entry hashes to "));
+}
+
+#[test]
+fn a_changed_checkpoint_or_signature_names_its_size() {
+    let signer = signer();
+    let dir = ledger(&signer, 2, 4);
+    let body = CheckpointBody {
+        origin: ORIGIN.into(),
+        size: 4,
+        root: [1; 32],
+    };
+    overwrite(dir.path(), CHECKPOINTS, 4, body.to_text().as_bytes());
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert_eq!(
+        kinds(&report),
+        [
+            (ProblemKind::CheckpointRoot, None, Some(4)),
+            (ProblemKind::SignatureInvalid, None, Some(4)),
+        ]
+    );
+
+    let dir = ledger(&signer, 2, 4);
+    let key = (8, signer.key_id());
+    overwrite(dir.path(), SIGNATURES, key, "not a signature line\n");
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert_eq!(
+        kinds(&report),
+        [(ProblemKind::SignatureMalformed, None, Some(8))]
+    );
+}
+
+#[test]
+fn a_running_store_is_locked_and_other_dirs_are_refused() {
+    let signer = signer();
+    let dir = ledger(&signer, 1, 1);
+    let held = LedgerStore::open(&dir.path().join(LEDGER_FILE), ORIGIN).expect("store");
+    let err = check(dir.path(), &FsckOptions::default()).expect_err("locked");
+    assert!(matches!(err, FsckError::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains("is the node still running?"),
+        "{err}"
+    );
+    drop(held);
+
+    let missing = dir.path().join("nope");
+    let err = check(&missing, &FsckOptions::default()).expect_err("missing");
+    assert!(matches!(err, FsckError::NoDataDir { .. }), "{err}");
+    let empty = tempfile::tempdir().expect("tempdir");
+    let err = check(empty.path(), &FsckOptions::default()).expect_err("empty");
+    assert!(matches!(err, FsckError::NotDataDir { .. }), "{err}");
+    let bad_key = FsckOptions {
+        extra_vkeys: vec!["not a key".into()],
+        redb_check: false,
+    };
+    let err = check(dir.path(), &bad_key).expect_err("bad key");
+    assert!(matches!(err, FsckError::BadVkey(_)), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_redb_is_reported_without_panicking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(LEDGER_FILE), vec![0x5a; 64 * 1024]).expect("write");
+    match check(dir.path(), &FsckOptions::default()) {
+        Ok(report) => assert!(!report.is_ok(), "{report:#?}"),
+        Err(e) => assert!(!matches!(e, FsckError::Locked { .. }), "{e}"),
+    }
+}

@@ -1,0 +1,155 @@
+//! The ledger state on redb: leaves, stored Merkle hashes, checkpoints, their
+//! signatures, idempotency keys and query indexes.
+//!
+//! # What it owns
+//! One redb file per node (`ledger.redb`). It knows nothing of Raft: the
+//! consensus layer hands it ordered [`Op`]s plus an opaque "applied" marker and
+//! membership blob, and it applies them in one write transaction.
+//!
+//! # Invariants
+//! - Leaf `i` is stored only when the tree size is `i` (asserted).
+//! - Every leaf and the stored hashes it adds are written in the transaction
+//!   that advances the tree size, so a reader never sees a leaf without the
+//!   hashes covering it.
+//! - Checkpoint sizes only grow, and a checkpoint's root is recomputed from the
+//!   stored hashes and read back before it is stored.
+//! - A signature is stored only if it verifies over the stored body.
+//! - Every batch is checked with
+//!   [`batch::validate_batch`](crate::ledger::batch::validate_batch) where it is
+//!   applied, whatever path its command took into the log; a refused batch
+//!   changes nothing ([`OpResult::Refused`]).
+//! - Witness cosignatures live in their own table, apart from voter
+//!   signatures, so they never count towards the voter quorum; a note shows
+//!   the voter signatures first, then the witness cosignatures. A witness
+//!   cosignature is accepted only from a key in the replicated witness set
+//!   ([`Op::SetWitnesses`]), one per key and checkpoint.
+//! - A checkpoint carries at most
+//!   [`CHECKPOINT_SIGNATURE_LINES_MAX`](crate::limits::CHECKPOINT_SIGNATURE_LINES_MAX)
+//!   lines, of which at most
+//!   [`CHECKPOINT_WITNESS_LINES_MAX`](crate::limits::CHECKPOINT_WITNESS_LINES_MAX)
+//!   are witnesses', so
+//!   its note always opens (signed_note refuses more than 100).
+//! - Only a checkpoint with a quorum of voter signatures is ever "latest".
+//!
+//! # Crash semantics
+//! Each [`LedgerStore::apply`] is one transaction, made durable by the next
+//! `Immediate` commit ([`LedgerStore::flush`], which every snapshot export runs
+//! first). After a crash the store is exactly as of some earlier `apply`, never
+//! older than the last snapshot, and the Raft layer re-applies the committed
+//! log (kept behind that snapshot) from the stored "applied" marker.
+//!
+//! # Snapshots
+//! A snapshot is the leaves, checkpoints, signatures, witness cosignatures and
+//! metadata, streamed to a file. Installing one rebuilds hashes and indexes from the leaves and
+//! refuses it if any checkpoint root does not match, any voter signature by
+//! a voter of the snapshot's own membership or any witness cosignature does
+//! not verify, or a checkpoint carries too many lines, so a corrupt or
+//! forged snapshot cannot replace a good state.
+//!
+//! # Layout
+//! - `mod.rs`: [`LedgerStore`] itself: opening the file (and creating its
+//!   tables), the origin, the metadata as it stands.
+//! - `error.rs`: [`StoreError`], and how redb's errors become one.
+//! - `tables.rs`: the redb table definitions (`fsck` reads the file with
+//!   the same ones), and stored hashes read as a Merkle
+//!   [`HashStore`](crate::ledger::merkle::HashStore).
+//! - `meta.rs`: [`StateMeta`], the one metadata row, and reading it.
+//! - `op.rs`: [`Op`] and [`OpResult`]: the commands applied in log order and
+//!   what each one did.
+//! - `writer.rs`: the append and commit path: [`LedgerStore::apply`] and
+//!   [`LedgerStore::flush`], the tables of one write transaction, and a leaf
+//!   stored with its hashes and index rows.
+//! - `checkpoints.rs`: cutting checkpoints, voter signatures and how many
+//!   lines a note may carry, and reading checkpoints back
+//!   ([`StoredCheckpoint`], the newest one with a quorum).
+//! - `witness.rs`: the replicated witness set ([`WitnessKeys`]) and witness
+//!   cosignatures.
+//! - `query.rs`: pages of leaves, and queries over the index tables
+//!   ([`QueryFilter`], [`QueryPage`]).
+//! - `tree.rs`: reads of the Merkle tree: roots, inclusion and consistency
+//!   proofs, tlog tiles ([`TileRead`]).
+//! - `snapshot.rs`: snapshot export and import, the record format, and the
+//!   checks a snapshot must pass before it replaces the state.
+//! - `tests.rs` (test builds only): the store's unit tests, which share one
+//!   fixture (a store with a signed checkpoint) across these concerns.
+
+mod checkpoints;
+mod error;
+mod meta;
+mod op;
+mod query;
+mod snapshot;
+mod tables;
+#[cfg(test)]
+mod tests;
+mod tree;
+mod witness;
+mod writer;
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase};
+
+use meta::read_meta;
+
+pub use checkpoints::StoredCheckpoint;
+pub use error::StoreError;
+pub use meta::StateMeta;
+pub use op::{Op, OpResult};
+pub use query::{Leaves, QueryFilter, QueryPage};
+pub(crate) use tables::{
+    CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE,
+    META, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
+};
+pub use tree::TileRead;
+pub use witness::{same_witness_keys, WitnessKeys};
+
+/// The ledger file's name inside a node's data dir.
+pub const LEDGER_FILE: &str = "ledger.redb";
+
+/// The redb-backed ledger state of one node.
+pub struct LedgerStore {
+    db: Database,
+    /// The checkpoint origin line; fixed for the life of the log.
+    origin: String,
+}
+
+impl LedgerStore {
+    /// Opens (or creates) the store at `path` for a log named `origin`.
+    pub fn open(path: &Path, origin: &str) -> Result<Self, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(ENTRIES)?;
+            txn.open_table(HASHES)?;
+            txn.open_table(META)?;
+            txn.open_table(CHECKPOINTS)?;
+            txn.open_table(SIGNATURES)?;
+            txn.open_table(WITNESS_COSIGNATURES)?;
+            txn.open_table(IDEMPOTENCY)?;
+            txn.open_table(IDX_ACTOR)?;
+            txn.open_table(IDX_ACTION)?;
+            txn.open_table(IDX_RESOURCE)?;
+            txn.open_table(IDX_OUTCOME)?;
+        }
+        txn.commit()?;
+        Ok(Self {
+            db,
+            origin: origin.to_string(),
+        })
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The current metadata (applied marker, membership, tree size).
+    pub fn meta(&self) -> Result<StateMeta, StoreError> {
+        let txn = self.db.begin_read()?;
+        read_meta(&txn.open_table(META)?)
+    }
+
+    pub fn tree_size(&self) -> Result<u64, StoreError> {
+        Ok(self.meta()?.tree_size)
+    }
+}

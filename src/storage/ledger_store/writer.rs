@@ -1,0 +1,203 @@
+//! The append and commit path: one write transaction per apply, its
+//! tables, the dispatch of each [`Op`], and a leaf stored at the end of the
+//! tree with its hashes and index rows.
+
+use redb::{Durability, ReadableTable, WriteTransaction};
+
+use super::meta::read_meta;
+use super::tables::{
+    TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
+    IDX_RESOURCE, META, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
+};
+use super::{LedgerStore, Op, OpResult, StateMeta, StoreError};
+use crate::ledger::batch;
+use crate::ledger::event::{Event, LeafRecord};
+use crate::ledger::merkle;
+
+impl LedgerStore {
+    /// Applies `ops` in order in one durable transaction and records
+    /// `applied`/`membership` (when given) as of the last op.
+    pub fn apply(
+        &self,
+        ops: &[Op],
+        applied: Option<Vec<u8>>,
+        membership: Option<Vec<u8>>,
+    ) -> Result<Vec<OpResult>, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        // Not fsync'd here: every applied entry is already durable in a
+        // quorum's Raft logs and in this node's own, and is re-applied from
+        // there after a crash. `export_snapshot` makes the state durable
+        // before the Raft log behind it may be purged.
+        txn.set_durability(Durability::None)?;
+        let results = {
+            let mut w = Writer::open(&txn, &self.origin)?;
+            let mut results = Vec::with_capacity(ops.len());
+            for op in ops {
+                results.push(w.apply(op)?);
+            }
+            if applied.is_some() {
+                w.meta.applied = applied;
+            }
+            if membership.is_some() {
+                w.meta.membership = membership;
+            }
+            w.save_meta()?;
+            results
+        };
+        txn.commit()?;
+        Ok(results)
+    }
+
+    /// Makes every earlier `apply` durable (one fsync).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            // A write, so the commit is not skipped as empty.
+            let mut w = Writer::open(&txn, &self.origin)?;
+            w.save_meta()?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// The tables of one write transaction, and the metadata as it evolves.
+pub(super) struct Writer<'t> {
+    pub(super) origin: &'t str,
+    entries: redb::Table<'t, u64, &'static [u8]>,
+    pub(super) hashes: redb::Table<'t, u64, &'static [u8; 32]>,
+    meta_table: redb::Table<'t, &'static str, &'static [u8]>,
+    pub(super) checkpoints: redb::Table<'t, u64, &'static [u8]>,
+    pub(super) signatures: redb::Table<'t, (u64, u32), &'static str>,
+    pub(super) witness_cosignatures: redb::Table<'t, (u64, u32), (&'static str, &'static str)>,
+    idempotency: redb::Table<'t, (&'static str, &'static str), u64>,
+    idx_actor: redb::Table<'t, (&'static str, u64), ()>,
+    idx_action: redb::Table<'t, (&'static str, u64), ()>,
+    idx_resource: redb::Table<'t, (&'static str, u64), ()>,
+    idx_outcome: redb::Table<'t, (u8, u64), ()>,
+    pub(super) meta: StateMeta,
+}
+
+impl<'t> Writer<'t> {
+    pub(super) fn open(txn: &'t WriteTransaction, origin: &'t str) -> Result<Self, StoreError> {
+        let meta_table = txn.open_table(META)?;
+        let meta = read_meta(&meta_table)?;
+        Ok(Self {
+            origin,
+            entries: txn.open_table(ENTRIES)?,
+            hashes: txn.open_table(HASHES)?,
+            meta_table,
+            checkpoints: txn.open_table(CHECKPOINTS)?,
+            signatures: txn.open_table(SIGNATURES)?,
+            witness_cosignatures: txn.open_table(WITNESS_COSIGNATURES)?,
+            idempotency: txn.open_table(IDEMPOTENCY)?,
+            idx_actor: txn.open_table(IDX_ACTOR)?,
+            idx_action: txn.open_table(IDX_ACTION)?,
+            idx_resource: txn.open_table(IDX_RESOURCE)?,
+            idx_outcome: txn.open_table(IDX_OUTCOME)?,
+            meta,
+        })
+    }
+
+    pub(super) fn save_meta(&mut self) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(&self.meta).expect("meta serialises");
+        self.meta_table.insert(META_STATE, bytes.as_slice())?;
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<OpResult, StoreError> {
+        match op {
+            Op::Append {
+                events,
+                commit_time_unix_nanos,
+            } => self.append(events, *commit_time_unix_nanos),
+            Op::Checkpoint => Ok(OpResult::Checkpointed {
+                size: self.checkpoint()?.map(|b| b.size),
+            }),
+            Op::Cosign {
+                size,
+                line,
+                verifier_key,
+            } => self.cosign(*size, line, verifier_key),
+            Op::WitnessCosign {
+                size,
+                line,
+                verifier_key,
+            } => self.witness_cosign(*size, line, verifier_key),
+            Op::SetWitnesses { verifier_keys } => self.set_witnesses(verifier_keys),
+            Op::Refuse { reason } => Ok(OpResult::refused(reason)),
+            Op::Nothing => Ok(OpResult::Nothing),
+        }
+    }
+
+    fn append(&mut self, events: &[Event], commit_time: i64) -> Result<OpResult, StoreError> {
+        // The one gate: checked before anything is written, so a refused
+        // batch leaves no leaf, index or idempotency key behind.
+        if let Err(e) = batch::validate_batch(events, commit_time) {
+            return Ok(OpResult::refused(e));
+        }
+        // Commit times never go backwards even if leaders' clocks disagree.
+        let commit_time = commit_time.max(self.meta.last_commit_time_unix_nanos);
+        let mut indices = Vec::with_capacity(events.len());
+        let mut deduplicated = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(key) = &event.idempotency_key {
+                if let Some(index) = self
+                    .idempotency
+                    .get((event.source.as_str(), key.as_str()))?
+                {
+                    indices.push(index.value());
+                    deduplicated.push(true);
+                    continue;
+                }
+            }
+            let record = LeafRecord {
+                index: self.meta.tree_size,
+                commit_time_unix_nanos: commit_time,
+                event: event.clone(),
+            };
+            let index = self.add_leaf(&record.encode(), &record)?;
+            indices.push(index);
+            deduplicated.push(false);
+        }
+        self.meta.last_commit_time_unix_nanos = commit_time;
+        Ok(OpResult::Appended {
+            indices,
+            deduplicated,
+            tree_size: self.meta.tree_size,
+        })
+    }
+
+    /// Stores one leaf at the end of the tree, with its hashes and indexes.
+    pub(super) fn add_leaf(&mut self, leaf: &[u8], record: &LeafRecord) -> Result<u64, StoreError> {
+        let index = self.meta.tree_size;
+        assert_eq!(
+            record.index, index,
+            "a leaf index equals the tree size before append"
+        );
+        let hashes =
+            merkle::hashes_to_store(index, &merkle::leaf_hash(leaf), &TableHashes(&self.hashes))?;
+        assert_eq!(
+            hashes.first().map(|h| h.0),
+            Some(merkle::stored_hash_index(0, index)),
+            "the first stored hash of a leaf is its own"
+        );
+        for (i, h) in &hashes {
+            self.hashes.insert(*i, h)?;
+        }
+        self.entries.insert(index, leaf)?;
+        let e = &record.event;
+        self.idx_actor.insert((e.actor.id.as_str(), index), ())?;
+        self.idx_action.insert((e.action.as_str(), index), ())?;
+        self.idx_resource.insert((e.resource.as_str(), index), ())?;
+        self.idx_outcome.insert((e.outcome.code(), index), ())?;
+        if let Some(key) = &e.idempotency_key {
+            self.idempotency
+                .insert((e.source.as_str(), key.as_str()), index)?;
+        }
+        self.meta.tree_size = index + 1;
+        self.meta.last_commit_time_unix_nanos = record.commit_time_unix_nanos;
+        Ok(index)
+    }
+}
