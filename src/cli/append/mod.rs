@@ -3,46 +3,40 @@
 //! A file is read, parsed and validated in full before the first batch is
 //! sent, so a bad line never leaves half a file in the ledger. Batches respect
 //! both the event and the byte limit of one `Append` call.
+//!
+//! # Layout
+//! - `mod.rs`: the command: its flags, one event from flags, the report.
+//! - `input.rs`: a JSON-lines file read and validated in full, within its
+//!   line and file limits.
+//! - `batcher.rs`: events gathered in order into `Append` batches within the
+//!   event, byte and idempotency-key rules.
+//! - `sender.rs`: one `Append` call (retried when safe), and one batch of a
+//!   longer run; `ingest` sends through it too.
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod batcher;
+mod input;
+mod sender;
+
+use std::path::PathBuf;
 
 use clap::Args;
-use prost::Message;
 use serde_json::{Map, Value};
 
 use super::audit::{load_policy, write_atomic};
 use super::client::{self, StatusError};
 use super::output::{print_json, print_line};
 use super::{CliError, Global};
-use crate::api::convert::event_to_proto;
 use crate::clock::now_unix_nanos;
-use crate::ingest::event_json::{non_empty, parse_line, parse_outcome, parse_rfc3339};
+use crate::ingest::event_json::{non_empty, parse_outcome, parse_rfc3339};
 use crate::ledger::bundle::{self, BundleVerdict, TlogProof};
 use crate::ledger::event::{Actor, Event};
 use crate::limits;
 use crate::proto;
 use crate::proto::ledger_client::LedgerClient;
 
-/// Longest input line, bytes: the largest leaf with room for JSON escaping.
-pub const LINE_BYTES_MAX: usize = 2 * limits::LEAF_BYTES_MAX;
-
-/// Largest input file, bytes. The whole file is held in memory until every
-/// line has been validated; beyond this, split the file.
-pub const FILE_BYTES_MAX: usize = 256 * 1024 * 1024;
-
-/// Default events per `Append` call: big enough to amortise a Raft commit,
-/// half the server's limit so a batch of large events stays under the bytes cap.
-pub const BATCH_EVENTS_DEFAULT: usize = 500;
-
-/// Bytes of an `Append` request left for framing beyond the events themselves.
-const BATCH_FRAMING_BYTES: usize = 64 * 1024;
-
-const _: () = assert!(BATCH_EVENTS_DEFAULT <= limits::BATCH_EVENTS_MAX);
-const _: () = assert!(LINE_BYTES_MAX < FILE_BYTES_MAX);
-const _: () = assert!(limits::LEAF_BYTES_MAX + BATCH_FRAMING_BYTES < limits::BATCH_BYTES_MAX);
+pub use batcher::{batches, Batcher, BATCH_EVENTS_DEFAULT};
+pub use input::{parse_lines, read_file, FILE_BYTES_MAX, LINE_BYTES_MAX};
+pub use sender::{append_batch, send_batch};
 
 #[derive(Debug, Args)]
 pub struct AppendArgs {
@@ -216,78 +210,6 @@ fn receipts_to_proofs(response: &proto::AppendResponse) -> Result<Vec<TlogProof>
         .collect()
 }
 
-/// Reads and validates every line of `path` (`-` is stdin).
-pub fn read_file(path: &Path, now_unix_nanos: i64) -> Result<Vec<Event>, AppendError> {
-    let read_error = |source| AppendError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let events = if path == Path::new("-") {
-        parse_lines(
-            BufReader::new(std::io::stdin().lock()),
-            path,
-            now_unix_nanos,
-        )?
-    } else {
-        let file = std::fs::File::open(path).map_err(read_error)?;
-        parse_lines(BufReader::new(file), path, now_unix_nanos)?
-    };
-    if events.is_empty() {
-        return Err(AppendError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(events)
-}
-
-/// Parses JSON lines, skipping blank ones; line numbers start at 1.
-pub fn parse_lines(
-    mut reader: impl BufRead,
-    path: &Path,
-    now_unix_nanos: i64,
-) -> Result<Vec<Event>, AppendError> {
-    let mut events = Vec::new();
-    let mut total_bytes = 0usize;
-    let mut buf = Vec::new();
-    for line in 1.. {
-        buf.clear();
-        let read = (&mut reader)
-            .take(LINE_BYTES_MAX as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| AppendError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if read == 0 {
-            break;
-        }
-        total_bytes += read;
-        if total_bytes > FILE_BYTES_MAX {
-            return Err(AppendError::FileTooLarge {
-                path: path.to_path_buf(),
-                max: FILE_BYTES_MAX,
-            });
-        }
-        if buf.len() > LINE_BYTES_MAX {
-            return Err(AppendError::Line {
-                line,
-                reason: format!("longer than {LINE_BYTES_MAX} bytes"),
-            });
-        }
-        let text = std::str::from_utf8(&buf).map_err(|_| AppendError::Line {
-            line,
-            reason: "not valid UTF-8".into(),
-        })?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let event = parse_line(text, now_unix_nanos)
-            .map_err(|reason| AppendError::Line { line, reason })?;
-        events.push(event);
-    }
-    Ok(events)
-}
-
 fn event_from_flags(args: &AppendArgs, now_unix_nanos: i64) -> Result<Event, AppendError> {
     let flag = |flag: &'static str| move |reason: String| AppendError::Flag { flag, reason };
     let required = |value: &Option<String>, name: &'static str| {
@@ -328,132 +250,6 @@ fn event_from_flags(args: &AppendArgs, now_unix_nanos: i64) -> Result<Event, App
         .validate()
         .map_err(|e| AppendError::Invalid(e.to_string()))?;
     Ok(event)
-}
-
-/// Splits events into batches of at most `batch_events` events and at most
-/// the server's byte limit, keeping their order.
-pub fn batches(events: &[Event], batch_events: usize) -> Vec<Vec<proto::Event>> {
-    let mut batcher = Batcher::new(batch_events);
-    let mut batches: Vec<_> = events.iter().filter_map(|e| batcher.push(e)).collect();
-    batches.extend(batcher.finish());
-    batches
-}
-
-/// Gathers events, in order, into `Append` batches within the event count,
-/// the server's byte limit, and one event per `(source, idempotency key)`:
-/// the server refuses a batch holding a key twice, while across batches it
-/// answers the second with the first's index.
-pub struct Batcher {
-    batch_events: usize,
-    current: Vec<proto::Event>,
-    current_bytes: usize,
-    keys: HashSet<(String, String)>,
-}
-
-impl Batcher {
-    pub fn new(batch_events: usize) -> Self {
-        Batcher {
-            batch_events,
-            current: Vec::new(),
-            current_bytes: 0,
-            keys: HashSet::new(),
-        }
-    }
-
-    /// Adds `event`; returns the batch it closed, if it did not fit.
-    pub fn push(&mut self, event: &Event) -> Option<Vec<proto::Event>> {
-        let bytes_max = limits::BATCH_BYTES_MAX - BATCH_FRAMING_BYTES;
-        let wire = event_to_proto(event);
-        // Tag and length prefix of the repeated field: at most 1 + 10 bytes.
-        let bytes = wire.encoded_len() + 11;
-        let key = (!wire.idempotency_key.is_empty())
-            .then(|| (wire.source.clone(), wire.idempotency_key.clone()));
-        let repeated = key.as_ref().is_some_and(|k| self.keys.contains(k));
-        let full = self.current.len() >= self.batch_events
-            || self.current_bytes + bytes > bytes_max
-            || repeated;
-        let closed = if full && !self.current.is_empty() {
-            self.current_bytes = 0;
-            self.keys.clear();
-            Some(std::mem::take(&mut self.current))
-        } else {
-            None
-        };
-        self.keys.extend(key);
-        self.current.push(wire);
-        self.current_bytes += bytes;
-        closed
-    }
-
-    /// The last, partial batch.
-    pub fn finish(self) -> Option<Vec<proto::Event>> {
-        (!self.current.is_empty()).then_some(self.current)
-    }
-}
-
-/// One `Append` call. UNAVAILABLE (no leader for a moment, or a leader
-/// change mid-call) is retried when every event carries an idempotency
-/// key, so a retry of a batch that did commit appends nothing twice.
-pub async fn append_batch(
-    ledger: &mut LedgerClient<client::Conn>,
-    events: Vec<proto::Event>,
-    wait_checkpoint: bool,
-) -> Result<proto::AppendResponse, tonic::Status> {
-    let retry = events.iter().all(|e| !e.idempotency_key.is_empty());
-    if !retry {
-        let request = proto::AppendRequest {
-            events,
-            wait_checkpoint,
-        };
-        return ledger
-            .append(request)
-            .await
-            .map(tonic::Response::into_inner);
-    }
-    let mut retries = 0;
-    loop {
-        let request = proto::AppendRequest {
-            events: events.clone(),
-            wait_checkpoint,
-        };
-        match ledger.append(request).await {
-            Ok(response) => return Ok(response.into_inner()),
-            Err(status)
-                if status.code() == tonic::Code::Unavailable
-                    && retries < limits::APPEND_UNAVAILABLE_RETRIES_MAX =>
-            {
-                retries += 1;
-                tokio::time::sleep(Duration::from_millis(limits::APPEND_RETRY_BACKOFF_MS)).await;
-            }
-            Err(status) => return Err(status),
-        }
-    }
-}
-
-/// Sends one batch of a longer run, of which `acknowledged` events were
-/// acknowledged before it. A failure of the first batch is the call's own
-/// error; a later one is `incomplete(status)`, which says how far the run
-/// got. The answer must carry one index per event.
-pub async fn send_batch(
-    ledger: &mut LedgerClient<client::Conn>,
-    events: Vec<proto::Event>,
-    wait_checkpoint: bool,
-    acknowledged: usize,
-    incomplete: impl FnOnce(tonic::Status) -> CliError,
-) -> Result<proto::AppendResponse, CliError> {
-    let sent = events.len();
-    let response = match append_batch(ledger, events, wait_checkpoint).await {
-        Ok(response) => response,
-        Err(status) if acknowledged == 0 => return Err(status.into()),
-        Err(status) => return Err(incomplete(status)),
-    };
-    if response.indices.len() != sent {
-        return Err(CliError::BadResponse(format!(
-            "{} indices for a batch of {sent} events",
-            response.indices.len()
-        )));
-    }
-    Ok(response)
 }
 
 async fn send(
@@ -557,7 +353,12 @@ pub fn summary(appended: &Appended) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::batcher::BATCH_FRAMING_BYTES;
     use super::*;
+    use crate::api::convert::event_to_proto;
+    use crate::ingest::event_json::parse_line;
+    use prost::Message;
+    use std::path::Path;
 
     const NOW: i64 = 1_700_000_000_000_000_000;
 
