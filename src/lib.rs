@@ -41,17 +41,17 @@
 //! - [`proto`]: the generated protobuf and gRPC code.
 
 pub mod analysis;
-pub mod api;
-pub mod audit;
-pub mod auth;
+pub(crate) mod api;
+pub(crate) mod audit;
+pub(crate) mod auth;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
 pub mod disk;
 pub mod fsck;
-pub mod http_server;
+pub(crate) mod http_server;
 pub mod ingest;
-pub mod key_file;
+pub(crate) mod key_file;
 pub use ironlog_tlog as ledger;
 pub mod limits;
 pub mod node;

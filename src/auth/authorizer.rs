@@ -211,10 +211,6 @@ impl Authorizer {
         }
     }
 
-    pub fn is_insecure(&self) -> bool {
-        self.insecure
-    }
-
     pub fn refusals(&self) -> &RefusalLog {
         &self.refusals
     }

@@ -22,5 +22,4 @@ pub mod refusal;
 pub use authorizer::{Authorizer, Caller, CallerKind, RETRY_AFTER_MS_HEADER};
 pub use error::AuthError;
 pub use layer::{caller_of, AuthLayer, Listener};
-pub use permission::Permission;
 pub use refusal::{Refusal, RefusalLog};

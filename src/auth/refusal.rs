@@ -115,7 +115,8 @@ pub struct RefusalLog {
 }
 
 impl RefusalLog {
-    /// A log that records nothing (unit tests, tools).
+    /// A log that records nothing (unit tests).
+    #[cfg(test)]
     pub fn disabled() -> RefusalLog {
         RefusalLog {
             tx: None,

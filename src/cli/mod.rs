@@ -25,21 +25,21 @@
 //! Every command returns a [`CliError`]; `main` prints it as `error: ...`
 //! and exits non-zero. Nothing here panics on user input.
 
-pub mod analysis;
-pub mod append;
-pub mod audit;
-pub mod bench;
-pub mod certs;
-pub mod client;
-pub mod cluster;
-pub mod fsck;
-pub mod ingest;
-pub mod keygen;
-pub mod output;
-pub mod prove;
-pub mod read;
-pub mod status;
-pub mod witness;
+pub(crate) mod analysis;
+pub(crate) mod append;
+pub(crate) mod audit;
+pub(crate) mod bench;
+pub(crate) mod certs;
+pub(crate) mod client;
+pub(crate) mod cluster;
+pub(crate) mod fsck;
+pub(crate) mod ingest;
+pub(crate) mod keygen;
+pub(crate) mod output;
+pub(crate) mod prove;
+pub(crate) mod read;
+pub(crate) mod status;
+pub(crate) mod witness;
 
 use std::path::PathBuf;
 

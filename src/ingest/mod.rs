@@ -41,7 +41,7 @@
 
 mod auditd;
 mod cloudtrail;
-pub mod event_json;
+pub(crate) mod event_json;
 mod gcp_audit;
 mod github_audit;
 mod jsonl;

@@ -21,13 +21,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::event::Event;
 
-pub mod handover;
-pub mod log_store;
+pub(crate) mod handover;
+pub(crate) mod log_store;
 pub mod network;
-pub mod proposer;
-pub mod service;
-pub mod state_machine;
-pub mod view;
+pub(crate) mod proposer;
+pub(crate) mod service;
+pub(crate) mod state_machine;
+pub(crate) mod view;
 
 pub use log_store::LogStore;
 pub use network::Network;
@@ -286,10 +286,11 @@ pub async fn stopped(raft: &Raft) -> String {
     }
 }
 
-/// Re-exports of the openraft types other layers hold (metrics, errors).
-pub mod types {
+/// The openraft types this module names often (metrics, errors); other
+/// layers see [`view`] instead.
+pub(crate) mod types {
     pub use openraft::error::{ClientWriteError, RaftError};
-    pub use openraft::{RaftMetrics, ServerState};
+    pub use openraft::RaftMetrics;
     pub type Metrics = RaftMetrics<super::TypeConfig>;
     pub type WriteError = RaftError<super::TypeConfig, ClientWriteError<super::TypeConfig>>;
 }

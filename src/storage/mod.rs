@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub mod ledger_store;
-pub mod signing_record;
+pub(crate) mod signing_record;
 
 /// What readers (the API, the analysis node) learn after each apply, from
 /// the state machine: here, below both, so that neither depends on Raft.

@@ -21,10 +21,6 @@ impl Bearer {
     pub fn new(value: Option<MetadataValue<Ascii>>) -> Self {
         Self(value)
     }
-
-    pub fn is_set(&self) -> bool {
-        self.0.is_some()
-    }
 }
 
 impl fmt::Debug for Bearer {

@@ -9,7 +9,7 @@
 //!   or none (a bearer token, or anonymous auditing); [`crate::auth`] decides.
 //! - **Dialling a peer** presents this node's certificate and verifies that
 //!   the server's names the node it meant to reach (`node-<id>.ironlog`).
-pub mod bearer;
+pub(crate) mod bearer;
 pub mod identity;
 
 use std::sync::Arc;

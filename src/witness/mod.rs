@@ -14,5 +14,5 @@
 //! [`crate::ledger::witness`].
 pub mod client;
 pub mod server;
-pub mod state;
-pub mod submitter;
+pub(crate) mod state;
+pub(crate) mod submitter;

@@ -35,8 +35,8 @@ use crate::proto;
 use crate::proto::ledger_client::LedgerClient;
 
 pub use batcher::{batches, Batcher, BATCH_EVENTS_DEFAULT};
-pub use input::{parse_lines, read_file, FILE_BYTES_MAX, LINE_BYTES_MAX};
-pub use sender::{append_batch, send_batch};
+pub use input::read_file;
+pub use sender::send_batch;
 
 #[derive(Debug, Args)]
 pub struct AppendArgs {
@@ -354,6 +354,7 @@ pub fn summary(appended: &Appended) -> String {
 #[cfg(test)]
 mod tests {
     use super::batcher::BATCH_FRAMING_BYTES;
+    use super::input::{parse_lines, LINE_BYTES_MAX};
     use super::*;
     use crate::api::convert::event_to_proto;
     use crate::ingest::event_json::parse_line;
