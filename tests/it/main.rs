@@ -11,6 +11,7 @@ mod cluster;
 mod disk;
 mod fsck;
 mod ingest;
+mod layers;
 mod ledger_vectors;
 mod membership;
 mod parser_robustness;
