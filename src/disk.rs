@@ -12,7 +12,7 @@
 //! - the [Raft service](crate::raft::service) refuses replication, snapshots
 //!   and votes with UNAVAILABLE, so to the leader this node looks
 //!   partitioned, and it is caught up once it has room again;
-//! - [`crate::raft::handover`] stops it campaigning and, if it leads, hands
+//! - `crate::raft::handover` stops it campaigning and, if it leads, hands
 //!   leadership over, so the voters with space keep appending.
 //!
 //! # State

@@ -14,19 +14,25 @@
 //!   offline proof bundles, and tlog-tiles coordinates and entry bundles.
 //!   External verifiers can depend on that crate alone.
 //! - [`storage`]: the redb-backed ledger state (entries, stored hashes,
-//!   checkpoints, signatures, idempotency keys, query indexes, snapshots).
+//!   checkpoints, signatures, idempotency keys, query indexes, snapshots),
+//!   one file per concern, and the one durable file replace.
 //! - [`fsck`]: proves a stopped node's ledger file intact; above
 //!   [`storage`] and [`raft`], whose files and membership it reads.
 //! - [`raft`]: everything openraft: type config, the redb log store, the state
-//!   machine adapter, the tonic network and the internal Raft service.
-//! - [`api`]: the public gRPC services (Ledger, Admin) and the one place that
-//!   maps errors to gRPC status codes; the read-only tlog-tiles HTTP endpoint.
-//! - [`http_server`]: serving a router over HTTP/1 with the limits a public
+//!   machine adapter, the tonic network and the internal Raft service; other
+//!   layers see the node's Raft state through its plain `view`.
+//! - `api`: the public gRPC services (Ledger, Admin, Analysis), their own
+//!   typed errors, and the one place where every layer's errors become gRPC
+//!   status codes; the read-only tlog-tiles HTTP endpoint.
+//! - `auth`: who may call what (certificates, bearer tokens, roles, limits)
+//!   and the record of every refusal.
+//! - [`tls`]: the cluster CA, node certificates, and TLS for both listeners.
+//! - `http_server`: serving a router over HTTP/1 with the limits a public
 //!   listener needs; the tiles endpoint and the witness server both use it.
-//! - [`audit`]: the outside auditor's client side: `verify`, `export` and
+//! - `audit`: the outside auditor's client side: `verify`, `export` and
 //!   `monitor` over the public read API, and the state they keep.
-//! - [`node`]: assembles storage, Raft, the gRPC and HTTP servers and the
-//!   checkpoint ticker into one running node.
+//! - [`node`]: assembles storage, Raft, the gRPC and HTTP servers, the
+//!   checkpoint ticker and the signer into one running node.
 //! - [`config`]: the node configuration file, validated once at start-up.
 //! - [`disk`]: free space in the data directory against its floor
 //!   (`storage.free_bytes_min`), below which the node stops writing.
@@ -37,8 +43,16 @@
 //! - [`cli`]: the `ironlog` command line (client commands, keygen, local cluster).
 //! - [`limits`]: every bound, with its unit and its reason; depends on
 //!   nothing in this crate.
-//! - [`clock`]: the wall clock, read in one place.
+//! - `clock`: the wall clock, read in one place.
+//! - `key_file`: private key files, read with their permissions checked.
 //! - [`proto`]: the generated protobuf and gRPC code.
+//!
+//! Imports between these modules run one way, down: cli; node; api, fsck,
+//! witness; raft, analysis, audit; auth, http_server; storage, ingest,
+//! disk, tls; config; key_file, clock, proto; limits; the core.
+//! `tests/it/layers.rs` fails the suite if one runs up. Modules and items
+//! are `pub(crate)` unless the binary, the integration tests or an outside
+//! verifier use them.
 
 pub mod analysis;
 pub(crate) mod api;

@@ -2,25 +2,25 @@
 //! bring up a local three-node cluster.
 //!
 //! ## Layout
-//! - [`client`]: connecting to an endpoint with TLS and credentials; how
+//! - `client`: connecting to an endpoint with TLS and credentials; how
 //!   gRPC statuses are shown.
-//! - [`append`]: events from flags or JSON lines, parsed and validated in
+//! - `append`: events from flags or JSON lines, parsed and validated in
 //!   full before anything is sent.
-//! - [`ingest`]: native audit logs (CloudTrail, k8s audit, auditd, Okta,
+//! - `ingest`: native audit logs (CloudTrail, k8s audit, auditd, Okta,
 //!   GCP, GitHub) appended as events, validated in full first.
-//! - [`read`]: `get`, `tail` and `query`.
-//! - [`prove`]: `checkpoint` and `prove`, which check proofs locally.
-//! - [`audit`]: `verify`, `export` and `monitor`, for outside auditors who
+//! - `read`: `get`, `tail` and `query`.
+//! - `prove`: `checkpoint` and `prove`, which check proofs locally.
+//! - `audit`: `verify`, `export` and `monitor`, for outside auditors who
 //!   trust only a policy file.
-//! - [`analysis`]: `ask`, `summarize`, `anomalies` and `categorize`, the
+//! - `analysis`: `ask`, `summarize`, `anomalies` and `categorize`, the
 //!   analysis node's commands; `ask` verifies the proofs it prints.
-//! - [`status`]: the `status` table.
-//! - [`fsck`]: `fsck`, which checks a stopped node's files offline.
-//! - [`keygen`]: signed-note key pairs (node and witness keys).
-//! - [`certs`]: the cluster CA, node and client certificates, bearer tokens.
-//! - [`witness`]: `witness`, a C2SP tlog-witness server.
-//! - [`cluster`]: `cluster up`, a local cluster of child processes.
-//! - [`output`]: how entries, hashes and times are printed.
+//! - `status`: the `status` table.
+//! - `fsck`: `fsck`, which checks a stopped node's files offline.
+//! - `keygen`: signed-note key pairs (node and witness keys).
+//! - `certs`: the cluster CA, node and client certificates, bearer tokens.
+//! - `witness`: `witness`, a C2SP tlog-witness server.
+//! - `cluster`: `cluster up`, a local cluster of child processes.
+//! - `output`: how entries, hashes and times are printed.
 //!
 //! Every command returns a [`CliError`]; `main` prints it as `error: ...`
 //! and exits non-zero. Nothing here panics on user input.

@@ -3,7 +3,7 @@
 //! log, and Ironlog's own JSON lines.
 //!
 //! Pure parsing: the only I/O is reading from a [`BufRead`]. `ironlog
-//! ingest` (in [`crate::cli::ingest`]) sends what this module produces;
+//! ingest` (in `crate::cli::ingest`) sends what this module produces;
 //! evaluation code maps single native records with [`event_from_json`].
 //!
 //! ## Layout

@@ -1,6 +1,6 @@
 //! One running node: storage, Raft, the gRPC server (public Ledger and Admin
 //! services, the internal Raft service, reflection), the optional read-only
-//! HTTP server (C2SP tlog-tiles, [`crate::api::tiles`]), the checkpoint
+//! HTTP server (C2SP tlog-tiles, `crate::api::tiles`), the checkpoint
 //! ticker and the checkpoint signer.
 //!
 //! # Start-up
@@ -14,21 +14,21 @@
 //! keeps the database open or keeps reaching the stopped node's services.
 //!
 //! # Checkpoints
-//! The leader proposes [`Command::Checkpoint`] every `interval_ms` or every
+//! The leader proposes [`Command::Checkpoint`](crate::raft::Command::Checkpoint) every `interval_ms` or every
 //! `every_entries` new leaves, whichever comes first, if the tree grew. Every
 //! voter signs each checkpoint it applies and proposes its signature as
-//! [`Command::Cosign`], so all replicas gather all signatures.
+//! [`Command::Cosign`](crate::raft::Command::Cosign), so all replicas gather all signatures.
 //!
 //! # Witnesses
 //! With `[[witnesses]]` configured, the leader also submits each
 //! quorum-signed checkpoint to them in the background
-//! ([`crate::witness::submitter`]).
+//! (`crate::witness::submitter`).
 //!
 //! # A full disk
 //! The node measures its data directory's free space ([`crate::disk`]) and,
 //! below `storage.free_bytes_min`, writes nothing: the proposer refuses,
 //! the Raft service refuses replication and votes, a leader hands over
-//! ([`crate::raft::handover`]), and the checkpoint ticker and the signer
+//! (`crate::raft::handover`), and the checkpoint ticker and the signer
 //! pause. It resumes by itself once there is room. A node started onto a
 //! disk below the floor waits, before opening any database, until there is.
 //!

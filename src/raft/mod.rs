@@ -1,6 +1,6 @@
 //! Everything openraft: the type configuration, the redb log store, the state
 //! machine adapter over [`crate::storage::ledger_store`], the tonic network,
-//! the internal Raft gRPC service, and the [`handover`] of leadership by a
+//! the internal Raft gRPC service, and the `handover` of leadership by a
 //! node low on disk. No other module names an openraft type: they read
 //! this node's state through [`view`].
 //!
@@ -12,9 +12,23 @@
 //! [`Command::WitnessCosign`] (a witness's cosignature the leader obtained,
 //! re-verified by every replica) and [`Command::SetWitnesses`] (the witness
 //! keys cosignatures are accepted from, so every replica checks the same).
-//! Every command is validated where it is applied ([`state_machine`]); a
+//! Every command is validated where it is applied (`state_machine`); a
 //! refused one changes nothing and answers
 //! [`OpResult::Refused`](crate::storage::ledger_store::OpResult::Refused).
+//!
+//! # Layout
+//! - `mod.rs`: the type configuration, [`Command`] and its answers, and
+//!   starting, initialising and changing the membership of a Raft.
+//! - `log_store.rs`: the Raft log and vote in their own redb file.
+//! - `state_machine.rs`: commands applied to the ledger store, snapshots
+//!   built, sent and installed.
+//! - `network.rs`: the tonic client side: channels to peers, messages and
+//!   streamed snapshots.
+//! - `service.rs`: the peer gRPC service, and [`PeerError`] for what it
+//!   refuses.
+//! - `proposer.rs`: proposals from any node, forwarded to the leader.
+//! - `handover.rs`: a leader low on disk hands leadership over.
+//! - `view.rs`: this node's state in plain types for other layers.
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

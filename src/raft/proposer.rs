@@ -103,7 +103,7 @@ impl Proposer {
     }
 
     /// Proposes here if this node leads, otherwise forwards once to the
-    /// leader; gives up after [`COMMIT_TIMEOUT_MS`].
+    /// leader; gives up after `COMMIT_TIMEOUT_MS`.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
         tokio::time::timeout(
             Duration::from_millis(COMMIT_TIMEOUT_MS),

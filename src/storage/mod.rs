@@ -1,8 +1,15 @@
 //! Everything on a node's disk that is not the Raft log: the ledger state
 //! ([`ledger_store`]) and the voter's record of what it signed
-//! ([`signing_record`]). The offline checker, [`crate::fsck`], reads both
+//! (`signing_record`). The offline checker, `crate::fsck`, reads both
 //! and the Raft layer's membership, so it sits above this module and
 //! [`crate::raft`], not inside either.
+//!
+//! # Layout
+//! - `mod.rs`: [`Applied`] (what readers learn after each apply) and
+//!   [`write_atomic`], the one durable file replace.
+//! - [`ledger_store`]: the ledger state in redb, one file per concern
+//!   (see its layout).
+//! - `signing_record.rs`: the last tree a voter signed.
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 

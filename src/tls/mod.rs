@@ -3,12 +3,17 @@
 //!
 //! - The **peer listener** (Raft, snapshots, forwarded proposals) requires a
 //!   client certificate issued by the cluster CA; which node it names is
-//!   checked per message by [`crate::raft::service`].
+//!   checked per message by `crate::raft::service`.
 //! - The **client listener** (Ledger, Admin, Analysis, reflection) and the
 //!   tlog-tiles HTTP endpoint accept a client certificate of the cluster CA
-//!   or none (a bearer token, or anonymous auditing); [`crate::auth`] decides.
+//!   or none (a bearer token, or anonymous auditing); `crate::auth` decides.
 //! - **Dialling a peer** presents this node's certificate and verifies that
 //!   the server's names the node it meant to reach (`node-<id>.ironlog`).
+//!
+//! # Layout
+//! - `mod.rs`: [`TlsMaterial`]: loading, checking, server and client configs.
+//! - [`identity`]: who a certificate names (a node, a client).
+//! - `bearer.rs`: the bearer token a client sends with every request.
 pub(crate) mod bearer;
 pub mod identity;
 

@@ -4,10 +4,10 @@
 //! cosignatures they return next to the voters' signatures.
 //!
 //! ## Layout
-//! - [`state`]: the witness's durable memory, the last tree cosigned per origin.
+//! - `state`: the witness's durable memory, the last tree cosigned per origin.
 //! - [`server`]: the witness itself: key, trusted logs, state, HTTP.
 //! - [`client`]: the HTTP client of `add-checkpoint`, bounded in time and size.
-//! - [`submitter`]: the leader's background task that feeds witnesses and
+//! - `submitter`: the leader's background task that feeds witnesses and
 //!   proposes their cosignatures through Raft.
 //!
 //! The protocol and the witness's decision are pure and live in

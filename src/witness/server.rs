@@ -3,7 +3,7 @@
 //!
 //! It trusts the logs named by its policy files (each policy's `[log]` keys
 //! and threshold; a policy's `[witnesses]` group is not used here), keeps
-//! the last tree it cosigned per origin in a [`StateFile`], and answers with
+//! the last tree it cosigned per origin in a `StateFile`, and answers with
 //! one `cosignature/v1` line. The decision itself is
 //! [`crate::ledger::witness::decide`]; this module adds the key, the state
 //! and the HTTP around it.
