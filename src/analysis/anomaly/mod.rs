@@ -920,8 +920,9 @@ mod tests {
     #[test]
     fn instance_credentials_used_from_a_desktop_flag_once_per_session() {
         use crate::ingest::{event_from_json, Format};
-        const OTRF: &str =
-            include_str!("../../tests/data/ingest/cloudtrail_otrf_ec2_proxy_s3_exfiltration.jsonl");
+        const OTRF: &str = include_str!(
+            "../../../tests/data/ingest/cloudtrail_otrf_ec2_proxy_s3_exfiltration.jsonl"
+        );
         let mut run = Run::new();
         for line in OTRF.lines() {
             let value: Value = serde_json::from_str(line).unwrap();
@@ -1594,15 +1595,15 @@ mod tests {
     #[test]
     fn falco_attack_traces_raise_the_expected_flags() {
         let positives = [
-            (include_str!("../../tests/data/analysis/falco/exec_pod.json"), "opened a shell in pod default/pods/nginx-deployment-7998647bdf-phvq7"),
-            (include_str!("../../tests/data/analysis/falco/attach_cluster_admin_role.json"), "bound role cluster-admin"),
-            (include_str!("../../tests/data/analysis/falco/create_nginx_pod_privileged.json"), "privileged container"),
-            (include_str!("../../tests/data/analysis/falco/create_nginx_pod_sensitive_mount.json"), "host path /etc"),
-            (include_str!("../../tests/data/analysis/falco/create_nginx_pod_hostnetwork.json"), "hostNetwork"),
-            (include_str!("../../tests/data/analysis/falco/anonymous_creates_namespace_foo.json"), "anonymous request allowed: create namespaces/foo"),
-            (include_str!("../../tests/data/analysis/falco/create_configmap_sensitive_values.json"), "holds credentials"),
-            (include_str!("../../tests/data/analysis/falco/create_cluster_role_pod_exec.json"), "grants shell access to pods"),
-            (include_str!("../../tests/data/analysis/falco/modify_cluster_role_node_problem_detector.json"), "modified built-in role system:node-problem-detector"),
+            (include_str!("../../../tests/data/analysis/falco/exec_pod.json"), "opened a shell in pod default/pods/nginx-deployment-7998647bdf-phvq7"),
+            (include_str!("../../../tests/data/analysis/falco/attach_cluster_admin_role.json"), "bound role cluster-admin"),
+            (include_str!("../../../tests/data/analysis/falco/create_nginx_pod_privileged.json"), "privileged container"),
+            (include_str!("../../../tests/data/analysis/falco/create_nginx_pod_sensitive_mount.json"), "host path /etc"),
+            (include_str!("../../../tests/data/analysis/falco/create_nginx_pod_hostnetwork.json"), "hostNetwork"),
+            (include_str!("../../../tests/data/analysis/falco/anonymous_creates_namespace_foo.json"), "anonymous request allowed: create namespaces/foo"),
+            (include_str!("../../../tests/data/analysis/falco/create_configmap_sensitive_values.json"), "holds credentials"),
+            (include_str!("../../../tests/data/analysis/falco/create_cluster_role_pod_exec.json"), "grants shell access to pods"),
+            (include_str!("../../../tests/data/analysis/falco/modify_cluster_role_node_problem_detector.json"), "modified built-in role system:node-problem-detector"),
         ];
         for (trace, phrase) in positives {
             let flags = falco_flags(trace);
@@ -1615,7 +1616,7 @@ mod tests {
             assert!(changes.iter().all(|f| f.score >= 0.6));
         }
         let cluster_admin = falco_flags(include_str!(
-            "../../tests/data/analysis/falco/attach_cluster_admin_role.json"
+            "../../../tests/data/analysis/falco/attach_cluster_admin_role.json"
         ));
         assert_eq!(cluster_admin[0].score, 0.9);
         assert_eq!(cluster_admin[0].actor, "minikube-user");
@@ -1624,11 +1625,13 @@ mod tests {
     #[test]
     fn falco_benign_traces_raise_no_flags() {
         for trace in [
-            include_str!("../../tests/data/analysis/falco/create_nginx_pod_unprivileged.json"),
-            include_str!("../../tests/data/analysis/falco/create_nginx_pod_unsensitive_mount.json"),
-            include_str!("../../tests/data/analysis/falco/create_deployment.json"),
-            include_str!("../../tests/data/analysis/falco/create_serviceaccount.json"),
-            include_str!("../../tests/data/analysis/falco/delete_secret.json"),
+            include_str!("../../../tests/data/analysis/falco/create_nginx_pod_unprivileged.json"),
+            include_str!(
+                "../../../tests/data/analysis/falco/create_nginx_pod_unsensitive_mount.json"
+            ),
+            include_str!("../../../tests/data/analysis/falco/create_deployment.json"),
+            include_str!("../../../tests/data/analysis/falco/create_serviceaccount.json"),
+            include_str!("../../../tests/data/analysis/falco/delete_secret.json"),
         ] {
             assert!(falco_flags(trace).is_empty(), "{:#?}", falco_flags(trace));
         }
@@ -1639,7 +1642,7 @@ mod tests {
         // Falco's own verdict (its default rule files, warning or notice
         // rules only) against whether we raise any flag.
         let labels: Value = serde_json::from_str(include_str!(
-            "../../tests/data/analysis/falco/trace_labels.json"
+            "../../../tests/data/analysis/falco/trace_labels.json"
         ))
         .unwrap();
         let detects = |name: &str| -> bool {
@@ -1669,29 +1672,31 @@ mod tests {
         for (name, trace) in [
             (
                 "exec_pod.json",
-                include_str!("../../tests/data/analysis/falco/exec_pod.json"),
+                include_str!("../../../tests/data/analysis/falco/exec_pod.json"),
             ),
             (
                 "create_nginx_pod_privileged.json",
-                include_str!("../../tests/data/analysis/falco/create_nginx_pod_privileged.json"),
+                include_str!("../../../tests/data/analysis/falco/create_nginx_pod_privileged.json"),
             ),
             (
                 "create_nginx_pod_unprivileged.json",
-                include_str!("../../tests/data/analysis/falco/create_nginx_pod_unprivileged.json"),
+                include_str!(
+                    "../../../tests/data/analysis/falco/create_nginx_pod_unprivileged.json"
+                ),
             ),
             (
                 "create_nginx_pod_unsensitive_mount.json",
                 include_str!(
-                    "../../tests/data/analysis/falco/create_nginx_pod_unsensitive_mount.json"
+                    "../../../tests/data/analysis/falco/create_nginx_pod_unsensitive_mount.json"
                 ),
             ),
             (
                 "create_deployment.json",
-                include_str!("../../tests/data/analysis/falco/create_deployment.json"),
+                include_str!("../../../tests/data/analysis/falco/create_deployment.json"),
             ),
             (
                 "delete_secret.json",
-                include_str!("../../tests/data/analysis/falco/delete_secret.json"),
+                include_str!("../../../tests/data/analysis/falco/delete_secret.json"),
             ),
         ] {
             assert_eq!(!falco_flags(trace).is_empty(), detects(name), "{name}");
@@ -1701,7 +1706,7 @@ mod tests {
     #[test]
     fn real_panther_events_raise_single_event_flags() {
         let samples: Vec<Value> =
-            include_str!("../../tests/data/analysis/category/panther_samples.jsonl")
+            include_str!("../../../tests/data/analysis/category/panther_samples.jsonl")
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();

@@ -369,9 +369,9 @@ mod tests {
     use Category::*;
 
     const PANTHER_SAMPLES: &str =
-        include_str!("../../tests/data/analysis/category/panther_samples.jsonl");
+        include_str!("../../../tests/data/analysis/category/panther_samples.jsonl");
     const AUDITD_RECORDS: &str =
-        include_str!("../../tests/data/analysis/category/auditd_records.txt");
+        include_str!("../../../tests/data/analysis/category/auditd_records.txt");
 
     fn event(source: &str, action: &str, outcome: Outcome) -> Event {
         Event {
@@ -571,22 +571,26 @@ mod tests {
 
     fn falco(name: &str) -> Event {
         let text = match name {
-            "exec_pod" => include_str!("../../tests/data/analysis/falco/exec_pod.json"),
+            "exec_pod" => include_str!("../../../tests/data/analysis/falco/exec_pod.json"),
             "attach_cluster_admin_role" => {
-                include_str!("../../tests/data/analysis/falco/attach_cluster_admin_role.json")
+                include_str!("../../../tests/data/analysis/falco/attach_cluster_admin_role.json")
             }
-            "delete_secret" => include_str!("../../tests/data/analysis/falco/delete_secret.json"),
+            "delete_secret" => {
+                include_str!("../../../tests/data/analysis/falco/delete_secret.json")
+            }
             "create_deployment" => {
-                include_str!("../../tests/data/analysis/falco/create_deployment.json")
+                include_str!("../../../tests/data/analysis/falco/create_deployment.json")
             }
             "create_configmap_sensitive_values" => include_str!(
-                "../../tests/data/analysis/falco/create_configmap_sensitive_values.json"
+                "../../../tests/data/analysis/falco/create_configmap_sensitive_values.json"
             ),
             "create_serviceaccount" => {
-                include_str!("../../tests/data/analysis/falco/create_serviceaccount.json")
+                include_str!("../../../tests/data/analysis/falco/create_serviceaccount.json")
             }
             "anonymous_creates_namespace_foo" => {
-                include_str!("../../tests/data/analysis/falco/anonymous_creates_namespace_foo.json")
+                include_str!(
+                    "../../../tests/data/analysis/falco/anonymous_creates_namespace_foo.json"
+                )
             }
             other => panic!("no trace {other}"),
         };
