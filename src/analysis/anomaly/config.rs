@@ -4,8 +4,9 @@
 use crate::limits::{ANOMALY_WINDOW_EVENTS_MAX, ANOMALY_WINDOW_S_MAX};
 
 /// Detector thresholds. [`Default`] gives the documented values; settings
-/// outside the limits are clamped by [`Detector::new`] and refused by
-/// [`DetectorConfig::validate`], which configuration loading should call.
+/// outside the limits are clamped by [`Detector::new`](super::Detector::new)
+/// and refused by [`DetectorConfig::validate`], which configuration loading
+/// should call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectorConfig {
     /// Events an actor needs before baseline flags may fire for it (20: a

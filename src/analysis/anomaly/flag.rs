@@ -59,7 +59,7 @@ impl FlagKind {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Flag {
     pub kind: FlagKind,
-    /// Priority in 0..=1; see the module documentation.
+    /// Priority in 0..=1; see the documentation of the `anomaly` module.
     pub score: f32,
     /// Plain words naming the actor, the resource and the counts.
     pub reason: String,

@@ -13,8 +13,8 @@
 //! configuration, GCP role bindings are privilege changes) are those of the
 //! gold set, `tests/data/analysis/README.md`.
 //!
-//! [`keyword_baseline`] is the strawman the categoriser must beat in
-//! evaluation, and nothing else.
+//! [`keyword_baseline`](fn@keyword_baseline) is the strawman the
+//! categoriser must beat in evaluation, and nothing else.
 //!
 //! # Layout
 //! - `taxonomy.rs`: the labels ([`Category`]), their names and words.
@@ -23,7 +23,8 @@
 //! - one file per source format with rules of its own: `cloudtrail.rs`,
 //!   `kubernetes.rs`, `gcp.rs`, `okta.rs`, `github.rs`, `auditd.rs`.
 //! - `generic.rs`: the rules on action words for every other source.
-//! - `keyword_baseline.rs`: [`keyword_baseline`], the evaluation strawman.
+//! - `keyword_baseline.rs`: [`keyword_baseline`](fn@keyword_baseline), the
+//!   evaluation strawman.
 
 mod auditd;
 mod cloudtrail;
