@@ -191,7 +191,7 @@ pub const TIME_RANGE_DAYS_MAX: i64 = 10 * 365 + 3;
 // The whole `details` of one entry fits in a mask table on its own, so no
 // single entry can overflow a fresh table.
 const _: () = assert!(MASK_TABLE_BYTES_MAX >= DETAILS_BYTES_MAX);
-// ---- Analysis: the anomaly detector (src/analysis/anomaly.rs) ----
+// ---- Analysis: the anomaly detector (src/analysis/anomaly/) ----
 // The detector keeps per-actor state for a stream of any length, so every
 // collection in it is capped here; the worst case is summed below.
 

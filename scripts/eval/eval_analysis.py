@@ -53,13 +53,13 @@ PLACEHOLDER_BASE = "2023-11-14T22:13:20Z"
 PLACEHOLDER_STEP_S = 7200
 TIME_ERRORS = ("no event time", "is not a time")
 
-# Labels of the taxonomy, in src/analysis/category.rs order.
+# Labels of the taxonomy, in src/analysis/category/taxonomy.rs order.
 CATEGORIES = [
     "failed_login", "auth_success", "privilege_change", "admin_change", "config_change",
     "data_access", "data_export", "data_deletion", "security_alert", "other",
 ]
 OUTCOMES = ["success", "failure", "denied", "unknown"]
-# The detector's flag kinds (src/analysis/anomaly.rs): vocabulary, not identifiers.
+# The detector's flag kinds (src/analysis/anomaly/flag.rs): vocabulary, not identifiers.
 FLAG_KINDS = [
     "rate_spike", "unusual_hour", "new_resource", "new_source_ip", "new_user_agent", "first_seen_pair",
     "failure_burst", "privilege_then_sensitive", "mass_read", "mass_export", "security_alert", "sensitive_change",
@@ -298,7 +298,7 @@ def falco_positive(tests, priorities, default_files_only):
 
 
 # Scores from 0.5 up are "review" or "look now" in the detector's scale; below is context
-# (src/analysis/anomaly.rs), so the figures are also given from this score.
+# (src/analysis/anomaly/mod.rs), so the figures are also given from this score.
 REVIEW_SCORE = 0.5
 
 

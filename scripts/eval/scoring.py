@@ -4,7 +4,8 @@ Nothing here talks to Ironlog: these functions turn what the binary printed, and
 the data and the question set say, into figures.
 
 - times: RFC 3339 to Unix nanoseconds, as Ironlog prints and reads them;
-- keyword_baseline: a faithful copy of `keyword_baseline` in src/analysis/category.rs;
+- keyword_baseline: a faithful copy of `keyword_baseline` in
+  src/analysis/category/keyword_baseline.rs;
 - classification figures: accuracy and macro-F1 over the labels present in gold;
 - detection figures: precision and recall of "any flag raised";
 - expected entry sets: the structured query of a question applied to the appended events;
@@ -43,8 +44,8 @@ def opt_ns(text):
 
 
 def keyword_baseline(action, resource, outcome):
-    """`keyword_baseline` of src/analysis/category.rs, check for check: substring tests on
-    the lower-cased "action resource", first match wins."""
+    """`keyword_baseline` of src/analysis/category/keyword_baseline.rs, check for check:
+    substring tests on the lower-cased "action resource", first match wins."""
     text = f"{action} {resource}".lower()
 
     def has(keys):

@@ -13,110 +13,36 @@
 //! configuration, GCP role bindings are privilege changes) are those of the
 //! gold set, `tests/data/analysis/README.md`.
 //!
-//! [`keyword_baseline`] is the strawman the categoriser must beat in
-//! evaluation, and nothing else.
+//! [`keyword_baseline`](fn@keyword_baseline) is the strawman the
+//! categoriser must beat in evaluation, and nothing else.
+//!
+//! # Layout
+//! - `taxonomy.rs`: the labels ([`Category`]), their names and words.
+//! - this file: [`rule_category`], which sends each source to its rules,
+//!   and the findings of security services, whatever their source.
+//! - one file per source format with rules of its own: `cloudtrail.rs`,
+//!   `kubernetes.rs`, `gcp.rs`, `okta.rs`, `github.rs`, `auditd.rs`.
+//! - `generic.rs`: the rules on action words for every other source.
+//! - `keyword_baseline.rs`: [`keyword_baseline`](fn@keyword_baseline), the
+//!   evaluation strawman.
 
 mod auditd;
 mod cloudtrail;
 mod gcp;
+mod generic;
 mod github;
+mod keyword_baseline;
 mod kubernetes;
 mod okta;
+mod taxonomy;
 
 pub(crate) use gcp::gke_request;
+pub use keyword_baseline::keyword_baseline;
 pub(crate) use kubernetes::{is_health_path, Request as KubeRequest};
+pub use taxonomy::{Category, UnknownCategory};
 
 use super::details::{array_at, field, str_field};
-use super::words::{any, words};
-use crate::ledger::event::{Event, Outcome};
-use std::fmt;
-use std::str::FromStr;
-
-/// One category of audit entry. The order is the order of [`Category::ALL`],
-/// which is also the order in which the model scores candidate labels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    FailedLogin,
-    AuthSuccess,
-    PrivilegeChange,
-    AdminChange,
-    ConfigChange,
-    DataAccess,
-    DataExport,
-    DataDeletion,
-    SecurityAlert,
-    Other,
-}
-
-/// A name that is not in the taxonomy.
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("unknown category `{0}`; expected one of failed_login, auth_success, privilege_change, admin_change, config_change, data_access, data_export, data_deletion, security_alert, other")]
-pub struct UnknownCategory(pub String);
-
-impl Category {
-    pub const ALL: [Category; 10] = [
-        Category::FailedLogin,
-        Category::AuthSuccess,
-        Category::PrivilegeChange,
-        Category::AdminChange,
-        Category::ConfigChange,
-        Category::DataAccess,
-        Category::DataExport,
-        Category::DataDeletion,
-        Category::SecurityAlert,
-        Category::Other,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Category::FailedLogin => "failed_login",
-            Category::AuthSuccess => "auth_success",
-            Category::PrivilegeChange => "privilege_change",
-            Category::AdminChange => "admin_change",
-            Category::ConfigChange => "config_change",
-            Category::DataAccess => "data_access",
-            Category::DataExport => "data_export",
-            Category::DataDeletion => "data_deletion",
-            Category::SecurityAlert => "security_alert",
-            Category::Other => "other",
-        }
-    }
-
-    /// Plain words for the label, as the model scores them: a base model
-    /// knows "failed login" far better than `failed_login`.
-    pub fn words(&self) -> &'static str {
-        match self {
-            Category::FailedLogin => "failed login",
-            Category::AuthSuccess => "successful login",
-            Category::PrivilegeChange => "privilege change",
-            Category::AdminChange => "administrative change",
-            Category::ConfigChange => "configuration change",
-            Category::DataAccess => "data access",
-            Category::DataExport => "data export",
-            Category::DataDeletion => "data deletion",
-            Category::SecurityAlert => "security alert",
-            Category::Other => "other activity",
-        }
-    }
-}
-
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Category {
-    type Err = UnknownCategory;
-
-    fn from_str(s: &str) -> Result<Category, UnknownCategory> {
-        Category::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownCategory(s.to_string()))
-    }
-}
+use crate::ledger::event::Event;
 
 /// A category decided by a rule, and which rule decided it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +70,7 @@ pub fn rule_category(event: &Event) -> Option<RuleVerdict> {
         "okta" => okta::rule(event),
         "github-audit" => github::rule(event),
         "auditd" => auditd::rule(event),
-        _ => generic(event),
+        _ => generic::rule(event),
     }
 }
 
@@ -167,213 +93,20 @@ fn security_finding(event: &Event) -> Option<RuleVerdict> {
     })
 }
 
-const LOGIN_WORDS: &[&str] = &[
-    "login",
-    "logon",
-    "signin",
-    "authenticate",
-    "authentication",
-    "authenticated",
-];
-/// Words that make a "login" action a change to login settings instead.
-const SETTINGS_WORDS: &[&str] = &[
-    "profile",
-    "password",
-    "policy",
-    "config",
-    "configuration",
-    "setting",
-    "settings",
-];
-const DELETE_WORDS: &[&str] = &[
-    "delete",
-    "deleted",
-    "destroy",
-    "destroyed",
-    "purge",
-    "erase",
-    "wipe",
-];
-const DATA_NOUNS: &[&str] = &[
-    "file",
-    "files",
-    "object",
-    "objects",
-    "bucket",
-    "table",
-    "database",
-    "db",
-    "backup",
-    "snapshot",
-    "record",
-    "records",
-    "document",
-    "documents",
-    "dataset",
-    "volume",
-    "repo",
-    "repository",
-    "secret",
-    "data",
-];
-const EXPORT_WORDS: &[&str] = &["export", "exported", "download", "downloaded", "exfiltrate"];
-const GRANT_WORDS: &[&str] = &[
-    "grant", "granted", "revoke", "revoked", "assign", "assigned", "unassign",
-];
-const PERMISSION_NOUNS: &[&str] = &[
-    "role",
-    "permission",
-    "permissions",
-    "privilege",
-    "admin",
-    "access",
-];
-const DETECTION_WORDS: &[&str] = &["threat", "finding", "detected", "malware", "intrusion"];
-/// Verbs that change something.
-const CHANGE_WORDS: &[&str] = &[
-    "create",
-    "created",
-    "update",
-    "updated",
-    "modify",
-    "modified",
-    "patch",
-    "patched",
-    "set",
-    "change",
-    "changed",
-    "enable",
-    "enabled",
-    "disable",
-    "disabled",
-    "edit",
-    "add",
-    "added",
-    "remove",
-    "removed",
-    "rename",
-    "configure",
-    "reset",
-];
-/// What an administrator manages: accounts and their credentials.
-const ACCOUNT_NOUNS: &[&str] = &[
-    "user",
-    "users",
-    "account",
-    "accounts",
-    "group",
-    "groups",
-    "member",
-    "members",
-    "password",
-    "mfa",
-    "credential",
-    "credentials",
-    "login",
-];
-/// Verbs that only read: `db.read`, `file.view`, `records.list`. A read
-/// changes nothing, whatever it reads, so it is data access.
-const READ_WORDS: &[&str] = &[
-    "read", "get", "list", "view", "viewed", "select", "query", "fetch", "describe",
-];
-
-/// Rules on action words for sources without rules of their own. Whole
-/// words only, and only combinations that mean one thing (a login word
-/// without a settings word; a delete word with a data noun).
-fn generic(event: &Event) -> Option<RuleVerdict> {
-    use Category::*;
-    let w = words(&event.action);
-    if any(&w, LOGIN_WORDS) && !any(&w, SETTINGS_WORDS) {
-        return match event.outcome {
-            Outcome::Success => verdict(AuthSuccess, "generic.sign_in"),
-            Outcome::Failure | Outcome::Denied => verdict(FailedLogin, "generic.sign_in_failed"),
-            Outcome::Unknown => None,
-        };
-    }
-    if any(&w, DETECTION_WORDS) {
-        return verdict(SecurityAlert, "generic.detection");
-    }
-    if any(&w, DELETE_WORDS) && any(&w, DATA_NOUNS) {
-        return verdict(DataDeletion, "generic.data_deleted");
-    }
-    if any(&w, EXPORT_WORDS) && !any(&w, SETTINGS_WORDS) {
-        return verdict(DataExport, "generic.data_export");
-    }
-    if any(&w, GRANT_WORDS) && any(&w, PERMISSION_NOUNS) {
-        return verdict(PrivilegeChange, "generic.permission_change");
-    }
-    // Checked after the specific rules: "export" and "delete" outrank a
-    // read or change word beside them.
-    if any(&w, READ_WORDS) {
-        return verdict(DataAccess, "generic.read");
-    }
-    let changes = any(&w, CHANGE_WORDS) || any(&w, DELETE_WORDS);
-    if changes && any(&w, ACCOUNT_NOUNS) {
-        return verdict(AdminChange, "generic.account_change");
-    }
-    // A write to data (`db.write`, `file.create`) is not configuration;
-    // the model weighs those.
-    if changes && !any(&w, DATA_NOUNS) {
-        return verdict(ConfigChange, "generic.change");
-    }
-    None
-}
-
-/// The plain keyword baseline, for evaluation only: the strawman the real
-/// categoriser must beat. A dozen substring checks on the lower-cased action
-/// and resource, first match wins; deliberately naive.
-pub fn keyword_baseline(event: &Event) -> Category {
-    use Category::*;
-    let text = format!("{} {}", event.action, event.resource).to_lowercase();
-    let has = |keys: &[&str]| keys.iter().any(|k| text.contains(k));
-    let failed = matches!(event.outcome, Outcome::Failure | Outcome::Denied);
-    if has(&["login", "logon", "signin", "authenticat"]) {
-        return if failed { FailedLogin } else { AuthSuccess };
-    }
-    if has(&["alert", "finding", "threat"]) {
-        SecurityAlert
-    } else if has(&["delete", "remove", "destroy"]) {
-        DataDeletion
-    } else if has(&["export", "download", "clone", "copy"]) {
-        DataExport
-    } else if has(&[
-        "policy",
-        "role",
-        "permission",
-        "grant",
-        "member",
-        "privilege",
-    ]) {
-        PrivilegeChange
-    } else if has(&["user", "group", "password", "mfa", "account"]) {
-        AdminChange
-    } else if has(&[
-        "create", "update", "put", "set", "modify", "patch", "enable", "disable",
-    ]) {
-        ConfigChange
-    } else if has(&[
-        "get", "read", "list", "describe", "decrypt", "query", "select",
-    ]) {
-        DataAccess
-    } else {
-        Other
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::analysis::testing::{auditd_event, k8s_event, panther_event};
-    use crate::ledger::event::Actor;
+    use crate::ledger::event::{Actor, Outcome};
     use serde_json::{json, Map, Value};
     use Category::*;
 
     const PANTHER_SAMPLES: &str =
-        include_str!("../../tests/data/analysis/category/panther_samples.jsonl");
+        include_str!("../../../tests/data/analysis/category/panther_samples.jsonl");
     const AUDITD_RECORDS: &str =
-        include_str!("../../tests/data/analysis/category/auditd_records.txt");
+        include_str!("../../../tests/data/analysis/category/auditd_records.txt");
 
-    fn event(source: &str, action: &str, outcome: Outcome) -> Event {
+    pub(super) fn event(source: &str, action: &str, outcome: Outcome) -> Event {
         Event {
             time_unix_nanos: 1,
             actor: Actor {
@@ -389,19 +122,8 @@ mod tests {
         }
     }
 
-    fn decided(e: &Event) -> Option<(Category, &'static str)> {
+    pub(super) fn decided(e: &Event) -> Option<(Category, &'static str)> {
         rule_category(e).map(|v| (v.category, v.rule))
-    }
-
-    #[test]
-    fn names_round_trip_and_unknown_is_refused() {
-        for c in Category::ALL {
-            assert_eq!(c.as_str().parse::<Category>(), Ok(c));
-        }
-        assert_eq!(
-            "login".parse::<Category>(),
-            Err(UnknownCategory("login".into()))
-        );
     }
 
     #[test]
@@ -571,22 +293,26 @@ mod tests {
 
     fn falco(name: &str) -> Event {
         let text = match name {
-            "exec_pod" => include_str!("../../tests/data/analysis/falco/exec_pod.json"),
+            "exec_pod" => include_str!("../../../tests/data/analysis/falco/exec_pod.json"),
             "attach_cluster_admin_role" => {
-                include_str!("../../tests/data/analysis/falco/attach_cluster_admin_role.json")
+                include_str!("../../../tests/data/analysis/falco/attach_cluster_admin_role.json")
             }
-            "delete_secret" => include_str!("../../tests/data/analysis/falco/delete_secret.json"),
+            "delete_secret" => {
+                include_str!("../../../tests/data/analysis/falco/delete_secret.json")
+            }
             "create_deployment" => {
-                include_str!("../../tests/data/analysis/falco/create_deployment.json")
+                include_str!("../../../tests/data/analysis/falco/create_deployment.json")
             }
             "create_configmap_sensitive_values" => include_str!(
-                "../../tests/data/analysis/falco/create_configmap_sensitive_values.json"
+                "../../../tests/data/analysis/falco/create_configmap_sensitive_values.json"
             ),
             "create_serviceaccount" => {
-                include_str!("../../tests/data/analysis/falco/create_serviceaccount.json")
+                include_str!("../../../tests/data/analysis/falco/create_serviceaccount.json")
             }
             "anonymous_creates_namespace_foo" => {
-                include_str!("../../tests/data/analysis/falco/anonymous_creates_namespace_foo.json")
+                include_str!(
+                    "../../../tests/data/analysis/falco/anonymous_creates_namespace_foo.json"
+                )
             }
             other => panic!("no trace {other}"),
         };
@@ -680,65 +406,6 @@ mod tests {
     }
 
     #[test]
-    fn generic_word_rules_apply_only_to_sources_without_their_own() {
-        let cat = |source, action, outcome| decided(&event(source, action, outcome)).map(|d| d.0);
-        assert_eq!(
-            cat("myapp", "user.login", Outcome::Failure),
-            Some(FailedLogin)
-        );
-        assert_eq!(
-            cat("myapp", "UserLogin", Outcome::Success),
-            Some(AuthSuccess)
-        );
-        assert_eq!(
-            cat("myapp", "UpdateLoginProfile", Outcome::Success),
-            Some(AdminChange)
-        );
-        assert_eq!(
-            cat("myapp", "files.delete", Outcome::Success),
-            Some(DataDeletion)
-        );
-        assert_eq!(
-            cat("myapp", "user.delete", Outcome::Success),
-            Some(AdminChange)
-        );
-        assert_eq!(
-            cat("myapp", "namespace.create", Outcome::Success),
-            Some(ConfigChange)
-        );
-        assert_eq!(cat("myapp", "db.write", Outcome::Success), None);
-        assert_eq!(cat("myapp", "file.create", Outcome::Success), None);
-        assert_eq!(
-            cat("myapp", "report.export", Outcome::Success),
-            Some(DataExport)
-        );
-        assert_eq!(
-            cat("myapp", "export_settings.update", Outcome::Success),
-            Some(ConfigChange)
-        );
-        assert_eq!(
-            cat("myapp", "role.grant", Outcome::Success),
-            Some(PrivilegeChange)
-        );
-        assert_eq!(
-            cat("myapp", "threat.detected", Outcome::Unknown),
-            Some(SecurityAlert)
-        );
-        assert_eq!(
-            cat("myapp", "page.view", Outcome::Success),
-            Some(DataAccess)
-        );
-        assert_eq!(cat("myapp", "db.read", Outcome::Success), Some(DataAccess));
-        assert_eq!(
-            cat("myapp", "records.read_and_delete", Outcome::Success),
-            Some(DataDeletion)
-        );
-        assert_eq!(cat("myapp", "widget.frobnicate", Outcome::Success), None);
-        // Known sources never fall back to word guesses.
-        assert_eq!(cat("github-audit", "files.delete", Outcome::Success), None);
-    }
-
-    #[test]
     fn security_service_findings_are_alerts_whatever_the_source() {
         let mut e = event("eventbridge", "aws.guardduty", Outcome::Unknown);
         e.details = json!({"detail-type": "GuardDuty Finding", "detail": {"type": "Recon:EC2/PortProbeUnprotectedPort"}})
@@ -791,42 +458,6 @@ mod tests {
         assert_eq!(
             decided(&event("k8s-audit", "k8s.get", Outcome::Success)),
             None
-        );
-    }
-
-    #[test]
-    fn keyword_baseline_is_the_naive_strawman() {
-        let cat = |source, action, outcome| keyword_baseline(&event(source, action, outcome));
-        assert_eq!(
-            cat("cloudtrail", "signin:ConsoleLogin", Outcome::Failure),
-            FailedLogin
-        );
-        assert_eq!(
-            cat("cloudtrail", "s3:DeleteObject", Outcome::Success),
-            DataDeletion
-        );
-        assert_eq!(
-            cat("cloudtrail", "iam:AttachRolePolicy", Outcome::Success),
-            PrivilegeChange
-        );
-        assert_eq!(
-            cat("cloudtrail", "s3:GetObject", Outcome::Success),
-            DataAccess
-        );
-        assert_eq!(cat("x", "noop", Outcome::Success), Other);
-        // Where it is wrong, by design: a password-profile change is not a login.
-        assert_eq!(
-            cat("cloudtrail", "iam:UpdateLoginProfile", Outcome::Success),
-            AuthSuccess
-        );
-        assert_eq!(
-            rule_category(&event(
-                "cloudtrail",
-                "iam:UpdateLoginProfile",
-                Outcome::Success
-            ))
-            .map(|v| v.category),
-            Some(AdminChange)
         );
     }
 
