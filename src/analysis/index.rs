@@ -123,14 +123,6 @@ impl Index {
         self.entries.back().map_or(self.evicted, |e| e.index + 1)
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Oldest entry still held (older ones were evicted).
     pub fn first_index(&self) -> Option<u64> {
         self.entries.front().map(|e| e.index)

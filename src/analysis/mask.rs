@@ -329,21 +329,25 @@ impl MaskTable {
     }
 
     /// Number of originals held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// True once a limit was reached and later originals were masked as
     /// `<KIND_OVERFLOW>` (still hidden, but no longer restorable).
+    #[cfg(test)]
     pub fn overflowed(&self) -> bool {
         self.full
     }
 
     /// `(placeholder, original)` pairs in the order they were made.
+    #[cfg(test)]
     pub fn originals(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries
             .iter()

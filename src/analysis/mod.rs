@@ -30,16 +30,16 @@
 //! - `testing` (test builds only): raw records from the shared data sets as
 //!   `Event`s, following the ingest conventions, for rule and detector tests.
 
-pub mod analyst;
-pub mod anomaly;
+pub(crate) mod analyst;
+pub(crate) mod anomaly;
 pub mod category;
-pub mod details;
-pub mod index;
-pub mod mask;
+pub(crate) mod details;
+pub(crate) mod index;
+pub(crate) mod mask;
 pub mod model;
-pub mod question;
-pub mod summary;
+pub(crate) mod question;
+pub(crate) mod summary;
 #[cfg(test)]
 mod testing;
-pub mod when;
-pub mod words;
+pub(crate) mod when;
+pub(crate) mod words;

@@ -34,9 +34,8 @@ mod categorizer;
 mod follower;
 mod summarize;
 
-pub use self::ask::{Answer, SlotChoice};
 pub use self::categorizer::Categorized;
-pub use self::summarize::{Summary, Window};
+pub use self::summarize::Window;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};

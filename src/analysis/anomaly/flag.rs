@@ -20,6 +20,7 @@ pub enum FlagKind {
 }
 
 impl FlagKind {
+    #[cfg(test)]
     pub const ALL: [FlagKind; 13] = [
         FlagKind::RateSpike,
         FlagKind::UnusualHour,

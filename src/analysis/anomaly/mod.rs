@@ -79,7 +79,7 @@ mod sensitive;
 mod sequence;
 mod state;
 
-pub use self::config::{DetectorConfig, DetectorConfigError};
+pub use self::config::DetectorConfig;
 pub use self::flag::{Flag, FlagKind};
 
 use self::actor::{actor_flags, ActorState, TargetState};
@@ -99,8 +99,12 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// A detector with `config`, clamped to the limits.
+    /// A detector with `config`, clamped to the limits; a setting outside
+    /// them is said, naming the setting and its limit.
     pub fn new(config: DetectorConfig) -> Detector {
+        if let Err(e) = config.validate() {
+            tracing::warn!(error = %e, "anomaly detector setting clamped to its limit");
+        }
         Detector {
             config: config.clamped(),
             actors: Lru::new(ANOMALY_ACTORS_MAX),
@@ -109,11 +113,13 @@ impl Detector {
     }
 
     /// Actors whose state is currently kept (at most `ANOMALY_ACTORS_MAX`).
+    #[cfg(test)]
     pub fn actors_tracked(&self) -> usize {
         self.actors.len()
     }
 
     /// Target accounts currently kept (at most `ANOMALY_TARGETS_MAX`).
+    #[cfg(test)]
     pub fn targets_tracked(&self) -> usize {
         self.targets.len()
     }

@@ -66,6 +66,7 @@ impl<V> Lru<V> {
         &mut entry.1
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -78,7 +78,9 @@ mod range;
 mod relative;
 
 pub use self::error::TimeError;
-pub use self::range::{TimeMatch, TimeRange};
+pub use self::range::TimeMatch;
+#[cfg(test)]
+use self::range::TimeRange;
 
 use time::{OffsetDateTime, UtcOffset};
 

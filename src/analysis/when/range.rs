@@ -16,12 +16,6 @@ pub struct TimeRange {
     pub to_unix_nanos: i64,
 }
 
-impl TimeRange {
-    pub fn contains(&self, unix_nanos: i64) -> bool {
-        (self.from_unix_nanos..self.to_unix_nanos).contains(&unix_nanos)
-    }
-}
-
 /// The time expression found in a question and the range it names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimeMatch {
