@@ -31,6 +31,21 @@ async fn size_and_root(c: &Cluster, id: u64) -> (u64, Vec<u8>) {
     (s.tree_size, s.root_hash)
 }
 
+/// Node `id`'s tree size once it has not grown for a second (refusal
+/// records are written in the background, after the refused call returns).
+async fn settled_size(c: &Cluster, id: u64) -> u64 {
+    let mut size = size_and_root(c, id).await.0;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let now = size_and_root(c, id).await.0;
+        if now == size {
+            return size;
+        }
+        size = now;
+    }
+    panic!("node {id} kept growing (size {size})");
+}
+
 /// Checks that node `id`'s log still holds the tree `before` as its prefix
 /// (a consistency proof to its old root) and that everything after it is
 /// a refusal record written by a node, nothing the attack sent.
@@ -477,7 +492,9 @@ async fn forged_appends_through_forward_are_refused_at_apply() {
     // nothing else was added on any node.
     let details = refusal_recorded(&c, "ironlog.v1.Raft/Forward", None).await;
     assert!(details["reason"].as_str().is_some(), "{details}");
-    let size = size_and_root(&c, leader).await.0;
+    // Four refusals were recorded one by one, and the later ones may still
+    // be on their way into the log: compare the nodes once it is quiet.
+    let size = settled_size(&c, leader).await;
     c.wait_size(size).await;
     for id in 1..=3 {
         only_refusals_since(&c, id, &before).await;
