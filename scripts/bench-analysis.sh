@@ -3,7 +3,7 @@
 #
 #   ./scripts/bench-analysis.sh [SECONDS] [CLIENTS] [BATCH]
 #
-# Three runs of `ironlog bench append` against the leader, each SECONDS long,
+# Three runs of `ironlog-bench --target ironlog` (crates/bench) against the leader, each SECONDS long,
 # all in one invocation (this machine is shared and noisy: compare only
 # within one run):
 #   1. a three-voter cluster without an analysis node (the peer);
@@ -29,8 +29,9 @@ BASE_PORT=${BENCH_BASE_PORT:-7401}
 source scripts/setup.sh
 # shellcheck source=scripts/cluster-wait.sh
 source scripts/cluster-wait.sh
-cargo build --release -q
+cargo build --release -q -p ironlog -p ironlog-bench
 BIN="${CARGO_TARGET_DIR:-target}/release/ironlog"
+BENCH="${CARGO_TARGET_DIR:-target}/release/ironlog-bench"
 
 PID=""
 DIR=""
@@ -72,13 +73,13 @@ rate() { # rate LABEL: one bench run against the leader; prints and returns even
   local out before after hz
   hz=$(getconf CLK_TCK)
   before=$(cpu_ticks)
-  out=$("$BIN" --endpoint "$LEADER" bench append --seconds "$SECONDS_RUN" --clients "$CLIENTS" --batch "$BATCH")
+  out=$("$BENCH" --target ironlog --endpoints "$LEADER" --seconds "$SECONDS_RUN" --clients "$CLIENTS" --batch "$BATCH")
   after=$(cpu_ticks)
   echo "$1: $out" >&2
   # CPU seconds per node process during the run (a frozen process shows 0).
   join -t= <(echo "$before") <(echo "$after") |
     awk -F= -v hz="$hz" '{printf "   node %s: %.1f CPU s\n", $1, ($3 - $2) / hz}' >&2
-  echo "$out" | grep -o '[0-9.]* events/s' | head -n 1 | cut -d' ' -f1
+  echo "$out" | sed -n 's/.*"writes_per_second":\([0-9.eE+-]*\).*/\1/p'
 }
 
 start

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Append throughput and latency of a local three-node cluster, end to end
 # through the gRPC API: a fresh `ironlog cluster up` (all three nodes on this
-# machine, each fsyncing its own redb files) and `ironlog bench append`.
+# machine, each fsyncing its own redb files) and `ironlog-bench --target
+# ironlog` (crates/bench, the same load generator bench-vs-etcd.sh uses).
 #
 #   ./scripts/bench-append.sh [--tls | --insecure] [SECONDS] [CLIENTS] [BATCH]
 #
@@ -26,8 +27,9 @@ CLIENTS=${2:-8}
 BATCH=${3:-100}
 BASE_PORT=${BENCH_BASE_PORT:-7301}
 
-cargo build --release -q
+cargo build --release -q -p ironlog -p ironlog-bench
 BIN="${CARGO_TARGET_DIR:-target}/release/ironlog"
+BENCH="${CARGO_TARGET_DIR:-target}/release/ironlog-bench"
 # shellcheck source=scripts/cluster-wait.sh
 source scripts/cluster-wait.sh
 
@@ -41,12 +43,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# bench LABEL ENDPOINT BATCH: one `bench append` run; prints a line to
+# bench LABEL ENDPOINT BATCH: one `ironlog-bench` run; prints a line to
 # stderr and "events_per_second p50_ms p99_ms" to stdout.
 bench() {
   local out eps p50 p99
-  out=$("$BIN" --endpoint "$2" --json bench append --seconds "$SECONDS_RUN" --clients "$CLIENTS" --batch "$3")
-  eps=$(echo "$out" | sed -n 's/.*"events_per_second":\([0-9.eE+-]*\).*/\1/p')
+  out=$("$BENCH" --target ironlog --endpoints "$2" --seconds "$SECONDS_RUN" --clients "$CLIENTS" --batch "$3")
+  eps=$(echo "$out" | sed -n 's/.*"writes_per_second":\([0-9.eE+-]*\).*/\1/p')
   p50=$(echo "$out" | sed -n 's/.*"p50_ms":\([0-9.eE+-]*\).*/\1/p')
   p99=$(echo "$out" | sed -n 's/.*"p99_ms":\([0-9.eE+-]*\).*/\1/p')
   awk -v l="$1" -v e="$eps" -v a="$p50" -v b="$p99" \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Shared, idempotent set-up for demo.sh and test.sh (sourced, not run):
-# Rust with rustfmt and clippy, and a C compiler for the crates that build C.
-# Nothing else is needed: protobuf is compiled in Rust (protox).
+# Rust with rustfmt and clippy, a C compiler for the crates that build C,
+# cmake and libclang for llama.cpp, and protoc for the etcd client of the
+# benchmark crate (crates/bench). Ironlog's own protobuf is compiled in Rust
+# (protox).
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
@@ -40,6 +42,19 @@ if ! command -v cmake >/dev/null 2>&1 || ! ls /usr/lib/llvm-*/lib/libclang*.so* 
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake libclang-dev
   else
     echo "error: cmake and libclang are needed to build llama.cpp; install them." >&2
+    exit 1
+  fi
+fi
+
+# ---- protoc: etcd-client (crates/bench, the load generator that measures
+# Ironlog against etcd) compiles etcd's protobuf with it. The workspace
+# builds it with everything else, so a benchmark cannot rot unnoticed.
+if ! command -v protoc >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "installing protobuf-compiler with apt-get (for crates/bench's etcd client)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler
+  else
+    echo "error: protoc is needed to build crates/bench (etcd-client); install protobuf-compiler." >&2
     exit 1
   fi
 fi

@@ -28,9 +28,8 @@
 pub(crate) mod analysis;
 pub(crate) mod append;
 pub(crate) mod audit;
-pub(crate) mod bench;
 pub(crate) mod certs;
-pub(crate) mod client;
+pub mod client;
 pub(crate) mod cluster;
 pub(crate) mod fsck;
 pub(crate) mod ingest;
@@ -156,18 +155,9 @@ pub enum Command {
     /// Check a stopped node's files offline: every leaf, stored hash,
     /// checkpoint and signature.
     Fsck(fsck::FsckArgs),
-    /// Load generators for benchmarks (scripts/bench-append.sh).
-    #[command(subcommand)]
-    Bench(BenchCommand),
     /// Run a local cluster for trying Ironlog out.
     #[command(subcommand)]
     Cluster(ClusterCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Append from concurrent clients for a while; report events/s and latency.
-    Append(bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,7 +278,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status => status::run(&global).await,
         Command::Fsck(args) => fsck::run(&global, &args),
         Command::Cluster(ClusterCommand::Up(args)) => cluster::up(&args).await,
-        Command::Bench(BenchCommand::Append(args)) => bench::run(&global, &args).await,
     }
 }
 
