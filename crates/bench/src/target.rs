@@ -43,7 +43,7 @@ fn event(client: usize, n: u64, pad: &str) -> proto::Event {
         resource: format!("postgres://bench/table{:02}", n % 20),
         outcome: proto::Outcome::Success as i32,
         source: format!("bench-client-{client:04}"),
-        details_json: format!("{{\"n\":{n:016},\"pad\":\"{pad}\"}}"),
+        details_json: format!("{{\"n\":\"{n:016}\",\"pad\":\"{pad}\"}}"),
         idempotency_key: String::new(),
     }
 }
