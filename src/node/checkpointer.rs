@@ -66,7 +66,12 @@ pub(super) async fn checkpoint_ticker(
         if proposer.space().is_low() {
             continue;
         }
-        sync_witness_keys(&config, &proposer, &store).await;
+        // The configured witness set changes only with a restart: check it
+        // when this node takes the lead and on every tick, not on every
+        // applied entry (a ledger read each time, on the append path).
+        if !by_count || last_checkpoint.is_none() {
+            sync_witness_keys(&config, &proposer, &store).await;
+        }
         let size = applied.borrow().tree_size;
         if last_checkpoint.is_none() {
             let s = store.clone();

@@ -6,7 +6,15 @@
 //! callback to one flusher thread. The flusher takes every callback waiting,
 //! makes all earlier commits durable with one `Immediate` commit, then fires
 //! them: many appends share one fsync, and none is acknowledged before it.
-//! Votes, committed ids, truncations and purges are durable before they return.
+//! Votes, truncations and purges are durable before they return.
+//!
+//! The committed id is written non-durably, and made durable by the next
+//! group commit: openraft reads it back only as a starting point (a node
+//! that restarts with an older one, or none, takes the state machine's
+//! applied id and re-learns the rest from the leader), and every entry it
+//! names is already durable in a majority's logs. A durable write here cost
+//! one fsync per commit on every node, inside the Raft core, before the
+//! apply that answers the client.
 //!
 //! # Replication batches
 //! Replication reads through `limited_get_log_entries`, which stops at
@@ -90,9 +98,17 @@ impl LogStore {
         }
     }
 
-    fn write_meta<T: Serialize>(db: &Database, key: &str, value: &T) -> io::Result<()> {
+    /// Writes `key`, durable before it returns unless `durability` says
+    /// otherwise.
+    fn write_meta<T: Serialize>(
+        db: &Database,
+        key: &str,
+        value: &T,
+        durability: Durability,
+    ) -> io::Result<()> {
         let bytes = serde_json::to_vec(value).map_err(io_err)?;
-        let txn = db.begin_write().map_err(io_err)?;
+        let mut txn = db.begin_write().map_err(io_err)?;
+        txn.set_durability(durability).map_err(io_err)?;
         {
             let mut table = txn.open_table(META).map_err(io_err)?;
             table.insert(key, bytes.as_slice()).map_err(io_err)?;
@@ -233,12 +249,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let vote = *vote;
-        self.blocking(move |db| Self::write_meta(db, KEY_VOTE, &vote))
+        self.blocking(move |db| Self::write_meta(db, KEY_VOTE, &vote, Durability::Immediate))
             .await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.blocking(move |db| Self::write_meta(db, KEY_COMMITTED, &committed))
+        self.blocking(move |db| Self::write_meta(db, KEY_COMMITTED, &committed, Durability::None))
             .await
     }
 
