@@ -9,7 +9,7 @@
 //! - the [proposer](crate::raft::Proposer) measures afresh before every
 //!   proposal and refuses it ([`DiskLow`]): client appends, forwarded
 //!   appends on a leader, checkpoints, cosignatures, refusal records;
-//! - the [Raft service](crate::raft::service) refuses replication, snapshots
+//! - the Raft service (`raft::service`) refuses replication, snapshots
 //!   and votes with UNAVAILABLE, so to the leader this node looks
 //!   partitioned, and it is caught up once it has room again;
 //! - `crate::raft::handover` stops it campaigning and, if it leads, hands

@@ -314,7 +314,7 @@ impl MaskTable {
     /// `text` with every placeholder this table made replaced by its
     /// original. Other placeholder-shaped text (made up by the model, or an
     /// overflow placeholder) is left as it is. One pass: an original that
-    /// itself looks like a placeholder (a [`Kind::Literal`]) is not expanded
+    /// itself looks like a placeholder (a `Kind::Literal`) is not expanded
     /// again.
     pub fn unmask(&self, text: &str) -> String {
         PLACEHOLDER

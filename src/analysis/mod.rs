@@ -8,24 +8,24 @@
 //! ## Layout
 //! - [`category`]: the fixed taxonomy every entry is put in, the rules that
 //!   decide what they can, and the plain keyword baseline used in evaluation.
-//! - [`anomaly`]: the streaming detector that flags committed entries
+//! - `anomaly`: the streaming detector that flags committed entries
 //!   (per-actor baselines, bursts, sequences, high-signal single events),
 //!   pure and bounded in memory.
-//! - [`details`]: reading native fields of the original record kept in
+//! - `details`: reading native fields of the original record kept in
 //!   `Event.details`, tolerant of lower-cased keys.
-//! - [`words`]: splitting action and resource names into lower-case words.
-//! - [`mask`]: secrets and personal data replaced by per-request placeholders
+//! - `words`: splitting action and resource names into lower-case words.
+//! - `mask`: secrets and personal data replaced by per-request placeholders
 //!   before any text reaches the model, and put back in what the caller sees.
-//! - [`when`]: time expressions in a question ("last 24 hours", "since
+//! - `when`: time expressions in a question ("last 24 hours", "since
 //!   Monday") parsed by code into UTC ranges, never by the model.
-//! - [`index`]: the in-memory index of analysed entries and the vocabulary
+//! - `index`: the in-memory index of analysed entries and the vocabulary
 //!   of actors, resources and actions that questions are mapped onto.
-//! - [`question`]: a plain question read by code into a draft query.
-//! - [`summary`]: the facts of a window, the template paragraph, and the
+//! - `question`: a plain question read by code into a draft query.
+//! - `summary`: the facts of a window, the template paragraph, and the
 //!   check of the model's prose against the facts.
 //! - [`model`]: the local language model (llama.cpp), loaded once, scoring
 //!   candidates and generating bounded greedy text.
-//! - [`analyst`]: the analysis node's engine: follows the log, keeps the
+//! - `analyst`: the analysis node's engine: follows the log, keeps the
 //!   index and flags, answers questions and summaries.
 //! - `testing` (test builds only): raw records from the shared data sets as
 //!   `Event`s, following the ingest conventions, for rule and detector tests.

@@ -302,8 +302,8 @@ impl CertificateAuthority {
         })
     }
 
-    /// Issues node `id`'s certificate into `dir`: node-<id>.pem and
-    /// node-<id>-key.pem.
+    /// Issues node `id`'s certificate into `dir`: `node-<id>.pem` and
+    /// `node-<id>-key.pem`.
     pub fn issue_node(
         &self,
         dir: &Path,
@@ -335,7 +335,7 @@ impl CertificateAuthority {
     }
 
     /// Issues a client certificate with common name `name` into `dir`:
-    /// <name>.pem and <name>-key.pem.
+    /// `<name>.pem` and `<name>-key.pem`.
     pub fn issue_client(&self, dir: &Path, name: &str) -> Result<CertFiles, CertsError> {
         check_client_name(name)?;
         let mut params = leaf_params(Vec::new(), name)?;

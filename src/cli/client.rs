@@ -323,7 +323,7 @@ async fn connect_with(
     Ok(InterceptedService::new(channel, bearer))
 }
 
-/// A channel for [`crate::audit::reader::LogReader`] with the caller's
+/// A channel for the auditor's log reader (`audit::reader::LogReader`) with the caller's
 /// credentials. `lazy` connects on first use and reconnects after failures,
 /// for `monitor`, which must outlive an outage.
 pub async fn connect_audit(

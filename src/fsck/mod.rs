@@ -54,7 +54,7 @@
 //! checks a private copy and says so in the report.
 //!
 //! # Hostile bytes
-//! Values and string keys are read as raw bytes ([`Raw`](raw::Raw)) and decoded here,
+//! Values and string keys are read as raw bytes (`raw::Raw`) and decoded here,
 //! because redb's own `&str` decoding unwraps. redb itself may still panic on
 //! a structurally damaged file (its docs say so for a file altered outside
 //! redb), so each phase runs under `catch_unwind`, and a panic becomes a

@@ -173,7 +173,7 @@ pub fn router(witness: Arc<Witness>) -> Router {
 
 /// Serves `witness` on `listener` until `shutdown` completes, with the
 /// header, idle and request timeouts and the connection cap of
-/// [`http_server`](crate::http_server). Tests bind port 0 and pass
+/// `http_server`. Tests bind port 0 and pass
 /// their own shutdown signal.
 pub async fn serve(
     listener: TcpListener,
