@@ -3,7 +3,6 @@
 //! stream in chunks with a deadline per chunk rather than per transfer.
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -294,39 +293,32 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             meta: snapshot.meta.clone(),
         })
         .expect("snapshot header serialises");
-        let file = snapshot.snapshot.file;
+        let reader = snapshot.snapshot.into_reader();
         let (tx, rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(2);
-        // The reader feeds chunks; a receiver that stops taking them for a
-        // whole chunk deadline ends the transfer.
-        let feeder = tokio::spawn(async move {
-            let mut offset = 0u64;
+        // The reader feeds chunks from a blocking thread (a manifest is
+        // expanded with reads from the store); a receiver that stops taking
+        // them for a whole chunk deadline ends the transfer.
+        let runtime = tokio::runtime::Handle::current();
+        let feeder = tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
             let mut header = Some(header);
             loop {
-                let (chunk, n) = {
-                    let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
-                    let n = match file.read_at(&mut buf, offset) {
-                        Ok(n) => n,
-                        Err(e) => return Err(format!("reading snapshot: {e}")),
-                    };
-                    buf.truncate(n);
-                    (buf, n)
+                let chunk = match read_chunk(&mut reader) {
+                    Ok(chunk) => chunk,
+                    Err(e) => return Err(format!("reading snapshot: {e}")),
                 };
-                if n == 0 && header.is_none() {
-                    return Ok(());
-                }
-                offset += n as u64;
+                let last = chunk.is_empty();
                 let msg = SnapshotChunk {
                     header: header.take().unwrap_or_default(),
                     data: chunk,
                 };
-                if tx
-                    .send_timeout(msg, Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS))
-                    .await
-                    .is_err()
-                {
+                let sent = runtime.block_on(
+                    tx.send_timeout(msg, Duration::from_millis(SNAPSHOT_CHUNK_TIMEOUT_MS)),
+                );
+                if sent.is_err() {
                     return Err("snapshot receiver stalled".to_string());
                 }
-                if n == 0 {
+                if last {
                     return Ok(());
                 }
             }
@@ -349,6 +341,16 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         }
         decode(resp.get_ref()).map_err(|e| StreamingError::Network(NetworkError::new(&e)))
     }
+}
+
+/// Reads up to one chunk; empty at the end of the snapshot.
+fn read_chunk(reader: &mut impl std::io::Read) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
+    reader
+        .take(SNAPSHOT_CHUNK_BYTES as u64)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 #[cfg(test)]

@@ -480,7 +480,7 @@ impl RaftService for RaftRpc {
         let file = std::fs::File::open(&path).map_err(|e| PeerError::Install(e.to_string()))?;
         let snapshot = openraft::alias::SnapshotOf::<TypeConfig, SnapshotFile> {
             meta: header.meta,
-            snapshot: SnapshotFile { path, file },
+            snapshot: SnapshotFile::received(path, file),
         };
         // Once openraft has the snapshot, its state machine reads the file
         // by path whether or not this handler is still waiting: so the

@@ -18,9 +18,13 @@
 //! clock or local configuration, so every replica decides alike.
 //!
 //! # Snapshots
-//! A snapshot is a file under `snapshots/` written by
-//! [`LedgerStore::export_snapshot`]; `current.json` names the newest one and
-//! its Raft metadata. Installing one checks its metadata against openraft's
+//! A snapshot is a file under `snapshots/`: a manifest written by
+//! [`LedgerStore::write_manifest`], which names the leaves the store holds
+//! rather than copying them (so a build costs the non-leaf state, not the
+//! log), expanded with every leaf inline only when a follower is sent it
+//! ([`SnapshotFile::into_reader`]). A snapshot received whole is replaced,
+//! once installed, by a manifest of the state it installed. `current.json`
+//! names the newest one and its Raft metadata. Installing one checks its metadata against openraft's
 //! and its voter signatures against its own membership before anything is
 //! written. Transfers and builds in progress are `*.tmp` files.
 //!
@@ -50,7 +54,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Command, TypeConfig};
 use crate::ledger::checkpoint::SignatureLine;
-use crate::storage::ledger_store::{LedgerStore, Op, OpResult, StateMeta};
+use crate::storage::ledger_store::{LedgerStore, Op, OpResult, SnapshotReader, StateMeta};
 use crate::storage::Applied;
 use crate::storage::{sync_dir, write_atomic, write_atomic_temp};
 
@@ -63,11 +67,43 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// A snapshot's bytes on disk.
-#[derive(Debug)]
+/// A snapshot's file: a transfer received whole, or a manifest this node
+/// built, which names the leaves its store holds.
 pub struct SnapshotFile {
     pub path: PathBuf,
     pub file: std::fs::File,
+    /// The store whose leaves a manifest names; `None` for a transfer,
+    /// which is read as it is (a manifest record in one is refused).
+    pub leaves_from: Option<Arc<LedgerStore>>,
+}
+
+impl std::fmt::Debug for SnapshotFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFile")
+            .field("path", &self.path)
+            .field("received", &self.leaves_from.is_none())
+            .finish()
+    }
+}
+
+impl SnapshotFile {
+    /// A transfer received from a peer.
+    pub fn received(path: PathBuf, file: std::fs::File) -> Self {
+        Self {
+            path,
+            file,
+            leaves_from: None,
+        }
+    }
+
+    /// The whole snapshot as a record stream, leaves inline: what a
+    /// follower is sent and what an install reads.
+    pub fn into_reader(self) -> Box<dyn io::Read + Send> {
+        match self.leaves_from {
+            Some(store) => Box::new(SnapshotReader::expanding(store, self.file)),
+            None => Box::new(io::BufReader::new(self.file)),
+        }
+    }
 }
 
 /// The contents of `current.json`.
@@ -104,7 +140,7 @@ impl StateMachine {
         store: Arc<LedgerStore>,
         snapshot_dir: &Path,
     ) -> io::Result<(Self, mpsc::UnboundedReceiver<u64>)> {
-        let snapshots = SnapshotDir::open(snapshot_dir)?;
+        let snapshots = SnapshotDir::open(snapshot_dir, store.clone())?;
         let (tx, rx) = mpsc::unbounded_channel();
         let meta = store.meta().map_err(io_err)?;
         let applied: Option<LogId> = decode_opt(&meta.applied)?;
@@ -154,6 +190,8 @@ impl StateMachine {
 #[derive(Clone)]
 struct SnapshotDir {
     path: PathBuf,
+    /// The store whose leaves this node's manifests name.
+    store: Arc<LedgerStore>,
     /// Held while [`CURRENT_FILE`] is read or replaced and while the files
     /// it names are opened, renamed or removed: openraft runs builds in a
     /// task of its own, beside installs and reads, and each must see the
@@ -169,11 +207,12 @@ impl SnapshotDir {
     /// unfinished: transfers and builds, a half-written [`CURRENT_FILE`],
     /// and snapshot files it does not name (a crash between a snapshot's
     /// rename and the pointer's, or before old files were removed).
-    fn open(path: &Path) -> io::Result<Self> {
+    fn open(path: &Path, store: Arc<LedgerStore>) -> io::Result<Self> {
         std::fs::create_dir_all(path)?;
         remove_leftover_transfers(path)?;
         let dir = Self {
             path: path.to_path_buf(),
+            store,
             update: Arc::default(),
         };
         let named = dir.named_file_at_start()?;
@@ -300,12 +339,33 @@ impl SnapshotDir {
         self.open_snapshot(current)
     }
 
+    /// Writes a manifest of the store just after it installed the
+    /// snapshot `meta` describes, staged for [`Self::adopt`].
+    fn manifest_of_installed(&self, meta: &SnapshotMeta) -> io::Result<PathBuf> {
+        let staged = self
+            .path
+            .join(format!("installing-{}.tmp", std::process::id()));
+        let state = self.store.write_manifest(&staged).map_err(io_err)?;
+        let applied: Option<LogId> = decode_opt(&state.applied)?;
+        if applied != meta.last_log_id {
+            let _ = std::fs::remove_file(&staged);
+            return Err(io_err(format!(
+                "the store moved to {applied:?} before its manifest was written"
+            )));
+        }
+        Ok(staged)
+    }
+
     fn open_snapshot(&self, current: CurrentSnapshot) -> io::Result<Snapshot> {
         let path = self.path.join(&current.file);
         let file = std::fs::File::open(&path)?;
         Ok(Snapshot {
             meta: current.meta,
-            snapshot: SnapshotFile { path, file },
+            snapshot: SnapshotFile {
+                path,
+                file,
+                leaves_from: Some(self.store.clone()),
+            },
         })
     }
 }
@@ -325,8 +385,9 @@ pub fn voter_verifier_keys(membership: &[u8]) -> io::Result<Vec<(super::NodeId, 
         .collect())
 }
 
-/// Removes snapshot transfers (`incoming-*.tmp`) and builds
-/// (`building-*.tmp`) a previous run left behind: at start-up none is in
+/// Removes snapshot transfers (`incoming-*.tmp`), builds
+/// (`building-*.tmp`) and manifests of installs (`installing-*.tmp`) a
+/// previous run left behind: at start-up none is in
 /// progress, so each was declined or interrupted and would otherwise stay
 /// on disk for good.
 fn remove_leftover_transfers(snapshot_dir: &Path) -> io::Result<()> {
@@ -335,7 +396,9 @@ fn remove_leftover_transfers(snapshot_dir: &Path) -> io::Result<()> {
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let leftover = name.ends_with(".tmp")
-            && (name.starts_with("incoming-") || name.starts_with("building-"));
+            && (name.starts_with("incoming-")
+                || name.starts_with("building-")
+                || name.starts_with("installing-"));
         if leftover && entry.file_type()?.is_file() {
             std::fs::remove_file(entry.path())?;
         }
@@ -448,14 +511,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let snapshots = self.snapshots.clone();
         let expected = meta.clone();
         let (state, current) = tokio::task::spawn_blocking(move || {
+            let path = snapshot.path.clone();
+            let received = snapshot.leaves_from.is_none();
             let state = store
-                .import_snapshot(&snapshot.path, |state| {
+                .import_snapshot_from(snapshot.into_reader(), |state| {
                     snapshot_voter_keys(state, &expected)
                 })
                 .map_err(io_err)?;
-            // The transfer receiver fsynced the file; this renames it into
-            // place and records it.
-            let current = snapshots.adopt(&snapshot.path, &expected)?;
+            if !received {
+                // This node's own manifest, installed at start-up: it is
+                // already current.
+                return Ok((state, snapshots.adopt(&path, &expected)?.meta));
+            }
+            // The transfer holds every leaf, which the store now holds too:
+            // a manifest of the state just installed takes its place, so a
+            // restored node keeps no second copy of the log.
+            let current = match snapshots.manifest_of_installed(&expected) {
+                Ok(manifest) => {
+                    let _ = std::fs::remove_file(&path);
+                    snapshots.adopt(&manifest, &expected)?
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "keeping the snapshot as received: no manifest");
+                    // The transfer receiver fsynced the file; this renames
+                    // it into place and records it.
+                    snapshots.adopt(&path, &expected)?
+                }
+            };
             Ok::<_, io::Error>((state, current.meta))
         })
         .await
@@ -474,9 +556,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
         let snapshots = self.snapshots.clone();
-        tokio::task::spawn_blocking(move || snapshots.current())
+        let current = tokio::task::spawn_blocking(move || snapshots.current())
             .await
-            .map_err(io_err)?
+            .map_err(io_err)??;
+        Ok(current)
     }
 }
 
@@ -582,7 +665,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let staged = snapshots
                 .path
                 .join(format!("building-{}.tmp", std::process::id()));
-            let state = match store.export_snapshot(&staged) {
+            let state = match store.write_manifest(&staged) {
                 Ok(state) => state,
                 Err(e) => {
                     // Best effort: a file left here is removed at start-up.
@@ -590,7 +673,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                     return Err(io_err(e));
                 }
             };
-            // The export fsynced the file.
+            // The manifest is fsynced, and so is the store it names.
             let meta = SnapshotMeta {
                 last_log_id: decode_opt(&state.applied)?,
                 last_membership: decode_opt(&state.membership)?.unwrap_or_default(),
@@ -777,10 +860,7 @@ mod tests {
 
     /// The snapshot file `path` as a transfer receiver hands it over.
     fn snapshot_file(path: &Path) -> SnapshotFile {
-        SnapshotFile {
-            path: path.to_path_buf(),
-            file: std::fs::File::open(path).unwrap(),
-        }
+        SnapshotFile::received(path.to_path_buf(), std::fs::File::open(path).unwrap())
     }
 
     /// The file names in `dir`, sorted (snapshot files, named by their
@@ -848,6 +928,53 @@ mod tests {
             names(&snaps),
             [file_name(&rebuilt), CURRENT_FILE.to_string()]
         );
+    }
+
+    #[tokio::test]
+    async fn a_built_snapshot_names_the_leaves_and_a_follower_receives_them_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = membership();
+        let leader = store_at(&dir.path().join("leader.redb"), 10, 900, &m);
+        let (mut leader_sm, _c) =
+            StateMachine::open(leader.clone(), &dir.path().join("leader-snaps")).unwrap();
+        let built = leader_sm.build_snapshot().await.unwrap();
+        let manifest_len = built.snapshot.file.metadata().unwrap().len();
+        let full = dir.path().join("full");
+        leader.export_snapshot(&full).unwrap();
+        let full_len = std::fs::metadata(&full).unwrap().len();
+        assert!(
+            manifest_len * 20 < full_len,
+            "a build wrote {manifest_len} bytes for a {full_len}-byte state"
+        );
+
+        // What the network sends is the snapshot expanded, every leaf inline.
+        let follower_snaps = dir.path().join("follower-snaps");
+        let follower = store_at(&dir.path().join("follower.redb"), 1, 0, &m);
+        let (mut follower_sm, _c) = StateMachine::open(follower.clone(), &follower_snaps).unwrap();
+        let incoming = follower_snaps.join("incoming-1.tmp");
+        let current = leader_sm.get_current_snapshot().await.unwrap().unwrap();
+        let mut sent = current.snapshot.into_reader();
+        let mut out = std::fs::File::create(&incoming).unwrap();
+        assert_eq!(io::copy(&mut sent, &mut out).unwrap(), full_len);
+        follower_sm
+            .install_snapshot(&current.meta, snapshot_file(&incoming))
+            .await
+            .unwrap();
+        assert_eq!(follower.root(900).unwrap(), leader.root(900).unwrap());
+
+        // The follower keeps a manifest of what it installed, not the
+        // transfer: no second copy of the log.
+        let kept = follower_sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(kept.meta, current.meta);
+        assert!(kept.snapshot.file.metadata().unwrap().len() * 20 < full_len);
+        assert_eq!(
+            names(&follower_snaps),
+            [file_name(&kept), CURRENT_FILE.to_string()]
+        );
+        // And it can pass the snapshot on, whole.
+        let mut again = Vec::new();
+        io::Read::read_to_end(&mut kept.snapshot.into_reader(), &mut again).unwrap();
+        assert_eq!(again, std::fs::read(&full).unwrap());
     }
 
     #[tokio::test]

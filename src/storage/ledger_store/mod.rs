@@ -40,7 +40,9 @@
 //!
 //! # Snapshots
 //! A snapshot is the leaves, checkpoints, signatures, witness cosignatures and
-//! metadata, streamed to a file. Installing one rebuilds hashes and indexes from the leaves and
+//! metadata. A node's own snapshot is a manifest that names its stored
+//! leaves rather than copying them, so building one costs the non-leaf
+//! state, not the log; it is expanded, leaves inline, when a follower needs it. Installing one rebuilds hashes and indexes from the leaves and
 //! refuses it if any checkpoint root does not match, any voter signature by
 //! a voter of the snapshot's own membership or any witness cosignature does
 //! not verify, or a checkpoint carries too many lines, so a corrupt or
@@ -68,13 +70,17 @@
 //!   ([`QueryFilter`], [`QueryPage`]).
 //! - `tree.rs`: reads of the Merkle tree: roots, inclusion and consistency
 //!   proofs, tlog tiles ([`TileRead`]).
-//! - `snapshot.rs`: snapshot export and import, the record format, and the
-//!   checks a snapshot must pass before it replaces the state.
+//! - `snapshot.rs`: snapshot import, the record format, and the checks a
+//!   snapshot must pass before it replaces the state.
+//! - `manifest.rs`: the snapshots a node builds, which name the stored
+//!   leaves instead of copying them, and [`SnapshotReader`], which expands
+//!   one into the full record stream when a follower needs it.
 //! - `tests.rs` (test builds only): the store's unit tests, which share one
 //!   fixture (a store with a signed checkpoint) across these concerns.
 
 mod checkpoints;
 mod error;
+mod manifest;
 mod meta;
 mod op;
 mod query;
@@ -94,6 +100,7 @@ use meta::read_meta;
 
 pub use checkpoints::StoredCheckpoint;
 pub use error::StoreError;
+pub use manifest::SnapshotReader;
 pub use meta::StateMeta;
 pub use op::{Op, OpResult};
 pub use query::{Leaves, QueryFilter, QueryPage};

@@ -1,17 +1,17 @@
-//! Snapshots: the whole state written to a file as tagged records, and
-//! installed by rebuilding hashes and indexes from the leaves and checking
+//! Snapshots: the whole state as a file of tagged records (leaves inline,
+//! as a follower receives it; this node's own are manifests, see
+//! `manifest.rs`), installed by rebuilding hashes and indexes from the leaves and checking
 //! every checkpoint root and signature before anything replaces the state.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use redb::{Durability, ReadableDatabase, ReadableTable};
+use redb::Durability;
 
 use super::checkpoints::CHECKPOINT_VOTER_LINES_MAX;
-use super::meta::read_meta;
 use super::tables::{
     TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
-    IDX_RESOURCE, META, SIGNATURES, WITNESS_COSIGNATURES,
+    IDX_RESOURCE, SIGNATURES, WITNESS_COSIGNATURES,
 };
 use super::writer::Writer;
 use super::{LedgerStore, StateMeta, StoreError};
@@ -20,49 +20,6 @@ use crate::ledger::event::LeafRecord;
 use crate::ledger::merkle;
 
 impl LedgerStore {
-    /// Writes a snapshot of the whole state to `path` and returns its metadata.
-    pub fn export_snapshot(&self, path: &Path) -> Result<StateMeta, StoreError> {
-        self.flush()?;
-        let txn = self.db.begin_read()?;
-        let meta = read_meta(&txn.open_table(META)?)?;
-        let file = std::fs::File::create(path)?;
-        let mut out = BufWriter::new(file);
-        write_record(
-            &mut out,
-            TAG_META,
-            &serde_json::to_vec(&meta).expect("meta serialises"),
-        )?;
-        for row in txn.open_table(ENTRIES)?.iter()? {
-            let (_, leaf) = row?;
-            write_record(&mut out, TAG_LEAF, leaf.value())?;
-        }
-        for row in txn.open_table(CHECKPOINTS)?.iter()? {
-            let (size, body) = row?;
-            let mut rec = size.value().to_be_bytes().to_vec();
-            rec.extend_from_slice(body.value());
-            write_record(&mut out, TAG_CHECKPOINT, &rec)?;
-        }
-        for row in txn.open_table(SIGNATURES)?.iter()? {
-            let (key, line) = row?;
-            let mut rec = key.value().0.to_be_bytes().to_vec();
-            rec.extend_from_slice(line.value().as_bytes());
-            write_record(&mut out, TAG_SIGNATURE, &rec)?;
-        }
-        for row in txn.open_table(WITNESS_COSIGNATURES)?.iter()? {
-            let (key, value) = row?;
-            let (vkey, line) = value.value();
-            write_record(
-                &mut out,
-                TAG_WITNESS_COSIGNATURE,
-                &witness_record(key.value().0, vkey, line),
-            )?;
-        }
-        write_record(&mut out, TAG_END, &[])?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(meta)
-    }
-
     /// Replaces the whole state with the snapshot at `path`, rebuilding and
     /// checking the Merkle tree and every signature; on any error the old
     /// state is kept (nothing is written).
@@ -77,7 +34,17 @@ impl LedgerStore {
         path: &Path,
         check: impl FnOnce(&StateMeta) -> Result<Vec<String>, String>,
     ) -> Result<StateMeta, StoreError> {
-        let mut input = BufReader::new(std::fs::File::open(path)?);
+        self.import_snapshot_from(BufReader::new(std::fs::File::open(path)?), check)
+    }
+
+    /// [`Self::import_snapshot`] from a record stream: a transfer's file, or
+    /// this node's own manifest expanded by a
+    /// [`SnapshotReader`](super::SnapshotReader).
+    pub fn import_snapshot_from(
+        &self,
+        mut input: impl Read,
+        check: impl FnOnce(&StateMeta) -> Result<Vec<String>, String>,
+    ) -> Result<StateMeta, StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         txn.delete_table(ENTRIES)?;
@@ -137,11 +104,11 @@ impl LedgerStore {
 
 pub(super) const TAG_META: u8 = 1;
 pub(super) const TAG_LEAF: u8 = 2;
-const TAG_CHECKPOINT: u8 = 3;
+pub(super) const TAG_CHECKPOINT: u8 = 3;
 pub(super) const TAG_SIGNATURE: u8 = 4;
 /// Size, then `verifier key \n cosignature line`. Snapshots without any are
 /// still read; a node older than this tag refuses snapshots that have one.
-const TAG_WITNESS_COSIGNATURE: u8 = 5;
+pub(super) const TAG_WITNESS_COSIGNATURE: u8 = 5;
 pub(super) const TAG_END: u8 = 0xff;
 /// Largest snapshot record: a leaf, or a checkpoint body, or the metadata
 /// (which holds the membership).
@@ -306,7 +273,7 @@ impl VoterKey {
 }
 
 /// A witness cosignature snapshot record: size, verifier key, newline, line.
-fn witness_record(size: u64, vkey: &str, line: &str) -> Vec<u8> {
+pub(super) fn witness_record(size: u64, vkey: &str, line: &str) -> Vec<u8> {
     let mut rec = size.to_be_bytes().to_vec();
     rec.extend_from_slice(vkey.as_bytes());
     rec.push(b'\n');

@@ -564,3 +564,105 @@ fn a_snapshot_is_refused_if_a_voter_signature_does_not_verify() {
     assert!(err.to_string().contains("metadata disagrees"));
     assert_eq!(target.checkpoint_at(3).unwrap().signatures.len(), 1);
 }
+
+fn append_events(store: &LedgerStore, range: std::ops::Range<u64>) {
+    let append = Op::Append {
+        events: range.map(event).collect(),
+        commit_time_unix_nanos: 1,
+    };
+    let result = store.apply(&[append], None, None).unwrap().remove(0);
+    assert!(!is_refused(&result), "{result:?}");
+}
+
+#[test]
+fn a_manifest_names_the_stored_leaves_and_expands_to_the_state_it_was_cut_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, body, vkey) = store_with_checkpoint(dir.path());
+    let first = dir.path().join("first.manifest");
+    store.write_manifest(&first).unwrap();
+    for start in (3..3003).step_by(500) {
+        append_events(&store, start..start + 500);
+    }
+    let path = dir.path().join("cut.manifest");
+    let cut = store.write_manifest(&path).unwrap();
+    assert_eq!(cut.tree_size, 3003);
+
+    // Its size is the non-leaf state's: 3,000 more leaves (about 200 KB)
+    // add only the digits of the tree size, and no leaf is in it.
+    let first_len = std::fs::metadata(&first).unwrap().len();
+    let manifest = std::fs::read(&path).unwrap();
+    assert!(
+        manifest.len() as u64 <= first_len + 16,
+        "{} bytes after 3,000 leaves, {first_len} before",
+        manifest.len()
+    );
+    let leaf = LeafRecord {
+        index: 2000,
+        commit_time_unix_nanos: 1,
+        event: event(2000),
+    }
+    .encode();
+    assert!(!manifest.windows(leaf.len()).any(|w| w == leaf.as_slice()));
+
+    // The log grows after the cut; the expansion is still the state at it.
+    append_events(&store, 3003..3010);
+    let mut expanded = Vec::new();
+    std::io::Read::read_to_end(
+        &mut SnapshotReader::expanding(&store, std::fs::File::open(&path).unwrap()),
+        &mut expanded,
+    )
+    .unwrap();
+    let other = LedgerStore::open(&dir.path().join("other.redb"), ORIGIN).unwrap();
+    let installed = other
+        .import_snapshot_from(expanded.as_slice(), voters(&[&vkey]))
+        .unwrap();
+    assert_eq!(installed, cut);
+    assert_eq!(other.root(3003).unwrap(), store.root(3003).unwrap());
+    assert_eq!(
+        other.entries(2990, 4000).unwrap().0,
+        store.entries(2990, 3003).unwrap().0
+    );
+    assert_eq!(other.checkpoint_at(3).unwrap().body, body);
+    assert_eq!(
+        other.checkpoint_at(3).unwrap().signatures,
+        store.checkpoint_at(3).unwrap().signatures
+    );
+
+    // A full export is the same stream, written out.
+    let full = dir.path().join("full");
+    store.export_snapshot(&full).unwrap();
+    assert!(std::fs::metadata(&full).unwrap().len() > expanded.len() as u64);
+}
+
+#[test]
+fn a_manifest_is_never_installed_from_a_peer_nor_expanded_over_a_shorter_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _body, vkey) = store_with_checkpoint(dir.path());
+    let path = dir.path().join("cut.manifest");
+    store.write_manifest(&path).unwrap();
+
+    // Sent as it is, it names leaves the receiver does not have: refused,
+    // and the receiver's state is kept.
+    let other = LedgerStore::open(&dir.path().join("other.redb"), ORIGIN).unwrap();
+    append_events(&other, 0..2);
+    let before = fingerprint(&other);
+    match other.import_snapshot(&path, voters(&[&vkey])) {
+        Err(StoreError::BadSnapshot(why)) => assert!(why.contains("unknown record tag"), "{why}"),
+        other => panic!("a manifest from a peer was not refused: {other:?}"),
+    }
+    assert_eq!(fingerprint(&other), before);
+
+    // Expanded over a store with fewer leaves than it names, the reader
+    // fails rather than send a short snapshot.
+    let mut out = Vec::new();
+    let err = std::io::Read::read_to_end(
+        &mut SnapshotReader::expanding(&other, std::fs::File::open(&path).unwrap()),
+        &mut out,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("names 3 leaves but the store has 2"),
+        "{err}"
+    );
+}
