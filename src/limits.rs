@@ -424,6 +424,13 @@ pub const RAFT_APPEND_BYTES_MAX: usize = GRPC_MESSAGE_BYTES_MAX - RAFT_MESSAGE_F
 /// string fields are all `"` or `\` (each escaped as two bytes; control
 /// characters are refused by `Event::validate`, and `details` is already
 /// JSON text in the batch), plus field names per event.
+/// Groups of appends a node keeps in flight at once (`raft::group_commit`):
+/// appends arriving while this many are being committed wait and travel
+/// together in the next. Two keeps the Raft pipeline busy (one group
+/// replicating while the next forms) without splitting a burst into many
+/// small entries.
+pub const GROUP_IN_FLIGHT_MAX: usize = 2;
+
 pub const RAFT_ENTRY_JSON_BYTES_MAX: usize = 2 * BATCH_BYTES_MAX + BATCH_EVENTS_MAX * 512;
 
 /// Message limit the Raft service and its clients need, bytes: one

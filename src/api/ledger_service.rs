@@ -22,7 +22,7 @@ use crate::limits::{
 use crate::proto::ledger_client::LedgerClient;
 use crate::proto::ledger_server::Ledger;
 use crate::proto::{self as pb};
-use crate::raft::{Command, CommandResponse, Proposer};
+use crate::raft::{CommandResponse, Proposer};
 use crate::storage::ledger_store::{LedgerStore, QueryFilter, StoredCheckpoint};
 use crate::storage::Applied;
 
@@ -375,12 +375,8 @@ impl Ledger for LedgerApi {
         }
         // The rules every replica applies at commit, checked here first so
         // that a batch this call accepts is never refused at apply.
-        crate::ledger::batch::validate_events(&events).map_err(ApiError::Batch)?;
-        let cmd = Command::Append {
-            events,
-            commit_time_unix_nanos: 0,
-        };
-        match self.proposer.propose(cmd).await? {
+        let bytes = crate::ledger::batch::validate_events(&events).map_err(ApiError::Batch)?;
+        match self.proposer.propose_append(events, bytes).await? {
             CommandResponse::Appended {
                 indices,
                 deduplicated,

@@ -5,7 +5,9 @@
 //! this node's state through [`view`].
 //!
 //! # What goes through the log
-//! [`Command::Append`] batches (one Raft entry each, applied atomically),
+//! [`Command::Append`] batches (one Raft entry each, applied atomically;
+//! concurrent ones travel together as one [`Command::AppendGroup`] entry,
+//! each still applied and refused alone),
 //! [`Command::Checkpoint`] (cut a checkpoint at the current tree size, so every
 //! replica cuts the same one), [`Command::Cosign`] (a voter's signature over
 //! such a checkpoint, so every replica stores every signature),
@@ -27,6 +29,7 @@
 //! - `service.rs`: the peer gRPC service, and [`PeerError`] for what it
 //!   refuses.
 //! - `proposer.rs`: proposals from any node, forwarded to the leader.
+//! - `group_commit.rs`: concurrent appends proposed as one entry.
 //! - `handover.rs`: a leader low on disk hands leadership over.
 //! - `view.rs`: this node's state in plain types for other layers.
 use std::fmt;
@@ -35,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::event::Event;
 
+pub(crate) mod group_commit;
 pub(crate) mod handover;
 pub(crate) mod log_store;
 pub mod network;
@@ -81,6 +85,12 @@ pub enum Command {
         events: Vec<Event>,
         commit_time_unix_nanos: i64,
     },
+    /// Several clients' batches proposed as one entry by group commit
+    /// ([`group_commit`]); each is applied, and may be refused, alone.
+    AppendGroup {
+        batches: Vec<Vec<Event>>,
+        commit_time_unix_nanos: i64,
+    },
     /// Cut a checkpoint at the tree size this command is applied at.
     Checkpoint,
     /// `node_id`'s signature line over the checkpoint at `size`.
@@ -102,10 +112,29 @@ pub enum Command {
     SetWitnesses { verifier_keys: Vec<String> },
 }
 
+impl Command {
+    /// The events an append or a group of appends carries; none for other
+    /// commands.
+    pub fn appended_events(&self) -> impl Iterator<Item = &Event> {
+        let batches: Vec<&Vec<Event>> = match self {
+            Command::Append { events, .. } => vec![events],
+            Command::AppendGroup { batches, .. } => batches.iter().collect(),
+            _ => Vec::new(),
+        };
+        batches.into_iter().flatten()
+    }
+}
+
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Append { events, .. } => write!(f, "append({} events)", events.len()),
+            Command::AppendGroup { batches, .. } => write!(
+                f,
+                "append-group({} batches, {} events)",
+                batches.len(),
+                batches.iter().map(Vec::len).sum::<usize>()
+            ),
             Command::Checkpoint => write!(f, "checkpoint"),
             Command::Cosign { node_id, size, .. } => {
                 write!(f, "cosign(node {node_id}, size {size})")

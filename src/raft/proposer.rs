@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 
+use super::group_commit::GroupCommit;
 use super::network::Network;
 use super::{Command, CommandResponse, NodeId, Raft};
 use crate::clock::now_unix_nanos;
 use crate::disk::{DiskLow, FreeSpace};
+use crate::ledger::batch::validate_events;
+use crate::ledger::event::Event;
 use crate::proto::RaftMessage;
 
 /// How long a client's proposal may wait to commit before it is answered
@@ -21,8 +24,9 @@ use crate::proto::RaftMessage;
 /// cluster without a quorum does not hold requests forever.
 pub const COMMIT_TIMEOUT_MS: u64 = 10_000;
 
-/// Why a proposal did not commit.
-#[derive(Debug, thiserror::Error)]
+/// Why a proposal did not commit. Clone: one group commit's failure is
+/// every batch's in it.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ProposeError {
     /// This node cannot propose; retry at the leader (UNAVAILABLE).
     #[error("not the leader; {}", match leader {
@@ -66,11 +70,18 @@ pub struct Proposer {
     network: Network,
     /// Checked before every proposal.
     space: FreeSpace,
+    /// Where appends go to be proposed in groups; `None` in the proposer
+    /// the group task itself uses.
+    group: Option<GroupCommit>,
 }
 
 /// Sets what only the leader may set: the commit time of appended events.
 fn stamp(cmd: &mut Command) {
     if let Command::Append {
+        commit_time_unix_nanos,
+        ..
+    }
+    | Command::AppendGroup {
         commit_time_unix_nanos,
         ..
     } = cmd
@@ -79,12 +90,30 @@ fn stamp(cmd: &mut Command) {
     }
 }
 
+/// Gives up on a proposal after [`COMMIT_TIMEOUT_MS`].
+async fn within_timeout(
+    proposal: impl std::future::Future<Output = Result<CommandResponse, ProposeError>>,
+) -> Result<CommandResponse, ProposeError> {
+    tokio::time::timeout(Duration::from_millis(COMMIT_TIMEOUT_MS), proposal)
+        .await
+        .map_err(|_| ProposeError::Timeout {
+            ms: COMMIT_TIMEOUT_MS,
+        })?
+}
+
 impl Proposer {
+    /// A proposer whose appends go through group commit; starts the group
+    /// task, so it is called inside the runtime.
     pub fn new(raft: Raft, network: Network, space: FreeSpace) -> Self {
-        Self {
+        let ungrouped = Self {
             raft,
             network,
             space,
+            group: None,
+        };
+        Self {
+            group: Some(GroupCommit::start(ungrouped.clone())),
+            ..ungrouped
         }
     }
 
@@ -104,15 +133,51 @@ impl Proposer {
 
     /// Proposes here if this node leads, otherwise forwards once to the
     /// leader; gives up after `COMMIT_TIMEOUT_MS`.
+    /// Appends go through group commit; a batch that fails validation is
+    /// proposed alone, to be refused with its reason where it is applied.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        tokio::time::timeout(
-            Duration::from_millis(COMMIT_TIMEOUT_MS),
-            self.propose_once(cmd),
-        )
-        .await
-        .map_err(|_| ProposeError::Timeout {
-            ms: COMMIT_TIMEOUT_MS,
-        })?
+        match (cmd, &self.group) {
+            (Command::Append { events, .. }, Some(_)) => match validate_events(&events) {
+                Ok(bytes) => self.propose_append(events, bytes).await,
+                Err(_) => {
+                    let cmd = Command::Append {
+                        events,
+                        commit_time_unix_nanos: 0,
+                    };
+                    within_timeout(self.propose_once(cmd)).await
+                }
+            },
+            (cmd, _) => within_timeout(self.propose_once(cmd)).await,
+        }
+    }
+
+    /// Proposes a batch the caller validated (`bytes` of leaves, as
+    /// `validate_events` returned) in the next group commit.
+    pub async fn propose_append(
+        &self,
+        events: Vec<Event>,
+        bytes: usize,
+    ) -> Result<CommandResponse, ProposeError> {
+        match &self.group {
+            Some(group) => within_timeout(group.submit(events, bytes)).await,
+            None => {
+                let cmd = Command::Append {
+                    events,
+                    commit_time_unix_nanos: 0,
+                };
+                within_timeout(self.propose_once(cmd)).await
+            }
+        }
+    }
+
+    /// What the group task proposes with: here if this node leads, else
+    /// forwarded once; the group's callers bound the wait, and this bounds
+    /// it too, so a group never holds its in-flight slot for good.
+    pub(super) async fn propose_ungrouped(
+        &self,
+        cmd: Command,
+    ) -> Result<CommandResponse, ProposeError> {
+        within_timeout(self.propose_once(cmd)).await
     }
 
     async fn propose_once(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {

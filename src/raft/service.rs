@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::network::SnapshotHeader;
 use super::proposer::{ProposeError, Proposer};
 use super::state_machine::SnapshotFile;
-use super::{Command, NodeId, Raft, TypeConfig};
+use super::{Command, CommandResponse, NodeId, Raft, TypeConfig};
 use crate::auth::{caller_of, Caller, CallerKind, RefusalLog};
 use crate::disk::{DiskLow, FreeSpace};
 use crate::limits::RESERVED_SOURCE_PREFIX;
@@ -520,9 +520,9 @@ impl RaftService for RaftRpc {
             Command::Cosign { node_id, .. } => {
                 self.check(&req, *node_id, Claim::Member, "Forward(Cosign)")?
             }
-            Command::Append { events, .. } => {
+            Command::Append { .. } | Command::AppendGroup { .. } => {
                 let own = from.map(|id| format!("{RESERVED_SOURCE_PREFIX}node-{id}"));
-                let forged = events.iter().find(|e| {
+                let forged = cmd.appended_events().find(|e| {
                     e.source.starts_with(RESERVED_SOURCE_PREFIX)
                         && own.as_deref() != Some(e.source.as_str())
                 });
@@ -546,17 +546,24 @@ impl RaftService for RaftRpc {
         // because its node is not (yet, or any more) a voter is routine
         // during membership changes, and recording it would add a leaf, a
         // checkpoint, and another cosignature to refuse.
-        let is_append = matches!(cmd, Command::Append { .. });
+        let is_append = matches!(cmd, Command::Append { .. } | Command::AppendGroup { .. });
         match self.proposer.propose_local(cmd).await {
             Ok(resp) => {
                 // Refused where it was applied: a node forwarded what the
-                // gate does not let in, which is worth a record.
-                if let (true, Some(reason)) = (is_append, resp.refusal()) {
+                // gate does not let in, which is worth a record (one per
+                // refused batch of a group).
+                let refusals = match &resp {
+                    CommandResponse::Grouped { results } => {
+                        results.iter().filter_map(|r| r.refusal()).collect()
+                    }
+                    single => Vec::from_iter(single.refusal()),
+                };
+                for reason in refusals.into_iter().filter(|_| is_append) {
                     self.refusals.refuse(
                         caller,
                         "ironlog.v1.Raft/Forward",
                         PeerError::RefusedAtApply {
-                            what,
+                            what: what.clone(),
                             reason: reason.to_string(),
                         }
                         .into(),

@@ -603,6 +603,13 @@ fn command_op(cmd: Command, membership: &StoredMembership) -> Op {
             events,
             commit_time_unix_nanos,
         },
+        Command::AppendGroup {
+            batches,
+            commit_time_unix_nanos,
+        } => Op::AppendGroup {
+            batches,
+            commit_time_unix_nanos,
+        },
         Command::Checkpoint => Op::Checkpoint,
         Command::Cosign {
             node_id,

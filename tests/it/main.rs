@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod disk;
 mod fsck;
+mod group_commit;
 mod ingest;
 mod layers;
 mod ledger_vectors;

@@ -29,6 +29,12 @@ pub enum BatchError {
     TooManyEvents { count: usize, max: usize },
     #[error("batch encodes to {bytes} leaf bytes, more than the limit of {max}")]
     TooManyBytes { bytes: usize, max: usize },
+    #[error("a group of {batches} batches holds {count} events, more than one batch may ({max})")]
+    GroupTooLarge {
+        batches: usize,
+        count: usize,
+        max: usize,
+    },
     #[error("event {index}: {source}")]
     InvalidEvent { index: usize, source: EventError },
     #[error("event {index} encodes to a leaf of {bytes} bytes, more than the limit of {max}")]
@@ -54,12 +60,31 @@ pub fn validate_batch(events: &[Event], commit_time_unix_nanos: i64) -> Result<(
             time: commit_time_unix_nanos,
         });
     }
-    validate_events(events)
+    validate_events(events).map(|_| ())
+}
+
+/// Checks the shape of a group of batches proposed as one Raft entry (group
+/// commit): together they hold no more events than one batch may, so the
+/// entry stays within what one batch's entry may be. Each batch is then
+/// checked on its own with [`validate_batch`]. Bytes are budgeted where a
+/// group is formed, from each batch's [`validate_events`] total, and every
+/// replica bounds a Raft message on receipt.
+pub fn validate_group(batches: &[Vec<Event>]) -> Result<(), BatchError> {
+    let count: usize = batches.iter().map(Vec::len).sum();
+    if count > BATCH_EVENTS_MAX {
+        return Err(BatchError::GroupTooLarge {
+            batches: batches.len(),
+            count,
+            max: BATCH_EVENTS_MAX,
+        });
+    }
+    Ok(())
 }
 
 /// Checks the events of a batch, before the leader stamps it: what the API
 /// can check up front, so a batch it accepts is never refused at apply.
-pub fn validate_events(events: &[Event]) -> Result<(), BatchError> {
+/// Returns the bytes of its leaves, which group commit budgets with.
+pub fn validate_events(events: &[Event]) -> Result<usize, BatchError> {
     if events.is_empty() {
         return Err(BatchError::Empty);
     }
@@ -105,7 +130,7 @@ pub fn validate_events(events: &[Event]) -> Result<(), BatchError> {
             max: BATCH_BYTES_MAX,
         });
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// The encoded leaf size of `event`. Index and commit time are fixed-width,
@@ -255,5 +280,23 @@ mod tests {
                 key: "k0".into()
             })
         );
+    }
+
+    #[test]
+    fn a_group_holds_no_more_events_than_one_batch_and_validation_reports_leaf_bytes() {
+        let batch = |n: usize| (0..n).map(event).collect::<Vec<_>>();
+        let half = BATCH_EVENTS_MAX / 2;
+        assert_eq!(validate_group(&[batch(half), batch(half)]), Ok(()));
+        assert_eq!(
+            validate_group(&[batch(half), batch(half), batch(1)]),
+            Err(BatchError::GroupTooLarge {
+                batches: 3,
+                count: BATCH_EVENTS_MAX + 1,
+                max: BATCH_EVENTS_MAX
+            })
+        );
+        let events = batch(3);
+        let leaves: usize = events.iter().map(leaf_bytes).sum();
+        assert_eq!(validate_events(&events), Ok(leaves));
     }
 }

@@ -14,6 +14,13 @@ pub enum Op {
         events: Vec<Event>,
         commit_time_unix_nanos: i64,
     },
+    /// Append several clients' batches, proposed together by group
+    /// commit: each is applied as its own [`Op::Append`] (validated and
+    /// refused alone), in order, with one commit time.
+    AppendGroup {
+        batches: Vec<Vec<Event>>,
+        commit_time_unix_nanos: i64,
+    },
     /// Cut a checkpoint at the current tree size (a no-op if one exists).
     Checkpoint,
     /// Add a voter's signature over the checkpoint at `size`, if it verifies
@@ -60,6 +67,10 @@ pub enum OpResult {
     },
     WitnessCosigned {
         accepted: bool,
+    },
+    /// What each batch of an [`Op::AppendGroup`] did, in order.
+    Grouped {
+        results: Vec<OpResult>,
     },
     /// The witness set was replaced; `changed` is false when it already was
     /// the one given.

@@ -666,3 +666,63 @@ fn a_manifest_is_never_installed_from_a_peer_nor_expanded_over_a_shorter_store()
         "{err}"
     );
 }
+
+#[test]
+fn a_group_applies_each_batch_alone_and_refuses_only_what_one_batch_may_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LedgerStore::open(&dir.path().join("ledger.redb"), ORIGIN).unwrap();
+    let group = Op::AppendGroup {
+        batches: vec![
+            (0..2).map(event).collect(),
+            // Refused alone: an empty batch.
+            Vec::new(),
+            // Event 1's key again: deduplicated against the first batch.
+            vec![event(1), event(5)],
+        ],
+        commit_time_unix_nanos: 7,
+    };
+    let results = store.apply(&[group], None, None).unwrap();
+    let [OpResult::Grouped { results }] = results.as_slice() else {
+        panic!("{results:?}");
+    };
+    assert_eq!(
+        results[0],
+        OpResult::Appended {
+            indices: vec![0, 1],
+            deduplicated: vec![false, false],
+            tree_size: 2
+        }
+    );
+    assert!(is_refused(&results[1]), "{:?}", results[1]);
+    assert_eq!(
+        results[2],
+        OpResult::Appended {
+            indices: vec![1, 2],
+            deduplicated: vec![true, false],
+            tree_size: 3
+        }
+    );
+    let (leaves, size) = store.entries(0, 10).unwrap();
+    assert_eq!(size, 3);
+    let last = LeafRecord::decode(&leaves[2].1).unwrap();
+    assert_eq!((last.event, last.commit_time_unix_nanos), (event(5), 7));
+
+    // A group larger than one batch may be is refused whole.
+    let before = fingerprint(&store);
+    let half = crate::limits::BATCH_EVENTS_MAX as u64 / 2;
+    let big = Op::AppendGroup {
+        batches: vec![
+            (10..10 + half).map(event).collect(),
+            (20_000..20_001 + half).map(event).collect(),
+        ],
+        commit_time_unix_nanos: 8,
+    };
+    let result = store.apply(&[big], None, None).unwrap().remove(0);
+    assert!(
+        result
+            .refusal()
+            .is_some_and(|r| r.contains("more than one batch may")),
+        "{result:?}"
+    );
+    assert_eq!(fingerprint(&store), before);
+}

@@ -112,6 +112,21 @@ impl<'t> Writer<'t> {
                 events,
                 commit_time_unix_nanos,
             } => self.append(events, *commit_time_unix_nanos),
+            Op::AppendGroup {
+                batches,
+                commit_time_unix_nanos,
+            } => {
+                // A group is one Raft entry: its size is bounded like one
+                // batch's, so every replica can take it in one message.
+                if let Err(e) = batch::validate_group(batches) {
+                    return Ok(OpResult::refused(e));
+                }
+                let mut results = Vec::with_capacity(batches.len());
+                for events in batches {
+                    results.push(self.append(events, *commit_time_unix_nanos)?);
+                }
+                Ok(OpResult::Grouped { results })
+            }
             Op::Checkpoint => Ok(OpResult::Checkpointed {
                 size: self.checkpoint()?.map(|b| b.size),
             }),
