@@ -138,6 +138,14 @@ pub const MODEL_TIMEOUT_MS_MAX: u64 = 600_000;
 /// log, and answers say how far back the index reaches.
 pub const ANALYSIS_INDEX_ENTRIES_MAX: usize = 2_000_000;
 
+/// Bytes of newly applied events (as `storage::applied_feed::event_bytes`
+/// estimates them in memory) queued for the analyst and not yet indexed.
+/// Past this, apply drops what it would hand over rather than wait, and the
+/// analyst reads the dropped leaves back from the store. Several of the
+/// largest batches, so a follower a moment behind is still fed; small beside
+/// the model the analysis node loads.
+pub const APPLIED_FEED_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// Values offered per slot of a question (the model scores at most these
 /// plus "none").
 pub const SLOT_CANDIDATES_MAX: usize = 8;
@@ -243,6 +251,10 @@ pub const ANOMALY_STATE_BYTES_MAX: usize = ANOMALY_ACTORS_MAX
     + ANOMALY_TARGETS_MAX * (2 * FIELD_BYTES_MAX + ANOMALY_WINDOW_EVENTS_MAX * 24 + 64);
 
 const _: () = assert!(ANOMALY_FLAG_ENTRIES_MAX <= ANOMALY_WINDOW_EVENTS_MAX);
+// The feed takes several of the largest batches, and its budget is counted
+// in the semaphore permits one batch may take at once (u32).
+const _: () = assert!(APPLIED_FEED_BYTES_MAX >= 8 * BATCH_BYTES_MAX);
+const _: () = assert!(APPLIED_FEED_BYTES_MAX <= u32::MAX as usize);
 // The analysis node runs beside a model; its detector stays under 64 MiB.
 const _: () = assert!(ANOMALY_STATE_BYTES_MAX <= 64 * 1024 * 1024);
 // ---------------------------------------------------------------------------

@@ -76,11 +76,12 @@ use crate::auth::{AuthLayer, Authorizer, Listener as AuthListener, RefusalLog};
 use crate::config::{Config, Role};
 use crate::disk::FreeSpace;
 use crate::limits::{
-    GRPC_CLIENT_CONNECTIONS_MAX, GRPC_MESSAGE_BYTES_MAX, GRPC_PEER_CONNECTIONS_MAX,
-    RAFT_MESSAGE_BYTES_MAX,
+    APPLIED_FEED_BYTES_MAX, GRPC_CLIENT_CONNECTIONS_MAX, GRPC_MESSAGE_BYTES_MAX,
+    GRPC_PEER_CONNECTIONS_MAX, RAFT_MESSAGE_BYTES_MAX,
 };
 use crate::proto;
 use crate::raft::{LogStore, Network, Proposer, Raft, StateMachine};
+use crate::storage::applied_feed::{applied_feed, FeedReceiver};
 use crate::storage::ledger_store::{LedgerStore, LEDGER_FILE};
 use crate::storage::signing_record::SigningRecord;
 use crate::tls::{Alpn, ClientCert, TlsMaterial};
@@ -259,14 +260,19 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         Role::Voter => Some(signer::load_signer(&config)?),
         Role::Learner | Role::Analysis => None,
     };
-    let storage = Storage::open(&config).await?;
-    let (mut parts, stop, refusal_writer) = Parts::start(&config, storage, tls).await?;
-    let mut tasks = parts.spawn_tasks(&config, signer, refusal_writer)?;
-    let analyst = match &config.analysis {
+    let mut storage = Storage::open(&config).await?;
+    // Only the analysis node's apply hands its new leaves over.
+    let analysis = match &config.analysis {
         Some(settings) if config.role == Role::Analysis => {
-            Some(parts.start_analyst(settings, &mut tasks).await)
+            Some((settings, storage.feed_new_leaves()))
         }
         _ => None,
+    };
+    let (mut parts, stop, refusal_writer) = Parts::start(&config, storage, tls).await?;
+    let mut tasks = parts.spawn_tasks(&config, signer, refusal_writer)?;
+    let analyst = match analysis {
+        Some((settings, fed)) => Some(parts.start_analyst(settings, fed, &mut tasks).await),
+        None => None,
     };
     let http_server = match listeners.http {
         Some(listener) => Some(parts.serve_tiles(listener)?),
@@ -424,16 +430,19 @@ impl Parts {
         Ok(tasks)
     }
 
-    /// The analysis node's analyst, following the log and categorising.
+    /// The analysis node's analyst, following the log (`fed` by apply) and
+    /// categorising.
     async fn start_analyst(
         &self,
         settings: &crate::config::AnalysisConfig,
+        fed: FeedReceiver,
         tasks: &mut Vec<JoinHandle<()>>,
     ) -> Arc<Analyst> {
         let analyst = load_analyst(settings).await;
         tasks.push(tokio::spawn(Arc::clone(&analyst).follow(
             self.store.clone(),
             self.applied.clone(),
+            fed,
             self.stop.clone(),
         )));
         tasks.push(tokio::spawn(
@@ -615,6 +624,14 @@ impl Storage {
             snapshot_dir,
             new_checkpoints,
         })
+    }
+
+    /// Makes the state machine hand each apply's new leaves to the returned
+    /// receiver; before Raft starts, so no apply is missed.
+    fn feed_new_leaves(&mut self) -> FeedReceiver {
+        let (tx, rx) = applied_feed(APPLIED_FEED_BYTES_MAX);
+        self.state_machine.feed_new_leaves(tx);
+        rx
     }
 }
 

@@ -54,6 +54,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Command, TypeConfig};
 use crate::ledger::checkpoint::SignatureLine;
+use crate::storage::applied_feed::FeedSender;
 use crate::storage::ledger_store::{LedgerStore, Op, OpResult, SnapshotReader, StateMeta};
 use crate::storage::Applied;
 use crate::storage::{sync_dir, write_atomic, write_atomic_temp};
@@ -131,6 +132,9 @@ pub struct StateMachine {
     /// Size of the checkpoint that last got a voter signature applied, for
     /// the witness submitter: a checkpoint may just have reached its quorum.
     voter_signed: watch::Sender<u64>,
+    /// The analysis node's hand-off of each apply's new leaves to its
+    /// analyst; `None` on other nodes, which then do nothing extra per entry.
+    new_leaves: Option<FeedSender>,
 }
 
 impl StateMachine {
@@ -153,8 +157,16 @@ impl StateMachine {
             }),
             new_checkpoints: tx,
             voter_signed: watch::Sender::new(0),
+            new_leaves: None,
         };
         Ok((sm, rx))
+    }
+
+    /// Hands the leaves each later apply stores to `feed`, never waiting
+    /// on it. Set before Raft starts, so nothing applied is missed beyond
+    /// what the store already holds.
+    pub fn feed_new_leaves(&mut self, feed: FeedSender) {
+        self.new_leaves = Some(feed);
     }
 
     pub fn store(&self) -> &Arc<LedgerStore> {
@@ -476,11 +488,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })
             .max();
         let store = self.store.clone();
-        let results =
-            tokio::task::spawn_blocking(move || store.apply(&ops, Some(applied), membership))
-                .await
-                .map_err(io_err)?
-                .map_err(io_err)?;
+        // `ops` comes back so the analysis node can move its events on.
+        let (ops, results) = tokio::task::spawn_blocking(move || {
+            let results = store.apply(&ops, Some(applied), membership);
+            (ops, results)
+        })
+        .await
+        .map_err(io_err)?;
+        let results = results.map_err(io_err)?;
+        // Before the new size is published: a reader that sees the size
+        // finds in the feed every leaf below it that was not dropped.
+        if let Some(feed) = &self.new_leaves {
+            feed.offer(ops, &results);
+        }
         let tree_size = self.store.tree_size().map_err(io_err)?;
         self.publish(tree_size, last.index);
         if let Some(size) = voter_signed {
@@ -770,6 +790,40 @@ mod tests {
             command_op(Command::SetWitnesses { verifier_keys: keys.clone() }, &m),
             Op::SetWitnesses { verifier_keys } if verifier_keys == keys
         ));
+    }
+
+    #[tokio::test]
+    async fn apply_hands_the_leaves_it_stored_to_the_feed() {
+        use openraft::entry::RaftEntry;
+        type Entry = openraft::alias::EntryOf<TypeConfig>;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LedgerStore::open(&dir.path().join("ledger.redb"), ORIGIN).unwrap());
+        let (mut sm, _checkpoints) = StateMachine::open(store, &dir.path().join("snaps")).unwrap();
+        let (feed, mut fed) = crate::storage::applied_feed::applied_feed(1 << 20);
+        sm.feed_new_leaves(feed);
+        let append = |index, events| {
+            let cmd = Command::Append {
+                events,
+                commit_time_unix_nanos: 1,
+            };
+            Ok((Entry::new_normal(log_id(index), cmd), None))
+        };
+        let entries = vec![
+            append(1, vec![event(0), event(1)]),
+            Ok((Entry::new_blank(log_id(2)), None)),
+            append(3, vec![event(2)]),
+        ];
+        sm.apply(futures::stream::iter(entries)).await.unwrap();
+        assert_eq!(sm.subscribe().borrow().tree_size, 3);
+        let mut leaves = fed.try_recv().expect("one batch per apply");
+        let handed: Vec<_> = std::iter::from_fn(|| leaves.pop())
+            .map(|(i, e)| (i, e.resource))
+            .collect();
+        assert_eq!(
+            handed,
+            [(0, "r0".into()), (1, "r1".into()), (2, "r2".into())]
+        );
+        assert!(fed.try_recv().is_none());
     }
 
     #[test]

@@ -7,12 +7,15 @@
 //! # Layout
 //! - `mod.rs`: [`Applied`] (what readers learn after each apply) and
 //!   [`write_atomic`], the one durable file replace.
+//! - [`applied_feed`]: the leaves each apply stored, handed to the analyst
+//!   without a second read, best effort.
 //! - [`ledger_store`]: the ledger state in redb, one file per concern
 //!   (see its layout).
 //! - `signing_record.rs`: the last tree a voter signed.
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+pub mod applied_feed;
 pub mod ledger_store;
 pub(crate) mod signing_record;
 

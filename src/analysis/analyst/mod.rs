@@ -4,9 +4,11 @@
 //! learner, so nothing here is on the consensus path), keeps the analysis
 //! index and the anomaly flags, and answers questions, summaries and
 //! categorisations. Two background tasks:
-//! - the follower reads every newly applied entry, categorises it by rules,
-//!   runs the anomaly detector and indexes it; it never waits for the model,
-//!   so the index keeps up with the log however busy the model is;
+//! - the follower takes every newly applied entry (from apply as it stores
+//!   it, or read back from the store when apply could not hand it over),
+//!   categorises it by rules, runs the anomaly detector and indexes it; it
+//!   never waits for the model, so the index keeps up with the log however
+//!   busy the model is;
 //! - the categoriser asks the model for the entries rules left undecided,
 //!   a few at a time, so questions are never starved.
 //!
@@ -21,8 +23,8 @@
 //! - this file: [`Analyst`], its state, [`AnalystError`], the kept flags
 //!   ([`StoredFlag`], listing and subscribing) and the plumbing the others
 //!   share.
-//! - `follower.rs`: the follower: each committed entry through the rules,
-//!   the detector and the index.
+//! - `follower.rs`: the follower: each committed entry, handed over by apply
+//!   or read from the store, through the rules, the detector and the index.
 //! - `categorizer.rs`: the categoriser, and the category of one event or
 //!   entry on request, by rules or the model.
 //! - `ask.rs`: [`Analyst::ask`], a question answered over the index.
@@ -38,6 +40,7 @@ pub use self::categorizer::Categorized;
 pub use self::summarize::Window;
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{broadcast, Notify};
@@ -126,6 +129,10 @@ pub struct Analyst {
     categorize_with_model: bool,
     /// Wakes the categoriser when the follower indexed pending entries.
     pending: Notify,
+    /// Entries the follower read from the store because apply did not hand
+    /// them over (start-up, a snapshot install, a full feed): how often the
+    /// slow path runs.
+    entries_read_back: AtomicU64,
 }
 
 impl Analyst {
@@ -142,6 +149,7 @@ impl Analyst {
             model,
             categorize_with_model,
             pending: Notify::new(),
+            entries_read_back: AtomicU64::new(0),
         })
     }
 
