@@ -1,15 +1,18 @@
 //! The closed loop: every client sends one request, waits for its answer,
 //! and sends the next; requests that start inside the measured window count.
+//! A request is whatever the target's [`Client`] sends: a write of a batch,
+//! or one proof.
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// Most concurrent clients: one connection each.
 pub const CLIENTS_MAX: usize = 1024;
 /// Most writes in one request (Ironlog's `BATCH_EVENTS_MAX` bounds it further).
+/// Reads (proofs) are one per request.
 pub const BATCH_MAX: usize = 1000;
 /// Longest measured window, seconds.
 pub const SECONDS_MAX: u64 = 600;
-/// Pause after a write the target asked to retry (no leader for a moment), ms.
+/// Pause after a request the target asked to retry (no leader for a moment), ms.
 const RETRY_BACKOFF_MS: u64 = 20;
 
 #[derive(Clone, Debug)]
@@ -31,7 +34,7 @@ pub enum LoadError {
     #[error("connecting client {client}: {reason}")]
     Connect { client: usize, reason: String },
     #[error("client {client}: {reason}")]
-    Write { client: usize, reason: String },
+    Request { client: usize, reason: String },
     #[error("a client task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -52,8 +55,8 @@ impl Shape {
     }
 }
 
-/// Why one write did not land.
-pub enum WriteError {
+/// Why one request did not succeed.
+pub enum RequestError {
     /// The target said "not now" (no leader, leader moving): back off, go on.
     Retry,
     /// Anything else ends the run.
@@ -62,12 +65,23 @@ pub enum WriteError {
 
 /// One client's connection to the system under test.
 pub trait Client: Send + 'static {
-    /// Writes `batch` values in one request (numbered from `n`).
-    fn write(
+    /// Sends request number `n` (unique in the run) and waits for its
+    /// answer: `batch` writes numbered from `n`, or one read. Timed.
+    fn request(
         &mut self,
         n: u64,
         batch: usize,
-    ) -> impl Future<Output = Result<(), WriteError>> + Send;
+    ) -> impl Future<Output = Result<(), RequestError>> + Send;
+
+    /// Work on the answer to request `n` that is not part of serving it,
+    /// such as verifying a sampled proof: run after the request's latency
+    /// is taken, so it never shows in the percentiles (it does take time
+    /// from the client's loop, so keep it to a small sample). A failed
+    /// check ends the run.
+    fn check(&mut self, n: u64) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = n;
+        async { Ok(()) }
+    }
 }
 
 /// Makes one connected client per closed loop.
@@ -82,7 +96,7 @@ pub struct Report {
     pub seconds: f64,
     pub p50: Duration,
     pub p99: Duration,
-    /// Writes the target asked to retry.
+    /// Requests the target asked to retry.
     pub retried: u64,
 }
 
@@ -106,24 +120,27 @@ pub async fn run<F: Factory>(factory: &F, shape: &Shape) -> Result<Report, LoadE
             tokio::time::sleep_until(start.into()).await;
             let mut latencies = Vec::new();
             let mut retried = 0u64;
-            // Values are numbered per client so that no two requests of a
-            // run write the same key.
+            // Requests are numbered per client so that no two requests of a
+            // run write the same key (or draw the same random leaf).
             let mut n = (c as u64) << 40;
             loop {
                 let t = Instant::now();
                 if t >= end {
                     break;
                 }
-                match client.write(n, batch).await {
-                    Ok(()) if t >= measure_from => latencies.push(t.elapsed()),
-                    Ok(()) => {}
-                    Err(WriteError::Retry) => {
+                let fatal = |reason| LoadError::Request { client: c, reason };
+                match client.request(n, batch).await {
+                    Ok(()) => {
+                        if t >= measure_from {
+                            latencies.push(t.elapsed());
+                        }
+                        client.check(n).await.map_err(fatal)?;
+                    }
+                    Err(RequestError::Retry) => {
                         retried += 1;
                         tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
                     }
-                    Err(WriteError::Fatal(reason)) => {
-                        return Err(LoadError::Write { client: c, reason })
-                    }
+                    Err(RequestError::Fatal(reason)) => return Err(fatal(reason)),
                 }
                 n += batch as u64;
             }

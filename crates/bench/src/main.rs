@@ -1,6 +1,7 @@
 //! `ironlog-bench`: one closed-loop load generator for Ironlog's gRPC API
 //! and for etcd's, so that `scripts/bench-vs-etcd.sh` compares the two
-//! under the same clients, the same value size and the same timing.
+//! under the same clients, the same value size and the same timing, and
+//! `scripts/bench-proofs.sh` measures Ironlog's proof serving the same way.
 //!
 //! # Layout
 //! - `main.rs`: the command line and the JSON report.
@@ -8,23 +9,32 @@
 //!   latency percentiles.
 //! - `target.rs`: what one write is on each system: an Ironlog `Append`
 //!   of N events, or an etcd `Txn` of N puts.
+//! - `proofs.rs`: what one proof request is on Ironlog (`--op inclusion`
+//!   or `--op consistency`): random leaves and sizes under one checkpoint,
+//!   a sample of the answers verified.
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
 mod load;
+mod proofs;
 mod target;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "ironlog-bench",
-    about = "Closed-loop write load against Ironlog or etcd"
+    about = "Closed-loop write load against Ironlog or etcd, or proof load against Ironlog"
 )]
 struct Cli {
     /// Which system to drive.
     #[arg(long, value_enum)]
     target: TargetKind,
+    /// What each request does: an append (a write of --batch values), or,
+    /// on Ironlog only, an inclusion proof of a random leaf or a
+    /// consistency proof between two random tree sizes.
+    #[arg(long, value_enum, default_value_t = Op::Append)]
+    op: Op,
     /// Endpoints, comma-separated. Ironlog: any node (followers forward);
     /// etcd: the members' client URLs.
     #[arg(long, env = "IRONLOG_ENDPOINT", value_delimiter = ',')]
@@ -32,7 +42,7 @@ struct Cli {
     /// Concurrent clients, each with its own connection.
     #[arg(long, default_value_t = 16)]
     clients: usize,
-    /// Writes per request: events per Append, or puts per Txn.
+    /// Writes per request: events per Append, or puts per Txn (appends only).
     #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Measured seconds.
@@ -53,12 +63,38 @@ struct Cli {
     cert: Option<PathBuf>,
     #[arg(long, env = "IRONLOG_KEY")]
     key: Option<PathBuf>,
+    /// Proofs: the tree size of the checkpoint to prove within, read from
+    /// the first endpoint; 0 is the latest checkpoint.
+    #[arg(long, default_value_t = 0)]
+    tree_size: u64,
+    /// Proofs: each client verifies every Nth proof it receives (1: all),
+    /// outside the timed request.
+    #[arg(long, default_value_t = 100)]
+    verify_every: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum TargetKind {
     Ironlog,
     Etcd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Op {
+    Append,
+    Inclusion,
+    Consistency,
+}
+
+impl Op {
+    /// The proof each request asks for; `None` for appends.
+    fn proof(self) -> Option<proofs::ProofKind> {
+        match self {
+            Op::Append => None,
+            Op::Inclusion => Some(proofs::ProofKind::Inclusion),
+            Op::Consistency => Some(proofs::ProofKind::Consistency),
+        }
+    }
 }
 
 #[tokio::main]
@@ -74,24 +110,56 @@ async fn main() -> anyhow::Result<()> {
     if cli.endpoints.is_empty() {
         anyhow::bail!("give --endpoints");
     }
-    let report = match cli.target {
-        TargetKind::Ironlog => {
-            let credentials = ironlog::cli::client::Credentials {
-                ca: cli.ca,
-                cert: cli.cert,
-                key: cli.key,
-                token: None,
-                token_file: None,
-            };
-            let factory = target::IronlogFactory::new(credentials, cli.endpoints, cli.value_bytes);
-            load::run(&factory, &shape).await?
+    let json = match (cli.target, cli.op.proof()) {
+        (TargetKind::Ironlog, None) => {
+            let factory = target::IronlogFactory::new(
+                credentials(&cli),
+                cli.endpoints.clone(),
+                cli.value_bytes,
+            );
+            append_json(&cli, &load::run(&factory, &shape).await?)
         }
-        TargetKind::Etcd => {
-            let factory = target::EtcdFactory::new(cli.endpoints, cli.value_bytes);
-            load::run(&factory, &shape).await?
+        (TargetKind::Etcd, None) => {
+            let factory = target::EtcdFactory::new(cli.endpoints.clone(), cli.value_bytes);
+            append_json(&cli, &load::run(&factory, &shape).await?)
+        }
+        (TargetKind::Ironlog, Some(kind)) => {
+            if cli.batch != 1 {
+                anyhow::bail!("--batch is for --op append; a proof request asks for one proof");
+            }
+            let factory = proofs::ProofFactory::new(
+                credentials(&cli),
+                cli.endpoints.clone(),
+                kind,
+                cli.tree_size,
+                cli.verify_every,
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            let report = load::run(&factory, &shape).await?;
+            proofs_json(&cli, &factory, &report)
+        }
+        (TargetKind::Etcd, Some(_)) => {
+            let op = format!("{:?}", cli.op).to_lowercase();
+            anyhow::bail!("--op {op} is for --target ironlog only")
         }
     };
-    let json = serde_json::json!({
+    println!("{json}");
+    Ok(())
+}
+
+fn credentials(cli: &Cli) -> ironlog::cli::client::Credentials {
+    ironlog::cli::client::Credentials {
+        ca: cli.ca.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+        token: None,
+        token_file: None,
+    }
+}
+
+fn append_json(cli: &Cli, report: &load::Report) -> serde_json::Value {
+    serde_json::json!({
         "target": format!("{:?}", cli.target).to_lowercase(),
         "clients": cli.clients,
         "batch": cli.batch,
@@ -103,7 +171,25 @@ async fn main() -> anyhow::Result<()> {
         "p50_ms": report.p50.as_secs_f64() * 1e3,
         "p99_ms": report.p99.as_secs_f64() * 1e3,
         "retried": report.retried,
-    });
-    println!("{json}");
-    Ok(())
+    })
+}
+
+fn proofs_json(
+    cli: &Cli,
+    factory: &proofs::ProofFactory,
+    report: &load::Report,
+) -> serde_json::Value {
+    serde_json::json!({
+        "target": "ironlog",
+        "op": format!("{:?}", cli.op).to_lowercase(),
+        "clients": cli.clients,
+        "tree_size": factory.tree().size,
+        "requests": report.requests,
+        "seconds": report.seconds,
+        "proofs_per_second": report.requests as f64 / report.seconds,
+        "p50_ms": report.p50.as_secs_f64() * 1e3,
+        "p99_ms": report.p99.as_secs_f64() * 1e3,
+        "verified": factory.verified(),
+        "retried": report.retried,
+    })
 }

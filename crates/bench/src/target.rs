@@ -5,7 +5,7 @@
 //! a follower's write to the leader.
 use prost::Message;
 
-use crate::load::{Client, Factory, WriteError};
+use crate::load::{Client, Factory, RequestError};
 use ironlog::cli::client::{self as ironlog_client, Conn, Credentials};
 use ironlog::proto;
 use ironlog::proto::ledger_client::LedgerClient;
@@ -71,7 +71,7 @@ impl Factory for IronlogFactory {
 }
 
 impl Client for IronlogClient {
-    async fn write(&mut self, n: u64, batch: usize) -> Result<(), WriteError> {
+    async fn request(&mut self, n: u64, batch: usize) -> Result<(), RequestError> {
         let events = (0..batch as u64)
             .map(|i| event(self.client, n + i, &self.pad))
             .collect();
@@ -81,8 +81,8 @@ impl Client for IronlogClient {
         };
         match self.ledger.append(request).await {
             Ok(_) => Ok(()),
-            Err(s) if s.code() == tonic::Code::Unavailable => Err(WriteError::Retry),
-            Err(s) => Err(WriteError::Fatal(format!(
+            Err(s) if s.code() == tonic::Code::Unavailable => Err(RequestError::Retry),
+            Err(s) => Err(RequestError::Fatal(format!(
                 "{:?}: {}",
                 s.code(),
                 s.message()
@@ -128,7 +128,7 @@ impl Factory for EtcdFactory {
 }
 
 impl Client for EtcdClient {
-    async fn write(&mut self, n: u64, batch: usize) -> Result<(), WriteError> {
+    async fn request(&mut self, n: u64, batch: usize) -> Result<(), RequestError> {
         let key = |i: u64| format!("bench/{:04}/{:016}", self.client, n + i);
         let result = if batch == 1 {
             self.kv
@@ -147,9 +147,9 @@ impl Client for EtcdClient {
         match result {
             Ok(()) => Ok(()),
             Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::Unavailable => {
-                Err(WriteError::Retry)
+                Err(RequestError::Retry)
             }
-            Err(e) => Err(WriteError::Fatal(e.to_string())),
+            Err(e) => Err(RequestError::Fatal(e.to_string())),
         }
     }
 }
