@@ -15,10 +15,11 @@
 #   Append, in runs sized to end about two seconds short of each SIZE, then
 #   `ironlog append` of exactly what is left. Sizes are built in increasing
 #   order on the same node.
-# - Disk: before growing to a size, the free space that size would leave is
-#   projected from the bytes per entry so far (1100 before any data); if it
-#   is below FREE_GB_MIN (6) the size and all larger ones are skipped, and
-#   the build stops the same way if free space drops below it midway.
+# - Disk: before every load-generator run of a build, the free space the
+#   size would leave is projected from the bytes per entry so far (from
+#   50,000 entries on); if it is below FREE_GB_MIN (6) GiB, or free space
+#   already is, the build stops and that size and all larger ones are
+#   skipped (said in the table and the JSON).
 # - At each size, once a checkpoint covers it, the node is restarted (so
 #   what is measured is a node serving a log of that size, not one carrying
 #   what the build left in it), then `ironlog-bench --op inclusion`
@@ -31,6 +32,7 @@
 #   (with VmHWM, the build's peak), just after the restart, and after the
 #   proof loads; the ratio line compares the largest size with the smallest
 #   (the target: within 1.2x).
+# - The node listens on 127.0.0.1:BENCH_PROOFS_PORT (7611) and +100 (Raft).
 # - Output: a table on stdout, and JSON in OUT (target/bench-proofs.json).
 #   Set KEEP=1 to keep the node's directory (printed) afterwards. With
 #   PERF_DIR=DIR, each size gets one more run of each proof kind, not in the
@@ -48,7 +50,7 @@ BUILD_CLIENTS=${BUILD_CLIENTS:-4}
 BUILD_BATCH=${BUILD_BATCH:-1000}
 FREE_GB_MIN=${FREE_GB_MIN:-6}
 OUT=${OUT:-target/bench-proofs.json}
-PORT=${BENCH_BASE_PORT:-7401}
+PORT=${BENCH_PROOFS_PORT:-7611}
 PEER_PORT=$((PORT + 100))
 ORIGIN=bench.example/proofs
 for size in "${SIZES[@]}"; do
@@ -66,10 +68,16 @@ fail() {
   exit 1
 }
 
+# Cargo names a workspace package's artifacts by its path relative to the
+# workspace root and judges them fresh by this tree's file times, so trees
+# sharing a target directory (git worktrees) take each other's newer builds
+# for their own. Touching the crate roots makes this build compile this
+# tree (the price: ironlog recompiles on every run).
+touch src/lib.rs src/main.rs crates/tlog/src/lib.rs crates/bench/src/main.rs proto/ironlog/v1/ironlog.proto
 cargo build --release -q -p ironlog -p ironlog-bench
 DIR=$(mktemp -d)
 # Own links to the binaries, so that a later build into a shared target
-# directory cannot swap them during a long run.
+# directory cannot swap them during a long run; their digests go in the JSON.
 for bin in ironlog ironlog-bench; do
   ln "${CARGO_TARGET_DIR:-target}/release/$bin" "$DIR/$bin" 2>/dev/null ||
     cp "${CARGO_TARGET_DIR:-target}/release/$bin" "$DIR/$bin"
@@ -164,20 +172,40 @@ data_bytes() { du -s -B1 "$DIR/data" | cut -f1; }
 rss_kb() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$NODE_PID/status"; }
 FREE_MIN=$((FREE_GB_MIN * 1024 * 1024 * 1024))
 
+# disk_short SIZE TARGET: says why growing the log from SIZE leaves to
+# TARGET would leave less than FREE_GB_MIN free, projecting from the bytes
+# per entry so far (once there are enough entries to tell); silent if not.
+disk_short() {
+  local size=$1 target=$2 free per_entry need
+  free=$(free_bytes)
+  if [ "$free" -lt "$FREE_MIN" ]; then
+    echo "$((free / 1048576)) MiB free at $size leaves, below FREE_GB_MIN=${FREE_GB_MIN} GiB"
+    return
+  fi
+  if [ "$size" -lt 50000 ]; then return; fi
+  per_entry=$(($(data_bytes) / size))
+  need=$(((target - size) * per_entry))
+  if [ $((free - need)) -lt "$FREE_MIN" ]; then
+    echo "growing from $size to $target leaves at $per_entry bytes per entry needs $((need / 1048576)) MiB of the $((free / 1048576)) MiB free, leaving less than FREE_GB_MIN=${FREE_GB_MIN} GiB"
+  fi
+}
+
 # grow_to SIZE: appends until the tree holds SIZE leaves (more only if the
-# log already did); returns 1 (with a message) if the disk would drop below
-# FREE_GB_MIN. Load-generator runs, each sized to end about two seconds'
-# appends short of SIZE, then `ironlog append` of exactly what is left.
+# log already did); returns 1, with the reason in $DIR/skipped, if the disk
+# would drop below FREE_GB_MIN. Load-generator runs, each sized to end about
+# two seconds' appends short of SIZE, then `ironlog append` of exactly what
+# is left.
 grow_to() {
-  local target=$1 size last=-1 rate=0 rate_max=0 secs out free
+  local target=$1 size last=-1 rate=0 rate_max=0 secs out short
   while :; do
     size=$(tree_size)
     [[ $size =~ ^[0-9]+$ ]] || fail "cannot read the tree size from ironlog status"
     [ "$size" -gt "$last" ] || fail "the log stopped growing at $size leaves (node log: $DIR/node1.log)"
     last=$size
-    free=$(free_bytes)
-    if [ "$free" -lt "$FREE_MIN" ]; then
-      echo "stopping the build at $size leaves: $((free / 1048576)) MiB free, below FREE_GB_MIN=${FREE_GB_MIN} GiB" >&2
+    short=""
+    if [ "$size" -lt "$target" ]; then short=$(disk_short "$size" "$target"); fi
+    if [ -n "$short" ]; then
+      echo "SKIPPED $target and larger: $short" >>"$DIR/skipped"
       return 1
     fi
     # At the fastest rate seen, so that a slow run cannot make the next overshoot.
@@ -209,19 +237,10 @@ RESULTS="$DIR/results.jsonl"
 : >"$RESULTS"
 echo "single-voter node on $IRONLOG_ENDPOINT; sizes: ${SIZES[*]}; ${SECONDS_RUN}s per proof run, $CLIENTS clients"
 for target in "${SIZES[@]}"; do
-  size=$(tree_size)
-  per_entry=1100
-  if [ "$size" -gt 0 ]; then per_entry=$(($(data_bytes) / size)); fi
-  need=$(((target - size) * per_entry))
-  free=$(free_bytes)
-  if [ $((free - need)) -lt "$FREE_MIN" ]; then
-    echo "SKIPPED $target and larger: growing from $size leaves at $per_entry bytes per entry needs $((need / 1048576)) MiB of the $((free / 1048576)) MiB free, leaving less than FREE_GB_MIN=${FREE_GB_MIN} GiB" | tee -a "$DIR/skipped"
-    break
-  fi
   echo "== $target leaves"
   started=$(date +%s)
   if ! grow_to "$target"; then
-    echo "SKIPPED $target and larger: the disk filled during the build" | tee -a "$DIR/skipped"
+    echo "  skipped: $(cat "$DIR/skipped")"
     break
   fi
   build_s=$(($(date +%s) - started))
@@ -254,9 +273,10 @@ for target in "${SIZES[@]}"; do
 done
 
 mkdir -p "$(dirname "$OUT")"
-python3 - "$RESULTS" "$OUT" "$DIR/skipped" "$SECONDS_RUN" "$CLIENTS" <<'PY'
+BINARIES="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src crates proto || echo +changes); ironlog sha256 $(sha256sum "$BIN" | cut -c1-16); ironlog-bench sha256 $(sha256sum "$BENCH" | cut -c1-16)"
+python3 - "$RESULTS" "$OUT" "$DIR/skipped" "$SECONDS_RUN" "$CLIENTS" "$BINARIES" <<'PY'
 import json, os, sys
-results_file, out, skipped_file, seconds, clients = sys.argv[1:]
+results_file, out, skipped_file, seconds, clients, binaries = sys.argv[1:]
 rows = [json.loads(l) for l in open(results_file) if l.strip()]
 skipped = open(skipped_file).read().strip() if os.path.exists(skipped_file) else ""
 mib = lambda kb: kb / 1024
@@ -284,7 +304,8 @@ if len(rows) >= 2:
           f"{ratio['rss_after_build']:.2f}x at the end of the builds (target: within 1.2x)")
 if skipped:
     print(skipped)
-json.dump({"seconds": int(seconds), "clients": int(clients), "sizes": rows,
+print(f"binaries: {binaries}")
+json.dump({"binaries": binaries, "seconds": int(seconds), "clients": int(clients), "sizes": rows,
            "rss_ratio": ratio, "skipped": skipped or None}, open(out, "w"), indent=2)
 print(f"JSON: {out}")
 PY
