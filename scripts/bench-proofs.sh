@@ -240,7 +240,7 @@ for target in "${SIZES[@]}"; do
   echo "== $target leaves"
   started=$(date +%s)
   if ! grow_to "$target"; then
-    echo "  skipped: $(cat "$DIR/skipped")"
+    sed "s/^/  /" "$DIR/skipped"
     break
   fi
   build_s=$(($(date +%s) - started))
