@@ -5,6 +5,9 @@
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
 
 use common::{event, Cluster};
 use ironlog::proto;
@@ -28,12 +31,19 @@ async fn concurrent_appends_share_raft_entries_and_each_gets_its_own_answer() {
         .unwrap();
     let before = c.status(leader).await.unwrap();
 
+    // Every request is ready before any is sent, on one connection per
+    // node, and all start together: they arrive while the first groups
+    // are in flight, however slow the machine is.
+    let start = Arc::new(Barrier::new(2 * APPENDS_PER_NODE as usize + 1));
     let mut tasks = Vec::new();
     for (k, via) in [leader, follower].into_iter().enumerate() {
+        let node = c.ledger(via).await;
         for i in 0..APPENDS_PER_NODE {
             let n = k as u64 * APPENDS_PER_NODE + i;
-            let mut client = c.ledger(via).await;
+            let mut client = node.clone();
+            let start = start.clone();
             tasks.push(tokio::spawn(async move {
+                start.wait().await;
                 let resp = client
                     .append(proto::AppendRequest {
                         events: vec![event("alice", n)],
@@ -49,7 +59,9 @@ async fn concurrent_appends_share_raft_entries_and_each_gets_its_own_answer() {
     // One more that repeats append 0's idempotency key: deduplicated against
     // it whether or not the two share a group.
     let mut client = c.ledger(follower).await;
+    let repeat_start = start.clone();
     let repeat = tokio::spawn(async move {
+        repeat_start.wait().await;
         client
             .append(proto::AppendRequest {
                 events: vec![event("alice", 0)],
