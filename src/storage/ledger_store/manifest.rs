@@ -46,10 +46,14 @@ impl LedgerStore {
     /// Writes a manifest of the state as it is now to `path`, fsynced, and
     /// returns its metadata. Its size is that of the non-leaf state.
     pub fn write_manifest(&self, path: &Path) -> Result<StateMeta, StoreError> {
-        // The manifest names leaves that must survive a crash, and the
-        // applied marker it records must not be ahead of the durable store.
-        self.flush()?;
+        // Read first, then flush: the flush is a durable commit after every
+        // commit this read sees, so the state the manifest records (and
+        // the leaves it names) survives a crash. Flushing first would let
+        // an apply commit, non-durably, between the flush and the read, and
+        // a crash then leave the store short of the leaves the manifest
+        // names (the chaos harness found this).
         let txn = self.db.begin_read()?;
+        self.flush()?;
         let meta = read_meta(&txn.open_table(META)?)?;
         let mut out = BufWriter::new(File::create(path)?);
         write_record(
