@@ -436,6 +436,13 @@ pub const RAFT_APPEND_BYTES_MAX: usize = GRPC_MESSAGE_BYTES_MAX - RAFT_MESSAGE_F
 /// string fields are all `"` or `\` (each escaped as two bytes; control
 /// characters are refused by `Event::validate`, and `details` is already
 /// JSON text in the batch), plus field names per event.
+/// Bytes of durable Raft entries (as stored JSON) the log keeps in memory
+/// after they are written (`raft::log_store`), the newest ones: what
+/// replication to a follower that keeps up reads, without a disk read and a
+/// JSON decode per entry. Entries not yet durable are always kept, whatever
+/// their size; a follower further behind is fed from redb.
+pub const RAFT_LOG_TAIL_BYTES: usize = 32 * 1024 * 1024;
+
 /// Groups of appends a node keeps in flight at once (`raft::group_commit`):
 /// appends arriving while this many are being committed wait and travel
 /// together in the next. Enough to keep the Raft pipeline busy (groups

@@ -1,43 +1,60 @@
-//! The Raft log on redb (`raft-log.redb`), with group commit.
+//! The Raft log: an in-memory tail over redb (`raft-log.redb`), written by
+//! one thread.
 //!
-//! # Durability
-//! `append` writes entries in a non-durable redb commit, so they are readable
-//! as soon as it returns (openraft requires that), and hands the flush
-//! callback to one flusher thread. The flusher takes every callback waiting,
-//! makes all earlier commits durable with one `Immediate` commit, then fires
-//! them: many appends share one fsync, and none is acknowledged before it.
-//! Votes, truncations and purges are durable before they return.
+//! # Why a tail and a writer
+//! Every Raft entry costs the core an `append`, the disk a durable commit,
+//! and the leader one read per follower to replicate it. Profiled under
+//! load, the earlier design spent that on thread hand-offs and redb work: a
+//! non-durable commit per append on a blocking thread, a second commit by a
+//! flusher to make it durable, and replication reading every entry back
+//! from redb and decoding its JSON.
 //!
-//! The committed id is written non-durably, and made durable by the next
-//! group commit: openraft reads it back only as a starting point (a node
-//! that restarts with an older one, or none, takes the state machine's
-//! applied id and re-learns the rest from the leader), and every entry it
-//! names is already durable in a majority's logs. A durable write here cost
-//! one fsync per commit on every node, inside the Raft core, before the
-//! apply that answers the client.
+//! - `append` puts the entries in the tail, where every reader finds them at
+//!   once (openraft requires that), and queues their stored rows with the
+//!   flush callback for the writer thread. It neither waits nor blocks.
+//! - The writer takes every write queued, applies them in order in one redb
+//!   transaction, commits it durably (one fsync for all of them), marks the
+//!   entries durable in the tail, and fires their callbacks: none is
+//!   acknowledged before its fsync.
+//! - Votes, truncations and purges travel through the same queue, because
+//!   openraft requires writes to be applied in the order they were made, and
+//!   return once committed durably.
+//! - The committed id rides along non-durably: a queue holding nothing else
+//!   is committed without an fsync, and the next durable commit carries it.
+//!   openraft reads it back only as a starting point (a node that restarts
+//!   with an older one, or none, takes the state machine's applied id and
+//!   re-learns the rest from the leader); every entry it names is already
+//!   durable in a majority's logs.
 //!
-//! # Replication batches
+//! # Reads
+//! A read is served from the tail where the tail holds it, and from redb
+//! below. The tail keeps every entry that is not durable yet and the newest
+//! [`RAFT_LOG_TAIL_BYTES`] of durable ones; only durable entries leave it, so
+//! an entry is always in the tail, on disk, or both.
+//!
 //! Replication reads through `limited_get_log_entries`, which stops at
 //! [`RAFT_APPEND_BYTES_MAX`] of stored JSON (the bytes the wire carries) but
 //! always returns the first entry: a payload of several entries never
 //! outgrows the gRPC message limit, and an oversized one goes alone.
 //!
 //! # Invariants
-//! The stored log has no holes: entries are a contiguous index range after
-//! the last purged id.
+//! The log has no holes: entries are a contiguous index range after the last
+//! purged id, on disk and in the tail alike.
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::oneshot;
 
 use super::TypeConfig;
-use crate::limits::RAFT_APPEND_BYTES_MAX;
+use crate::limits::{RAFT_APPEND_BYTES_MAX, RAFT_LOG_TAIL_BYTES};
 
 type LogId = openraft::alias::LogIdOf<TypeConfig>;
 type Vote = openraft::alias::VoteOf<TypeConfig>;
@@ -48,101 +65,465 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_PURGED: &str = "last_purged";
-const KEY_FLUSH: &str = "flush_seq";
 
-/// The redb-backed Raft log store; cheap to clone (all clones share one file).
+/// The Raft log store; cheap to clone (all clones share one tail, one file
+/// and one writer thread).
 #[derive(Clone)]
 pub struct LogStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     db: Arc<Database>,
-    /// Flush callbacks waiting for the next group commit.
-    flusher: mpsc::Sender<IOFlushed<TypeConfig>>,
+    tail: Arc<Mutex<Tail>>,
+    /// Writes waiting for the writer thread, in the order they were made.
+    writes: mpsc::Sender<Write>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// One entry in the tail, with the size of its stored JSON.
+struct Cached {
+    entry: Entry,
+    bytes: usize,
+    durable: bool,
+}
+
+/// What the log holds in memory: the newest entries and its state.
+struct Tail {
+    /// Contiguous by index; entries that are not durable are never dropped.
+    entries: VecDeque<Cached>,
+    /// Stored bytes of the durable entries in `entries`.
+    durable_bytes: usize,
+    /// Durable entries beyond this many bytes leave the tail, oldest first.
+    budget_bytes: usize,
+    last_log_id: Option<LogId>,
+    last_purged: Option<LogId>,
+    vote: Option<Vote>,
+    committed: Option<LogId>,
+}
+
+/// How a read from the tail ended.
+enum Taken {
+    /// Copied at least one entry and ran out of range or tail.
+    Copied,
+    /// Stopped at the byte budget.
+    Full,
+    /// The tail does not hold the first index asked for.
+    NotHere,
+}
+
+impl Tail {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|c| c.entry.log_id.index)
+    }
+
+    fn position(&self, index: u64) -> Option<usize> {
+        let first = self.first_index()?;
+        let pos = usize::try_from(index.checked_sub(first)?).ok()?;
+        (pos < self.entries.len()).then_some(pos)
+    }
+
+    /// Adds an entry after the last one; refuses one that would leave a hole
+    /// or go back, which openraft never asks for.
+    fn push(&mut self, entry: Entry, bytes: usize) -> io::Result<()> {
+        let expected = self.last_log_id.map_or(entry.log_id.index, |l| l.index + 1);
+        if entry.log_id.index != expected {
+            return Err(io::Error::other(format!(
+                "raft log append at index {} would leave a hole or overwrite: the log ends at {:?}",
+                entry.log_id.index, self.last_log_id
+            )));
+        }
+        self.last_log_id = Some(entry.log_id);
+        self.entries.push_back(Cached {
+            entry,
+            bytes,
+            durable: false,
+        });
+        Ok(())
+    }
+
+    /// Marks the entries the writer committed durably, where the tail still
+    /// holds those very entries (not replacements after a truncation), and
+    /// lets the oldest durable ones go beyond the budget.
+    fn mark_durable(&mut self, ids: &[LogId]) {
+        for id in ids {
+            if let Some(pos) = self.position(id.index) {
+                let cached = &mut self.entries[pos];
+                if cached.entry.log_id == *id && !cached.durable {
+                    cached.durable = true;
+                    self.durable_bytes += cached.bytes;
+                }
+            }
+        }
+        while self.durable_bytes > self.budget_bytes {
+            match self.entries.front() {
+                Some(c) if c.durable => {
+                    self.durable_bytes -= c.bytes;
+                    self.entries.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn pop_back_from(&mut self, from: u64) {
+        while let Some(c) = self.entries.back() {
+            if c.entry.log_id.index < from {
+                break;
+            }
+            if c.durable {
+                self.durable_bytes -= c.bytes;
+            }
+            self.entries.pop_back();
+        }
+    }
+
+    fn pop_front_through(&mut self, through: u64) {
+        while let Some(c) = self.entries.front() {
+            if c.entry.log_id.index > through {
+                break;
+            }
+            if c.durable {
+                self.durable_bytes -= c.bytes;
+            }
+            self.entries.pop_front();
+        }
+    }
+
+    /// Copies entries from `next` below `end` into `out` while they fit in
+    /// `budget` (counting each as its JSON plus a comma), but always one if
+    /// `out` is empty.
+    fn take(
+        &self,
+        next: u64,
+        end: u64,
+        budget: usize,
+        used: &mut usize,
+        out: &mut Vec<Entry>,
+    ) -> Taken {
+        let Some(start) = self.position(next) else {
+            return Taken::NotHere;
+        };
+        for cached in self.entries.range(start..) {
+            if cached.entry.log_id.index >= end {
+                break;
+            }
+            let bytes = cached.bytes + 1;
+            if !out.is_empty() && used.saturating_add(bytes) > budget {
+                return Taken::Full;
+            }
+            *used = used.saturating_add(bytes);
+            out.push(cached.entry.clone());
+        }
+        Taken::Copied
+    }
+}
+
+/// A write for the writer thread.
+enum Write {
+    Append {
+        rows: Vec<(u64, Vec<u8>)>,
+        ids: Vec<LogId>,
+        callback: IOFlushed<TypeConfig>,
+    },
+    Vote {
+        bytes: Vec<u8>,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+    Committed {
+        bytes: Vec<u8>,
+    },
+    /// Removes every entry from `from` on.
+    Truncate {
+        from: u64,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+    /// Removes every entry through `through` and records `bytes` as the
+    /// last purged id.
+    Purge {
+        through: u64,
+        bytes: Vec<u8>,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+}
+
+impl Write {
+    /// Whether the write may wait for a later fsync.
+    fn may_wait(&self) -> bool {
+        matches!(self, Write::Committed { .. })
+    }
+
+    fn complete(self, result: &io::Result<()>) {
+        let copy = || match result {
+            Ok(()) => Ok(()),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        match self {
+            Write::Append { callback, .. } => callback.io_completed(copy()),
+            Write::Vote { done, .. } | Write::Truncate { done, .. } | Write::Purge { done, .. } => {
+                // The caller may have been cancelled; the write stands.
+                let _ = done.send(copy());
+            }
+            Write::Committed { .. } => {}
+        }
+    }
+}
+
+fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> io::Result<Option<T>> {
+    let txn = db.begin_read().map_err(io_err)?;
+    let table = txn.open_table(META).map_err(io_err)?;
+    match table.get(key).map_err(io_err)? {
+        None => Ok(None),
+        Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(io_err),
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(io_err)
+}
+
 impl LogStore {
-    /// Opens or creates the log at `path` and starts its flusher thread, which
-    /// ends when the last clone of the store is dropped.
+    /// Opens or creates the log at `path` and starts its writer thread,
+    /// which ends when the last clone of the store is dropped.
     pub fn open(path: &Path) -> io::Result<Self> {
+        Self::open_with_tail(path, RAFT_LOG_TAIL_BYTES)
+    }
+
+    /// [`LogStore::open`], keeping at most `tail_bytes` of durable entries in
+    /// memory (0: only those not yet durable, so reads of the rest go to
+    /// disk).
+    pub fn open_with_tail(path: &Path, tail_bytes: usize) -> io::Result<Self> {
         let db = Arc::new(Database::create(path).map_err(io_err)?);
         let txn = db.begin_write().map_err(io_err)?;
         txn.open_table(LOG).map_err(io_err)?;
         txn.open_table(META).map_err(io_err)?;
         txn.commit().map_err(io_err)?;
-        let (tx, rx) = mpsc::channel::<IOFlushed<TypeConfig>>();
-        let flush_db = db.clone();
+        let last_purged: Option<LogId> = read_meta(&db, KEY_PURGED)?;
+        let last_stored = {
+            let txn = db.begin_read().map_err(io_err)?;
+            let table = txn.open_table(LOG).map_err(io_err)?;
+            let last = match table.last().map_err(io_err)? {
+                Some((_, v)) => Some(
+                    serde_json::from_slice::<Entry>(v.value())
+                        .map_err(io_err)?
+                        .log_id,
+                ),
+                None => None,
+            };
+            last
+        };
+        let tail = Arc::new(Mutex::new(Tail {
+            entries: VecDeque::new(),
+            durable_bytes: 0,
+            budget_bytes: tail_bytes,
+            last_log_id: last_stored.or(last_purged),
+            last_purged,
+            vote: read_meta(&db, KEY_VOTE)?,
+            committed: read_meta::<Option<LogId>>(&db, KEY_COMMITTED)?.flatten(),
+        }));
+        let (tx, rx) = mpsc::channel::<Write>();
+        let (writer_db, writer_tail) = (db.clone(), tail.clone());
         std::thread::Builder::new()
-            .name("raft-log-flusher".into())
-            .spawn(move || flush_loop(&flush_db, &rx))?;
-        Ok(Self { db, flusher: tx })
+            .name("raft-log-writer".into())
+            .spawn(move || write_loop(&writer_db, &writer_tail, &rx))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                db,
+                tail,
+                writes: tx,
+            }),
+        })
     }
 
-    async fn blocking<T: Send + 'static>(
+    fn tail(&self) -> MutexGuard<'_, Tail> {
+        // A panic while holding the lock leaves no half-done change: every
+        // method of `Tail` keeps its invariants at each step.
+        self.shared
+            .tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn send(&self, write: Write) -> io::Result<()> {
+        self.shared
+            .writes
+            .send(write)
+            .map_err(|_| io::Error::other("raft log writer stopped"))
+    }
+
+    /// Queues a write that answers on `done` and waits for its commit.
+    async fn write_and_wait(
         &self,
-        f: impl FnOnce(&Database) -> io::Result<T> + Send + 'static,
-    ) -> io::Result<T> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(io_err)?
-    }
-
-    fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> io::Result<Option<T>> {
-        let txn = db.begin_read().map_err(io_err)?;
-        let table = txn.open_table(META).map_err(io_err)?;
-        match table.get(key).map_err(io_err)? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(io_err),
-        }
-    }
-
-    /// Writes `key`, durable before it returns unless `durability` says
-    /// otherwise.
-    fn write_meta<T: Serialize>(
-        db: &Database,
-        key: &str,
-        value: &T,
-        durability: Durability,
+        write: impl FnOnce(oneshot::Sender<io::Result<()>>) -> Write,
     ) -> io::Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(io_err)?;
-        let mut txn = db.begin_write().map_err(io_err)?;
-        txn.set_durability(durability).map_err(io_err)?;
-        {
-            let mut table = txn.open_table(META).map_err(io_err)?;
-            table.insert(key, bytes.as_slice()).map_err(io_err)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(write(tx))?;
+        rx.await
+            .map_err(|_| io::Error::other("raft log writer stopped"))?
+    }
+
+    /// Entries `start..end` within `budget` bytes of stored JSON (always the
+    /// first), from the tail where it holds them and from disk below it.
+    async fn read(&self, start: u64, end: u64, budget: usize) -> io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut used = 0;
+        let mut next = start;
+        while next < end {
+            let (taken, first_cached) = {
+                let tail = self.tail();
+                (
+                    tail.take(next, end, budget, &mut used, &mut out),
+                    tail.first_index(),
+                )
+            };
+            match taken {
+                Taken::Full => break,
+                // The tail holds nothing further.
+                Taken::Copied => break,
+                Taken::NotHere => {
+                    if first_cached.is_some_and(|first| next >= first) {
+                        // Past the end of the log.
+                        break;
+                    }
+                    // Below the tail: from disk, up to where the tail began.
+                    // Entries leaving the tail meanwhile are on disk by then
+                    // (only durable ones leave), so the loop finds them there.
+                    let disk_end = first_cached.map_or(end, |first| first.min(end));
+                    let db = self.shared.db.clone();
+                    let remaining = budget.saturating_sub(used);
+                    let first_forced = out.is_empty();
+                    let (entries, bytes, full) = tokio::task::spawn_blocking(move || {
+                        read_stored(&db, next, disk_end, remaining, first_forced)
+                    })
+                    .await
+                    .map_err(io_err)??;
+                    // Stored entries start after the purge point, which
+                    // may be past `next`; with none stored below the tail,
+                    // the range goes on in the tail.
+                    next = match entries.last() {
+                        Some(last) => last.log_id.index + 1,
+                        None if disk_end < end => disk_end,
+                        None => break,
+                    };
+                    used = used.saturating_add(bytes);
+                    out.extend(entries);
+                    if full {
+                        break;
+                    }
+                }
+            }
         }
-        txn.commit().map_err(io_err)
+        Ok(out)
     }
 }
 
-/// Group commit: one durable commit for every callback that is waiting.
-fn flush_loop(db: &Database, rx: &mpsc::Receiver<IOFlushed<TypeConfig>>) {
-    let mut seq: u64 = 0;
+/// Stored entries `start..end` within `budget` bytes (each counted as its
+/// JSON plus a comma, as in a JSON array), but at least one if
+/// `first_forced`: the entries, their bytes, and whether the budget stopped
+/// the read.
+fn read_stored(
+    db: &Database,
+    start: u64,
+    end: u64,
+    budget: usize,
+    first_forced: bool,
+) -> io::Result<(Vec<Entry>, usize, bool)> {
+    let mut out = Vec::new();
+    let mut used: usize = 0;
+    if start >= end {
+        return Ok((out, used, false));
+    }
+    let txn = db.begin_read().map_err(io_err)?;
+    let table = txn.open_table(LOG).map_err(io_err)?;
+    for row in table.range(start..end).map_err(io_err)? {
+        let (_, v) = row.map_err(io_err)?;
+        let bytes = v.value().len() + 1;
+        let forced = first_forced && out.is_empty();
+        if !forced && used.saturating_add(bytes) > budget {
+            return Ok((out, used, true));
+        }
+        used = used.saturating_add(bytes);
+        out.push(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?);
+    }
+    Ok((out, used, false))
+}
+
+/// The writer thread: every write waiting goes into one redb transaction,
+/// committed durably unless all of them may wait, and then completed.
+fn write_loop(db: &Database, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
     while let Ok(first) = rx.recv() {
-        let mut waiting = vec![first];
-        waiting.extend(rx.try_iter());
-        seq += 1;
-        let result = (|| -> io::Result<()> {
-            let mut txn = db.begin_write().map_err(io_err)?;
-            txn.set_durability(Durability::Immediate).map_err(io_err)?;
-            {
-                // A write, so redb cannot skip the commit as empty.
-                let mut table = txn.open_table(META).map_err(io_err)?;
-                table
-                    .insert(KEY_FLUSH, seq.to_be_bytes().as_slice())
-                    .map_err(io_err)?;
-            }
-            txn.commit().map_err(io_err)
-        })();
-        for cb in waiting {
-            cb.io_completed(match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-            });
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let durable = !batch.iter().all(Write::may_wait);
+        let result = commit(db, &batch, durable);
+        if result.is_ok() && durable {
+            let ids = surviving_ids(&batch);
+            tail.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .mark_durable(&ids);
+        }
+        for write in batch {
+            write.complete(&result);
         }
     }
+}
+
+/// The ids of the entries a committed batch leaves on disk: appended, and
+/// not removed by a later truncation or purge in the same batch.
+fn surviving_ids(batch: &[Write]) -> Vec<LogId> {
+    let mut ids: Vec<LogId> = Vec::new();
+    for write in batch {
+        match write {
+            Write::Append { ids: appended, .. } => ids.extend(appended.iter().copied()),
+            Write::Truncate { from, .. } => ids.retain(|id| id.index < *from),
+            Write::Purge { through, .. } => ids.retain(|id| id.index > *through),
+            Write::Vote { .. } | Write::Committed { .. } => {}
+        }
+    }
+    ids
+}
+
+fn commit(db: &Database, batch: &[Write], durable: bool) -> io::Result<()> {
+    let mut txn = db.begin_write().map_err(io_err)?;
+    let durability = if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    };
+    txn.set_durability(durability).map_err(io_err)?;
+    {
+        let mut log = txn.open_table(LOG).map_err(io_err)?;
+        let mut meta = txn.open_table(META).map_err(io_err)?;
+        for write in batch {
+            match write {
+                Write::Append { rows, .. } => {
+                    for (index, bytes) in rows {
+                        log.insert(*index, bytes.as_slice()).map_err(io_err)?;
+                    }
+                }
+                Write::Vote { bytes, .. } => {
+                    meta.insert(KEY_VOTE, bytes.as_slice()).map_err(io_err)?;
+                }
+                Write::Committed { bytes } => {
+                    meta.insert(KEY_COMMITTED, bytes.as_slice())
+                        .map_err(io_err)?;
+                }
+                Write::Truncate { from, .. } => {
+                    log.retain_in(*from.., |_, _| false).map_err(io_err)?;
+                }
+                Write::Purge { through, bytes, .. } => {
+                    // The purge point goes with the removal, so the log
+                    // never looks empty without saying where it ends.
+                    meta.insert(KEY_PURGED, bytes.as_slice()).map_err(io_err)?;
+                    log.retain_in(..=*through, |_, _| false).map_err(io_err)?;
+                }
+            }
+        }
+    }
+    txn.commit().map_err(io_err)
 }
 
 fn bound_start(b: Bound<&u64>) -> u64 {
@@ -161,34 +542,6 @@ fn bound_end(b: Bound<&u64>) -> Option<u64> {
     }
 }
 
-/// Entries `start..end`, stopping before their stored JSON (plus a comma
-/// each, as in a JSON array) would pass `budget_bytes`, but never before the
-/// first: openraft requires a non-empty answer for a non-empty range.
-fn read_entries(
-    db: &Database,
-    start: u64,
-    end: u64,
-    budget_bytes: usize,
-) -> io::Result<Vec<Entry>> {
-    if start >= end {
-        return Ok(Vec::new());
-    }
-    let txn = db.begin_read().map_err(io_err)?;
-    let table = txn.open_table(LOG).map_err(io_err)?;
-    let mut out = Vec::new();
-    let mut used_bytes: usize = 0;
-    for row in table.range(start..end).map_err(io_err)? {
-        let (_, v) = row.map_err(io_err)?;
-        let bytes = v.value().len() + 1;
-        if !out.is_empty() && used_bytes.saturating_add(bytes) > budget_bytes {
-            break;
-        }
-        used_bytes = used_bytes.saturating_add(bytes);
-        out.push(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?);
-    }
-    Ok(out)
-}
-
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -196,8 +549,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry>, io::Error> {
         let start = bound_start(range.start_bound());
         let end = bound_end(range.end_bound()).unwrap_or(u64::MAX);
-        self.blocking(move |db| read_entries(db, start, end, usize::MAX))
-            .await
+        self.read(start, end, usize::MAX).await
     }
 
     /// What replication reads: entries from `start` whose JSON, the very
@@ -210,12 +562,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<Entry>, io::Error> {
-        self.blocking(move |db| read_entries(db, start, end, RAFT_APPEND_BYTES_MAX))
-            .await
+        self.read(start, end, RAFT_APPEND_BYTES_MAX).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        self.blocking(|db| Self::read_meta(db, KEY_VOTE)).await
+        Ok(self.tail().vote)
     }
 }
 
@@ -223,24 +574,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        self.blocking(|db| {
-            let last_purged: Option<LogId> = Self::read_meta(db, KEY_PURGED)?;
-            let txn = db.begin_read().map_err(io_err)?;
-            let table = txn.open_table(LOG).map_err(io_err)?;
-            let last = match table.last().map_err(io_err)? {
-                Some((_, v)) => Some(
-                    serde_json::from_slice::<Entry>(v.value())
-                        .map_err(io_err)?
-                        .log_id,
-                ),
-                None => None,
-            };
-            Ok(LogState {
-                last_purged_log_id: last_purged,
-                last_log_id: last.or(last_purged),
-            })
+        let tail = self.tail();
+        Ok(LogState {
+            last_purged_log_id: tail.last_purged,
+            last_log_id: tail.last_log_id.or(tail.last_purged),
         })
-        .await
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -248,19 +586,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let vote = *vote;
-        self.blocking(move |db| Self::write_meta(db, KEY_VOTE, &vote, Durability::Immediate))
-            .await
+        let bytes = encode(vote)?;
+        self.write_and_wait(|done| Write::Vote { bytes, done })
+            .await?;
+        self.tail().vote = Some(*vote);
+        Ok(())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.blocking(move |db| Self::write_meta(db, KEY_COMMITTED, &committed, Durability::None))
-            .await
+        let bytes = encode(&committed)?;
+        self.tail().committed = committed;
+        self.send(Write::Committed { bytes })
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        self.blocking(|db| Ok(Self::read_meta::<Option<LogId>>(db, KEY_COMMITTED)?.flatten()))
-            .await
+        Ok(self.tail().committed)
     }
 
     async fn append<I>(
@@ -272,56 +612,55 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let rows = entries
-            .into_iter()
-            .map(|e| Ok((e.log_id.index, serde_json::to_vec(&e).map_err(io_err)?)))
-            .collect::<io::Result<Vec<(u64, Vec<u8>)>>>()?;
-        self.blocking(move |db| {
-            let mut txn = db.begin_write().map_err(io_err)?;
-            // Durable at the flusher's next commit; readable now.
-            txn.set_durability(Durability::None).map_err(io_err)?;
-            {
-                let mut table = txn.open_table(LOG).map_err(io_err)?;
-                for (index, bytes) in &rows {
-                    table.insert(*index, bytes.as_slice()).map_err(io_err)?;
-                }
+        let mut rows = Vec::new();
+        let mut ids = Vec::new();
+        {
+            let mut tail = self.tail();
+            for entry in entries {
+                let bytes = encode(&entry)?;
+                ids.push(entry.log_id);
+                let index = entry.log_id.index;
+                tail.push(entry, bytes.len())?;
+                rows.push((index, bytes));
             }
-            txn.commit().map_err(io_err)
+        }
+        self.send(Write::Append {
+            rows,
+            ids,
+            callback,
         })
-        .await?;
-        self.flusher
-            .send(callback)
-            .map_err(|_| io::Error::other("raft log flusher stopped"))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |id| id.index + 1);
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(io_err)?;
-            {
-                let mut table = txn.open_table(LOG).map_err(io_err)?;
-                table.retain_in(from.., |_, _| false).map_err(io_err)?;
+        {
+            let mut tail = self.tail();
+            tail.pop_back_from(from);
+            if tail.last_log_id.is_some_and(|last| last.index >= from) {
+                tail.last_log_id = last_log_id.or(tail.last_purged);
             }
-            txn.commit().map_err(io_err)
-        })
-        .await
+        }
+        self.write_and_wait(|done| Write::Truncate { from, done })
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        self.blocking(move |db| {
-            let bytes = serde_json::to_vec(&Some(log_id)).map_err(io_err)?;
-            let txn = db.begin_write().map_err(io_err)?;
+        let bytes = encode(&Some(log_id))?;
+        {
+            let mut tail = self.tail();
+            tail.pop_front_through(log_id.index);
+            tail.last_purged = Some(log_id);
+            if tail
+                .last_log_id
+                .is_none_or(|last| last.index < log_id.index)
             {
-                // Record the purge point first so the log never looks empty
-                // without saying where it ends.
-                let mut meta = txn.open_table(META).map_err(io_err)?;
-                meta.insert(KEY_PURGED, bytes.as_slice()).map_err(io_err)?;
-                let mut table = txn.open_table(LOG).map_err(io_err)?;
-                table
-                    .retain_in(..=log_id.index, |_, _| false)
-                    .map_err(io_err)?;
+                tail.last_log_id = Some(log_id);
             }
-            txn.commit().map_err(io_err)
+        }
+        self.write_and_wait(|done| Write::Purge {
+            through: log_id.index,
+            bytes,
+            done,
         })
         .await
     }
@@ -335,9 +674,10 @@ mod tests {
     use openraft::entry::RaftEntry;
     use openraft::vote::RaftLeaderIdExt;
 
-    /// An entry of one event whose `details` is `quotes` double quotes:
-    /// each becomes two bytes of JSON, the worst escaping a valid event has.
-    fn entry(index: u64, quotes: usize) -> Entry {
+    /// An entry of one event at `term`, whose `details` is `quotes` double
+    /// quotes: each becomes two bytes of JSON, the worst escaping a valid
+    /// event has.
+    fn entry_at(term: u64, index: u64, quotes: usize) -> Entry {
         let mut details = serde_json::Map::new();
         details.insert("q".into(), "\"".repeat(quotes).into());
         let event = Event {
@@ -355,7 +695,7 @@ mod tests {
             details,
             idempotency_key: None,
         };
-        let leader = openraft::alias::LeaderIdOf::<TypeConfig>::new_committed(1, 1);
+        let leader = openraft::alias::LeaderIdOf::<TypeConfig>::new_committed(term, 1);
         Entry::new_normal(
             openraft::LogId::new(leader, index),
             Command::Append {
@@ -365,34 +705,53 @@ mod tests {
         )
     }
 
-    /// Stores entries as `append` does, without its flush callback.
-    fn put(store: &LogStore, entries: &[Entry]) {
-        let txn = store.db.begin_write().unwrap();
-        {
-            let mut table = txn.open_table(LOG).unwrap();
-            for e in entries {
-                let bytes = serde_json::to_vec(e).unwrap();
-                table.insert(e.log_id.index, bytes.as_slice()).unwrap();
-            }
-        }
-        txn.commit().unwrap();
+    fn entry(index: u64, quotes: usize) -> Entry {
+        entry_at(1, index, quotes)
+    }
+
+    /// Appends `entries` and waits until the writer has made them durable.
+    async fn append_durably(store: &mut LogStore, entries: Vec<Entry>) {
+        let (tx, rx) = <TypeConfig as openraft::type_config::TypeConfigExt>::oneshot();
+        store
+            .append(entries, IOFlushed::signal(tx))
+            .await
+            .expect("append");
+        rx.await.expect("callback fired").expect("durable");
     }
 
     fn indices(entries: &[Entry]) -> Vec<u64> {
         entries.iter().map(|e| e.log_id.index).collect()
     }
 
-    #[tokio::test]
-    async fn replication_reads_stay_within_the_byte_budget_and_progress() {
+    fn terms(entries: &[Entry]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.leader_id.term).collect()
+    }
+
+    /// Opens `path`, waiting for an earlier store's writer thread (which
+    /// holds the file until its queue closes) to let go.
+    fn reopen(path: &Path, tail_bytes: usize) -> LogStore {
+        for _ in 0..100 {
+            if let Ok(store) = LogStore::open_with_tail(path, tail_bytes) {
+                return store;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the log did not reopen");
+    }
+
+    /// Replication reads stay within the byte budget and always progress,
+    /// whether the entries come from the tail (`tail_bytes` large) or from
+    /// disk (0: durable entries leave the tail at once).
+    async fn reads_stay_within_budget(tail_bytes: usize) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = LogStore::open(&dir.path().join("raft-log.redb")).unwrap();
+        let mut store =
+            LogStore::open_with_tail(&dir.path().join("raft-log.redb"), tail_bytes).unwrap();
         // Ten entries of 600 KB of quotes, 1.2 MB each as JSON: a budget
         // counted before escaping would let twice too many through.
         let quotes = 600 * 1024;
-        put(
-            &store,
-            &(1..=10).map(|i| entry(i, quotes)).collect::<Vec<_>>(),
-        );
+        append_durably(&mut store, (1..=10).map(|i| entry(i, quotes)).collect()).await;
+        let in_tail = store.tail().entries.len();
+        assert_eq!(in_tail, if tail_bytes == 0 { 0 } else { 10 });
         let mut next = 1;
         let mut reads = 0;
         while next <= 10 {
@@ -415,18 +774,142 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn replication_reads_from_the_tail_stay_within_the_byte_budget() {
+        reads_stay_within_budget(RAFT_LOG_TAIL_BYTES).await;
+    }
+
+    #[tokio::test]
+    async fn replication_reads_from_disk_stay_within_the_byte_budget() {
+        reads_stay_within_budget(0).await;
+    }
+
+    #[tokio::test]
     async fn an_entry_larger_than_the_budget_is_sent_alone() {
+        for tail_bytes in [RAFT_LOG_TAIL_BYTES, 0] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store =
+                LogStore::open_with_tail(&dir.path().join("raft-log.redb"), tail_bytes).unwrap();
+            append_durably(&mut store, (1..=3).map(|i| entry(i, 100)).collect()).await;
+            assert_eq!(indices(&store.read(2, 4, 10).await.unwrap()), vec![2]);
+            let all = store.read(1, 4, usize::MAX).await.unwrap();
+            assert_eq!(indices(&all), vec![1, 2, 3]);
+            // From below the first entry (the log starts at 1).
+            let all = store.read(0, 4, usize::MAX).await.unwrap();
+            assert_eq!(indices(&all), vec![1, 2, 3]);
+            assert!(store.read(3, 3, 10).await.unwrap().is_empty());
+            assert_eq!(indices(&store.read(3, 99, 10).await.unwrap()), vec![3]);
+            assert!(store.read(4, 99, 10).await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_spans_disk_and_tail_once_the_tail_is_trimmed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(&dir.path().join("raft-log.redb")).unwrap();
-        put(&store, &(1..=3).map(|i| entry(i, 100)).collect::<Vec<_>>());
-        let one = read_entries(&store.db, 2, 4, 10).unwrap();
-        assert_eq!(indices(&one), vec![2]);
-        let all = read_entries(&store.db, 1, 4, usize::MAX).unwrap();
-        assert_eq!(indices(&all), vec![1, 2, 3]);
-        assert!(read_entries(&store.db, 3, 3, 10).unwrap().is_empty());
+        let one = encode(&entry(10, 10)).unwrap().len();
+        // Room for three durable entries in memory.
+        let mut store =
+            LogStore::open_with_tail(&dir.path().join("raft-log.redb"), 3 * one).unwrap();
+        append_durably(&mut store, (1..=10).map(|i| entry(i, 10)).collect()).await;
+        {
+            let tail = store.tail();
+            assert_eq!(tail.first_index(), Some(8), "the tail keeps the newest");
+            assert!(tail.durable_bytes <= 3 * one);
+        }
+        // Not yet durable entries stay whatever the budget.
+        store
+            .append((11..=20).map(|i| entry(i, 10)), IOFlushed::noop())
+            .await
+            .unwrap();
+        let all = store.try_get_log_entries(1..=20).await.unwrap();
+        assert_eq!(indices(&all), (1..=20).collect::<Vec<_>>());
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id.map(|id| id.index), Some(20));
+    }
+
+    #[tokio::test]
+    async fn an_entry_replaced_after_a_truncation_is_not_taken_for_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log.redb");
+        let mut store = LogStore::open_with_tail(&path, 0).unwrap();
+        // Term 1 writes 1..=5; before they are durable, a new leader's log
+        // replaces 3.. with its own.
+        store
+            .append((1..=5).map(|i| entry(i, 10)), IOFlushed::noop())
+            .await
+            .unwrap();
+        store
+            .truncate_after(Some(entry(2, 0).log_id))
+            .await
+            .unwrap();
         assert_eq!(
-            indices(&read_entries(&store.db, 3, 99, 10).unwrap()),
-            vec![3]
+            store.get_log_state().await.unwrap().last_log_id,
+            Some(entry(2, 0).log_id)
         );
+        append_durably(&mut store, (3..=4).map(|i| entry_at(2, i, 10)).collect()).await;
+        let all = store.try_get_log_entries(1..=10).await.unwrap();
+        assert_eq!(indices(&all), vec![1, 2, 3, 4]);
+        assert_eq!(terms(&all), vec![1, 1, 2, 2]);
+        // A truncation at or past the end changes nothing.
+        store
+            .truncate_after(Some(entry(9, 0).log_id))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_log_state().await.unwrap().last_log_id,
+            Some(entry_at(2, 4, 0).log_id)
+        );
+        // Disk says the same after a restart.
+        drop(store);
+        let mut store = reopen(&path, 0);
+        let all = store.try_get_log_entries(1..=10).await.unwrap();
+        assert_eq!(terms(&all), vec![1, 1, 2, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_hole_in_the_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(&dir.path().join("raft-log.redb")).unwrap();
+        append_durably(&mut store, vec![entry(1, 0), entry(2, 0)]).await;
+        let err = store
+            .append([entry(4, 0)], IOFlushed::noop())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("hole"), "{err}");
+        assert_eq!(
+            store.get_log_state().await.unwrap().last_log_id,
+            Some(entry(2, 0).log_id)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reopened_log_has_its_entries_vote_commit_and_purge_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log.redb");
+        let mut store = LogStore::open(&path).unwrap();
+        append_durably(&mut store, (1..=8).map(|i| entry(i, 10)).collect()).await;
+        let vote = Vote::new_committed(3, 2);
+        store.save_vote(&vote).await.unwrap();
+        store
+            .save_committed(Some(entry(6, 0).log_id))
+            .await
+            .unwrap();
+        store.purge(entry(3, 0).log_id).await.unwrap();
+        // The purge was durable, and carried the committed id with it.
+        drop(store);
+        let mut store = reopen(&path, RAFT_LOG_TAIL_BYTES);
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(entry(3, 0).log_id));
+        assert_eq!(state.last_log_id, Some(entry(8, 0).log_id));
+        assert_eq!(store.read_vote().await.unwrap(), Some(vote));
+        assert_eq!(
+            store.read_committed().await.unwrap(),
+            Some(entry(6, 0).log_id)
+        );
+        let rest = store.try_get_log_entries(0..=8).await.unwrap();
+        assert_eq!(indices(&rest), vec![4, 5, 6, 7, 8]);
+        // The next append follows the stored end.
+        append_durably(&mut store, vec![entry(9, 0)]).await;
+        let all = store.try_get_log_entries(4..).await.unwrap();
+        assert_eq!(indices(&all), vec![4, 5, 6, 7, 8, 9]);
     }
 }
