@@ -489,19 +489,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .max();
         let store = self.store.clone();
         // `ops` comes back so the analysis node can move its events on.
-        let (ops, results) = tokio::task::spawn_blocking(move || {
-            let results = store.apply(&ops, Some(applied), membership);
-            (ops, results)
+        let (ops, applied) = tokio::task::spawn_blocking(move || {
+            let applied = store.apply_sized(&ops, Some(applied), membership);
+            (ops, applied)
         })
         .await
         .map_err(io_err)?;
-        let results = results.map_err(io_err)?;
+        let (results, tree_size) = applied.map_err(io_err)?;
         // Before the new size is published: a reader that sees the size
         // finds in the feed every leaf below it that was not dropped.
         if let Some(feed) = &self.new_leaves {
             feed.offer(ops, &results);
         }
-        let tree_size = self.store.tree_size().map_err(io_err)?;
         self.publish(tree_size, last.index);
         if let Some(size) = voter_signed {
             self.voter_signed.send_replace(size);

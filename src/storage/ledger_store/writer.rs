@@ -23,6 +23,17 @@ impl LedgerStore {
         applied: Option<Vec<u8>>,
         membership: Option<Vec<u8>>,
     ) -> Result<Vec<OpResult>, StoreError> {
+        Ok(self.apply_sized(ops, applied, membership)?.0)
+    }
+
+    /// [`LedgerStore::apply`], also returning the tree size it left, so the
+    /// caller need not read it back.
+    pub fn apply_sized(
+        &self,
+        ops: &[Op],
+        applied: Option<Vec<u8>>,
+        membership: Option<Vec<u8>>,
+    ) -> Result<(Vec<OpResult>, u64), StoreError> {
         let mut txn = self.db.begin_write()?;
         // Not fsync'd here: every applied entry is already durable in a
         // quorum's Raft logs and in this node's own, and is re-applied from
@@ -42,7 +53,7 @@ impl LedgerStore {
                 w.meta.membership = membership;
             }
             w.save_meta()?;
-            results
+            (results, w.meta.tree_size)
         };
         txn.commit()?;
         Ok(results)
