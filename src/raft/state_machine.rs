@@ -418,6 +418,19 @@ fn remove_leftover_transfers(snapshot_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs `f`, which blocks on redb, on this thread, first handing this
+/// worker's other tasks to another (`block_in_place`): every apply is on
+/// the path of the appends it answers, and a hand-off to the blocking pool
+/// and back cost two thread wake-ups each time. Plainly inline on a
+/// current-thread runtime (tests), which has no other worker.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 fn decode_opt<T: serde::de::DeserializeOwned>(blob: &Option<Vec<u8>>) -> io::Result<Option<T>> {
     match blob {
         None => Ok(None),
@@ -487,15 +500,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 _ => None,
             })
             .max();
-        let store = self.store.clone();
-        // `ops` comes back so the analysis node can move its events on.
-        let (ops, applied) = tokio::task::spawn_blocking(move || {
-            let applied = store.apply_sized(&ops, Some(applied), membership);
-            (ops, applied)
-        })
-        .await
-        .map_err(io_err)?;
-        let (results, tree_size) = applied.map_err(io_err)?;
+        let (results, tree_size) = blocking(|| {
+            self.store
+                .apply_sized(&ops, Some(applied), membership)
+                .map_err(io_err)
+        })?;
         // Before the new size is published: a reader that sees the size
         // finds in the feed every leaf below it that was not dropped.
         if let Some(feed) = &self.new_leaves {
