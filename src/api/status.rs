@@ -90,6 +90,7 @@ impl From<ProposeError> for Status {
             ProposeError::NotLeader { .. }
             | ProposeError::LeaderUnreachable { .. }
             | ProposeError::Timeout { .. }
+            | ProposeError::CommitUnknown { .. }
             | ProposeError::Stopping => Status::unavailable(e.to_string()),
         }
     }
@@ -283,6 +284,23 @@ mod tests {
         assert_eq!(stopping.code(), tonic::Code::Unavailable);
         let late = Status::from(ProposeError::Timeout { ms: 10_000 });
         assert_eq!(late.code(), tonic::Code::Unavailable);
+        // An entry discarded on a leader change is the client's to retry
+        // (with its idempotency keys), not an operator's to look at.
+        let unknown = Status::from(ProposeError::CommitUnknown {
+            leader: Some((2, "127.0.0.1:7002".into())),
+        });
+        assert_eq!(unknown.code(), tonic::Code::Unavailable);
+        for needle in [
+            "may or may not",
+            "same idempotency keys",
+            "node 2 at 127.0.0.1:7002",
+        ] {
+            assert!(unknown.message().contains(needle), "{}", unknown.message());
+        }
+        let forwarded = Status::from(PeerError::Forward(ProposeError::CommitUnknown {
+            leader: None,
+        }));
+        assert_eq!(forwarded.code(), tonic::Code::Unavailable);
     }
 
     #[test]

@@ -46,6 +46,16 @@ pub enum ProposeError {
     BadForwardReply(String),
     /// Not committed in time: the cluster may have lost its quorum. The
     /// command may still commit later; retrying with idempotency keys is safe.
+    /// The leader lost its role after appending the entry: it may or may
+    /// not commit under the next leader.
+    #[error(
+        "the leader changed before this write committed; it may or may not be in the log: retry with the same idempotency keys (a committed batch is answered as a deduplicated retry){}",
+        match leader {
+            Some((id, addr)) => format!("; the leader is node {id} at {addr}"),
+            None => String::new(),
+        }
+    )]
+    CommitUnknown { leader: Option<(NodeId, String)> },
     #[error("not committed within {ms} ms; is a majority of voters up?")]
     Timeout { ms: u64 },
     /// This node's Raft is shutting down as asked: retry at another node
@@ -64,6 +74,16 @@ pub enum ProposeError {
 }
 
 /// Proposes commands for one node.
+/// Where a proposal goes.
+enum Route {
+    /// This node leads.
+    Here,
+    /// Another node leads, at this address.
+    Leader(NodeId, String),
+    /// No leader known (an election): ask the Raft core.
+    Unknown,
+}
+
 #[derive(Clone)]
 pub struct Proposer {
     raft: Raft,
@@ -181,11 +201,42 @@ impl Proposer {
     }
 
     async fn propose_once(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
-        match self.propose_local(cmd.clone()).await {
-            Err(ProposeError::NotLeader {
-                leader: Some((id, addr)),
-            }) => self.forward(id, &addr, &cmd).await,
-            other => other,
+        match self.route() {
+            // No copy of the command: a leader that lost its role since the
+            // metrics were read refuses with the new leader's address, and
+            // the client retries there (nothing was appended).
+            Route::Here => self.propose_local(cmd).await,
+            Route::Leader(id, addr) => self.forward(id, &addr, &cmd).await,
+            Route::Unknown => match self.propose_local(cmd.clone()).await {
+                Err(ProposeError::NotLeader {
+                    leader: Some((id, addr)),
+                }) => self.forward(id, &addr, &cmd).await,
+                other => other,
+            },
+        }
+    }
+
+    /// Where a proposal goes, as this node's metrics say: a read, where
+    /// asking the Raft core cost a round trip to it and a copy of the
+    /// command (all its events) for every proposal, to learn on a follower
+    /// what the metrics already said.
+    fn route(&self) -> Route {
+        use openraft::async_runtime::watch::WatchReceiver;
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        match m.current_leader {
+            Some(id) if id == m.id => {
+                if m.state.is_leader() {
+                    Route::Here
+                } else {
+                    Route::Unknown
+                }
+            }
+            Some(id) => match m.membership_config.membership().get_node(&id) {
+                Some(peer) => Route::Leader(id, peer.addr.clone()),
+                None => Route::Unknown,
+            },
+            None => Route::Unknown,
         }
     }
 
@@ -199,6 +250,11 @@ impl Proposer {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(ProposeError::NotLeader {
+                    leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
+                Err(ProposeError::CommitUnknown {
                     leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
                 })
             }
