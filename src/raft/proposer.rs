@@ -201,6 +201,9 @@ impl Proposer {
     }
 
     async fn propose_once(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+        // A node low on disk takes no appends at all, forwarded ones too: it
+        // could not store what it acknowledged (the chaos harness checks).
+        self.space.check()?;
         match self.route() {
             // No copy of the command: a leader that lost its role since the
             // metrics were read refuses with the new leader's address, and
