@@ -434,12 +434,16 @@ pub struct StorageConfig {
     /// [`crate::disk`]. 0 turns the guard off: a full disk then stops the
     /// node on its first failed write.
     pub free_bytes_min: u64,
+    /// redb's page cache for the ledger file, bytes: what the node keeps of
+    /// it in memory, whatever the log's size.
+    pub ledger_cache_bytes: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             free_bytes_min: crate::limits::FREE_BYTES_MIN_DEFAULT,
+            ledger_cache_bytes: crate::limits::LEDGER_CACHE_BYTES_DEFAULT,
         }
     }
 }
@@ -1386,6 +1390,13 @@ mod tests {
         let text = format!("{VALID}\n[storage]\nfree_bytes_min = 8388608\n");
         let config: Config = toml::from_str(&text).expect("[storage]");
         assert_eq!(config.storage.free_bytes_min, 8 * 1024 * 1024);
+        assert_eq!(
+            config.storage.ledger_cache_bytes,
+            crate::limits::LEDGER_CACHE_BYTES_DEFAULT
+        );
+        let text = format!("{VALID}\n[storage]\nledger_cache_bytes = 1048576\n");
+        let config: Config = toml::from_str(&text).expect("[storage]");
+        assert_eq!(config.storage.ledger_cache_bytes, 1024 * 1024);
         let text = format!("{VALID}\n[storage]\nfree_bytes = 1\n");
         assert!(toml::from_str::<Config>(&text).is_err(), "unknown key");
     }

@@ -504,6 +504,18 @@ pub const GRPC_KEEPALIVE_TIMEOUT_MS: u64 = 10_000;
 /// then in the ledger.
 pub const FREE_BYTES_MIN_DEFAULT: u64 = 64 * 1024 * 1024;
 
+/// redb's page cache for `ledger.redb` by default (`storage.ledger_cache_bytes`),
+/// bytes. redb's own default is 1 GiB, which a node fills as its log grows:
+/// a node serving proofs held 148 MiB with 1M entries and 1,623 MiB with 10M
+/// (`scripts/bench-proofs.sh`). With a fixed cache a node's memory stays flat
+/// as the log grows; reads beyond it come from the OS page cache.
+pub const LEDGER_CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// redb's page cache for `raft-log.redb`, bytes. Replication reads the
+/// log's in-memory tail ([`RAFT_LOG_TAIL_BYTES`]); redb's cache holds the
+/// pages a commit writes and what a lagging follower is sent from disk.
+pub const RAFT_LOG_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// How often a node measures the free space of its data directory, ms. One
 /// `statvfs` is cheap; this bounds how long replication (which takes the
 /// measured view, where a proposal measures afresh) writes past the floor.

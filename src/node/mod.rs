@@ -608,8 +608,12 @@ impl Storage {
         let space = FreeSpace::new(config.id, &config.data_dir, config.storage.free_bytes_min);
         space.wait_for_room().await.map_err(|e| err(&e))?;
         let store = Arc::new(
-            LedgerStore::open(&config.data_dir.join(LEDGER_FILE), &config.origin)
-                .map_err(|e| err(&e))?,
+            LedgerStore::open_with_cache(
+                &config.data_dir.join(LEDGER_FILE),
+                &config.origin,
+                config.storage.ledger_cache_bytes,
+            )
+            .map_err(|e| err(&e))?,
         );
         let log_store =
             LogStore::open(&config.data_dir.join("raft-log.redb")).map_err(|e| err(&e))?;

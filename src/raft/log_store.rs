@@ -54,7 +54,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::oneshot;
 
 use super::TypeConfig;
-use crate::limits::{RAFT_APPEND_BYTES_MAX, RAFT_LOG_TAIL_BYTES};
+use crate::limits::{RAFT_APPEND_BYTES_MAX, RAFT_LOG_CACHE_BYTES, RAFT_LOG_TAIL_BYTES};
 
 type LogId = openraft::alias::LogIdOf<TypeConfig>;
 type Vote = openraft::alias::VoteOf<TypeConfig>;
@@ -296,7 +296,12 @@ impl LogStore {
     /// memory (0: only those not yet durable, so reads of the rest go to
     /// disk).
     pub fn open_with_tail(path: &Path, tail_bytes: usize) -> io::Result<Self> {
-        let db = Arc::new(Database::create(path).map_err(io_err)?);
+        let db = Arc::new(
+            redb::Builder::new()
+                .set_cache_size(RAFT_LOG_CACHE_BYTES)
+                .create(path)
+                .map_err(io_err)?,
+        );
         let txn = db.begin_write().map_err(io_err)?;
         txn.open_table(LOG).map_err(io_err)?;
         txn.open_table(META).map_err(io_err)?;

@@ -423,7 +423,10 @@ async fn a_node_whose_storage_fails_exits_instead_of_lingering_and_restarts_inta
         raft: crate::common::tuning(),
         // The guard off: the disk fills under the node, as if a write
         // raced past the floor.
-        storage: StorageConfig { free_bytes_min: 0 },
+        storage: StorageConfig {
+            free_bytes_min: 0,
+            ..StorageConfig::default()
+        },
         peers: vec![Peer {
             id: 1,
             addr: format!("127.0.0.1:{peer_port}"),

@@ -94,6 +94,7 @@ mod writer;
 
 use std::path::Path;
 
+use crate::limits::LEDGER_CACHE_BYTES_DEFAULT;
 use redb::{Database, ReadableDatabase};
 
 use meta::read_meta;
@@ -122,9 +123,21 @@ pub struct LedgerStore {
 }
 
 impl LedgerStore {
-    /// Opens (or creates) the store at `path` for a log named `origin`.
+    /// Opens (or creates) the store at `path` for a log named `origin`,
+    /// with the default page cache.
     pub fn open(path: &Path, origin: &str) -> Result<Self, StoreError> {
-        let db = Database::create(path)?;
+        Self::open_with_cache(path, origin, LEDGER_CACHE_BYTES_DEFAULT)
+    }
+
+    /// [`LedgerStore::open`] with a page cache of `cache_bytes`.
+    pub fn open_with_cache(
+        path: &Path,
+        origin: &str,
+        cache_bytes: u64,
+    ) -> Result<Self, StoreError> {
+        let db = redb::Builder::new()
+            .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
+            .create(path)?;
         let txn = db.begin_write()?;
         {
             txn.open_table(ENTRIES)?;
