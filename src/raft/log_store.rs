@@ -70,10 +70,6 @@ const KEY_PURGED: &str = "last_purged";
 /// and one writer thread).
 #[derive(Clone)]
 pub struct LogStore {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
     db: Arc<Database>,
     tail: Arc<Mutex<Tail>>,
     /// Writes waiting for the writer thread, in the order they were made.
@@ -335,26 +331,22 @@ impl LogStore {
             .name("raft-log-writer".into())
             .spawn(move || write_loop(&writer_db, &writer_tail, &rx))?;
         Ok(Self {
-            shared: Arc::new(Shared {
-                db,
-                tail,
-                writes: tx,
-            }),
+            db,
+            tail,
+            writes: tx,
         })
     }
 
     fn tail(&self) -> MutexGuard<'_, Tail> {
         // A panic while holding the lock leaves no half-done change: every
         // method of `Tail` keeps its invariants at each step.
-        self.shared
-            .tail
+        self.tail
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn send(&self, write: Write) -> io::Result<()> {
-        self.shared
-            .writes
+        self.writes
             .send(write)
             .map_err(|_| io::Error::other("raft log writer stopped"))
     }
@@ -397,7 +389,7 @@ impl LogStore {
                     // Entries leaving the tail meanwhile are on disk by then
                     // (only durable ones leave), so the loop finds them there.
                     let disk_end = first_cached.map_or(end, |first| first.min(end));
-                    let db = self.shared.db.clone();
+                    let db = self.db.clone();
                     let remaining = budget.saturating_sub(used);
                     let first_forced = out.is_empty();
                     let (entries, bytes, full) = tokio::task::spawn_blocking(move || {

@@ -44,8 +44,6 @@ pub enum ProposeError {
     /// The leader's answer did not decode: a version skew or a bug (INTERNAL).
     #[error("forwarded to the leader: bad forward reply: {0}")]
     BadForwardReply(String),
-    /// Not committed in time: the cluster may have lost its quorum. The
-    /// command may still commit later; retrying with idempotency keys is safe.
     /// The leader lost its role after appending the entry: it may or may
     /// not commit under the next leader.
     #[error(
@@ -56,6 +54,8 @@ pub enum ProposeError {
         }
     )]
     CommitUnknown { leader: Option<(NodeId, String)> },
+    /// Not committed in time: the cluster may have lost its quorum. The
+    /// command may still commit later; retrying with idempotency keys is safe.
     #[error("not committed within {ms} ms; is a majority of voters up?")]
     Timeout { ms: u64 },
     /// This node's Raft is shutting down as asked: retry at another node
@@ -73,7 +73,6 @@ pub enum ProposeError {
     DiskLow(#[from] DiskLow),
 }
 
-/// Proposes commands for one node.
 /// Where a proposal goes.
 enum Route {
     /// This node leads.
@@ -84,6 +83,7 @@ enum Route {
     Unknown,
 }
 
+/// Proposes commands for one node.
 #[derive(Clone)]
 pub struct Proposer {
     raft: Raft,
@@ -208,9 +208,9 @@ impl Proposer {
             // No copy of the command: a leader that lost its role since the
             // metrics were read refuses with the new leader's address, and
             // the client retries there (nothing was appended).
-            Route::Here => self.propose_local(cmd).await,
+            Route::Here => self.write_local(cmd).await,
             Route::Leader(id, addr) => self.forward(id, &addr, &cmd).await,
-            Route::Unknown => match self.propose_local(cmd.clone()).await {
+            Route::Unknown => match self.write_local(cmd.clone()).await {
                 Err(ProposeError::NotLeader {
                     leader: Some((id, addr)),
                 }) => self.forward(id, &addr, &cmd).await,
@@ -246,8 +246,13 @@ impl Proposer {
     /// Proposes on this node; fails with the leader's address if it does
     /// not lead, and with [`ProposeError::DiskLow`] if this node is below
     /// its free-space floor (measured afresh).
-    pub async fn propose_local(&self, mut cmd: Command) -> Result<CommandResponse, ProposeError> {
+    pub async fn propose_local(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
         self.space.check()?;
+        self.write_local(cmd).await
+    }
+
+    /// [`Proposer::propose_local`] once the disk has been checked.
+    async fn write_local(&self, mut cmd: Command) -> Result<CommandResponse, ProposeError> {
         stamp(&mut cmd);
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),

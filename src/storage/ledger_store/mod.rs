@@ -94,8 +94,9 @@ mod writer;
 
 use std::path::Path;
 
-use crate::limits::LEDGER_CACHE_BYTES_DEFAULT;
 use redb::{Database, ReadableDatabase};
+
+use crate::limits::LEDGER_CACHE_BYTES_DEFAULT;
 
 use meta::read_meta;
 
