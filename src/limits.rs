@@ -27,6 +27,18 @@ pub const PAGE_ENTRIES_DEFAULT: u32 = 100;
 /// transaction (and pin redb pages) for long.
 pub const QUERY_SCAN_ROWS_MAX: u64 = 100_000;
 
+/// Leaves stored before their query index rows are written, all at once, in
+/// key order. Four index rows per leaf inserted one apply at a time copied
+/// the same scattered B-tree pages over and over: with one event per apply
+/// they halved the ledger's apply rate and doubled its file. A query reads
+/// the leaves beyond the index directly, so this also bounds the leaves
+/// such a query decodes without an index.
+pub const INDEX_DEFER_LEAVES: u64 = 1024;
+
+/// Leaves indexed per step when a snapshot is installed, so the decoded
+/// leaves held at once stay bounded whatever the snapshot's size.
+pub const INDEX_IMPORT_STEP_LEAVES: u64 = 65_536;
+
 /// Bytes of snapshot data per gRPC chunk when streaming a snapshot.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 

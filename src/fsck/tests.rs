@@ -9,7 +9,9 @@ use super::*;
 use crate::ledger::checkpoint::{generate_key, CheckpointBody, NoteSigner};
 use crate::ledger::event::{Actor, Event, LeafRecord, Outcome};
 use crate::ledger::merkle;
-use crate::storage::ledger_store::{LedgerStore, Op, CHECKPOINTS, ENTRIES, HASHES, SIGNATURES};
+use crate::storage::ledger_store::{
+    LedgerStore, Op, CHECKPOINTS, ENTRIES, HASHES, META, META_INDEXED, SIGNATURES,
+};
 
 const ORIGIN: &str = "test.example/fsck";
 
@@ -64,6 +66,7 @@ fn ledger(signer: &NoteSigner, batches: u64, per_batch: u64) -> tempfile::TempDi
         };
         store.apply(&[cosign], None, None).expect("cosign");
     }
+    store.index_all().expect("index");
     dir
 }
 
@@ -119,6 +122,46 @@ fn a_clean_ledger_passes_counts_everything_and_is_left_unchanged() {
     assert_eq!(report.redb_check, RedbCheck::Passed);
     assert!(!report.recovered_copy);
     assert_eq!(std::fs::read(&file).expect("read"), before, "fsck wrote");
+}
+
+#[test]
+fn leaves_waiting_for_their_query_index_rows_are_fine_but_rows_beyond_the_count_are_not() {
+    let signer = signer();
+    let dir = ledger(&signer, 3, 7);
+    {
+        let store = LedgerStore::open(&dir.path().join(LEDGER_FILE), ORIGIN).expect("store");
+        let append = Op::Append {
+            events: (22..=30).map(event).collect(),
+            commit_time_unix_nanos: 1_700_000_000_000_000_010,
+        };
+        store.apply(&[append], None, None).expect("append");
+        assert_eq!(store.indexed_leaves().expect("count"), 21);
+    }
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert!(report.is_ok(), "{:#?}", report.problems);
+    assert_eq!(report.tree_size, 30);
+    // Four query index rows for each of the 21 indexed leaves, and the
+    // idempotency rows of all 15 keyed leaves, which are never deferred.
+    assert_eq!(report.index_rows_checked, 4 * 21 + 15);
+
+    // A count lower than the rows stored: the rows of leaf 20 are beyond it.
+    overwrite(
+        dir.path(),
+        META,
+        META_INDEXED,
+        20u64.to_be_bytes().as_slice(),
+    );
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    let index_problems = report
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::IndexRow)
+        .count();
+    assert!(index_problems >= 4, "{:#?}", report.problems);
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.message.contains("names leaf 20, beyond the 20 leaves")));
 }
 
 #[test]

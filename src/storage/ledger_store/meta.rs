@@ -6,7 +6,7 @@ use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::error::corrupt;
-use super::tables::{META, META_STATE};
+use super::tables::{META, META_INDEXED, META_STATE};
 use super::witness::WitnessKeys;
 use super::StoreError;
 
@@ -70,6 +70,30 @@ pub(super) fn read_meta(
     match table.get(META_STATE)? {
         None => Ok(StateMeta::default()),
         Some(v) => serde_json::from_slice(v.value()).map_err(|e| corrupt("meta", META_STATE, e)),
+    }
+}
+
+/// How many leaves the query index tables cover ([`META_INDEXED`]);
+/// `tree_size` for a store written before indexing was deferred, which
+/// indexed every leaf as it was stored.
+pub(crate) fn read_indexed(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    tree_size: u64,
+) -> Result<u64, StoreError> {
+    match table.get(META_INDEXED)? {
+        None => Ok(tree_size),
+        Some(v) => match <[u8; 8]>::try_from(v.value()) {
+            Ok(bytes) if u64::from_be_bytes(bytes) <= tree_size => Ok(u64::from_be_bytes(bytes)),
+            Ok(bytes) => Err(corrupt(
+                "meta",
+                META_INDEXED,
+                format!(
+                    "{} leaves indexed of a tree of {tree_size}",
+                    u64::from_be_bytes(bytes)
+                ),
+            )),
+            Err(_) => Err(corrupt("meta", META_INDEXED, "not an 8-byte count")),
+        },
     }
 }
 

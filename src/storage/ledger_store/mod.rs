@@ -11,6 +11,12 @@
 //! - Every leaf and the stored hashes it adds are written in the transaction
 //!   that advances the tree size, so a reader never sees a leaf without the
 //!   hashes covering it.
+//! - The query index tables hold rows for exactly the leaves `[0, n)`, `n`
+//!   recorded in the `meta` table beside the state; the newer leaves (fewer
+//!   than about [`INDEX_DEFER_LEAVES`](crate::limits::INDEX_DEFER_LEAVES))
+//!   get theirs in one bulk step in key order, and a query reads them
+//!   directly, so every query still sees every leaf. Idempotency rows are
+//!   never deferred: the next batch may repeat a key.
 //! - Checkpoint sizes only grow, and a checkpoint's root is recomputed from the
 //!   stored hashes and read back before it is stored.
 //! - A signature is stored only if it verifies over the stored body.
@@ -103,12 +109,13 @@ use meta::read_meta;
 pub use checkpoints::StoredCheckpoint;
 pub use error::StoreError;
 pub use manifest::SnapshotReader;
+pub(crate) use meta::read_indexed;
 pub use meta::StateMeta;
 pub use op::{Op, OpResult};
 pub use query::{Leaves, QueryFilter, QueryPage};
 pub(crate) use tables::{
     CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE,
-    META, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
+    META, META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
 };
 pub use tree::TileRead;
 pub use witness::{same_witness_keys, WitnessKeys};
@@ -172,5 +179,14 @@ impl LedgerStore {
 
     pub fn tree_size(&self) -> Result<u64, StoreError> {
         Ok(self.meta()?.tree_size)
+    }
+
+    /// How many leaves, from the first, have their query index rows; the
+    /// newer ones get theirs in bulk (see
+    /// [`INDEX_DEFER_LEAVES`](crate::limits::INDEX_DEFER_LEAVES)).
+    pub fn indexed_leaves(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        read_indexed(&table, read_meta(&table)?.tree_size)
     }
 }

@@ -2,10 +2,12 @@
 //! candidates from the most selective index table and check the rest of
 //! the filter on the decoded leaf.
 
-use redb::{ReadTransaction, ReadableDatabase, TableDefinition};
+use std::ops::Range;
+
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
 
 use super::error::corrupt;
-use super::meta::read_meta;
+use super::meta::{read_indexed, read_meta};
 use super::tables::{ENTRIES, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE, META};
 use super::{LedgerStore, StoreError};
 use crate::ledger::event::{LeafRecord, Outcome};
@@ -95,30 +97,35 @@ impl LedgerStore {
         let page_size = page_size.clamp(1, PAGE_ENTRIES_MAX) as usize;
         let txn = self.db.begin_read()?;
         let entries = txn.open_table(ENTRIES)?;
-        // Candidates come from the most selective index the filter names;
-        // the rest of the filter is checked on the decoded leaf.
-        let candidates: Box<dyn Iterator<Item = Result<u64, StoreError>>> =
-            if let Some(actor) = &filter.actor {
-                str_index_scan(&txn, IDX_ACTOR, actor, after)?
-            } else if let Some(resource) = &filter.resource {
-                str_index_scan(&txn, IDX_RESOURCE, resource, after)?
-            } else if let Some(action) = &filter.action {
-                str_index_scan(&txn, IDX_ACTION, action, after)?
-            } else if let Some(outcome) = filter.outcome {
-                let table = txn.open_table(IDX_OUTCOME)?;
-                let code = outcome.code();
-                Box::new(
-                    table
-                        .range((code, after)..=(code, u64::MAX))?
-                        .map(|r| r.map(|(k, _)| k.value().1).map_err(StoreError::from)),
-                )
-            } else {
-                Box::new(
-                    entries
-                        .range(after..)?
-                        .map(|r| r.map(|(k, _)| k.value()).map_err(StoreError::from)),
-                )
-            };
+        let meta_table = txn.open_table(META)?;
+        let size = read_meta(&meta_table)?.tree_size;
+        let indexed = read_indexed(&meta_table, size)?;
+        // Candidates come from the most selective index the filter names,
+        // for the leaves it covers, then every newer leaf (at most about
+        // `INDEX_DEFER_LEAVES`); the rest of the filter is checked on the
+        // decoded leaf.
+        let covered = after..indexed.max(after);
+        let indexed_candidates: Option<Candidates> = if let Some(actor) = &filter.actor {
+            Some(str_index_scan(&txn, IDX_ACTOR, actor, covered)?)
+        } else if let Some(resource) = &filter.resource {
+            Some(str_index_scan(&txn, IDX_RESOURCE, resource, covered)?)
+        } else if let Some(action) = &filter.action {
+            Some(str_index_scan(&txn, IDX_ACTION, action, covered)?)
+        } else if let Some(outcome) = filter.outcome {
+            let table = txn.open_table(IDX_OUTCOME)?;
+            let code = outcome.code();
+            Some(Box::new(
+                table
+                    .range((code, covered.start)..(code, covered.end))?
+                    .map(|r| r.map(|(k, _)| k.value().1).map_err(StoreError::from)),
+            ))
+        } else {
+            None
+        };
+        let candidates: Candidates = match indexed_candidates {
+            Some(rows) => Box::new(rows.chain(leaf_indices(&entries, after.max(indexed), size)?)),
+            None => leaf_indices(&entries, after, size)?,
+        };
         let mut page = QueryPage {
             entries: Vec::new(),
             next_page_token: None,
@@ -143,15 +150,30 @@ impl LedgerStore {
     }
 }
 
+/// Leaf indices a query considers, in order.
+type Candidates<'a> = Box<dyn Iterator<Item = Result<u64, StoreError>> + 'a>;
+
+/// Every stored leaf's index in `[from, to)`.
+fn leaf_indices<'a>(
+    entries: &'a ReadOnlyTable<u64, &'static [u8]>,
+    from: u64,
+    to: u64,
+) -> Result<Candidates<'a>, StoreError> {
+    Ok(Box::new(entries.range(from..to.max(from))?.map(|r| {
+        r.map(|(k, _)| k.value()).map_err(StoreError::from)
+    })))
+}
+
+/// The leaves in `covered` whose field `def` indexes is `value`.
 fn str_index_scan(
     txn: &ReadTransaction,
     def: TableDefinition<(&'static str, u64), ()>,
     value: &str,
-    after: u64,
-) -> Result<Box<dyn Iterator<Item = Result<u64, StoreError>>>, StoreError> {
+    covered: Range<u64>,
+) -> Result<Candidates<'static>, StoreError> {
     let table = txn.open_table(def)?;
     let rows: Vec<Result<u64, StoreError>> = table
-        .range((value, after)..=(value, u64::MAX))?
+        .range((value, covered.start)..(value, covered.end))?
         .take(QUERY_SCAN_ROWS_MAX as usize + 1)
         .map(|r| r.map(|(k, _)| k.value().1).map_err(StoreError::from))
         .collect();

@@ -18,6 +18,7 @@ use super::{LedgerStore, StateMeta, StoreError};
 use crate::ledger::checkpoint::{self, CheckpointBody, SignatureLine};
 use crate::ledger::event::LeafRecord;
 use crate::ledger::merkle;
+use crate::limits::INDEX_IMPORT_STEP_LEAVES;
 
 impl LedgerStore {
     /// Replaces the whole state with the snapshot at `path`, rebuilding and
@@ -73,10 +74,14 @@ impl LedgerStore {
                 last_commit_time_unix_nanos: 0,
                 ..target.clone()
             };
+            w.indexed = 0;
             loop {
                 let (tag, rec) = read_record(&mut input)?;
                 match tag {
-                    TAG_LEAF => w.restore_leaf(&rec)?,
+                    TAG_LEAF => {
+                        w.restore_leaf(&rec)?;
+                        w.index_pending(INDEX_IMPORT_STEP_LEAVES)?;
+                    }
                     TAG_CHECKPOINT => w.restore_checkpoint(&rec)?,
                     TAG_SIGNATURE => w.restore_signature(&rec, &voters)?,
                     TAG_WITNESS_COSIGNATURE => w.restore_witness_cosignature(&rec)?,
@@ -94,6 +99,7 @@ impl LedgerStore {
                     w.meta.tree_size, target.tree_size
                 )));
             }
+            w.index_pending(1)?;
             w.save_meta()?;
             w.meta.clone()
         };

@@ -32,6 +32,11 @@ pub(crate) const IDX_OUTCOME: TableDefinition<(u8, u64), ()> = TableDefinition::
 
 /// The `meta` row holding [`StateMeta`](super::StateMeta) as JSON.
 pub(crate) const META_STATE: &str = "state";
+/// The `meta` row holding, as a big-endian u64, how many leaves the query
+/// index tables cover: leaves `[0, n)` have their rows, newer ones not yet
+/// (see `Writer::index_pending`). A store written before indexing was
+/// deferred has no such row, and every leaf indexed.
+pub(crate) const META_INDEXED: &str = "indexed";
 
 /// Reads stored hashes inside a transaction (read or write).
 pub(super) struct TableHashes<'a, T: ReadableTable<u64, &'static [u8; 32]>>(pub(super) &'a T);

@@ -617,6 +617,11 @@ fn a_manifest_names_the_stored_leaves_and_expands_to_the_state_it_was_cut_at() {
         .import_snapshot_from(expanded.as_slice(), voters(&[&vkey]))
         .unwrap();
     assert_eq!(installed, cut);
+    assert_eq!(
+        other.indexed_leaves().unwrap(),
+        3003,
+        "an install indexes all"
+    );
     assert_eq!(other.root(3003).unwrap(), store.root(3003).unwrap());
     assert_eq!(
         other.entries(2990, 4000).unwrap().0,
@@ -725,4 +730,150 @@ fn a_group_applies_each_batch_alone_and_refuses_only_what_one_batch_may_not_hold
         "{result:?}"
     );
     assert_eq!(fingerprint(&store), before);
+}
+
+/// Every page of `filter`'s results, following the continuation tokens.
+fn query_all(store: &LedgerStore, filter: &QueryFilter, page_size: u64) -> Vec<u64> {
+    let mut found = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store.query(filter, page_size, token.as_deref()).unwrap();
+        found.extend(page.entries.iter().map(|(i, _)| *i));
+        match page.next_page_token {
+            Some(next) => token = Some(next),
+            None => return found,
+        }
+    }
+}
+
+/// Events whose fields repeat with different periods, so every filter
+/// matches a scattered set of leaves.
+fn varied_event(n: u64) -> Event {
+    Event {
+        actor: Actor {
+            id: ["alice", "bob"][(n % 2) as usize].into(),
+            ..event(n).actor
+        },
+        action: ["read", "write", "delete"][(n % 3) as usize].into(),
+        resource: format!("r{}", n % 7),
+        outcome: [Outcome::Success, Outcome::Failure][usize::from(n.is_multiple_of(5))],
+        ..event(n)
+    }
+}
+
+#[test]
+fn queries_find_every_match_whether_or_not_its_index_rows_are_written_yet() {
+    use crate::limits::INDEX_DEFER_LEAVES;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    let store = LedgerStore::open(&path, ORIGIN).unwrap();
+    // Batches of 1 to 7 events, until two deferred rounds have been
+    // indexed and some leaves still wait.
+    let total = 2 * INDEX_DEFER_LEAVES + 37;
+    let mut n = 0;
+    while n < total {
+        let size = (n % 7 + 1).min(total - n);
+        let events = (n..n + size).map(varied_event).collect();
+        let append = Op::Append {
+            events,
+            commit_time_unix_nanos: 1,
+        };
+        assert!(!is_refused(&store.apply(&[append], None, None).unwrap()[0]));
+        n += size;
+    }
+    let indexed = store.indexed_leaves().unwrap();
+    assert!(
+        indexed >= 2 * INDEX_DEFER_LEAVES && indexed < total,
+        "{indexed} of {total} leaves indexed"
+    );
+
+    let filters = [
+        QueryFilter {
+            actor: Some("bob".into()),
+            ..Default::default()
+        },
+        QueryFilter {
+            resource: Some("r3".into()),
+            ..Default::default()
+        },
+        QueryFilter {
+            action: Some("delete".into()),
+            outcome: Some(Outcome::Failure),
+            ..Default::default()
+        },
+        QueryFilter {
+            outcome: Some(Outcome::Failure),
+            ..Default::default()
+        },
+        QueryFilter {
+            actor: Some("alice".into()),
+            resource: Some("r0".into()),
+            since_unix_nanos: Some(100),
+            ..Default::default()
+        },
+        QueryFilter {
+            until_unix_nanos: Some(40),
+            ..Default::default()
+        },
+    ];
+    let expected = |f: &QueryFilter| -> Vec<u64> {
+        (0..total)
+            .filter(|&n| {
+                let e = varied_event(n);
+                f.actor.as_ref().is_none_or(|a| *a == e.actor.id)
+                    && f.action.as_ref().is_none_or(|a| *a == e.action)
+                    && f.resource.as_ref().is_none_or(|r| *r == e.resource)
+                    && f.outcome.is_none_or(|o| o == e.outcome)
+                    && f.since_unix_nanos.is_none_or(|t| e.time_unix_nanos >= t)
+                    && f.until_unix_nanos.is_none_or(|t| e.time_unix_nanos < t)
+            })
+            .collect()
+    };
+    for filter in &filters {
+        let want = expected(filter);
+        assert!(want.iter().any(|&i| i >= indexed) || filter.until_unix_nanos.is_some());
+        // Pages of 7 cross the indexed boundary mid-page.
+        assert_eq!(query_all(&store, filter, 7), want, "{filter:?}");
+    }
+
+    // Indexed in full, the answers are the same.
+    store.index_all().unwrap();
+    assert_eq!(store.indexed_leaves().unwrap(), total);
+    for filter in &filters {
+        assert_eq!(
+            query_all(&store, filter, 100),
+            expected(filter),
+            "{filter:?}"
+        );
+    }
+
+    // A store from before indexing was deferred has no count, and every
+    // leaf indexed: it reads as all indexed, and the leaves it stores next
+    // wait for theirs.
+    drop(store);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .remove(META_INDEXED)
+            .unwrap()
+            .expect("the count is stored");
+        txn.commit().unwrap();
+    }
+    let store = LedgerStore::open(&path, ORIGIN).unwrap();
+    assert_eq!(store.indexed_leaves().unwrap(), total);
+    let append = Op::Append {
+        events: (total..total + 5).map(varied_event).collect(),
+        commit_time_unix_nanos: 1,
+    };
+    store.apply(&[append], None, None).unwrap();
+    assert_eq!(store.indexed_leaves().unwrap(), total);
+    let filter = QueryFilter {
+        actor: Some("bob".into()),
+        ..Default::default()
+    };
+    let mut want = expected(&filter);
+    want.extend((total..total + 5).filter(|n| n % 2 == 1));
+    assert_eq!(query_all(&store, &filter, 50), want);
 }

@@ -4,15 +4,17 @@
 
 use redb::{Durability, ReadableTable, WriteTransaction};
 
-use super::meta::read_meta;
+use super::error::corrupt;
+use super::meta::{read_indexed, read_meta};
 use super::tables::{
     TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
-    IDX_RESOURCE, META, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
+    IDX_RESOURCE, META, META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
 };
 use super::{LedgerStore, Op, OpResult, StateMeta, StoreError};
 use crate::ledger::batch;
 use crate::ledger::event::{Event, LeafRecord};
 use crate::ledger::merkle;
+use crate::limits::INDEX_DEFER_LEAVES;
 
 impl LedgerStore {
     /// Applies `ops` in order in one durable transaction and records
@@ -52,11 +54,27 @@ impl LedgerStore {
             if membership.is_some() {
                 w.meta.membership = membership;
             }
+            w.index_pending(INDEX_DEFER_LEAVES)?;
             w.save_meta()?;
             (results, w.meta.tree_size)
         };
         txn.commit()?;
         Ok(results)
+    }
+
+    /// Writes the query index rows of every leaf that waits for them now,
+    /// rather than when [`INDEX_DEFER_LEAVES`] have gathered. Not durable
+    /// until the next [`LedgerStore::flush`].
+    pub fn index_all(&self) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            let mut w = Writer::open(&txn, &self.origin)?;
+            w.index_pending(1)?;
+            w.save_meta()?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Makes every earlier `apply` durable (one fsync).
@@ -88,12 +106,20 @@ pub(super) struct Writer<'t> {
     idx_resource: redb::Table<'t, (&'static str, u64), ()>,
     idx_outcome: redb::Table<'t, (u8, u64), ()>,
     pub(super) meta: StateMeta,
+    /// Leaves `[0, indexed)` have their query index rows ([`META_INDEXED`]).
+    pub(super) indexed: u64,
+    /// `indexed` as stored, so the row is written only when it changes.
+    indexed_stored: Option<u64>,
 }
 
 impl<'t> Writer<'t> {
     pub(super) fn open(txn: &'t WriteTransaction, origin: &'t str) -> Result<Self, StoreError> {
         let meta_table = txn.open_table(META)?;
         let meta = read_meta(&meta_table)?;
+        let indexed_stored = meta_table
+            .get(META_INDEXED)?
+            .map(|_| read_indexed(&meta_table, meta.tree_size))
+            .transpose()?;
         Ok(Self {
             origin,
             entries: txn.open_table(ENTRIES)?,
@@ -107,6 +133,10 @@ impl<'t> Writer<'t> {
             idx_action: txn.open_table(IDX_ACTION)?,
             idx_resource: txn.open_table(IDX_RESOURCE)?,
             idx_outcome: txn.open_table(IDX_OUTCOME)?,
+            // Absent in a store written before indexing was deferred, which
+            // indexed every leaf; `save_meta` then records it.
+            indexed: indexed_stored.unwrap_or(meta.tree_size),
+            indexed_stored,
             meta,
         })
     }
@@ -114,6 +144,65 @@ impl<'t> Writer<'t> {
     pub(super) fn save_meta(&mut self) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(&self.meta).expect("meta serialises");
         self.meta_table.insert(META_STATE, bytes.as_slice())?;
+        assert!(
+            self.indexed <= self.meta.tree_size,
+            "the index never covers leaves the tree does not hold"
+        );
+        if self.indexed_stored != Some(self.indexed) {
+            let bytes = self.indexed.to_be_bytes();
+            self.meta_table.insert(META_INDEXED, bytes.as_slice())?;
+            self.indexed_stored = Some(self.indexed);
+        }
+        Ok(())
+    }
+
+    /// Writes the query index rows of every leaf stored since the last
+    /// call, once at least `min_pending` wait (see
+    /// [`INDEX_DEFER_LEAVES`]): the leaves are read back and each table's
+    /// rows inserted in key order, so a B-tree page takes many rows per
+    /// copy instead of one.
+    pub(super) fn index_pending(&mut self, min_pending: u64) -> Result<(), StoreError> {
+        let (from, to) = (self.indexed, self.meta.tree_size);
+        let pending = to - from;
+        if pending == 0 || pending < min_pending {
+            return Ok(());
+        }
+        let mut records = Vec::with_capacity(usize::try_from(pending).unwrap_or(0));
+        for row in self.entries.range(from..to)? {
+            let (index, leaf) = row?;
+            let index = index.value();
+            let record =
+                LeafRecord::decode(leaf.value()).map_err(|e| corrupt("entries", index, e))?;
+            if index != from + records.len() as u64 {
+                return Err(corrupt(
+                    "entries",
+                    index,
+                    "found where an earlier leaf belongs",
+                ));
+            }
+            records.push(record);
+        }
+        if records.len() as u64 != pending {
+            return Err(corrupt(
+                "entries",
+                format!("{from}..{to}"),
+                "not all stored",
+            ));
+        }
+        insert_sorted(&mut self.idx_actor, &records, |r| r.event.actor.id.as_str())?;
+        insert_sorted(&mut self.idx_action, &records, |r| r.event.action.as_str())?;
+        insert_sorted(&mut self.idx_resource, &records, |r| {
+            r.event.resource.as_str()
+        })?;
+        let mut outcomes: Vec<(u8, u64)> = records
+            .iter()
+            .map(|r| (r.event.outcome.code(), r.index))
+            .collect();
+        outcomes.sort_unstable();
+        for key in outcomes {
+            self.idx_outcome.insert(key, ())?;
+        }
+        self.indexed = to;
         Ok(())
     }
 
@@ -195,7 +284,8 @@ impl<'t> Writer<'t> {
         })
     }
 
-    /// Stores one leaf at the end of the tree, with its hashes and indexes.
+    /// Stores one leaf at the end of the tree, with its hashes and its
+    /// idempotency key.
     pub(super) fn add_leaf(&mut self, leaf: &[u8], record: &LeafRecord) -> Result<u64, StoreError> {
         let index = self.meta.tree_size;
         assert_eq!(
@@ -213,11 +303,9 @@ impl<'t> Writer<'t> {
             self.hashes.insert(*i, h)?;
         }
         self.entries.insert(index, leaf)?;
+        // Query index rows follow in bulk (`index_pending`); the
+        // idempotency row cannot wait, the next batch may repeat the key.
         let e = &record.event;
-        self.idx_actor.insert((e.actor.id.as_str(), index), ())?;
-        self.idx_action.insert((e.action.as_str(), index), ())?;
-        self.idx_resource.insert((e.resource.as_str(), index), ())?;
-        self.idx_outcome.insert((e.outcome.code(), index), ())?;
         if let Some(key) = &e.idempotency_key {
             self.idempotency
                 .insert((e.source.as_str(), key.as_str()), index)?;
@@ -226,4 +314,18 @@ impl<'t> Writer<'t> {
         self.meta.last_commit_time_unix_nanos = record.commit_time_unix_nanos;
         Ok(index)
     }
+}
+
+/// Inserts one string index row per record, in key order.
+fn insert_sorted(
+    table: &mut redb::Table<'_, (&'static str, u64), ()>,
+    records: &[LeafRecord],
+    field: impl Fn(&LeafRecord) -> &str,
+) -> Result<(), StoreError> {
+    let mut keys: Vec<(&str, u64)> = records.iter().map(|r| (field(r), r.index)).collect();
+    keys.sort_unstable();
+    for key in keys {
+        table.insert(key, ())?;
+    }
+    Ok(())
 }
