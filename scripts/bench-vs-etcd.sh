@@ -8,12 +8,17 @@
 #   ./scripts/bench-vs-etcd.sh [SECONDS] [ROUNDS] [OUT.json]
 #
 # Defaults: 10 s per run, 3 rounds, target/bench-vs-etcd.json.
+# SECURITY=tls (the default) runs both as they would be deployed; with
+# SECURITY=plaintext both speak plaintext and check nobody.
 # - etcd: a three-member cluster of Debian's etcd-server (installed with apt
 #   if missing) on loopback, each member with its own data directory, fsync
-#   on (etcd's default); a batch is one Txn of BATCH puts.
+#   on (etcd's default); a batch is one Txn of BATCH puts. With TLS, members
+#   present certificates of their own CA to clients and to each other and
+#   require a client certificate from both (--client-cert-auth,
+#   --peer-client-cert-auth), as Ironlog's nodes do.
 # - Ironlog: a three-node `ironlog cluster up` (TLS and authorisation on,
-#   each node fsyncing its own redb files); a batch is one Append of BATCH
-#   events.
+#   or `--insecure` with SECURITY=plaintext; each node fsyncing its own redb
+#   files); a batch is one Append of BATCH events.
 # - Shapes: 1, 16, 64 and 256 clients with one write per request, and 8
 #   clients with 100 per request. Each round runs every shape on both
 #   systems; which system goes first alternates by round and shape. The
@@ -29,6 +34,12 @@ VALUE_BYTES=${VALUE_BYTES:-300}
 WARMUP_S=${WARMUP_S:-2}
 SHAPES=${SHAPES:-"1x1 16x1 64x1 256x1 8x100"}
 IRONLOG_PORT=${BENCH_BASE_PORT:-7301}
+SECURITY=${SECURITY:-tls}
+case "$SECURITY" in
+  tls) SCHEME=https ;;
+  plaintext) SCHEME=http ;;
+  *) echo "error: SECURITY must be tls or plaintext, not '$SECURITY'" >&2; exit 2 ;;
+esac
 ETCD_PORTS=(23790 23791 23792)
 
 # shellcheck source=scripts/setup.sh
@@ -53,49 +64,74 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- etcd: three members, peer port = client port + 10.
+# With TLS, a CA of etcd's own issues each member a certificate for
+# 127.0.0.1 (usable as server and as client, for its peers) and the load
+# generator a client certificate: made with `ironlog certs`, which this
+# machine has anyway.
+ETCD_TLS=() ETCDCTL_TLS=() ETCD_BENCH_TLS=()
+if [ "$SECURITY" = tls ]; then
+  PKI="$DIR/etcd-pki"
+  mkdir -p "$PKI"
+  "$BIN" certs ca --dir "$PKI" >/dev/null
+  for i in 0 1 2; do "$BIN" certs node --dir "$PKI" --id $((i + 1)) --host 127.0.0.1 >/dev/null; done
+  "$BIN" certs client --dir "$PKI" --name bench >/dev/null
+  ETCDCTL_TLS=(--cacert "$PKI/ca.pem" --cert "$PKI/bench.pem" --key "$PKI/bench-key.pem")
+  ETCD_BENCH_TLS=(--ca "$PKI/ca.pem" --cert "$PKI/bench.pem" --key "$PKI/bench-key.pem")
+fi
 CLUSTER=""
 for i in 0 1 2; do
-  CLUSTER+="${CLUSTER:+,}e$i=http://127.0.0.1:$((ETCD_PORTS[i] + 10))"
+  CLUSTER+="${CLUSTER:+,}e$i=$SCHEME://127.0.0.1:$((ETCD_PORTS[i] + 10))"
 done
 ETCD_ENDPOINTS=""
 for i in 0 1 2; do
   port=${ETCD_PORTS[i]}
-  ETCD_ENDPOINTS+="${ETCD_ENDPOINTS:+,}http://127.0.0.1:$port"
+  ETCD_ENDPOINTS+="${ETCD_ENDPOINTS:+,}$SCHEME://127.0.0.1:$port"
+  if [ "$SECURITY" = tls ]; then
+    cert="$PKI/node-$((i + 1)).pem" key="$PKI/node-$((i + 1))-key.pem"
+    ETCD_TLS=(--cert-file "$cert" --key-file "$key" --trusted-ca-file "$PKI/ca.pem" --client-cert-auth
+      --peer-cert-file "$cert" --peer-key-file "$key" --peer-trusted-ca-file "$PKI/ca.pem"
+      --peer-client-cert-auth)
+  fi
   etcd --name "e$i" --data-dir "$DIR/etcd$i" \
-    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
-    --listen-peer-urls "http://127.0.0.1:$((port + 10))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((port + 10))" \
+    --listen-client-urls "$SCHEME://127.0.0.1:$port" --advertise-client-urls "$SCHEME://127.0.0.1:$port" \
+    --listen-peer-urls "$SCHEME://127.0.0.1:$((port + 10))" \
+    --initial-advertise-peer-urls "$SCHEME://127.0.0.1:$((port + 10))" \
     --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token bench \
+    "${ETCD_TLS[@]}" \
     --quota-backend-bytes $((8 * 1024 * 1024 * 1024)) >"$DIR/etcd$i.log" 2>&1 &
   PIDS+=($!)
 done
+etcd_health() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" "${ETCDCTL_TLS[@]}" endpoint health; }
 for _ in $(seq 1 120); do
-  if ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint health >/dev/null 2>&1; then break; fi
+  if etcd_health >/dev/null 2>&1; then break; fi
   sleep 0.5
 done
-ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint health >/dev/null ||
+etcd_health >/dev/null ||
   { echo "error: etcd did not become healthy; see $DIR/etcd*.log" >&2; tail -5 "$DIR"/etcd*.log >&2; exit 1; }
 
-# ---- Ironlog: `cluster up` with TLS and authorisation.
-"$BIN" cluster up --dir "$DIR/ironlog" --base-port "$IRONLOG_PORT" >"$DIR/cluster-up.out" 2>&1 &
+# ---- Ironlog: `cluster up` with TLS and authorisation (or --insecure).
+INSECURE=()
+if [ "$SECURITY" = plaintext ]; then INSECURE=(--insecure); fi
+"$BIN" cluster up --dir "$DIR/ironlog" --base-port "$IRONLOG_PORT" "${INSECURE[@]}" >"$DIR/cluster-up.out" 2>&1 &
 PIDS+=($!)
 wait_for_cluster "$DIR/cluster-up.out" "${PIDS[-1]}" 90
 # shellcheck source=/dev/null
 source "$DIR/ironlog/env"
 IRONLOG_ENDPOINTS=""
 for i in 0 1 2; do
-  IRONLOG_ENDPOINTS+="${IRONLOG_ENDPOINTS:+,}https://127.0.0.1:$((IRONLOG_PORT + i))"
+  IRONLOG_ENDPOINTS+="${IRONLOG_ENDPOINTS:+,}$SCHEME://127.0.0.1:$((IRONLOG_PORT + i))"
 done
 
 etcd_version=$(etcd --version | head -n 1)
-echo "etcd: $etcd_version, 3 members on loopback; Ironlog: 3 nodes (cluster up, TLS on)"
+echo "etcd: $etcd_version, 3 members on loopback; Ironlog: 3 nodes (cluster up); security: $SECURITY"
 echo "${SECONDS_RUN}s measured after ${WARMUP_S}s warm-up, $ROUNDS rounds, ${VALUE_BYTES}-byte values"
 
 # run SYSTEM CLIENTS BATCH: one measured run; appends its JSON line to $DIR/runs.
 run() {
-  local endpoints=$ETCD_ENDPOINTS
-  if [ "$1" = ironlog ]; then endpoints=$IRONLOG_ENDPOINTS; fi
-  "$BENCH" --target "$1" --endpoints "$endpoints" --clients "$2" --batch "$3" \
+  local endpoints=$ETCD_ENDPOINTS tls=("${ETCD_BENCH_TLS[@]}")
+  # Ironlog's client credentials come from its cluster's env file.
+  if [ "$1" = ironlog ]; then endpoints=$IRONLOG_ENDPOINTS tls=(); fi
+  "$BENCH" --target "$1" --endpoints "$endpoints" "${tls[@]}" --clients "$2" --batch "$3" \
     --seconds "$SECONDS_RUN" --warmup-seconds "$WARMUP_S" --value-bytes "$VALUE_BYTES" |
     sed "s/^{/{\"round\":$ROUND,/" | tee -a "$DIR/runs" >&2
 }
@@ -112,9 +148,9 @@ for ROUND in $(seq 1 "$ROUNDS"); do
 done
 
 mkdir -p "$(dirname "$OUT")"
-python3 - "$DIR/runs" "$OUT" "$SECONDS_RUN" "$ROUNDS" "$VALUE_BYTES" "$etcd_version" <<'PY'
+python3 - "$DIR/runs" "$OUT" "$SECONDS_RUN" "$ROUNDS" "$VALUE_BYTES" "$etcd_version" "$SECURITY" <<'PY'
 import json, statistics, sys
-runs_file, out, seconds, rounds, value_bytes, etcd_version = sys.argv[1:]
+runs_file, out, seconds, rounds, value_bytes, etcd_version, security = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_file) if l.strip()]
 shapes = []
 for r in runs:
@@ -152,6 +188,6 @@ for row in rows:
           f"| {row['ratio']:.2f}x ({lo:.2f}-{hi:.2f}) | {e['p50_ms']:.1f} / {e['p99_ms']:.1f} "
           f"| {i['p50_ms']:.1f} / {i['p99_ms']:.1f} |")
 json.dump({"seconds": int(seconds), "rounds": int(rounds), "value_bytes": int(value_bytes),
-           "etcd": etcd_version, "shapes": rows, "runs": runs}, open(out, "w"), indent=1)
+           "security": security, "etcd": etcd_version, "shapes": rows, "runs": runs}, open(out, "w"), indent=1)
 print(f"\nwritten to {out}")
 PY

@@ -55,10 +55,12 @@ struct Cli {
     /// protobuf encoding, or an etcd value.
     #[arg(long, default_value_t = 300)]
     value_bytes: usize,
-    /// Ironlog: the cluster CA (PEM).
+    /// The CA (PEM) that https:// endpoints present certificates of:
+    /// Ironlog's cluster CA, or the one etcd's members were issued by.
     #[arg(long, env = "IRONLOG_CA")]
     ca: Option<PathBuf>,
-    /// Ironlog: the client certificate (PEM) and its key.
+    /// The client certificate (PEM) and its key, presented to https://
+    /// endpoints.
     #[arg(long, env = "IRONLOG_CERT")]
     cert: Option<PathBuf>,
     #[arg(long, env = "IRONLOG_KEY")]
@@ -120,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
             append_json(&cli, &load::run(&factory, &shape).await?)
         }
         (TargetKind::Etcd, None) => {
-            let factory = target::EtcdFactory::new(cli.endpoints.clone(), cli.value_bytes);
+            let factory =
+                target::EtcdFactory::new(cli.endpoints.clone(), cli.value_bytes, etcd_tls(&cli)?);
             append_json(&cli, &load::run(&factory, &shape).await?)
         }
         (TargetKind::Ironlog, Some(kind)) => {
@@ -156,6 +159,30 @@ fn credentials(cli: &Cli) -> ironlog::cli::client::Credentials {
         token: None,
         token_file: None,
     }
+}
+
+/// Client TLS for etcd members reached over https://: the CA to trust and,
+/// when given, the client certificate to present (members run with
+/// `--client-cert-auth`).
+fn etcd_tls(cli: &Cli) -> anyhow::Result<Option<etcd_client::TlsOptions>> {
+    if !cli.endpoints.iter().any(|e| e.starts_with("https://")) {
+        return Ok(None);
+    }
+    let read = |path: &Option<PathBuf>, what: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        path.as_ref()
+            .map(|p| std::fs::read(p).map_err(|e| anyhow::anyhow!("{what} {}: {e}", p.display())))
+            .transpose()
+    };
+    let ca = read(&cli.ca, "--ca")?
+        .ok_or_else(|| anyhow::anyhow!("https:// etcd endpoints need --ca"))?;
+    let mut tls = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(ca));
+    match (read(&cli.cert, "--cert")?, read(&cli.key, "--key")?) {
+        (Some(cert), Some(key)) => tls = tls.identity(etcd_client::Identity::from_pem(cert, key)),
+        (None, None) => {}
+        _ => anyhow::bail!("--cert and --key go together"),
+    }
+    Ok(Some(tls))
 }
 
 fn append_json(cli: &Cli, report: &load::Report) -> serde_json::Value {

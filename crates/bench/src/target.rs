@@ -94,13 +94,21 @@ impl Client for IronlogClient {
 pub struct EtcdFactory {
     endpoints: Vec<String>,
     value: Vec<u8>,
+    /// Client TLS (the CA to trust and the certificate to present) for
+    /// https:// members; `None` for plaintext ones.
+    tls: Option<etcd_client::TlsOptions>,
 }
 
 impl EtcdFactory {
-    pub fn new(endpoints: Vec<String>, value_bytes: usize) -> Self {
+    pub fn new(
+        endpoints: Vec<String>,
+        value_bytes: usize,
+        tls: Option<etcd_client::TlsOptions>,
+    ) -> Self {
         EtcdFactory {
             endpoints,
             value: vec![b'x'; value_bytes],
+            tls,
         }
     }
 }
@@ -116,7 +124,11 @@ impl Factory for EtcdFactory {
 
     async fn connect(&self, client: usize) -> Result<EtcdClient, String> {
         let endpoint = &self.endpoints[client % self.endpoints.len()];
-        let c = etcd_client::Client::connect([endpoint.as_str()], None)
+        let options = self
+            .tls
+            .clone()
+            .map(|tls| etcd_client::ConnectOptions::new().with_tls(tls));
+        let c = etcd_client::Client::connect([endpoint.as_str()], options)
             .await
             .map_err(|e| format!("{endpoint}: {e}"))?;
         Ok(EtcdClient {
