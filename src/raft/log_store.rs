@@ -19,8 +19,10 @@
 //! - Votes, truncations and purges travel through the same queue, because
 //!   openraft requires writes to be applied in the order they were made, and
 //!   return once committed durably.
-//! - The committed id rides along non-durably: a queue holding nothing else
-//!   is committed without an fsync, and the next durable commit carries it.
+//! - The committed id rides along: the writer keeps the newest one and
+//!   writes it with the next durable commit, never in a transaction of its
+//!   own (a redb commit per id, even without an fsync, cost the writer
+//!   pages to write and free on every entry).
 //!   openraft reads it back only as a starting point (a node that restarts
 //!   with an older one, or none, takes the state machine's applied id and
 //!   re-learns the rest from the leader); every entry it names is already
@@ -247,11 +249,6 @@ enum Write {
 }
 
 impl Write {
-    /// Whether the write may wait for a later fsync.
-    fn may_wait(&self) -> bool {
-        matches!(self, Write::Committed { .. })
-    }
-
     fn complete(self, result: &io::Result<()>) {
         let copy = || match result {
             Ok(()) => Ok(()),
@@ -451,18 +448,31 @@ fn read_stored(
 /// The writer thread: every write waiting goes into one redb transaction,
 /// committed durably unless all of them may wait, and then completed.
 fn write_loop(db: &Database, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
+    // The newest committed id not yet written: it goes with the next
+    // durable commit, which a queue of committed ids alone never makes.
+    let mut committed: Option<Vec<u8>> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let durable = !batch.iter().all(Write::may_wait);
-        let result = commit(db, &batch, durable);
-        if result.is_ok() && durable {
-            let ids = surviving_ids(&batch);
+        let mut writes = Vec::with_capacity(batch.len());
+        for write in batch {
+            match write {
+                Write::Committed { bytes } => committed = Some(bytes),
+                other => writes.push(other),
+            }
+        }
+        if writes.is_empty() {
+            continue;
+        }
+        let result = commit(db, &writes, committed.as_deref());
+        if result.is_ok() {
+            committed = None;
+            let ids = surviving_ids(&writes);
             tail.lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .mark_durable(&ids);
         }
-        for write in batch {
+        for write in writes {
             write.complete(&result);
         }
     }
@@ -483,17 +493,17 @@ fn surviving_ids(batch: &[Write]) -> Vec<LogId> {
     ids
 }
 
-fn commit(db: &Database, batch: &[Write], durable: bool) -> io::Result<()> {
+/// Applies `batch` in order, with the newest `committed` id if one waits,
+/// in one durable transaction.
+fn commit(db: &Database, batch: &[Write], committed: Option<&[u8]>) -> io::Result<()> {
     let mut txn = db.begin_write().map_err(io_err)?;
-    let durability = if durable {
-        Durability::Immediate
-    } else {
-        Durability::None
-    };
-    txn.set_durability(durability).map_err(io_err)?;
+    txn.set_durability(Durability::Immediate).map_err(io_err)?;
     {
         let mut log = txn.open_table(LOG).map_err(io_err)?;
         let mut meta = txn.open_table(META).map_err(io_err)?;
+        if let Some(bytes) = committed {
+            meta.insert(KEY_COMMITTED, bytes).map_err(io_err)?;
+        }
         for write in batch {
             match write {
                 Write::Append { rows, .. } => {
