@@ -35,9 +35,10 @@ pub const QUERY_SCAN_ROWS_MAX: u64 = 100_000;
 /// such a query decodes without an index.
 pub const INDEX_DEFER_LEAVES: u64 = 1024;
 
-/// Leaves indexed per step when a snapshot is installed, so the decoded
-/// leaves held at once stay bounded whatever the snapshot's size.
-pub const INDEX_IMPORT_STEP_LEAVES: u64 = 65_536;
+/// Most leaves indexed in one step, so the decoded leaves held at once stay
+/// bounded however many wait: when a snapshot is installed, or a store
+/// written before index runs is indexed again, a step at a time.
+pub const INDEX_STEP_LEAVES_MAX: u64 = 65_536;
 
 /// Bytes of snapshot data per gRPC chunk when streaming a snapshot.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;

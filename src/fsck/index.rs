@@ -1,5 +1,6 @@
-//! The index tables: every query index and idempotency row names a stored
-//! leaf that has its value, and each table has one row per leaf it covers.
+//! The index tables: every query index run and idempotency row names stored
+//! leaves that have its value, and each table names every leaf it covers
+//! once.
 
 use redb::{ReadOnlyTable, ReadTransaction, StorageError, TableDefinition, TableHandle};
 
@@ -8,12 +9,12 @@ use super::raw::{raw_keys, str_str_key, str_u64_key};
 use super::ProblemKind;
 use crate::ledger::event::LeafRecord;
 use crate::storage::ledger_store::{
-    read_indexed, ENTRIES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE, META,
+    read_indexed, run, ENTRIES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE, META,
 };
 
-/// One index table, the field its rows name, and how a leaf shows it.
-type StrIndex = (
-    &'static TableDefinition<'static, (&'static str, u64), ()>,
+/// One query index table, the field its runs name, and how a leaf shows it.
+type RunIndex = (
+    &'static TableDefinition<'static, (&'static str, u64), &'static [u8]>,
     &'static str,
     fn(&LeafRecord) -> &str,
 );
@@ -37,48 +38,14 @@ impl Checker {
             }
             None => size,
         };
-        let string_indexes: [StrIndex; 3] = [
+        let run_indexes: [RunIndex; 4] = [
             (&IDX_ACTOR, "actor", |r| &r.event.actor.id),
             (&IDX_ACTION, "action", |r| &r.event.action),
             (&IDX_RESOURCE, "resource", |r| &r.event.resource),
+            (&IDX_OUTCOME, "outcome", |r| r.event.outcome.as_str()),
         ];
-        for (def, field, value_of) in string_indexes {
-            let Some(table) = self.open(txn, raw_keys(def)) else {
-                continue;
-            };
-            let rows = table.range::<&[u8]>(..).map(|rows| {
-                rows.map(|row| {
-                    row.map(|(key, _)| str_u64_key(key.value()).map(|(v, i)| (v.to_string(), i)))
-                })
-            });
-            let counted = self.check_rows(def.name(), rows, |checker, (value, index)| {
-                checker.check_index_row(
-                    &entries,
-                    def.name(),
-                    index,
-                    indexed,
-                    &format!("{field} {value:?}"),
-                    |r| format!("{field} {:?}", value_of(r)),
-                );
-            });
-            self.check_row_count(def.name(), counted, indexed, "indexed leaf");
-        }
-        if let Some(table) = self.open(txn, IDX_OUTCOME) {
-            let name = IDX_OUTCOME.name();
-            let rows = table
-                .range::<(u8, u64)>(..)
-                .map(|rows| rows.map(|row| row.map(|(key, _)| Some(key.value()))));
-            let counted = self.check_rows(name, rows, |checker, (code, index)| {
-                checker.check_index_row(
-                    &entries,
-                    name,
-                    index,
-                    indexed,
-                    &format!("outcome code {code}"),
-                    |r| format!("outcome code {}", r.event.outcome.code()),
-                );
-            });
-            self.check_row_count(name, counted, indexed, "indexed leaf");
+        for (def, field, value_of) in run_indexes {
+            self.check_runs(txn, &entries, def, field, value_of, indexed);
         }
         if let Some(table) = self.open(txn, raw_keys(&IDEMPOTENCY)) {
             let name = IDEMPOTENCY.name();
@@ -100,6 +67,67 @@ impl Checker {
             if let Some(keyed) = self.keyed_leaves {
                 self.check_row_count(name, counted, keyed, "leaf with an idempotency key");
             }
+        }
+    }
+
+    /// Every run of one query index table decodes, and names each indexed
+    /// leaf once, with the value the leaf has.
+    fn check_runs(
+        &mut self,
+        txn: &ReadTransaction,
+        entries: &ReadOnlyTable<u64, &'static [u8]>,
+        def: &'static TableDefinition<'static, (&'static str, u64), &'static [u8]>,
+        field: &str,
+        value_of: fn(&LeafRecord) -> &str,
+        indexed: u64,
+    ) {
+        let name = def.name();
+        let Some(table) = self.open(txn, raw_keys(def)) else {
+            return;
+        };
+        let unreadable = |checker: &mut Self, e: StorageError| {
+            let message = format!("reading table {name} failed; the rest of it is unchecked: {e}");
+            checker.general(ProblemKind::Unreadable, message);
+        };
+        let rows = match table.range::<&[u8]>(..) {
+            Ok(rows) => rows,
+            Err(e) => return unreadable(self, e),
+        };
+        let mut named = 0u64;
+        for row in rows {
+            let (key, rest) = match row {
+                Ok(row) => row,
+                Err(e) => return unreadable(self, e),
+            };
+            let Some((value, first)) = str_u64_key(key.value()) else {
+                let message = format!("{name} has a row whose key does not decode");
+                self.general(ProblemKind::IndexRow, message);
+                continue;
+            };
+            let claimed = format!("{field} {value:?}");
+            let indices = match run::decode(first, rest.value()) {
+                Ok(indices) => indices,
+                Err(e) => {
+                    let message = format!(
+                        "{name}: the run of {claimed} from leaf {first} does not decode: {e}"
+                    );
+                    self.general(ProblemKind::IndexRow, message);
+                    continue;
+                }
+            };
+            for index in indices {
+                named += 1;
+                self.report.index_rows_checked += 1;
+                self.check_index_row(entries, name, index, indexed, &claimed, |r| {
+                    format!("{field} {:?}", value_of(r))
+                });
+            }
+        }
+        if named != indexed {
+            let message = format!(
+                "{name} names {named} leaves for {indexed} indexed; it must name each once"
+            );
+            self.general(ProblemKind::IndexRow, message);
         }
     }
 

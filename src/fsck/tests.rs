@@ -10,7 +10,7 @@ use crate::ledger::checkpoint::{generate_key, CheckpointBody, NoteSigner};
 use crate::ledger::event::{Actor, Event, LeafRecord, Outcome};
 use crate::ledger::merkle;
 use crate::storage::ledger_store::{
-    LedgerStore, Op, CHECKPOINTS, ENTRIES, HASHES, META, META_INDEXED, SIGNATURES,
+    LedgerStore, Op, CHECKPOINTS, ENTRIES, HASHES, IDX_ACTOR, META, META_INDEXED, SIGNATURES,
 };
 
 const ORIGIN: &str = "test.example/fsck";
@@ -122,6 +122,29 @@ fn a_clean_ledger_passes_counts_everything_and_is_left_unchanged() {
     assert_eq!(report.redb_check, RedbCheck::Passed);
     assert!(!report.recovered_copy);
     assert_eq!(std::fs::read(&file).expect("read"), before, "fsck wrote");
+}
+
+#[test]
+fn a_query_index_run_that_does_not_decode_is_a_problem() {
+    let signer = signer();
+    let dir = ledger(&signer, 3, 7);
+    // Leaf 0 is event 1, by user1: its actor run starts there.
+    overwrite(dir.path(), IDX_ACTOR, ("user1", 0), [0x80u8].as_slice());
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    let messages: Vec<&str> = report.problems.iter().map(|p| p.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains(r#"the run of actor "user1" from leaf 0 does not decode"#)),
+        "{messages:#?}"
+    );
+    // The leaves that run named are named by no other.
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("idx_actor_runs names 14 leaves for 21 indexed")),
+        "{messages:#?}"
+    );
 }
 
 #[test]

@@ -175,8 +175,8 @@ fn etcd_tls(cli: &Cli) -> anyhow::Result<Option<etcd_client::TlsOptions>> {
     };
     let ca = read(&cli.ca, "--ca")?
         .ok_or_else(|| anyhow::anyhow!("https:// etcd endpoints need --ca"))?;
-    let mut tls = etcd_client::TlsOptions::new()
-        .ca_certificate(etcd_client::Certificate::from_pem(ca));
+    let mut tls =
+        etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(ca));
     match (read(&cli.cert, "--cert")?, read(&cli.key, "--key")?) {
         (Some(cert), Some(key)) => tls = tls.identity(etcd_client::Identity::from_pem(cert, key)),
         (None, None) => {}

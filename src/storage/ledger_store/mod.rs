@@ -11,12 +11,14 @@
 //! - Every leaf and the stored hashes it adds are written in the transaction
 //!   that advances the tree size, so a reader never sees a leaf without the
 //!   hashes covering it.
-//! - The query index tables hold rows for exactly the leaves `[0, n)`, `n`
-//!   recorded in the `meta` table beside the state; the newer leaves (fewer
-//!   than about [`INDEX_DEFER_LEAVES`](crate::limits::INDEX_DEFER_LEAVES))
-//!   get theirs in one bulk step in key order, and a query reads them
-//!   directly, so every query still sees every leaf. Idempotency rows are
-//!   never deferred: the next batch may repeat a key.
+//! - The query index tables name exactly the leaves `[0, n)`, each once,
+//!   `n` recorded in the `meta` table beside the state. They hold runs
+//!   (`run.rs`): one row per value among the leaves indexed in one step.
+//!   The newer leaves (fewer than about
+//!   [`INDEX_DEFER_LEAVES`](crate::limits::INDEX_DEFER_LEAVES)) get theirs
+//!   in the next step, and a query reads them directly, so every query
+//!   still sees every leaf. Idempotency rows are never deferred: the next
+//!   batch may repeat a key.
 //! - Checkpoint sizes only grow, and a checkpoint's root is recomputed from the
 //!   stored hashes and read back before it is stored.
 //! - A signature is stored only if it verifies over the stored body.
@@ -74,6 +76,8 @@
 //!   cosignatures.
 //! - `query.rs`: pages of leaves, and queries over the index tables
 //!   ([`QueryFilter`], [`QueryPage`]).
+//! - `run.rs`: a query index run, the leaves of one step with one value,
+//!   as one row.
 //! - `tree.rs`: reads of the Merkle tree: roots, inclusion and consistency
 //!   proofs, tlog tiles ([`TileRead`]).
 //! - `snapshot.rs`: snapshot import, the record format, and the checks a
@@ -90,6 +94,7 @@ mod manifest;
 mod meta;
 mod op;
 mod query;
+pub(crate) mod run;
 mod snapshot;
 mod tables;
 #[cfg(test)]
@@ -105,6 +110,7 @@ use redb::{Database, ReadableDatabase};
 use crate::limits::LEDGER_CACHE_BYTES_DEFAULT;
 
 use meta::read_meta;
+use tables::{LEGACY_OUTCOME_INDEX, LEGACY_STR_INDEXES};
 
 pub use checkpoints::StoredCheckpoint;
 pub use error::StoreError;
@@ -155,6 +161,24 @@ impl LedgerStore {
             txn.open_table(SIGNATURES)?;
             txn.open_table(WITNESS_COSIGNATURES)?;
             txn.open_table(IDEMPOTENCY)?;
+            let mut dropped = txn.delete_table(LEGACY_OUTCOME_INDEX)?;
+            for def in LEGACY_STR_INDEXES {
+                dropped |= txn.delete_table(def)?;
+            }
+            if dropped {
+                // Derived from the leaves, which stay as they are: indexed
+                // again, from the first, as runs, a step per apply; a query
+                // meanwhile reads the leaves not indexed yet.
+                for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
+                    txn.delete_table(def)?;
+                }
+                let zero = 0u64.to_be_bytes();
+                txn.open_table(META)?
+                    .insert(META_INDEXED, zero.as_slice())?;
+                tracing::info!(
+                    "dropped the per-leaf query indexes of an older store; its leaves are indexed again as runs"
+                );
+            }
             txn.open_table(IDX_ACTOR)?;
             txn.open_table(IDX_ACTION)?;
             txn.open_table(IDX_RESOURCE)?;

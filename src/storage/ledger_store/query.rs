@@ -4,12 +4,12 @@
 
 use std::ops::Range;
 
-use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition, TableHandle};
 
 use super::error::corrupt;
 use super::meta::{read_indexed, read_meta};
 use super::tables::{ENTRIES, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE, META};
-use super::{LedgerStore, StoreError};
+use super::{run, LedgerStore, StoreError};
 use crate::ledger::event::{LeafRecord, Outcome};
 use crate::limits::{PAGE_ENTRIES_MAX, QUERY_SCAN_ROWS_MAX};
 
@@ -105,20 +105,14 @@ impl LedgerStore {
         // `INDEX_DEFER_LEAVES`); the rest of the filter is checked on the
         // decoded leaf.
         let covered = after..indexed.max(after);
-        let indexed_candidates: Option<Candidates> = if let Some(actor) = &filter.actor {
-            Some(str_index_scan(&txn, IDX_ACTOR, actor, covered)?)
+        let indexed_candidates = if let Some(actor) = &filter.actor {
+            Some(run_scan(&txn, &IDX_ACTOR, actor, covered)?)
         } else if let Some(resource) = &filter.resource {
-            Some(str_index_scan(&txn, IDX_RESOURCE, resource, covered)?)
+            Some(run_scan(&txn, &IDX_RESOURCE, resource, covered)?)
         } else if let Some(action) = &filter.action {
-            Some(str_index_scan(&txn, IDX_ACTION, action, covered)?)
+            Some(run_scan(&txn, &IDX_ACTION, action, covered)?)
         } else if let Some(outcome) = filter.outcome {
-            let table = txn.open_table(IDX_OUTCOME)?;
-            let code = outcome.code();
-            Some(Box::new(
-                table
-                    .range((code, covered.start)..(code, covered.end))?
-                    .map(|r| r.map(|(k, _)| k.value().1).map_err(StoreError::from)),
-            ))
+            Some(run_scan(&txn, &IDX_OUTCOME, outcome.as_str(), covered)?)
         } else {
             None
         };
@@ -164,18 +158,31 @@ fn leaf_indices<'a>(
     })))
 }
 
-/// The leaves in `covered` whose field `def` indexes is `value`.
-fn str_index_scan(
+/// The leaves in `covered` whose field `def` indexes is `value`, from its
+/// runs: the one holding `covered.start`, if any, then every later one.
+fn run_scan(
     txn: &ReadTransaction,
-    def: TableDefinition<(&'static str, u64), ()>,
+    def: &'static TableDefinition<'static, (&'static str, u64), &'static [u8]>,
     value: &str,
     covered: Range<u64>,
 ) -> Result<Candidates<'static>, StoreError> {
-    let table = txn.open_table(def)?;
-    let rows: Vec<Result<u64, StoreError>> = table
-        .range((value, covered.start)..(value, covered.end))?
-        .take(QUERY_SCAN_ROWS_MAX as usize + 1)
-        .map(|r| r.map(|(k, _)| k.value().1).map_err(StoreError::from))
-        .collect();
-    Ok(Box::new(rows.into_iter()))
+    let table = txn.open_table(*def)?;
+    let limit = QUERY_SCAN_ROWS_MAX as usize + 1;
+    let mut found = Vec::new();
+    let earlier = table
+        .range((value, 0)..=(value, covered.start))?
+        .next_back();
+    let later = table.range((value, covered.start.saturating_add(1))..(value, covered.end))?;
+    for row in earlier.into_iter().chain(later) {
+        let (key, rest) = row?;
+        let first = key.value().1;
+        let indices =
+            run::decode(first, rest.value()).map_err(|e| corrupt(def.name(), first, e))?;
+        found.extend(indices.into_iter().filter(|i| covered.contains(i)));
+        if found.len() >= limit {
+            found.truncate(limit);
+            break;
+        }
+    }
+    Ok(Box::new(found.into_iter().map(Ok)))
 }

@@ -18,7 +18,7 @@ use super::{LedgerStore, StateMeta, StoreError};
 use crate::ledger::checkpoint::{self, CheckpointBody, SignatureLine};
 use crate::ledger::event::LeafRecord;
 use crate::ledger::merkle;
-use crate::limits::INDEX_IMPORT_STEP_LEAVES;
+use crate::limits::INDEX_STEP_LEAVES_MAX;
 
 impl LedgerStore {
     /// Replaces the whole state with the snapshot at `path`, rebuilding and
@@ -54,10 +54,9 @@ impl LedgerStore {
         txn.delete_table(SIGNATURES)?;
         txn.delete_table(WITNESS_COSIGNATURES)?;
         txn.delete_table(IDEMPOTENCY)?;
-        for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE] {
+        for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
             txn.delete_table(def)?;
         }
-        txn.delete_table(IDX_OUTCOME)?;
         let meta = {
             let mut w = Writer::open(&txn, &self.origin)?;
             let (tag, rec) = read_record(&mut input)?;
@@ -80,7 +79,7 @@ impl LedgerStore {
                 match tag {
                     TAG_LEAF => {
                         w.restore_leaf(&rec)?;
-                        w.index_pending(INDEX_IMPORT_STEP_LEAVES)?;
+                        w.index_pending(INDEX_STEP_LEAVES_MAX)?;
                     }
                     TAG_CHECKPOINT => w.restore_checkpoint(&rec)?,
                     TAG_SIGNATURE => w.restore_signature(&rec, &voters)?,
@@ -99,7 +98,7 @@ impl LedgerStore {
                     w.meta.tree_size, target.tree_size
                 )));
             }
-            w.index_pending(1)?;
+            w.index_all_pending()?;
             w.save_meta()?;
             w.meta.clone()
         };

@@ -22,13 +22,29 @@ pub(crate) const WITNESS_COSIGNATURES: TableDefinition<(u64, u32), (&str, &str)>
 /// (source, idempotency key) -> leaf index.
 pub(crate) const IDEMPOTENCY: TableDefinition<(&str, &str), u64> =
     TableDefinition::new("idempotency");
-/// Query indexes: (field value, leaf index) -> (), so one field value's leaves
-/// are a contiguous key range in leaf order and pages resume with a range.
-pub(crate) const IDX_ACTOR: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_actor");
-pub(crate) const IDX_ACTION: TableDefinition<(&str, u64), ()> = TableDefinition::new("idx_action");
-pub(crate) const IDX_RESOURCE: TableDefinition<(&str, u64), ()> =
-    TableDefinition::new("idx_resource");
-pub(crate) const IDX_OUTCOME: TableDefinition<(u8, u64), ()> = TableDefinition::new("idx_outcome");
+/// Query indexes, one per field: (field value, first leaf index of a run)
+/// -> the rest of the run, the leaves indexed in one step that have the
+/// value ([`run`](super::run)). One value's runs are a contiguous key range
+/// in leaf order, so a page resumes with a range. The outcome's value is
+/// its name ([`Outcome::as_str`](crate::ledger::event::Outcome::as_str)).
+pub(crate) const IDX_ACTOR: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("idx_actor_runs");
+pub(crate) const IDX_ACTION: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("idx_action_runs");
+pub(crate) const IDX_RESOURCE: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("idx_resource_runs");
+pub(crate) const IDX_OUTCOME: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("idx_outcome_runs");
+
+/// The query indexes of stores written before runs, one row per leaf:
+/// dropped when such a store is opened, and rebuilt as runs.
+pub(super) const LEGACY_STR_INDEXES: [TableDefinition<(&str, u64), ()>; 3] = [
+    TableDefinition::new("idx_actor"),
+    TableDefinition::new("idx_action"),
+    TableDefinition::new("idx_resource"),
+];
+pub(super) const LEGACY_OUTCOME_INDEX: TableDefinition<(u8, u64), ()> =
+    TableDefinition::new("idx_outcome");
 
 /// The `meta` row holding [`StateMeta`](super::StateMeta) as JSON.
 pub(crate) const META_STATE: &str = "state";

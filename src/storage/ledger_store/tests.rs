@@ -7,6 +7,9 @@ use std::path::Path;
 
 use super::checkpoints::CHECKPOINT_VOTER_LINES_MAX;
 use super::snapshot::{read_record, write_record, TAG_END, TAG_LEAF, TAG_META, TAG_SIGNATURE};
+use redb::TableHandle;
+
+use super::tables::{LEGACY_OUTCOME_INDEX, LEGACY_STR_INDEXES};
 use super::*;
 use crate::ledger::checkpoint::{self, generate_key, CheckpointBody, NoteSigner};
 use crate::ledger::cosignature::Cosigner;
@@ -770,65 +773,15 @@ fn queries_find_every_match_whether_or_not_its_index_rows_are_written_yet() {
     // Batches of 1 to 7 events, until two deferred rounds have been
     // indexed and some leaves still wait.
     let total = 2 * INDEX_DEFER_LEAVES + 37;
-    let mut n = 0;
-    while n < total {
-        let size = (n % 7 + 1).min(total - n);
-        let events = (n..n + size).map(varied_event).collect();
-        let append = Op::Append {
-            events,
-            commit_time_unix_nanos: 1,
-        };
-        assert!(!is_refused(&store.apply(&[append], None, None).unwrap()[0]));
-        n += size;
-    }
+    append_varied(&store, 0..total);
     let indexed = store.indexed_leaves().unwrap();
     assert!(
         indexed >= 2 * INDEX_DEFER_LEAVES && indexed < total,
         "{indexed} of {total} leaves indexed"
     );
 
-    let filters = [
-        QueryFilter {
-            actor: Some("bob".into()),
-            ..Default::default()
-        },
-        QueryFilter {
-            resource: Some("r3".into()),
-            ..Default::default()
-        },
-        QueryFilter {
-            action: Some("delete".into()),
-            outcome: Some(Outcome::Failure),
-            ..Default::default()
-        },
-        QueryFilter {
-            outcome: Some(Outcome::Failure),
-            ..Default::default()
-        },
-        QueryFilter {
-            actor: Some("alice".into()),
-            resource: Some("r0".into()),
-            since_unix_nanos: Some(100),
-            ..Default::default()
-        },
-        QueryFilter {
-            until_unix_nanos: Some(40),
-            ..Default::default()
-        },
-    ];
-    let expected = |f: &QueryFilter| -> Vec<u64> {
-        (0..total)
-            .filter(|&n| {
-                let e = varied_event(n);
-                f.actor.as_ref().is_none_or(|a| *a == e.actor.id)
-                    && f.action.as_ref().is_none_or(|a| *a == e.action)
-                    && f.resource.as_ref().is_none_or(|r| *r == e.resource)
-                    && f.outcome.is_none_or(|o| o == e.outcome)
-                    && f.since_unix_nanos.is_none_or(|t| e.time_unix_nanos >= t)
-                    && f.until_unix_nanos.is_none_or(|t| e.time_unix_nanos < t)
-            })
-            .collect()
-    };
+    let filters = varied_filters();
+    let expected = |f: &QueryFilter| matching(f, 0..total);
     for filter in &filters {
         let want = expected(filter);
         assert!(want.iter().any(|&i| i >= indexed) || filter.until_unix_nanos.is_some());
@@ -876,4 +829,138 @@ fn queries_find_every_match_whether_or_not_its_index_rows_are_written_yet() {
     let mut want = expected(&filter);
     want.extend((total..total + 5).filter(|n| n % 2 == 1));
     assert_eq!(query_all(&store, &filter, 50), want);
+}
+
+/// Filters that between them use every query index, and none.
+fn varied_filters() -> Vec<QueryFilter> {
+    vec![
+        QueryFilter {
+            actor: Some("bob".into()),
+            ..Default::default()
+        },
+        QueryFilter {
+            resource: Some("r3".into()),
+            ..Default::default()
+        },
+        QueryFilter {
+            action: Some("delete".into()),
+            outcome: Some(Outcome::Failure),
+            ..Default::default()
+        },
+        QueryFilter {
+            outcome: Some(Outcome::Failure),
+            ..Default::default()
+        },
+        QueryFilter {
+            actor: Some("alice".into()),
+            resource: Some("r0".into()),
+            since_unix_nanos: Some(100),
+            ..Default::default()
+        },
+        QueryFilter {
+            until_unix_nanos: Some(40),
+            ..Default::default()
+        },
+    ]
+}
+
+/// The leaves among `varied_event(range)` that `f` matches, by brute force.
+fn matching(f: &QueryFilter, range: std::ops::Range<u64>) -> Vec<u64> {
+    range
+        .filter(|&n| {
+            let e = varied_event(n);
+            f.actor.as_ref().is_none_or(|a| *a == e.actor.id)
+                && f.action.as_ref().is_none_or(|a| *a == e.action)
+                && f.resource.as_ref().is_none_or(|r| *r == e.resource)
+                && f.outcome.is_none_or(|o| o == e.outcome)
+                && f.since_unix_nanos.is_none_or(|t| e.time_unix_nanos >= t)
+                && f.until_unix_nanos.is_none_or(|t| e.time_unix_nanos < t)
+        })
+        .collect()
+}
+
+/// Appends `varied_event(range)` in batches of 1 to 7 events.
+fn append_varied(store: &LedgerStore, range: std::ops::Range<u64>) {
+    let mut n = range.start;
+    while n < range.end {
+        let size = (n % 7 + 1).min(range.end - n);
+        let append = Op::Append {
+            events: (n..n + size).map(varied_event).collect(),
+            commit_time_unix_nanos: 1,
+        };
+        assert!(!is_refused(&store.apply(&[append], None, None).unwrap()[0]));
+        n += size;
+    }
+}
+
+#[test]
+fn a_store_with_per_leaf_query_indexes_is_indexed_again_as_runs() {
+    use crate::limits::INDEX_DEFER_LEAVES;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    let store = LedgerStore::open(&path, ORIGIN).unwrap();
+    let total = INDEX_DEFER_LEAVES + 100;
+    append_varied(&store, 0..total);
+    store.index_all().unwrap();
+    drop(store);
+    // As a store written before runs: one row per leaf in the older
+    // tables, no runs, no count of indexed leaves.
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
+            assert!(txn.delete_table(def).unwrap());
+        }
+        txn.open_table(META).unwrap().remove(META_INDEXED).unwrap();
+        {
+            let [actors, actions, resources] = LEGACY_STR_INDEXES;
+            let mut actors = txn.open_table(actors).unwrap();
+            let mut actions = txn.open_table(actions).unwrap();
+            let mut resources = txn.open_table(resources).unwrap();
+            let mut outcomes = txn.open_table(LEGACY_OUTCOME_INDEX).unwrap();
+            for i in 0..total {
+                let e = varied_event(i);
+                actors.insert((e.actor.id.as_str(), i), ()).unwrap();
+                actions.insert((e.action.as_str(), i), ()).unwrap();
+                resources.insert((e.resource.as_str(), i), ()).unwrap();
+                outcomes.insert((e.outcome.code(), i), ()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    let store = LedgerStore::open(&path, ORIGIN).unwrap();
+    assert_eq!(
+        store.indexed_leaves().unwrap(),
+        0,
+        "indexed again from the first"
+    );
+    {
+        let txn = store.db.begin_read().unwrap();
+        let names: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect();
+        for legacy in ["idx_actor", "idx_action", "idx_resource", "idx_outcome"] {
+            assert!(!names.iter().any(|n| n == legacy), "{legacy} in {names:?}");
+        }
+    }
+    for filter in &varied_filters() {
+        assert_eq!(
+            query_all(&store, filter, 100),
+            matching(filter, 0..total),
+            "{filter:?}"
+        );
+    }
+    // The next append starts the indexing: every leaf, in one step here.
+    append_varied(&store, total..total + 1);
+    assert_eq!(store.indexed_leaves().unwrap(), total + 1);
+    for filter in &varied_filters() {
+        assert_eq!(
+            query_all(&store, filter, 100),
+            matching(filter, 0..total + 1),
+            "{filter:?}"
+        );
+    }
 }

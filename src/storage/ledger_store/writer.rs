@@ -2,10 +2,13 @@
 //! tables, the dispatch of each [`Op`], and a leaf stored at the end of the
 //! tree with its hashes and index rows.
 
+use std::collections::BTreeMap;
+
 use redb::{Durability, ReadableTable, WriteTransaction};
 
 use super::error::corrupt;
 use super::meta::{read_indexed, read_meta};
+use super::run;
 use super::tables::{
     TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
     IDX_RESOURCE, META, META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
@@ -14,7 +17,7 @@ use super::{LedgerStore, Op, OpResult, StateMeta, StoreError};
 use crate::ledger::batch;
 use crate::ledger::event::{Event, LeafRecord};
 use crate::ledger::merkle;
-use crate::limits::INDEX_DEFER_LEAVES;
+use crate::limits::{INDEX_DEFER_LEAVES, INDEX_STEP_LEAVES_MAX};
 
 impl LedgerStore {
     /// Applies `ops` in order in one durable transaction and records
@@ -70,7 +73,7 @@ impl LedgerStore {
         txn.set_durability(Durability::None)?;
         {
             let mut w = Writer::open(&txn, &self.origin)?;
-            w.index_pending(1)?;
+            w.index_all_pending()?;
             w.save_meta()?;
         }
         txn.commit()?;
@@ -91,6 +94,9 @@ impl LedgerStore {
     }
 }
 
+/// A query index table ([`IDX_ACTOR`] and the others) open for writing.
+type IndexTable<'t> = redb::Table<'t, (&'static str, u64), &'static [u8]>;
+
 /// The tables of one write transaction, and the metadata as it evolves.
 pub(super) struct Writer<'t> {
     pub(super) origin: &'t str,
@@ -101,10 +107,10 @@ pub(super) struct Writer<'t> {
     pub(super) signatures: redb::Table<'t, (u64, u32), &'static str>,
     pub(super) witness_cosignatures: redb::Table<'t, (u64, u32), (&'static str, &'static str)>,
     idempotency: redb::Table<'t, (&'static str, &'static str), u64>,
-    idx_actor: redb::Table<'t, (&'static str, u64), ()>,
-    idx_action: redb::Table<'t, (&'static str, u64), ()>,
-    idx_resource: redb::Table<'t, (&'static str, u64), ()>,
-    idx_outcome: redb::Table<'t, (u8, u64), ()>,
+    idx_actor: IndexTable<'t>,
+    idx_action: IndexTable<'t>,
+    idx_resource: IndexTable<'t>,
+    idx_outcome: IndexTable<'t>,
     pub(super) meta: StateMeta,
     /// Leaves `[0, indexed)` have their query index rows ([`META_INDEXED`]).
     pub(super) indexed: u64,
@@ -156,53 +162,57 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    /// Writes the query index rows of every leaf stored since the last
-    /// call, once at least `min_pending` wait (see
-    /// [`INDEX_DEFER_LEAVES`]): the leaves are read back and each table's
-    /// rows inserted in key order, so a B-tree page takes many rows per
-    /// copy instead of one.
+    /// Writes the query index runs of the leaves stored since the last
+    /// step, once at least `min_pending` wait (see [`INDEX_DEFER_LEAVES`]),
+    /// and at most [`INDEX_STEP_LEAVES_MAX`] of them: the leaves are read
+    /// back, and each table gets one run per value among them, in key
+    /// order.
     pub(super) fn index_pending(&mut self, min_pending: u64) -> Result<(), StoreError> {
-        let (from, to) = (self.indexed, self.meta.tree_size);
-        let pending = to - from;
+        let pending = self.meta.tree_size - self.indexed;
         if pending == 0 || pending < min_pending {
             return Ok(());
         }
-        let mut records = Vec::with_capacity(usize::try_from(pending).unwrap_or(0));
+        let (from, to) = (
+            self.indexed,
+            self.indexed + pending.min(INDEX_STEP_LEAVES_MAX),
+        );
+        let mut records = Vec::with_capacity(usize::try_from(to - from).unwrap_or(0));
         for row in self.entries.range(from..to)? {
             let (index, leaf) = row?;
             let index = index.value();
             let record =
                 LeafRecord::decode(leaf.value()).map_err(|e| corrupt("entries", index, e))?;
-            if index != from + records.len() as u64 {
+            if index != from + records.len() as u64 || record.index != index {
                 return Err(corrupt(
                     "entries",
                     index,
-                    "found where an earlier leaf belongs",
+                    "found where another leaf belongs",
                 ));
             }
             records.push(record);
         }
-        if records.len() as u64 != pending {
+        if records.len() as u64 != to - from {
             return Err(corrupt(
                 "entries",
                 format!("{from}..{to}"),
                 "not all stored",
             ));
         }
-        insert_sorted(&mut self.idx_actor, &records, |r| r.event.actor.id.as_str())?;
-        insert_sorted(&mut self.idx_action, &records, |r| r.event.action.as_str())?;
-        insert_sorted(&mut self.idx_resource, &records, |r| {
-            r.event.resource.as_str()
+        insert_runs(&mut self.idx_actor, &records, |r| &r.event.actor.id)?;
+        insert_runs(&mut self.idx_action, &records, |r| &r.event.action)?;
+        insert_runs(&mut self.idx_resource, &records, |r| &r.event.resource)?;
+        insert_runs(&mut self.idx_outcome, &records, |r| {
+            r.event.outcome.as_str()
         })?;
-        let mut outcomes: Vec<(u8, u64)> = records
-            .iter()
-            .map(|r| (r.event.outcome.code(), r.index))
-            .collect();
-        outcomes.sort_unstable();
-        for key in outcomes {
-            self.idx_outcome.insert(key, ())?;
-        }
         self.indexed = to;
+        Ok(())
+    }
+
+    /// Indexes every leaf that waits, a step at a time.
+    pub(super) fn index_all_pending(&mut self) -> Result<(), StoreError> {
+        while self.indexed < self.meta.tree_size {
+            self.index_pending(1)?;
+        }
         Ok(())
     }
 
@@ -316,16 +326,21 @@ impl<'t> Writer<'t> {
     }
 }
 
-/// Inserts one string index row per record, in key order.
-fn insert_sorted(
-    table: &mut redb::Table<'_, (&'static str, u64), ()>,
-    records: &[LeafRecord],
-    field: impl Fn(&LeafRecord) -> &str,
+/// Inserts the runs of `records` (consecutive leaves, in order) by the
+/// value `field` reads, in key order.
+fn insert_runs<'r>(
+    table: &mut IndexTable<'_>,
+    records: &'r [LeafRecord],
+    field: impl Fn(&'r LeafRecord) -> &'r str,
 ) -> Result<(), StoreError> {
-    let mut keys: Vec<(&str, u64)> = records.iter().map(|r| (field(r), r.index)).collect();
-    keys.sort_unstable();
-    for key in keys {
-        table.insert(key, ())?;
+    let mut by_value: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for r in records {
+        by_value.entry(field(r)).or_default().push(r.index);
+    }
+    for (value, indices) in by_value {
+        for chunk in indices.chunks(run::RUN_LEAVES_MAX) {
+            table.insert((value, chunk[0]), run::encode(chunk).as_slice())?;
+        }
     }
     Ok(())
 }
