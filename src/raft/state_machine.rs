@@ -135,6 +135,11 @@ pub struct StateMachine {
     /// The analysis node's hand-off of each apply's new leaves to its
     /// analyst; `None` on other nodes, which then do nothing extra per entry.
     new_leaves: Option<FeedSender>,
+    /// The last applied membership, as the store holds it: kept here
+    /// because every apply needs it (to check cosignatures), and reading
+    /// and decoding it from the store each time cost 1.4% of the CPU under
+    /// load.
+    membership: StoredMembership,
 }
 
 impl StateMachine {
@@ -158,6 +163,7 @@ impl StateMachine {
             new_checkpoints: tx,
             voter_signed: watch::Sender::new(0),
             new_leaves: None,
+            membership: decode_opt(&meta.membership)?.unwrap_or_default(),
         };
         Ok((sm, rx))
     }
@@ -181,12 +187,6 @@ impl StateMachine {
     /// Watches the size of the checkpoint that last got a voter signature.
     pub fn subscribe_voter_signed(&self) -> watch::Receiver<u64> {
         self.voter_signed.subscribe()
-    }
-
-    /// The last applied membership.
-    pub fn membership(&self) -> io::Result<StoredMembership> {
-        let meta = self.store.meta().map_err(io_err)?;
-        Ok(decode_opt(&meta.membership)?.unwrap_or_default())
     }
 
     fn publish(&self, tree_size: u64, log_index: u64) {
@@ -464,8 +464,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
+        // A membership entry in this batch applies to the commands after it.
         let mut membership: Option<StoredMembership> = None;
-        let mut current_membership = self.membership()?;
         let mut ops = Vec::new();
         let mut responders = Vec::new();
         let mut last: Option<LogId> = None;
@@ -475,12 +475,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let op = match entry.payload {
                 EntryPayload::Blank => Op::Nothing,
                 EntryPayload::Membership(m) => {
-                    let stored = StoredMembership::new(Some(entry.log_id), m);
-                    current_membership = stored.clone();
-                    membership = Some(stored);
+                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
                     Op::Nothing
                 }
-                EntryPayload::Normal(cmd) => command_op(cmd, &current_membership),
+                EntryPayload::Normal(cmd) => {
+                    command_op(cmd, membership.as_ref().unwrap_or(&self.membership))
+                }
             };
             ops.push(op);
             responders.push(responder);
@@ -489,7 +489,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(());
         };
         let applied = serde_json::to_vec(&Some(last)).map_err(io_err)?;
-        let membership = match &membership {
+        let membership_bytes = match &membership {
             Some(m) => Some(serde_json::to_vec(m).map_err(io_err)?),
             None => None,
         };
@@ -502,9 +502,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .max();
         let (results, tree_size) = blocking(|| {
             self.store
-                .apply_sized(&ops, Some(applied), membership)
+                .apply_sized(&ops, Some(applied), membership_bytes)
                 .map_err(io_err)
         })?;
+        if let Some(m) = membership {
+            self.membership = m;
+        }
         // Before the new size is published: a reader that sees the size
         // finds in the feed every leaf below it that was not dropped.
         if let Some(feed) = &self.new_leaves {
@@ -578,6 +581,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             );
         }
         let applied: Option<LogId> = decode_opt(&state.applied)?;
+        self.membership = decode_opt(&state.membership)?.unwrap_or_default();
         self.publish(state.tree_size, applied.map_or(0, |id| id.index));
         Ok(())
     }

@@ -140,7 +140,7 @@ fn read_checkpoint(
 impl Writer<'_> {
     pub(super) fn checkpoint(&mut self) -> Result<Option<CheckpointBody>, StoreError> {
         let size = self.meta.tree_size;
-        let latest = self.checkpoints.last()?.map(|(k, _)| k.value());
+        let latest = self.checkpoints.table()?.last()?.map(|(k, _)| k.value());
         if let Some(latest) = latest {
             assert!(latest <= size, "a checkpoint never exceeds the tree size");
             if latest == size {
@@ -153,10 +153,13 @@ impl Writer<'_> {
             size,
             root,
         };
-        self.checkpoints.insert(size, body.to_text().as_bytes())?;
+        self.checkpoints
+            .table()?
+            .insert(size, body.to_text().as_bytes())?;
         // Read back what was written: the stored body must be the one signed.
         let stored = self
             .checkpoints
+            .table()?
             .get(size)?
             .map(|v| v.value().to_vec())
             .expect("checkpoint just written");
@@ -170,8 +173,13 @@ impl Writer<'_> {
 
     /// The stored checkpoint body at `size`, if there is one; a body that
     /// does not parse is corruption.
-    pub(super) fn stored_body(&self, size: u64) -> Result<Option<CheckpointBody>, StoreError> {
-        let Some(text) = self.checkpoints.get(size)?.map(|v| v.value().to_vec()) else {
+    pub(super) fn stored_body(&mut self, size: u64) -> Result<Option<CheckpointBody>, StoreError> {
+        let Some(text) = self
+            .checkpoints
+            .table()?
+            .get(size)?
+            .map(|v| v.value().to_vec())
+        else {
             return Ok(None);
         };
         CheckpointBody::parse(&text)
@@ -197,6 +205,7 @@ impl Writer<'_> {
             return Ok(refusal);
         }
         self.signatures
+            .table()?
             .insert((size, line.key_id), line.to_line().as_str())?;
         Ok(OpResult::Cosigned { accepted: true })
     }
@@ -204,14 +213,18 @@ impl Writer<'_> {
     /// A refusal if a new voter line `key_id` would pass the voter lines of
     /// checkpoint `size`; replacing a line already there adds none.
     pub(super) fn voter_line_refusal(
-        &self,
+        &mut self,
         size: u64,
         key_id: u32,
     ) -> Result<Option<OpResult>, StoreError> {
-        if self.signatures.get((size, key_id))?.is_some() {
+        if self.signatures.table()?.get((size, key_id))?.is_some() {
             return Ok(None);
         }
-        let lines = count_lines(self.signatures.range((size, 0)..=(size, u32::MAX))?)?;
+        let lines = count_lines(
+            self.signatures
+                .table()?
+                .range((size, 0)..=(size, u32::MAX))?,
+        )?;
         Ok((lines >= CHECKPOINT_VOTER_LINES_MAX).then(|| {
             OpResult::refused(format!(
                 "checkpoint {size} already has {lines} voter signature lines, the most it may carry"

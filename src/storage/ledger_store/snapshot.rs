@@ -57,6 +57,17 @@ impl LedgerStore {
         for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
             txn.delete_table(def)?;
         }
+        // Made again, empty: the writer opens a table only when it writes
+        // one, and readers expect every table to exist.
+        txn.open_table(ENTRIES)?;
+        txn.open_table(CHECKPOINTS)?;
+        txn.open_table(HASHES)?;
+        txn.open_table(SIGNATURES)?;
+        txn.open_table(WITNESS_COSIGNATURES)?;
+        txn.open_table(IDEMPOTENCY)?;
+        for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
+            txn.open_table(def)?;
+        }
         let meta = {
             let mut w = Writer::open(&txn, &self.origin)?;
             let (tag, rec) = read_record(&mut input)?;
@@ -186,7 +197,7 @@ impl Writer<'_> {
                 "checkpoint {size} root does not match the leaves"
             )));
         }
-        self.checkpoints.insert(size, text)?;
+        self.checkpoints.table()?.insert(size, text)?;
         Ok(())
     }
 
@@ -218,7 +229,7 @@ impl Writer<'_> {
                 "more than {CHECKPOINT_VOTER_LINES_MAX} voter signature lines"
             )));
         }
-        self.signatures.insert((size, sig.key_id), line)?;
+        self.signatures.table()?.insert((size, sig.key_id), line)?;
         Ok(())
     }
 

@@ -111,6 +111,7 @@ impl Writer<'_> {
         }
         if self
             .witness_cosignatures
+            .table()?
             .get((size, line.key_id))?
             .is_some()
         {
@@ -118,6 +119,7 @@ impl Writer<'_> {
         }
         let lines = count_lines(
             self.witness_cosignatures
+                .table()?
                 .range((size, 0)..=(size, u32::MAX))?,
         )?;
         if lines >= CHECKPOINT_WITNESS_LINES_MAX {
@@ -126,6 +128,7 @@ impl Writer<'_> {
             )));
         }
         self.witness_cosignatures
+            .table()?
             .insert((size, line.key_id), (verifier_key, line.to_line().as_str()))?;
         Ok(Ok(()))
     }
@@ -170,7 +173,7 @@ impl Writer<'_> {
         }
         let legacy_through_size = match &old {
             Some(w) => w.legacy_through_size,
-            None => self.checkpoints.last()?.map(|(k, _)| k.value()),
+            None => self.checkpoints.table()?.last()?.map(|(k, _)| k.value()),
         };
         let old = old.unwrap_or_default();
         let mut former: Vec<String> = old
