@@ -154,13 +154,6 @@ impl LedgerStore {
             .create(path)?;
         let txn = db.begin_write()?;
         {
-            txn.open_table(ENTRIES)?;
-            txn.open_table(HASHES)?;
-            txn.open_table(META)?;
-            txn.open_table(CHECKPOINTS)?;
-            txn.open_table(SIGNATURES)?;
-            txn.open_table(WITNESS_COSIGNATURES)?;
-            txn.open_table(IDEMPOTENCY)?;
             let mut dropped = txn.delete_table(LEGACY_OUTCOME_INDEX)?;
             for def in LEGACY_STR_INDEXES {
                 dropped |= txn.delete_table(def)?;
@@ -179,10 +172,7 @@ impl LedgerStore {
                     "dropped the per-leaf query indexes of an older store; its leaves are indexed again as runs"
                 );
             }
-            txn.open_table(IDX_ACTOR)?;
-            txn.open_table(IDX_ACTION)?;
-            txn.open_table(IDX_RESOURCE)?;
-            txn.open_table(IDX_OUTCOME)?;
+            create_tables(&txn)?;
         }
         txn.commit()?;
         Ok(Self {
@@ -213,4 +203,20 @@ impl LedgerStore {
         let table = txn.open_table(META)?;
         read_indexed(&table, read_meta(&table)?.tree_size)
     }
+}
+
+/// Makes every table the store reads that does not exist yet: readers
+/// expect them all, and a writer opens only those it writes.
+fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(ENTRIES)?;
+    txn.open_table(HASHES)?;
+    txn.open_table(META)?;
+    txn.open_table(CHECKPOINTS)?;
+    txn.open_table(SIGNATURES)?;
+    txn.open_table(WITNESS_COSIGNATURES)?;
+    txn.open_table(IDEMPOTENCY)?;
+    for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
+        txn.open_table(def)?;
+    }
+    Ok(())
 }

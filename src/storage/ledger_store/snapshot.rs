@@ -14,7 +14,7 @@ use super::tables::{
     IDX_RESOURCE, SIGNATURES, WITNESS_COSIGNATURES,
 };
 use super::writer::Writer;
-use super::{LedgerStore, StateMeta, StoreError};
+use super::{create_tables, LedgerStore, StateMeta, StoreError};
 use crate::ledger::checkpoint::{self, CheckpointBody, SignatureLine};
 use crate::ledger::event::LeafRecord;
 use crate::ledger::merkle;
@@ -57,17 +57,8 @@ impl LedgerStore {
         for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
             txn.delete_table(def)?;
         }
-        // Made again, empty: the writer opens a table only when it writes
-        // one, and readers expect every table to exist.
-        txn.open_table(ENTRIES)?;
-        txn.open_table(CHECKPOINTS)?;
-        txn.open_table(HASHES)?;
-        txn.open_table(SIGNATURES)?;
-        txn.open_table(WITNESS_COSIGNATURES)?;
-        txn.open_table(IDEMPOTENCY)?;
-        for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
-            txn.open_table(def)?;
-        }
+        // Made again, empty, whether or not the snapshot fills them.
+        create_tables(&txn)?;
         let meta = {
             let mut w = Writer::open(&txn, &self.origin)?;
             let (tag, rec) = read_record(&mut input)?;
