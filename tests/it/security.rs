@@ -737,11 +737,22 @@ async fn an_open_stream_holds_its_in_flight_slot_until_it_ends() {
         .get_entries(read)
         .await
         .expect("one call at a time is fine");
-    let tail = reader
-        .tail(proto::TailRequest { start: 0 })
-        .await
-        .expect("a tail opens")
-        .into_inner();
+    // The finished call's slot is given back when its response is done
+    // with, which a loaded machine may not have got to yet.
+    let mut opened = None;
+    for _ in 0..50 {
+        match reader.tail(proto::TailRequest { start: 0 }).await {
+            Ok(tail) => {
+                opened = Some(tail.into_inner());
+                break;
+            }
+            Err(e) if e.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("a tail opens: {e:?}"),
+        }
+    }
+    let tail = opened.expect("a tail opens once the finished call's slot is back");
     let e = reader
         .get_entries(read)
         .await
