@@ -36,6 +36,10 @@ pub const CHECKPOINT_INTERVAL_MS_MIN: u64 = 10;
 /// the bound keeps bootstrap membership and per-checkpoint cosigning small.
 pub const PEERS_MAX: usize = 16;
 
+/// Default `raft.log_purge_bytes`: with the in-memory 32 MiB, a node's
+/// Raft log file stays near 100 MiB whatever the log's length.
+pub const RAFT_LOG_PURGE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
 /// Most witnesses one node submits checkpoints to. Each costs one HTTP call
 /// per checkpoint and one Raft entry per cosignature; a handful suffices.
 pub const WITNESSES_MAX: usize = 16;
@@ -410,6 +414,13 @@ pub struct RaftTuning {
     /// Raft log entries kept behind a snapshot, so slightly lagging
     /// followers catch up from the log instead of a full snapshot.
     pub max_in_snapshot_log_to_keep: u64,
+    /// Bytes of the newest Raft log entries kept in memory, which
+    /// replication reads without touching the disk.
+    pub log_memory_bytes: u64,
+    /// Bytes of Raft log below the in-memory ones that make the node build
+    /// a snapshot and purge them (`raft::log_keeper`): with the entry
+    /// counts above alone, a log of large batches grew to gigabytes.
+    pub log_purge_bytes: u64,
 }
 
 impl Default for RaftTuning {
@@ -420,6 +431,8 @@ impl Default for RaftTuning {
             election_timeout_max_ms: 800,
             snapshot_logs_since_last: 5000,
             max_in_snapshot_log_to_keep: 1000,
+            log_memory_bytes: crate::limits::RAFT_LOG_TAIL_BYTES as u64,
+            log_purge_bytes: RAFT_LOG_PURGE_BYTES_DEFAULT,
         }
     }
 }
@@ -783,6 +796,11 @@ impl RaftTuning {
         if self.snapshot_logs_since_last == 0 {
             return Err(ConfigError::RaftZero {
                 field: "snapshot_logs_since_last",
+            });
+        }
+        if self.log_purge_bytes == 0 {
+            return Err(ConfigError::RaftZero {
+                field: "log_purge_bytes",
             });
         }
         Ok(())

@@ -300,6 +300,8 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
 /// What the steps of [`start`] share once storage and Raft run.
 struct Parts {
     raft: Raft,
+    /// The Raft log, which its keeper watches (`raft::log_keeper`).
+    log_store: LogStore,
     proposer: Proposer,
     store: Arc<LedgerStore>,
     slot: StoreSlot,
@@ -329,6 +331,7 @@ impl Parts {
         let applied = storage.state_machine.subscribe();
         let voter_signed = storage.state_machine.subscribe_voter_signed();
         let network = Network::new(tls.clone());
+        let log_store = storage.log_store.clone();
         let raft = crate::raft::start(
             config.id,
             &config.origin,
@@ -352,6 +355,7 @@ impl Parts {
         ));
         let parts = Parts {
             raft,
+            log_store,
             proposer,
             slot: StoreSlot::new(storage.store.clone()),
             store: storage.store,
@@ -402,6 +406,11 @@ impl Parts {
             tokio::spawn(crate::raft::handover::run(
                 self.raft.clone(),
                 self.space.clone(),
+            )),
+            tokio::spawn(crate::raft::log_keeper::run(
+                self.raft.clone(),
+                self.log_store.clone(),
+                config.raft.log_purge_bytes,
             )),
         ];
         if let (Some(signer), Some(new_checkpoints)) = (signer, self.new_checkpoints.take()) {
@@ -615,8 +624,11 @@ impl Storage {
             )
             .map_err(|e| err(&e))?,
         );
-        let log_store =
-            LogStore::open(&config.data_dir.join("raft-log.redb")).map_err(|e| err(&e))?;
+        let log_store = LogStore::open_with_tail(
+            &config.data_dir.join("raft-log.redb"),
+            usize::try_from(config.raft.log_memory_bytes).unwrap_or(usize::MAX),
+        )
+        .map_err(|e| err(&e))?;
         let snapshot_dir = config.data_dir.join("snapshots");
         let (state_machine, new_checkpoints) =
             StateMachine::open(store.clone(), &snapshot_dir).map_err(|e| err(&e))?;

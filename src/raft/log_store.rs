@@ -101,6 +101,10 @@ struct Tail {
     last_purged: Option<LogId>,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    /// Stored bytes and count of the entries appended since the log was
+    /// opened: their mean sizes the entries only on disk (`disk_only`).
+    appended_bytes: u64,
+    appended_entries: u64,
 }
 
 /// How a read from the tail ended.
@@ -135,6 +139,8 @@ impl Tail {
             )));
         }
         self.last_log_id = Some(entry.log_id);
+        self.appended_bytes += bytes as u64;
+        self.appended_entries += 1;
         self.entries.push_back(Cached {
             entry,
             bytes,
@@ -218,6 +224,16 @@ impl Tail {
         }
         Taken::Copied
     }
+}
+
+/// The entries a log holds only on disk, below its in-memory tail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskOnly {
+    /// The newest of them.
+    pub last: u64,
+    /// Their stored bytes, estimated from the mean of the tail's durable
+    /// entries.
+    pub bytes: u64,
 }
 
 /// A write for the writer thread.
@@ -321,6 +337,8 @@ impl LogStore {
             last_purged,
             vote: read_meta(&db, KEY_VOTE)?,
             committed: read_meta::<Option<LogId>>(&db, KEY_COMMITTED)?.flatten(),
+            appended_bytes: 0,
+            appended_entries: 0,
         }));
         let (tx, rx) = mpsc::channel::<Write>();
         let (writer_db, writer_tail) = (db.clone(), tail.clone());
@@ -331,6 +349,25 @@ impl LogStore {
             db,
             tail,
             writes: tx,
+        })
+    }
+
+    /// What the log holds only on disk, below its in-memory tail, for
+    /// [`super::log_keeper`]; `None` when nothing, or when nothing has been
+    /// appended since the log was opened to estimate sizes from.
+    pub fn disk_only(&self) -> Option<DiskOnly> {
+        let tail = self.tail();
+        // An empty tail (every entry larger than its budget) holds nothing
+        // in memory: the whole log is on disk only.
+        let first = tail
+            .first_index()
+            .or_else(|| tail.last_log_id.map(|id| id.index + 1))?;
+        let from = tail.last_purged.map_or(0, |id| id.index + 1);
+        let entries = first.checked_sub(from).filter(|&n| n > 0)?;
+        let mean = tail.appended_bytes.checked_div(tail.appended_entries)?;
+        Some(DiskOnly {
+            last: first - 1,
+            bytes: entries.saturating_mul(mean),
         })
     }
 

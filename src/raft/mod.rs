@@ -30,6 +30,8 @@
 //!   refuses.
 //! - `proposer.rs`: proposals from any node, forwarded to the leader.
 //! - `group_commit.rs`: concurrent appends proposed as one entry.
+//! - `log_keeper.rs`: the Raft log kept bounded in bytes (snapshots and
+//!   purges of what lies below its in-memory tail).
 //! - `handover.rs`: a leader low on disk hands leadership over.
 //! - `view.rs`: this node's state in plain types for other layers.
 use std::fmt;
@@ -40,6 +42,7 @@ use crate::ledger::event::Event;
 
 pub(crate) mod group_commit;
 pub(crate) mod handover;
+pub(crate) mod log_keeper;
 pub(crate) mod log_store;
 pub mod network;
 pub(crate) mod proposer;

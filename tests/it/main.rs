@@ -14,6 +14,7 @@ mod group_commit;
 mod ingest;
 mod layers;
 mod ledger_vectors;
+mod log_keeper;
 mod membership;
 mod parser_robustness;
 mod raft_storage_suite;

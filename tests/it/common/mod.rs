@@ -196,6 +196,7 @@ pub fn tuning() -> RaftTuning {
         election_timeout_max_ms: 600,
         snapshot_logs_since_last: 20,
         max_in_snapshot_log_to_keep: 0,
+        ..RaftTuning::default()
     }
 }
 
@@ -228,20 +229,30 @@ async fn rebind(addr: SocketAddr) -> TcpListener {
 impl Cluster {
     /// Starts `n` voters; node 1 bootstraps the cluster.
     pub async fn start(n: u64) -> Cluster {
-        Self::start_nodes(n, false, Vec::new()).await
+        Self::start_nodes(n, false, Vec::new(), tuning()).await
+    }
+
+    /// Starts `n` voters with the Raft settings `raft`.
+    pub async fn start_with_tuning(n: u64, raft: RaftTuning) -> Cluster {
+        Self::start_nodes(n, false, Vec::new(), raft).await
     }
 
     /// Starts `n` voters that also serve tlog-tiles over HTTP (port 0).
     pub async fn start_with_http(n: u64) -> Cluster {
-        Self::start_nodes(n, true, Vec::new()).await
+        Self::start_nodes(n, true, Vec::new(), tuning()).await
     }
 
     /// Starts `n` voters that submit their checkpoints to `witnesses`.
     pub async fn start_with_witnesses(n: u64, witnesses: Vec<WitnessConfig>) -> Cluster {
-        Self::start_nodes(n, false, witnesses).await
+        Self::start_nodes(n, false, witnesses, tuning()).await
     }
 
-    async fn start_nodes(n: u64, http: bool, witnesses: Vec<WitnessConfig>) -> Cluster {
+    async fn start_nodes(
+        n: u64,
+        http: bool,
+        witnesses: Vec<WitnessConfig>,
+        raft: RaftTuning,
+    ) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -293,7 +304,7 @@ impl Cluster {
                         interval_ms: 100,
                         every_entries: 1000,
                     },
-                    raft: tuning(),
+                    raft: raft.clone(),
                     storage: Default::default(),
                     peers: peers.clone(),
                     witnesses: witnesses.clone(),
@@ -478,6 +489,14 @@ impl Cluster {
 
     pub async fn admin(&self, id: u64) -> AdminClient<Channel> {
         AdminClient::new(self.channel(id).await)
+    }
+
+    /// Node `id`'s Raft metrics as they stand; it must be running.
+    pub fn metrics(&self, id: u64) -> openraft::RaftMetrics<ironlog::raft::TypeConfig> {
+        let node = self.nodes[(id - 1) as usize]
+            .as_ref()
+            .expect("the node is running");
+        ironlog::raft::metrics(node.raft())
     }
 
     pub fn data_dir(&self, id: u64) -> PathBuf {
