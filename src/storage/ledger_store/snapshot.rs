@@ -100,6 +100,20 @@ impl LedgerStore {
                     w.meta.tree_size, target.tree_size
                 )));
             }
+            // The commit time every later leaf is at least: a batch whose
+            // events were all deduplicated advances it with no leaf, so the
+            // last leaf's time can be older. Restoring only that made the
+            // next leaves' commit times, and so their bytes and the roots
+            // this node signs, differ from the other replicas' (found by the
+            // chaos harness: checkpoints a quorum signed that the final tree
+            // contradicted).
+            if target.last_commit_time_unix_nanos < w.meta.last_commit_time_unix_nanos {
+                return Err(StoreError::BadSnapshot(format!(
+                    "claims last commit time {}, before its last leaf's {}",
+                    target.last_commit_time_unix_nanos, w.meta.last_commit_time_unix_nanos
+                )));
+            }
+            w.meta.last_commit_time_unix_nanos = target.last_commit_time_unix_nanos;
             w.index_all_pending()?;
             w.save_meta()?;
             w.meta.clone()

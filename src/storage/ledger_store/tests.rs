@@ -964,3 +964,56 @@ fn a_store_with_per_leaf_query_indexes_is_indexed_again_as_runs() {
         );
     }
 }
+
+#[test]
+fn an_installed_snapshot_keeps_the_commit_time_a_deduplicated_batch_advanced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _body, vkey) = store_with_checkpoint(dir.path());
+    // Leaves 0-2 were committed at time 1. A retry of event 1 alone, at
+    // time 500, adds no leaf but moves the commit time every later leaf
+    // gets at least.
+    let retry = Op::Append {
+        events: vec![event(1)],
+        commit_time_unix_nanos: 500,
+    };
+    let result = store.apply(&[retry], None, None).unwrap().remove(0);
+    assert!(matches!(&result, OpResult::Appended { deduplicated, .. } if deduplicated == &[true]));
+    assert_eq!(store.meta().unwrap().last_commit_time_unix_nanos, 500);
+
+    let snapshot = dir.path().join("full");
+    store.export_snapshot(&snapshot).unwrap();
+    let other = LedgerStore::open(&dir.path().join("other.redb"), ORIGIN).unwrap();
+    other.import_snapshot(&snapshot, voters(&[&vkey])).unwrap();
+    assert_eq!(other.meta().unwrap().last_commit_time_unix_nanos, 500);
+
+    // The next batch, stamped earlier by another leader's clock, becomes
+    // the same leaf on both.
+    let next = Op::Append {
+        events: vec![event(3)],
+        commit_time_unix_nanos: 200,
+    };
+    store
+        .apply(std::slice::from_ref(&next), None, None)
+        .unwrap();
+    other.apply(&[next], None, None).unwrap();
+    assert_eq!(
+        other.entries(3, 4).unwrap().0,
+        store.entries(3, 4).unwrap().0
+    );
+    assert_eq!(other.root(4).unwrap(), store.root(4).unwrap());
+
+    // A snapshot claiming a commit time before its own last leaf's is refused.
+    rewrite_snapshot(&snapshot, |tag, rec| {
+        if tag != TAG_META {
+            return Some(rec);
+        }
+        let mut meta: StateMeta = serde_json::from_slice(&rec).unwrap();
+        meta.last_commit_time_unix_nanos = 0;
+        Some(serde_json::to_vec(&meta).unwrap())
+    });
+    let third = LedgerStore::open(&dir.path().join("third.redb"), ORIGIN).unwrap();
+    let e = third
+        .import_snapshot(&snapshot, voters(&[&vkey]))
+        .unwrap_err();
+    assert!(e.to_string().contains("before its last leaf"), "{e}");
+}
