@@ -2,22 +2,19 @@
 //! leaves that have its value, and each table names every leaf it covers
 //! once.
 
-use redb::{ReadOnlyTable, ReadTransaction, StorageError, TableDefinition, TableHandle};
+use redb::{ReadOnlyTable, ReadTransaction, StorageError, TableHandle};
 
 use super::checker::Checker;
 use super::raw::{raw_keys, str_str_key, str_u64_key};
 use super::ProblemKind;
 use crate::ledger::event::LeafRecord;
 use crate::storage::ledger_store::{
-    read_indexed, run, ENTRIES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE, META,
+    read_indexed, run, IndexDef, ENTRIES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
+    IDX_RESOURCE, META,
 };
 
 /// One query index table, the field its runs name, and how a leaf shows it.
-type RunIndex = (
-    &'static TableDefinition<'static, (&'static str, u64), &'static [u8]>,
-    &'static str,
-    fn(&LeafRecord) -> &str,
-);
+type RunIndex = (&'static IndexDef, &'static str, fn(&LeafRecord) -> &str);
 
 impl Checker {
     /// Every query index and idempotency row names a stored leaf that has
@@ -76,7 +73,7 @@ impl Checker {
         &mut self,
         txn: &ReadTransaction,
         entries: &ReadOnlyTable<u64, &'static [u8]>,
-        def: &'static TableDefinition<'static, (&'static str, u64), &'static [u8]>,
+        def: &'static IndexDef,
         field: &str,
         value_of: fn(&LeafRecord) -> &str,
         indexed: u64,

@@ -231,8 +231,8 @@ impl Tail {
 pub struct DiskOnly {
     /// The newest of them.
     pub last: u64,
-    /// Their stored bytes, estimated from the mean of the tail's durable
-    /// entries.
+    /// Their stored bytes, estimated from the mean size of the entries
+    /// appended since the log was opened.
     pub bytes: u64,
 }
 
@@ -482,8 +482,9 @@ fn read_stored(
     Ok((out, used, false))
 }
 
-/// The writer thread: every write waiting goes into one redb transaction,
-/// committed durably unless all of them may wait, and then completed.
+/// The writer thread: every write waiting goes into one durable redb
+/// transaction, with the newest committed id, and is then completed; a
+/// queue of committed ids alone only updates that id.
 fn write_loop(db: &Database, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
     // The newest committed id not yet written: it goes with the next
     // durable commit, which a queue of committed ids alone never makes.

@@ -80,10 +80,21 @@ pub(crate) fn read_indexed(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     tree_size: u64,
 ) -> Result<u64, StoreError> {
+    Ok(read_indexed_row(table, tree_size)?.unwrap_or(tree_size))
+}
+
+/// The stored [`META_INDEXED`] count, if there is one; never above
+/// `tree_size`.
+pub(super) fn read_indexed_row(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    tree_size: u64,
+) -> Result<Option<u64>, StoreError> {
     match table.get(META_INDEXED)? {
-        None => Ok(tree_size),
+        None => Ok(None),
         Some(v) => match <[u8; 8]>::try_from(v.value()) {
-            Ok(bytes) if u64::from_be_bytes(bytes) <= tree_size => Ok(u64::from_be_bytes(bytes)),
+            Ok(bytes) if u64::from_be_bytes(bytes) <= tree_size => {
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
             Ok(bytes) => Err(corrupt(
                 "meta",
                 META_INDEXED,

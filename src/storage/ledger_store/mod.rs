@@ -110,7 +110,7 @@ use redb::{Database, ReadableDatabase};
 use crate::limits::LEDGER_CACHE_BYTES_DEFAULT;
 
 use meta::read_meta;
-use tables::{LEGACY_OUTCOME_INDEX, LEGACY_STR_INDEXES};
+use tables::{INDEX_TABLES, LEGACY_OUTCOME_INDEX, LEGACY_STR_INDEXES};
 
 pub use checkpoints::StoredCheckpoint;
 pub use error::StoreError;
@@ -120,8 +120,8 @@ pub use meta::StateMeta;
 pub use op::{Op, OpResult};
 pub use query::{Leaves, QueryFilter, QueryPage};
 pub(crate) use tables::{
-    CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE,
-    META, META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
+    IndexDef, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
+    IDX_RESOURCE, META, META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
 };
 pub use tree::TileRead;
 pub use witness::{same_witness_keys, WitnessKeys};
@@ -162,7 +162,7 @@ impl LedgerStore {
                 // Derived from the leaves, which stay as they are: indexed
                 // again, from the first, as runs, a step per apply; a query
                 // meanwhile reads the leaves not indexed yet.
-                for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
+                for def in INDEX_TABLES {
                     txn.delete_table(def)?;
                 }
                 let zero = 0u64.to_be_bytes();
@@ -215,7 +215,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SIGNATURES)?;
     txn.open_table(WITNESS_COSIGNATURES)?;
     txn.open_table(IDEMPOTENCY)?;
-    for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
+    for def in INDEX_TABLES {
         txn.open_table(def)?;
     }
     Ok(())

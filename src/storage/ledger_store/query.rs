@@ -4,11 +4,11 @@
 
 use std::ops::Range;
 
-use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition, TableHandle};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, TableHandle};
 
 use super::error::corrupt;
 use super::meta::{read_indexed, read_meta};
-use super::tables::{ENTRIES, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE, META};
+use super::tables::{IndexDef, ENTRIES, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE, META};
 use super::{run, LedgerStore, StoreError};
 use crate::ledger::event::{LeafRecord, Outcome};
 use crate::limits::{PAGE_ENTRIES_MAX, QUERY_SCAN_ROWS_MAX};
@@ -162,7 +162,7 @@ fn leaf_indices<'a>(
 /// runs: the one holding `covered.start`, if any, then every later one.
 fn run_scan(
     txn: &ReadTransaction,
-    def: &'static TableDefinition<'static, (&'static str, u64), &'static [u8]>,
+    def: &'static IndexDef,
     value: &str,
     covered: Range<u64>,
 ) -> Result<Candidates<'static>, StoreError> {
@@ -172,7 +172,8 @@ fn run_scan(
     let earlier = table
         .range((value, 0)..=(value, covered.start))?
         .next_back();
-    let later = table.range((value, covered.start.saturating_add(1))..(value, covered.end))?;
+    let after_start = covered.start.saturating_add(1).min(covered.end);
+    let later = table.range((value, after_start)..(value, covered.end))?;
     for row in earlier.into_iter().chain(later) {
         let (key, rest) = row?;
         let first = key.value().1;

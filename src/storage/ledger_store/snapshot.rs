@@ -10,8 +10,8 @@ use redb::Durability;
 
 use super::checkpoints::CHECKPOINT_VOTER_LINES_MAX;
 use super::tables::{
-    TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
-    IDX_RESOURCE, SIGNATURES, WITNESS_COSIGNATURES,
+    TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, INDEX_TABLES, SIGNATURES,
+    WITNESS_COSIGNATURES,
 };
 use super::writer::Writer;
 use super::{create_tables, LedgerStore, StateMeta, StoreError};
@@ -54,7 +54,7 @@ impl LedgerStore {
         txn.delete_table(SIGNATURES)?;
         txn.delete_table(WITNESS_COSIGNATURES)?;
         txn.delete_table(IDEMPOTENCY)?;
-        for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
+        for def in INDEX_TABLES {
             txn.delete_table(def)?;
         }
         // Made again, empty, whether or not the snapshot fills them.

@@ -27,14 +27,15 @@ pub(crate) const IDEMPOTENCY: TableDefinition<(&str, &str), u64> =
 /// value ([`run`](super::run)). One value's runs are a contiguous key range
 /// in leaf order, so a page resumes with a range. The outcome's value is
 /// its name ([`Outcome::as_str`](crate::ledger::event::Outcome::as_str)).
-pub(crate) const IDX_ACTOR: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("idx_actor_runs");
-pub(crate) const IDX_ACTION: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("idx_action_runs");
-pub(crate) const IDX_RESOURCE: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("idx_resource_runs");
-pub(crate) const IDX_OUTCOME: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("idx_outcome_runs");
+pub(crate) const IDX_ACTOR: IndexDef = TableDefinition::new("idx_actor_runs");
+pub(crate) const IDX_ACTION: IndexDef = TableDefinition::new("idx_action_runs");
+pub(crate) const IDX_RESOURCE: IndexDef = TableDefinition::new("idx_resource_runs");
+pub(crate) const IDX_OUTCOME: IndexDef = TableDefinition::new("idx_outcome_runs");
+/// Every query index table.
+pub(crate) const INDEX_TABLES: [IndexDef; 4] = [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME];
+
+/// The type of a query index table.
+pub(crate) type IndexDef = TableDefinition<'static, (&'static str, u64), &'static [u8]>;
 
 /// The query indexes of stores written before runs, one row per leaf:
 /// dropped when such a store is opened, and rebuilt as runs.

@@ -9,7 +9,7 @@ use super::checkpoints::CHECKPOINT_VOTER_LINES_MAX;
 use super::snapshot::{read_record, write_record, TAG_END, TAG_LEAF, TAG_META, TAG_SIGNATURE};
 use redb::TableHandle;
 
-use super::tables::{LEGACY_OUTCOME_INDEX, LEGACY_STR_INDEXES};
+use super::tables::{INDEX_TABLES, LEGACY_OUTCOME_INDEX, LEGACY_STR_INDEXES};
 use super::*;
 use crate::ledger::checkpoint::{self, generate_key, CheckpointBody, NoteSigner};
 use crate::ledger::cosignature::Cosigner;
@@ -908,7 +908,7 @@ fn a_store_with_per_leaf_query_indexes_is_indexed_again_as_runs() {
     {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        for def in [IDX_ACTOR, IDX_ACTION, IDX_RESOURCE, IDX_OUTCOME] {
+        for def in INDEX_TABLES {
             assert!(txn.delete_table(def).unwrap());
         }
         txn.open_table(META).unwrap().remove(META_INDEXED).unwrap();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use redb::{Durability, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::error::corrupt;
-use super::meta::{read_indexed, read_meta};
+use super::meta::{read_indexed_row, read_meta};
 use super::run;
 use super::tables::{
     TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
@@ -97,6 +97,9 @@ impl LedgerStore {
 /// A query index table ([`IDX_ACTOR`] and the others) open for writing.
 type IndexTable<'t> = redb::Table<'t, (&'static str, u64), &'static [u8]>;
 
+/// A query index table of the transaction, opened when first used.
+type LazyIndex<'t> = Lazy<'t, (&'static str, u64), &'static [u8]>;
+
 /// A table of the transaction, opened when first used: most applies are
 /// appends, which touch four of the eleven tables, and opening one costs a
 /// lookup in redb's table of tables (opening all eleven was 2.5% of the
@@ -135,10 +138,10 @@ pub(super) struct Writer<'t> {
     pub(super) signatures: Lazy<'t, (u64, u32), &'static str>,
     pub(super) witness_cosignatures: Lazy<'t, (u64, u32), (&'static str, &'static str)>,
     idempotency: redb::Table<'t, (&'static str, &'static str), u64>,
-    idx_actor: Lazy<'t, (&'static str, u64), &'static [u8]>,
-    idx_action: Lazy<'t, (&'static str, u64), &'static [u8]>,
-    idx_resource: Lazy<'t, (&'static str, u64), &'static [u8]>,
-    idx_outcome: Lazy<'t, (&'static str, u64), &'static [u8]>,
+    idx_actor: LazyIndex<'t>,
+    idx_action: LazyIndex<'t>,
+    idx_resource: LazyIndex<'t>,
+    idx_outcome: LazyIndex<'t>,
     pub(super) meta: StateMeta,
     /// Leaves `[0, indexed)` have their query index rows ([`META_INDEXED`]).
     pub(super) indexed: u64,
@@ -150,10 +153,7 @@ impl<'t> Writer<'t> {
     pub(super) fn open(txn: &'t WriteTransaction, origin: &'t str) -> Result<Self, StoreError> {
         let meta_table = txn.open_table(META)?;
         let meta = read_meta(&meta_table)?;
-        let indexed_stored = meta_table
-            .get(META_INDEXED)?
-            .map(|_| read_indexed(&meta_table, meta.tree_size))
-            .transpose()?;
+        let indexed_stored = read_indexed_row(&meta_table, meta.tree_size)?;
         Ok(Self {
             origin,
             entries: txn.open_table(ENTRIES)?,
