@@ -49,7 +49,9 @@ if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; th
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client
 fi
 cargo build --release -q -p ironlog -p ironlog-bench
-BIN="${CARGO_TARGET_DIR:-target}/release/ironlog"
+# IRONLOG_BIN measures another build of the node (a before/after pair
+# against the same etcd); the load generator is always this tree's.
+BIN="${IRONLOG_BIN:-${CARGO_TARGET_DIR:-target}/release/ironlog}"
 BENCH="${CARGO_TARGET_DIR:-target}/release/ironlog-bench"
 # shellcheck source=scripts/cluster-wait.sh
 source scripts/cluster-wait.sh
