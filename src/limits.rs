@@ -40,6 +40,12 @@ pub const INDEX_DEFER_LEAVES: u64 = 1024;
 /// written before index runs is indexed again, a step at a time.
 pub const INDEX_STEP_LEAVES_MAX: u64 = 65_536;
 
+/// Most leaves an apply may add and still run inline on the async worker
+/// that drives the state machine (one leaf applies in about 5 µs, so this
+/// is a few hundred microseconds); larger applies, and any that completes
+/// an index step, first hand the worker's other tasks to another thread.
+pub const APPLY_INLINE_LEAVES_MAX: u64 = 64;
+
 /// Bytes of snapshot data per gRPC chunk when streaming a snapshot.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 

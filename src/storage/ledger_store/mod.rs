@@ -125,6 +125,7 @@ pub(crate) use tables::{
 };
 pub use tree::TileRead;
 pub use witness::{same_witness_keys, WitnessKeys};
+pub use writer::ApplyOutcome;
 
 /// The ledger file's name inside a node's data dir.
 pub const LEDGER_FILE: &str = "ledger.redb";

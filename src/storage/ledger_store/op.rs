@@ -50,6 +50,18 @@ pub enum Op {
     Nothing,
 }
 
+impl Op {
+    /// The most leaves applying this op can add: its events (a checkpoint,
+    /// a signature or a refusal adds none).
+    pub fn leaves_max(&self) -> u64 {
+        match self {
+            Op::Append { events, .. } => events.len() as u64,
+            Op::AppendGroup { batches, .. } => batches.iter().map(|b| b.len() as u64).sum(),
+            _ => 0,
+        }
+    }
+}
+
 /// The result of one applied [`Op`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub enum OpResult {

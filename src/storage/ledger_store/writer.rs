@@ -19,6 +19,18 @@ use crate::ledger::event::{Event, LeafRecord};
 use crate::ledger::merkle;
 use crate::limits::{INDEX_DEFER_LEAVES, INDEX_STEP_LEAVES_MAX};
 
+/// What [`LedgerStore::apply_sized`] did and left.
+#[derive(Debug)]
+pub struct ApplyOutcome {
+    /// One per op, in order.
+    pub results: Vec<OpResult>,
+    /// The tree size after the last op.
+    pub tree_size: u64,
+    /// Leaves still waiting for their query index rows: the next apply
+    /// that brings this to [`INDEX_DEFER_LEAVES`] also indexes them.
+    pub unindexed: u64,
+}
+
 impl LedgerStore {
     /// Applies `ops` in order in one durable transaction and records
     /// `applied`/`membership` (when given) as of the last op.
@@ -28,17 +40,17 @@ impl LedgerStore {
         applied: Option<Vec<u8>>,
         membership: Option<Vec<u8>>,
     ) -> Result<Vec<OpResult>, StoreError> {
-        Ok(self.apply_sized(ops, applied, membership)?.0)
+        Ok(self.apply_sized(ops, applied, membership)?.results)
     }
 
-    /// [`LedgerStore::apply`], also returning the tree size it left, so the
-    /// caller need not read it back.
+    /// [`LedgerStore::apply`], also returning the sizes it left, so the
+    /// caller need not read them back.
     pub fn apply_sized(
         &self,
         ops: &[Op],
         applied: Option<Vec<u8>>,
         membership: Option<Vec<u8>>,
-    ) -> Result<(Vec<OpResult>, u64), StoreError> {
+    ) -> Result<ApplyOutcome, StoreError> {
         let mut txn = self.db.begin_write()?;
         // Not fsync'd here: every applied entry is already durable in a
         // quorum's Raft logs and in this node's own, and is re-applied from
@@ -59,7 +71,11 @@ impl LedgerStore {
             }
             w.index_pending(INDEX_DEFER_LEAVES)?;
             w.save_meta()?;
-            (results, w.meta.tree_size)
+            ApplyOutcome {
+                results,
+                tree_size: w.meta.tree_size,
+                unindexed: w.meta.tree_size - w.indexed,
+            }
         };
         txn.commit()?;
         Ok(results)
