@@ -35,6 +35,7 @@
 //! - `handover.rs`: a leader low on disk hands leadership over.
 //! - `view.rs`: this node's state in plain types for other layers.
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -312,18 +313,30 @@ pub fn metrics(raft: &Raft) -> types::Metrics {
     raft.metrics().borrow_watched().clone()
 }
 
+/// How often [`stopped`] looks at the Raft core's state: a node whose core
+/// failed exits at most this much later.
+pub const STOPPED_POLL_MS: u64 = 100;
+
 /// Waits until the Raft core stops and says why: the fatal error openraft
 /// reported (a storage I/O error, a panic), or that it stopped as asked.
 /// openraft reports the error in the metrics before it drops their sender;
 /// a core that ended without reporting one (its task panicked) is said so.
 pub async fn stopped(raft: &Raft) -> String {
+    use futures::FutureExt;
     use openraft::async_runtime::watch::WatchReceiver;
+    // Looked at on a timer, not on every change: the metrics change several
+    // times per appended entry (log, commit, apply), and waiting on them
+    // woke the thread that awaits this (the main thread, a thread of its
+    // own) each time, about six futex wake-ups per append on the leader.
+    let mut tick = tokio::time::interval(Duration::from_millis(STOPPED_POLL_MS));
     let mut metrics = raft.metrics();
     loop {
+        tick.tick().await;
         if let Err(fatal) = &metrics.borrow_watched().running_state {
             return fatal.to_string();
         }
-        if metrics.changed().await.is_err() {
+        // Closed: the core is gone. Its last word may have come with it.
+        if let Some(Err(_)) = metrics.changed().now_or_never() {
             return match &metrics.borrow_watched().running_state {
                 Err(fatal) => fatal.to_string(),
                 Ok(()) => "the raft core ended without reporting why (panicked)".to_string(),
