@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::raft::view::RoleChanges;
 use crate::raft::{Command, Proposer};
 use crate::storage::ledger_store::{same_witness_keys, LedgerStore};
 
@@ -52,12 +53,21 @@ pub(super) async fn checkpoint_ticker(
     let mut tick = tokio::time::interval(Duration::from_millis(config.checkpoint.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_checkpoint: Option<u64> = None;
+    let mut leading = false;
+    // Changes with the role and the leader, not with every entry.
+    let mut roles = RoleChanges::new(proposer.raft());
     loop {
+        // Only the leader counts applied leaves: waking on every apply
+        // cost each node a task wake-up per entry (followers gained 10% at
+        // one client without it). Another node waits for its role to
+        // change, so a new leader cuts its first checkpoint at once.
         let by_count = tokio::select! {
             _ = tick.tick() => false,
-            r = applied.changed() => { if r.is_err() { return; } true }
+            r = applied.changed(), if leading => { if r.is_err() { return; } true }
+            up = roles.changed(), if !leading => { if !up { return; } false }
         };
-        if proposer.raft().current_leader().await != Some(config.id) {
+        leading = proposer.raft().current_leader().await == Some(config.id);
+        if !leading {
             last_checkpoint = None;
             continue;
         }

@@ -352,4 +352,8 @@ pub(crate) mod types {
     pub use openraft::RaftMetrics;
     pub type Metrics = RaftMetrics<super::TypeConfig>;
     pub type WriteError = RaftError<super::TypeConfig, ClientWriteError<super::TypeConfig>>;
+    pub type ServerMetricsWatch = openraft::type_config::alias::WatchReceiverOf<
+        super::TypeConfig,
+        openraft::metrics::RaftServerMetrics<super::TypeConfig>,
+    >;
 }

@@ -65,3 +65,19 @@ pub fn view(raft: &Raft) -> NodeView {
         members,
     }
 }
+
+/// Wakes when this node's role, term, leader or membership changes, and
+/// not on every entry as the full metrics do.
+pub struct RoleChanges(crate::raft::types::ServerMetricsWatch);
+
+impl RoleChanges {
+    pub fn new(raft: &Raft) -> Self {
+        Self(raft.server_metrics())
+    }
+
+    /// Resolves at the next change; `false` once the Raft core is gone.
+    pub async fn changed(&mut self) -> bool {
+        use openraft::async_runtime::watch::WatchReceiver;
+        self.0.changed().await.is_ok()
+    }
+}
