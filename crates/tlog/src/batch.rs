@@ -15,7 +15,7 @@
 //! Pure: no I/O.
 use std::collections::HashSet;
 
-use super::event::{Event, EventError, LeafRecord};
+use super::event::{Event, EventError};
 use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, LEAF_BYTES_MAX};
 
 /// Why a batch is refused. Surfaces as `INVALID_ARGUMENT` (or
@@ -97,10 +97,9 @@ pub fn validate_events(events: &[Event]) -> Result<usize, BatchError> {
     let mut bytes = 0usize;
     let mut keys = HashSet::new();
     for (index, event) in events.iter().enumerate() {
-        event
-            .validate()
+        let leaf = event
+            .validate_sized()
             .map_err(|source| BatchError::InvalidEvent { index, source })?;
-        let leaf = leaf_bytes(event);
         if leaf > LEAF_BYTES_MAX {
             return Err(BatchError::LeafTooLarge {
                 index,
@@ -133,21 +132,21 @@ pub fn validate_events(events: &[Event]) -> Result<usize, BatchError> {
     Ok(bytes)
 }
 
-/// The encoded leaf size of `event`. Index and commit time are fixed-width,
-/// so their values do not change the size.
-fn leaf_bytes(event: &Event) -> usize {
-    LeafRecord {
-        index: 0,
-        commit_time_unix_nanos: 0,
-        event: event.clone(),
-    }
-    .encode()
-    .len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::LeafRecord;
+
+    /// The oracle: the length of the event's leaf, encoded.
+    fn leaf_bytes(event: &Event) -> usize {
+        LeafRecord {
+            index: 0,
+            commit_time_unix_nanos: 0,
+            event: event.clone(),
+        }
+        .encode()
+        .len()
+    }
     use crate::event::{Actor, Outcome};
     use crate::limits::{DETAILS_BYTES_MAX, FIELD_BYTES_MAX};
 

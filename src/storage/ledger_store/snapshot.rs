@@ -183,7 +183,12 @@ impl Writer<'_> {
                 record.index, self.meta.tree_size
             )));
         }
-        self.add_leaf(leaf, &record)?;
+        self.add_leaf(
+            leaf,
+            record.index,
+            record.commit_time_unix_nanos,
+            &record.event,
+        )?;
         Ok(())
     }
 

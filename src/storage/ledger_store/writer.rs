@@ -15,7 +15,7 @@ use super::tables::{
 };
 use super::{LedgerStore, Op, OpResult, StateMeta, StoreError};
 use crate::ledger::batch;
-use crate::ledger::event::{Event, LeafRecord};
+use crate::ledger::event::{encode_leaf, Event, LeafKeys};
 use crate::ledger::merkle;
 use crate::limits::{INDEX_DEFER_LEAVES, INDEX_STEP_LEAVES_MAX};
 
@@ -225,7 +225,7 @@ impl<'t> Writer<'t> {
             let (index, leaf) = row?;
             let index = index.value();
             let record =
-                LeafRecord::decode(leaf.value()).map_err(|e| corrupt("entries", index, e))?;
+                LeafKeys::decode(leaf.value()).map_err(|e| corrupt("entries", index, e))?;
             if index != from + records.len() as u64 || record.index != index {
                 return Err(corrupt(
                     "entries",
@@ -242,12 +242,10 @@ impl<'t> Writer<'t> {
                 "not all stored",
             ));
         }
-        insert_runs(self.idx_actor.table()?, &records, |r| &r.event.actor.id)?;
-        insert_runs(self.idx_action.table()?, &records, |r| &r.event.action)?;
-        insert_runs(self.idx_resource.table()?, &records, |r| &r.event.resource)?;
-        insert_runs(self.idx_outcome.table()?, &records, |r| {
-            r.event.outcome.as_str()
-        })?;
+        insert_runs(self.idx_actor.table()?, &records, |r| &r.actor_id)?;
+        insert_runs(self.idx_action.table()?, &records, |r| &r.action)?;
+        insert_runs(self.idx_resource.table()?, &records, |r| &r.resource)?;
+        insert_runs(self.idx_outcome.table()?, &records, |r| r.outcome.as_str())?;
         self.indexed = to;
         Ok(())
     }
@@ -321,12 +319,8 @@ impl<'t> Writer<'t> {
                     continue;
                 }
             }
-            let record = LeafRecord {
-                index: self.meta.tree_size,
-                commit_time_unix_nanos: commit_time,
-                event: event.clone(),
-            };
-            let index = self.add_leaf(&record.encode(), &record)?;
+            let leaf = encode_leaf(self.meta.tree_size, commit_time, event);
+            let index = self.add_leaf(&leaf, self.meta.tree_size, commit_time, event)?;
             indices.push(index);
             deduplicated.push(false);
         }
@@ -340,12 +334,16 @@ impl<'t> Writer<'t> {
 
     /// Stores one leaf at the end of the tree, with its hashes and its
     /// idempotency key.
-    pub(super) fn add_leaf(&mut self, leaf: &[u8], record: &LeafRecord) -> Result<u64, StoreError> {
+    /// The leaf is `event`'s, at `at`, committed at `commit_time`.
+    pub(super) fn add_leaf(
+        &mut self,
+        leaf: &[u8],
+        at: u64,
+        commit_time: i64,
+        event: &Event,
+    ) -> Result<u64, StoreError> {
         let index = self.meta.tree_size;
-        assert_eq!(
-            record.index, index,
-            "a leaf index equals the tree size before append"
-        );
+        assert_eq!(at, index, "a leaf index equals the tree size before append");
         let hashes =
             merkle::hashes_to_store(index, &merkle::leaf_hash(leaf), &TableHashes(&self.hashes))?;
         assert_eq!(
@@ -359,13 +357,12 @@ impl<'t> Writer<'t> {
         self.entries.insert(index, leaf)?;
         // Query index rows follow in bulk (`index_pending`); the
         // idempotency row cannot wait, the next batch may repeat the key.
-        let e = &record.event;
-        if let Some(key) = &e.idempotency_key {
+        if let Some(key) = &event.idempotency_key {
             self.idempotency
-                .insert((e.source.as_str(), key.as_str()), index)?;
+                .insert((event.source.as_str(), key.as_str()), index)?;
         }
         self.meta.tree_size = index + 1;
-        self.meta.last_commit_time_unix_nanos = record.commit_time_unix_nanos;
+        self.meta.last_commit_time_unix_nanos = commit_time;
         Ok(index)
     }
 }
@@ -374,8 +371,8 @@ impl<'t> Writer<'t> {
 /// value `field` reads, in key order.
 fn insert_runs<'r>(
     table: &mut IndexTable<'_>,
-    records: &'r [LeafRecord],
-    field: impl Fn(&'r LeafRecord) -> &'r str,
+    records: &'r [LeafKeys],
+    field: impl Fn(&'r LeafKeys) -> &'r str,
 ) -> Result<(), StoreError> {
     let mut by_value: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for r in records {
