@@ -135,7 +135,8 @@ pub fn validate_events(events: &[Event]) -> Result<usize, BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::LeafRecord;
+    use crate::event::{Actor, LeafRecord, Outcome};
+    use crate::limits::{DETAILS_BYTES_MAX, FIELD_BYTES_MAX};
 
     /// The oracle: the length of the event's leaf, encoded.
     fn leaf_bytes(event: &Event) -> usize {
@@ -147,8 +148,6 @@ mod tests {
         .encode()
         .len()
     }
-    use crate::event::{Actor, Outcome};
-    use crate::limits::{DETAILS_BYTES_MAX, FIELD_BYTES_MAX};
 
     fn event(n: usize) -> Event {
         Event {
