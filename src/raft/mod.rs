@@ -192,6 +192,18 @@ pub async fn start(
         // never restored); with it, the leader resets its progress for that
         // follower and restores it by snapshot.
         allow_log_reversion: Some(true),
+        // A leader that restarts must win an election in a new term before
+        // it leads again; openraft's default lets it resume in its old term.
+        // Replication reads entries from the in-memory tail before the
+        // leader's own log has made them durable, so a leader killed then
+        // can come back with a shorter log than its followers hold, resume
+        // in the same term and assign the same log ids to different
+        // entries. Followers compare log ids only, keep their old entries,
+        // and the replicas' trees fork at that index (the chaos harness
+        // found this: checkpoints a quorum signed that the final tree
+        // contradicted). In a new term, the election restriction keeps the
+        // entries a majority holds, and the lost ones are re-sent.
+        enable_leader_restore: Some(false),
         ..Default::default()
     };
     let config = config.validate().map_err(|e| e.to_string())?;

@@ -317,6 +317,22 @@ impl Cluster {
     /// Deletes everything in node `id`'s data directory (it must be down).
     pub fn wipe(&mut self, id: u64) -> Result<(), String> {
         let data = self.node(id).data.clone();
+        // Kept beside the run (not on the node's small tmpfs) for a failed
+        // run's post-mortem: a wipe otherwise destroys the only copy of the
+        // state a node held before it was restored from another.
+        let aside = (1..)
+            .map(|n| self.dir.join(format!("wiped/node{id}-{n}")))
+            .find(|p| !p.exists())
+            .expect("some name is free");
+        std::fs::create_dir_all(&aside).map_err(|e| e.to_string())?;
+        run(
+            "cp",
+            &[
+                "-a",
+                &format!("{}/.", data.display()),
+                aside.to_str().unwrap(),
+            ],
+        )?;
         for entry in std::fs::read_dir(&data).map_err(|e| e.to_string())? {
             let path = entry.map_err(|e| e.to_string())?.path();
             let removed = if path.is_dir() {
@@ -328,6 +344,20 @@ impl Cluster {
         }
         self.mark(id, &format!("wiped node {id}'s data directory"));
         Ok(())
+    }
+
+    /// Every line of the nodes' logs that contains `needle`, with the node.
+    pub fn log_lines_with(&self, needle: &str) -> Vec<(u64, String)> {
+        let mut found = Vec::new();
+        for node in &self.nodes {
+            let text = std::fs::read(&node.log).unwrap_or_default();
+            for line in String::from_utf8_lossy(&text).lines() {
+                if line.contains(needle) {
+                    found.push((node.id, line.to_string()));
+                }
+            }
+        }
+        found
     }
 
     /// Whether node `id` is writing a snapshot right now (its build file,

@@ -750,6 +750,14 @@ async fn drive(r: &mut Run, args: &Args, plan: &[Planned]) -> Result<(), String>
     for id in r.c.ids() {
         r.fsck(id, "after the run");
     }
+    // A voter refuses to sign only when its own tree no longer extends one
+    // it signed: its leaves or hashes changed under it. The checkpoints may
+    // still look fine at the end (the node may since have been restored
+    // from another), so the refusal itself fails the run.
+    for (id, line) in r.c.log_lines_with("refusing to sign checkpoint") {
+        r.failures
+            .push(format!("node {id}'s signer refused a checkpoint: {line}"));
+    }
     r.say(format!("{figures:?}"));
     print_figures(r, &record, &figures);
     Ok(())

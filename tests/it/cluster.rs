@@ -291,3 +291,47 @@ async fn a_wiped_bootstrap_node_rejoins_instead_of_initialising_again() {
         c.stop(id).await;
     }
 }
+
+/// A leader that stops and starts again must win an election in a new term
+/// before it leads: resuming in its old term, it could reuse log ids for
+/// other entries than the ones its followers already hold under them (its
+/// own log may have lost entries it had replicated before they were durable
+/// here), and followers, comparing ids only, would keep theirs: a fork the
+/// chaos harness found. The followers' election timeouts are long enough
+/// that none of them elects itself while the leader is away, so only a
+/// restored leadership could give the old term back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_leader_leads_again_only_in_a_new_term() {
+    let tuning = ironlog::config::RaftTuning {
+        election_timeout_min_ms: 2_000,
+        election_timeout_max_ms: 3_000,
+        ..common::tuning()
+    };
+    let mut c = Cluster::start_with_tuning(3, tuning).await;
+    let leader = c.leader().await;
+    let mut acked = BTreeMap::new();
+    append(&c, leader, 0, 20, 10, &mut acked).await;
+    let term_before = c.status(leader).await.unwrap().term;
+
+    c.stop(leader).await;
+    c.restart(leader).await;
+    // At once, before anyone could have been elected: not leading yet.
+    let back = c.status(leader).await.unwrap();
+    assert!(
+        back.leader_id != leader || back.term > term_before,
+        "the restarted node resumed leading in term {} without an election: {back:?}",
+        back.term
+    );
+    let current = c.leader().await;
+    let now = c.status(current).await.unwrap();
+    assert!(
+        now.term > term_before,
+        "a leader in term {} after the old leader (term {term_before}) restarted: {now:?}",
+        now.term
+    );
+    append(&c, current, 20, 40, 10, &mut acked).await;
+    c.wait_size(40).await;
+    for id in 1..=3 {
+        c.stop(id).await;
+    }
+}
