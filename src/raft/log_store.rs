@@ -492,6 +492,14 @@ fn write_loop(db: &Database, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
+        // One yield before the commit: on a busy machine the threads
+        // about to queue more writes run first, and join this commit's
+        // fsync instead of waiting for one of their own. It costs an idle
+        // machine nothing (no other thread is runnable) and measured
+        // better at every load shape (A/B, 5 s runs, TLS: 1 x 1 +6%,
+        // 16 x 1 +15%, 64 x 1 +16%); a second yield added nothing.
+        std::thread::yield_now();
+        batch.extend(rx.try_iter());
         let mut writes = Vec::with_capacity(batch.len());
         for write in batch {
             match write {
