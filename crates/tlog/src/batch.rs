@@ -55,12 +55,25 @@ pub enum BatchError {
 
 /// Checks a batch as committed: the leader's commit time, then the events.
 pub fn validate_batch(events: &[Event], commit_time_unix_nanos: i64) -> Result<(), BatchError> {
+    validate_batch_details(events, commit_time_unix_nanos).map(|_| ())
+}
+
+/// [`validate_batch`], returning each event's canonical details text (as
+/// [`Event::validate_details`] does), so the store encodes the leaves with
+/// [`encode_leaf_with`](crate::event::encode_leaf_with) without writing
+/// the details out a second time.
+pub fn validate_batch_details(
+    events: &[Event],
+    commit_time_unix_nanos: i64,
+) -> Result<Vec<String>, BatchError> {
     if commit_time_unix_nanos <= 0 {
         return Err(BatchError::InvalidCommitTime {
             time: commit_time_unix_nanos,
         });
     }
-    validate_events(events).map(|_| ())
+    let mut details = Vec::with_capacity(events.len());
+    check_events(events, |d| details.push(d))?;
+    Ok(details)
 }
 
 /// Checks the shape of a group of batches proposed as one Raft entry (group
@@ -85,6 +98,12 @@ pub fn validate_group(batches: &[Vec<Event>]) -> Result<(), BatchError> {
 /// can check up front, so a batch it accepts is never refused at apply.
 /// Returns the bytes of its leaves, which group commit budgets with.
 pub fn validate_events(events: &[Event]) -> Result<usize, BatchError> {
+    check_events(events, drop)
+}
+
+/// The checks of [`validate_events`], handing `keep` each event's canonical
+/// details in order as it passes.
+fn check_events(events: &[Event], mut keep: impl FnMut(String)) -> Result<usize, BatchError> {
     if events.is_empty() {
         return Err(BatchError::Empty);
     }
@@ -97,9 +116,10 @@ pub fn validate_events(events: &[Event]) -> Result<usize, BatchError> {
     let mut bytes = 0usize;
     let mut keys = HashSet::new();
     for (index, event) in events.iter().enumerate() {
-        let leaf = event
-            .validate_sized()
+        let details = event
+            .validate_details()
             .map_err(|source| BatchError::InvalidEvent { index, source })?;
+        let leaf = event.leaf_len(details.len());
         if leaf > LEAF_BYTES_MAX {
             return Err(BatchError::LeafTooLarge {
                 index,
@@ -108,6 +128,7 @@ pub fn validate_events(events: &[Event]) -> Result<usize, BatchError> {
             });
         }
         bytes += leaf;
+        keep(details);
         if let Some(key) = &event.idempotency_key {
             // A second copy would be deduplicated against the first within
             // the same batch: refused, as the API does, so a client learns
@@ -173,6 +194,31 @@ mod tests {
     fn a_valid_batch_passes() {
         validate_batch(&batch(3), 1).unwrap();
         validate_batch(&batch(BATCH_EVENTS_MAX), 1).unwrap();
+    }
+
+    #[test]
+    fn the_details_a_batch_checks_encode_the_same_leaves() {
+        let mut events = batch(4);
+        events[1]
+            .details
+            .insert("z".into(), serde_json::json!({"b": [1, 2.5], "a": "x"}));
+        events[2]
+            .details
+            .insert("a".into(), "\"quoted\" \u{e9}".into());
+        let details = validate_batch_details(&events, 7).unwrap();
+        assert_eq!(details.len(), events.len());
+        for (i, (event, text)) in events.iter().zip(&details).enumerate() {
+            assert_eq!(*text, crate::event::canonical_details(&event.details));
+            let at = 40 + i as u64;
+            assert_eq!(
+                crate::event::encode_leaf_with(at, 7, event, text),
+                crate::event::encode_leaf(at, 7, event)
+            );
+        }
+        assert_eq!(
+            validate_batch_details(&events, 0),
+            Err(BatchError::InvalidCommitTime { time: 0 })
+        );
     }
 
     #[test]

@@ -183,12 +183,7 @@ impl Writer<'_> {
                 record.index, self.meta.tree_size
             )));
         }
-        self.add_leaf(
-            leaf,
-            record.index,
-            record.commit_time_unix_nanos,
-            &record.event,
-        )?;
+        self.add_leaf(leaf, record.commit_time_unix_nanos, &record.event)?;
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use super::tables::{
 };
 use super::{LedgerStore, Op, OpResult, StateMeta, StoreError};
 use crate::ledger::batch;
-use crate::ledger::event::{encode_leaf, Event, LeafKeys};
+use crate::ledger::event::{encode_leaf_with, Event, LeafKeys};
 use crate::ledger::merkle;
 use crate::limits::{INDEX_DEFER_LEAVES, INDEX_STEP_LEAVES_MAX};
 
@@ -301,14 +301,16 @@ impl<'t> Writer<'t> {
     fn append(&mut self, events: &[Event], commit_time: i64) -> Result<OpResult, StoreError> {
         // The one gate: checked before anything is written, so a refused
         // batch leaves no leaf, index or idempotency key behind.
-        if let Err(e) = batch::validate_batch(events, commit_time) {
-            return Ok(OpResult::refused(e));
-        }
+        // The canonical details it checked are the ones each leaf encodes.
+        let details = match batch::validate_batch_details(events, commit_time) {
+            Ok(details) => details,
+            Err(e) => return Ok(OpResult::refused(e)),
+        };
         // Commit times never go backwards even if leaders' clocks disagree.
         let commit_time = commit_time.max(self.meta.last_commit_time_unix_nanos);
         let mut indices = Vec::with_capacity(events.len());
         let mut deduplicated = Vec::with_capacity(events.len());
-        for event in events {
+        for (event, details) in events.iter().zip(&details) {
             if let Some(key) = &event.idempotency_key {
                 if let Some(index) = self
                     .idempotency
@@ -319,8 +321,8 @@ impl<'t> Writer<'t> {
                     continue;
                 }
             }
-            let leaf = encode_leaf(self.meta.tree_size, commit_time, event);
-            let index = self.add_leaf(&leaf, self.meta.tree_size, commit_time, event)?;
+            let leaf = encode_leaf_with(self.meta.tree_size, commit_time, event, details);
+            let index = self.add_leaf(&leaf, commit_time, event)?;
             indices.push(index);
             deduplicated.push(false);
         }
@@ -333,17 +335,15 @@ impl<'t> Writer<'t> {
     }
 
     /// Stores one leaf at the end of the tree, with its hashes and its
-    /// idempotency key.
-    /// The leaf is `event`'s, at `at`, committed at `commit_time`.
+    /// idempotency key: `event`'s leaf at the current tree size, committed
+    /// at `commit_time` (callers encode or check the index it carries).
     pub(super) fn add_leaf(
         &mut self,
         leaf: &[u8],
-        at: u64,
         commit_time: i64,
         event: &Event,
     ) -> Result<u64, StoreError> {
         let index = self.meta.tree_size;
-        assert_eq!(at, index, "a leaf index equals the tree size before append");
         let hashes =
             merkle::hashes_to_store(index, &merkle::leaf_hash(leaf), &TableHashes(&self.hashes))?;
         assert_eq!(
