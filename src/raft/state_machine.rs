@@ -145,11 +145,6 @@ pub struct StateMachine {
     /// `None` until an apply says (after open or a snapshot install). With
     /// it an apply knows beforehand whether it completes an index step.
     unindexed: Option<u64>,
-    /// The id of the last entry applied, as the store holds it: each apply
-    /// must begin right after it. openraft checks this only in debug
-    /// builds; a gap or a repeat would make this replica's tree differ
-    /// from the others' without any error, so it is refused here.
-    last_applied: Option<LogId>,
 }
 
 impl StateMachine {
@@ -175,7 +170,6 @@ impl StateMachine {
             new_leaves: None,
             membership: decode_opt(&meta.membership)?.unwrap_or_default(),
             unindexed: None,
-            last_applied: applied,
         };
         Ok((sm, rx))
     }
@@ -486,17 +480,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut ops = Vec::new();
         let mut responders = Vec::new();
         let mut last: Option<LogId> = None;
-        let mut next = self.last_applied.map_or(0, |id| id.index + 1);
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            if entry.log_id.index != next {
-                return Err(io_err(format!(
-                    "entry {} arrived to be applied where {next} is next (last applied {:?}): \
-                     refusing rather than skipping or repeating entries",
-                    entry.log_id.index, self.last_applied
-                )));
-            }
-            next += 1;
             last = Some(entry.log_id);
             let op = match entry.payload {
                 EntryPayload::Blank => Op::Nothing,
@@ -539,7 +524,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .map_err(io_err)
         })?;
         self.unindexed = Some(outcome.unindexed);
-        self.last_applied = Some(last);
         let (results, tree_size) = (outcome.results, outcome.tree_size);
         if let Some(m) = membership {
             self.membership = m;
@@ -617,7 +601,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             );
         }
         let applied: Option<LogId> = decode_opt(&state.applied)?;
-        self.last_applied = applied;
         self.membership = decode_opt(&state.membership)?.unwrap_or_default();
         // The install indexed what it installed; the next apply says.
         self.unindexed = None;
@@ -860,9 +843,9 @@ mod tests {
             Ok((Entry::new_normal(log_id(index), cmd), None))
         };
         let entries = vec![
-            append(0, vec![event(0), event(1)]),
-            Ok((Entry::new_blank(log_id(1)), None)),
-            append(2, vec![event(2)]),
+            append(1, vec![event(0), event(1)]),
+            Ok((Entry::new_blank(log_id(2)), None)),
+            append(3, vec![event(2)]),
         ];
         sm.apply(futures::stream::iter(entries)).await.unwrap();
         assert_eq!(sm.subscribe().borrow().tree_size, 3);
@@ -875,67 +858,6 @@ mod tests {
             [(0, "r0".into()), (1, "r1".into()), (2, "r2".into())]
         );
         assert!(fed.try_recv().is_none());
-    }
-
-    #[tokio::test]
-    async fn entries_that_skip_or_repeat_an_index_are_refused_and_change_nothing() {
-        use openraft::entry::RaftEntry;
-        type Entry = openraft::alias::EntryOf<TypeConfig>;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.redb");
-        let store = Arc::new(LedgerStore::open(&path, ORIGIN).unwrap());
-        let (mut sm, _checkpoints) =
-            StateMachine::open(store.clone(), &dir.path().join("snaps")).unwrap();
-        let append = |index: u64| {
-            let cmd = Command::Append {
-                events: vec![event(index)],
-                commit_time_unix_nanos: 1,
-            };
-            Ok::<_, io::Error>((Entry::new_normal(log_id(index), cmd), None))
-        };
-        sm.apply(futures::stream::iter(vec![append(0), append(1)]))
-            .await
-            .unwrap();
-        for (entries, what, said) in [
-            (
-                vec![append(3)],
-                "a gap",
-                "entry 3 arrived to be applied where 2 is next",
-            ),
-            (
-                vec![append(1)],
-                "a repeat",
-                "entry 1 arrived to be applied where 2 is next",
-            ),
-            (
-                vec![append(2), append(4)],
-                "a gap inside the batch",
-                "entry 4 arrived to be applied where 3 is next",
-            ),
-        ] {
-            let err = sm
-                .apply(futures::stream::iter(entries))
-                .await
-                .expect_err(what);
-            assert!(err.to_string().contains(said), "{what}: {err}");
-            assert_eq!(store.tree_size().unwrap(), 2, "{what} wrote nothing");
-        }
-        sm.apply(futures::stream::iter(vec![append(2)]))
-            .await
-            .unwrap();
-        assert_eq!(store.tree_size().unwrap(), 3);
-        // The next expected index survives a restart: it is the store's.
-        drop(sm);
-        let (mut sm, _checkpoints) =
-            StateMachine::open(store.clone(), &dir.path().join("snaps")).unwrap();
-        assert!(sm
-            .apply(futures::stream::iter(vec![append(2)]))
-            .await
-            .is_err());
-        sm.apply(futures::stream::iter(vec![append(3)]))
-            .await
-            .unwrap();
-        assert_eq!(store.tree_size().unwrap(), 4);
     }
 
     #[test]
