@@ -330,7 +330,7 @@ impl Parts {
     ) -> Result<(Parts, watch::Sender<bool>, RefusalWriter), NodeError> {
         let applied = storage.state_machine.subscribe();
         let voter_signed = storage.state_machine.subscribe_voter_signed();
-        let network = Network::new(tls.clone()).with_log(storage.log_store.clone());
+        let network = Network::new(tls.clone());
         let log_store = storage.log_store.clone();
         let raft = crate::raft::start(
             config.id,

@@ -49,7 +49,6 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use openraft::raft::AppendEntriesRequest;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -83,18 +82,11 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// One entry in the tail, with its stored JSON: the bytes the writer
-/// stores and, on a leader, the bytes replication sends.
+/// One entry in the tail, with the size of its stored JSON.
 struct Cached {
     entry: Entry,
-    json: Arc<[u8]>,
+    bytes: usize,
     durable: bool,
-}
-
-impl Cached {
-    fn bytes(&self) -> usize {
-        self.json.len()
-    }
 }
 
 /// What the log holds in memory: the newest entries and its state.
@@ -138,7 +130,7 @@ impl Tail {
 
     /// Adds an entry after the last one; refuses one that would leave a hole
     /// or go back, which openraft never asks for.
-    fn push(&mut self, entry: Entry, json: Arc<[u8]>) -> io::Result<()> {
+    fn push(&mut self, entry: Entry, bytes: usize) -> io::Result<()> {
         let expected = self.last_log_id.map_or(entry.log_id.index, |l| l.index + 1);
         if entry.log_id.index != expected {
             return Err(io::Error::other(format!(
@@ -147,11 +139,11 @@ impl Tail {
             )));
         }
         self.last_log_id = Some(entry.log_id);
-        self.appended_bytes += json.len() as u64;
+        self.appended_bytes += bytes as u64;
         self.appended_entries += 1;
         self.entries.push_back(Cached {
             entry,
-            json,
+            bytes,
             durable: false,
         });
         Ok(())
@@ -166,14 +158,14 @@ impl Tail {
                 let cached = &mut self.entries[pos];
                 if cached.entry.log_id == *id && !cached.durable {
                     cached.durable = true;
-                    self.durable_bytes += cached.bytes();
+                    self.durable_bytes += cached.bytes;
                 }
             }
         }
         while self.durable_bytes > self.budget_bytes {
             match self.entries.front() {
                 Some(c) if c.durable => {
-                    self.durable_bytes -= c.bytes();
+                    self.durable_bytes -= c.bytes;
                     self.entries.pop_front();
                 }
                 _ => break,
@@ -187,7 +179,7 @@ impl Tail {
                 break;
             }
             if c.durable {
-                self.durable_bytes -= c.bytes();
+                self.durable_bytes -= c.bytes;
             }
             self.entries.pop_back();
         }
@@ -199,7 +191,7 @@ impl Tail {
                 break;
             }
             if c.durable {
-                self.durable_bytes -= c.bytes();
+                self.durable_bytes -= c.bytes;
             }
             self.entries.pop_front();
         }
@@ -223,7 +215,7 @@ impl Tail {
             if cached.entry.log_id.index >= end {
                 break;
             }
-            let bytes = cached.bytes() + 1;
+            let bytes = cached.bytes + 1;
             if !out.is_empty() && used.saturating_add(bytes) > budget {
                 return Taken::Full;
             }
@@ -247,7 +239,7 @@ pub struct DiskOnly {
 /// A write for the writer thread.
 enum Write {
     Append {
-        rows: Vec<(u64, Arc<[u8]>)>,
+        rows: Vec<(u64, Vec<u8>)>,
         ids: Vec<LogId>,
         callback: IOFlushed<TypeConfig>,
     },
@@ -296,11 +288,6 @@ fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> io::Result<Option
         None => Ok(None),
         Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(io_err),
     }
-}
-
-/// Appends `value`'s JSON to `out`; Raft messages always serialise.
-fn put<T: Serialize>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("raft messages serialise");
 }
 
 fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
@@ -382,45 +369,6 @@ impl LogStore {
             last: first - 1,
             bytes: entries.saturating_mul(mean),
         })
-    }
-
-    /// `req` as JSON, exactly as serde writes it, but with the JSON of each
-    /// entry the tail still holds copied from there rather than written
-    /// again: the leader wrote it once for its own log, and replication
-    /// sent it to each follower written anew (serde_json was a fifth of a
-    /// leader's CPU under 100-event appends). Entries no longer in the tail
-    /// are written as serde would.
-    pub fn append_request_json(&self, req: &AppendEntriesRequest<TypeConfig>) -> Vec<u8> {
-        let cached: Vec<Option<Arc<[u8]>>> = {
-            let tail = self.tail();
-            req.entries
-                .iter()
-                .map(|e| {
-                    let c = &tail.entries[tail.position(e.log_id.index)?];
-                    (c.entry.log_id == e.log_id).then(|| c.json.clone())
-                })
-                .collect()
-        };
-        let json_bytes: usize = cached.iter().flatten().map(|j| j.len() + 1).sum();
-        let mut out = Vec::with_capacity(json_bytes + 256);
-        out.extend_from_slice(b"{\"vote\":");
-        put(&mut out, &req.vote);
-        out.extend_from_slice(b",\"prev_log_id\":");
-        put(&mut out, &req.prev_log_id);
-        out.extend_from_slice(b",\"entries\":[");
-        for (i, (entry, json)) in req.entries.iter().zip(&cached).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            match json {
-                Some(json) => out.extend_from_slice(json),
-                None => put(&mut out, entry),
-            }
-        }
-        out.extend_from_slice(b"],\"leader_commit\":");
-        put(&mut out, &req.leader_commit);
-        out.push(b'}');
-        out
     }
 
     fn tail(&self) -> MutexGuard<'_, Tail> {
@@ -606,7 +554,7 @@ fn commit(db: &Database, batch: &[Write], committed: Option<&[u8]>) -> io::Resul
             match write {
                 Write::Append { rows, .. } => {
                     for (index, bytes) in rows {
-                        log.insert(*index, bytes.as_ref()).map_err(io_err)?;
+                        log.insert(*index, bytes.as_slice()).map_err(io_err)?;
                     }
                 }
                 Write::Vote { bytes, .. } => {
@@ -722,11 +670,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut tail = self.tail();
             for entry in entries {
-                let json: Arc<[u8]> = encode(&entry)?.into();
+                let bytes = encode(&entry)?;
                 ids.push(entry.log_id);
                 let index = entry.log_id.index;
-                tail.push(entry, json.clone())?;
-                rows.push((index, json));
+                tail.push(entry, bytes.len())?;
+                rows.push((index, bytes));
             }
         }
         self.send(Write::Append {
@@ -968,62 +916,6 @@ mod tests {
         let mut store = reopen(&path, 0);
         let all = store.try_get_log_entries(1..=10).await.unwrap();
         assert_eq!(terms(&all), vec![1, 1, 2, 2]);
-    }
-
-    #[tokio::test]
-    async fn an_append_request_is_the_json_serde_writes_with_or_without_the_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let one = encode(&entry(10, 10)).unwrap().len();
-        // Room for three durable entries: 1..=5 leave the tail, 6..=8 stay.
-        let mut store =
-            LogStore::open_with_tail(&dir.path().join("raft-log.redb"), 3 * one).unwrap();
-        append_durably(&mut store, (1..=8).map(|i| entry(i, 10)).collect()).await;
-        // Not durable yet: still in the tail.
-        store
-            .append((9..=10).map(|i| entry(i, 7)), IOFlushed::noop())
-            .await
-            .unwrap();
-        assert_eq!(store.tail().first_index(), Some(6));
-        let request = |prev: Option<u64>, entries: Vec<Entry>| AppendEntriesRequest::<TypeConfig> {
-            vote: Vote::new_committed(1, 1),
-            prev_log_id: prev.map(|i| entry(i, 0).log_id),
-            entries,
-            leader_commit: Some(entry(4, 0).log_id),
-        };
-        let cases = [
-            (
-                "tail only",
-                request(
-                    Some(7),
-                    (8..=10)
-                        .map(|i| entry(i, if i > 8 { 7 } else { 10 }))
-                        .collect(),
-                ),
-            ),
-            (
-                "disk and tail",
-                request(
-                    Some(3),
-                    (4..=10)
-                        .map(|i| entry(i, if i > 8 { 7 } else { 10 }))
-                        .collect(),
-                ),
-            ),
-            // Same index as in the tail, another term: not the tail's entry.
-            (
-                "another term",
-                request(Some(8), vec![entry_at(2, 9, 3), entry_at(2, 10, 3)]),
-            ),
-            ("heartbeat", request(Some(10), Vec::new())),
-            ("from the start", request(None, vec![entry(1, 10)])),
-        ];
-        for (what, req) in cases {
-            assert_eq!(
-                String::from_utf8(store.append_request_json(&req)).unwrap(),
-                serde_json::to_string(&req).unwrap(),
-                "{what}"
-            );
-        }
     }
 
     #[tokio::test]

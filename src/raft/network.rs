@@ -19,7 +19,6 @@ use openraft::{OptionalSend, RaftNetworkFactory, RaftNetworkV2};
 use serde::{de::DeserializeOwned, Serialize};
 use tonic::transport::{Channel, Endpoint};
 
-use super::log_store::LogStore;
 use super::state_machine::SnapshotFile;
 use super::{NodeId, PeerInfo, TypeConfig};
 use crate::limits::{RAFT_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_CHUNK_TIMEOUT_MS};
@@ -52,9 +51,6 @@ pub struct Network {
     channels: Arc<Mutex<HashMap<(NodeId, String), Channel>>>,
     /// This node's certificate and the cluster CA; `None` for plaintext.
     tls: Option<Arc<TlsMaterial>>,
-    /// This node's Raft log, whose stored JSON of each entry appends reuse
-    /// ([`LogStore::append_request_json`]); `None`: written anew.
-    log: Option<LogStore>,
 }
 
 impl Network {
@@ -62,14 +58,7 @@ impl Network {
         Self {
             channels: Arc::default(),
             tls: tls.map(Arc::new),
-            log: None,
         }
-    }
-
-    /// Sends appends with the JSON of each entry as `log` stored it.
-    pub fn with_log(mut self, log: LogStore) -> Self {
-        self.log = Some(log);
-        self
     }
 
     /// A channel to node `target` at `addr` (either of its listeners). Over
@@ -134,7 +123,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &PeerInfo) -> PeerClient {
         PeerClient {
             client: self.client(target, &node.addr).map_err(|e| e.to_string()),
-            log: self.log.clone(),
         }
     }
 }
@@ -151,18 +139,6 @@ enum Unary {
 pub struct PeerClient {
     /// An invalid address is reported on every call as unreachable.
     client: Result<RaftClient<Channel>, String>,
-    log: Option<LogStore>,
-}
-
-/// An append as the wire carries it: the JSON of its entries copied from
-/// `log` where it holds them.
-fn encode_append(log: Option<&LogStore>, req: &AppendEntriesRequest<TypeConfig>) -> RaftMessage {
-    match log {
-        Some(log) => RaftMessage {
-            data: log.append_request_json(req),
-        },
-        None => encode(req),
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,14 +195,14 @@ impl PeerClient {
     }
 
     /// One unary Raft RPC: JSON in, JSON out, bounded by openraft's deadline.
-    async fn unary<Resp: DeserializeOwned>(
+    async fn unary<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         kind: Unary,
-        msg: RaftMessage,
+        rpc: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let mut client = self.client()?;
-        let mut req = tonic::Request::new(msg);
+        let mut req = tonic::Request::new(encode(rpc));
         req.set_timeout(option.hard_ttl());
         let resp = match kind {
             Unary::AppendEntries => client.append_entries(req).await,
@@ -246,8 +222,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let msg = encode_append(self.log.as_ref(), &rpc);
-        self.unary(Unary::AppendEntries, msg, &option).await
+        self.unary(Unary::AppendEntries, &rpc, &option).await
     }
 
     fn stream_append<'s, S>(
@@ -266,8 +241,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     {
         Box::pin(async move {
             let mut client = self.client()?;
-            let log = self.log.clone();
-            let outbound = input.map(move |req| encode_append(log.as_ref(), &req));
+            let outbound = input.map(|req| encode(&req));
             let inbound = match client.stream_append(tonic::Request::new(outbound)).await {
                 Ok(resp) => resp.into_inner(),
                 Err(status) => {
@@ -292,7 +266,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.unary(Unary::Vote, encode(&rpc), &option).await
+        self.unary(Unary::Vote, &rpc, &option).await
     }
 
     async fn pre_vote(
@@ -300,7 +274,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.unary(Unary::PreVote, encode(&rpc), &option).await
+        self.unary(Unary::PreVote, &rpc, &option).await
     }
 
     async fn full_snapshot(
