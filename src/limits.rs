@@ -459,7 +459,7 @@ pub const RAFT_APPEND_BYTES_MAX: usize = GRPC_MESSAGE_BYTES_MAX - RAFT_MESSAGE_F
 /// after they are written (`raft::log_store`), the newest ones: what
 /// replication to a follower that keeps up reads, without a disk read and a
 /// JSON decode per entry. Entries not yet durable are always kept, whatever
-/// their size; a follower further behind is fed from redb.
+/// their size; a follower further behind is fed from the segment files.
 pub const RAFT_LOG_TAIL_BYTES: usize = 32 * 1024 * 1024;
 
 /// Groups of appends a node keeps in flight at once (`raft::group_commit`):
@@ -530,10 +530,12 @@ pub const FREE_BYTES_MIN_DEFAULT: u64 = 64 * 1024 * 1024;
 /// as the log grows; reads beyond it come from the OS page cache.
 pub const LEDGER_CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
-/// redb's page cache for `raft-log.redb`, bytes. Replication reads the
-/// log's in-memory tail ([`RAFT_LOG_TAIL_BYTES`]); redb's cache holds the
-/// pages a commit writes and what a lagging follower is sent from disk.
-pub const RAFT_LOG_CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest segment file of the Raft log (`raft-log/`), bytes. A purge
+/// removes whole segments, so the log keeps up to this much beyond what it
+/// must; and the newest segment's entries stay in the `raft-log` crate's
+/// memory until it is closed, so a node holds up to this much more than
+/// its tail ([`RAFT_LOG_TAIL_BYTES`]).
+pub const RAFT_LOG_SEGMENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// How often a node measures the free space of its data directory, ms. One
 /// `statvfs` is cheap; this bounds how long replication (which takes the

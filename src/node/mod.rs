@@ -4,7 +4,7 @@
 //! ticker and the checkpoint signer.
 //!
 //! # Start-up
-//! Opens `ledger.redb`, `raft-log.redb` and `snapshots/` under the data dir,
+//! Opens `ledger.redb`, `raft-log/` and `snapshots/` under the data dir,
 //! starts Raft, serves on the given listeners, and (with `bootstrap`) on a
 //! fresh log initialises the cluster with the configured peers.
 //!
@@ -625,7 +625,7 @@ impl Storage {
             .map_err(|e| err(&e))?,
         );
         let log_store = LogStore::open_with_tail(
-            &config.data_dir.join("raft-log.redb"),
+            &config.data_dir.join("raft-log"),
             usize::try_from(config.raft.log_memory_bytes).unwrap_or(usize::MAX),
         )
         .map_err(|e| err(&e))?;

@@ -1,5 +1,5 @@
-//! The Raft log: an in-memory tail over redb (`raft-log.redb`), written by
-//! one thread.
+//! The Raft log: an in-memory tail over segment files ([`super::wal`],
+//! the `raft-log/` directory), written by one thread.
 //!
 //! # Why a tail and a writer
 //! Every Raft entry costs the core an `append`, the disk a durable commit,
@@ -12,25 +12,24 @@
 //! - `append` puts the entries in the tail, where every reader finds them at
 //!   once (openraft requires that), and queues their stored rows with the
 //!   flush callback for the writer thread. It neither waits nor blocks.
-//! - The writer takes every write queued, applies them in order in one redb
-//!   transaction, commits it durably (one fsync for all of them), marks the
+//! - The writer takes every write queued, appends them in order to the
+//!   write-ahead log, flushes it (one fsync for all of them), marks the
 //!   entries durable in the tail, and fires their callbacks: none is
 //!   acknowledged before its fsync.
 //! - Votes, truncations and purges travel through the same queue, because
 //!   openraft requires writes to be applied in the order they were made, and
 //!   return once committed durably.
 //! - The committed id rides along: the writer keeps the newest one and
-//!   writes it with the next durable commit, never in a transaction of its
-//!   own (a redb commit per id, even without an fsync, cost the writer
-//!   pages to write and free on every entry).
+//!   writes it with the next durable flush, never on its own (an fsync
+//!   per committed id would double the writer's fsyncs).
 //!   openraft reads it back only as a starting point (a node that restarts
 //!   with an older one, or none, takes the state machine's applied id and
 //!   re-learns the rest from the leader); every entry it names is already
 //!   durable in a majority's logs.
 //!
 //! # Reads
-//! A read is served from the tail where the tail holds it, and from redb
-//! below. The tail keeps every entry that is not durable yet and the newest
+//! A read is served from the tail where the tail holds it, and from the
+//! segment files below. The tail keeps every entry that is not durable yet and the newest
 //! [`RAFT_LOG_TAIL_BYTES`] of durable ones; only durable entries leave it, so
 //! an entry is always in the tail, on disk, or both.
 //!
@@ -49,30 +48,25 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::{de::DeserializeOwned, Serialize};
+use raft_log::api::raft_log_writer::RaftLogWriter;
+use raft_log::Types;
+use serde::Serialize;
 use tokio::sync::oneshot;
 
+use super::wal::{self, LogId, StoredEntry, StoredLogId, StoredVote, Vote, Wal, WalTypes};
 use super::TypeConfig;
-use crate::limits::{RAFT_APPEND_BYTES_MAX, RAFT_LOG_CACHE_BYTES, RAFT_LOG_TAIL_BYTES};
+use crate::limits::{RAFT_APPEND_BYTES_MAX, RAFT_LOG_TAIL_BYTES};
 
-type LogId = openraft::alias::LogIdOf<TypeConfig>;
-type Vote = openraft::alias::VoteOf<TypeConfig>;
 type Entry = openraft::alias::EntryOf<TypeConfig>;
-
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const KEY_VOTE: &str = "vote";
-const KEY_COMMITTED: &str = "committed";
-const KEY_PURGED: &str = "last_purged";
 
 /// The Raft log store; cheap to clone (all clones share one tail, one file
 /// and one writer thread).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
+    wal: Arc<Mutex<Wal>>,
     tail: Arc<Mutex<Tail>>,
     /// Writes waiting for the writer thread, in the order they were made.
     writes: mpsc::Sender<Write>,
@@ -239,27 +233,25 @@ pub struct DiskOnly {
 /// A write for the writer thread.
 enum Write {
     Append {
-        rows: Vec<(u64, Vec<u8>)>,
-        ids: Vec<LogId>,
+        rows: Vec<(LogId, Bytes)>,
         callback: IOFlushed<TypeConfig>,
     },
     Vote {
-        bytes: Vec<u8>,
+        vote: Vote,
         done: oneshot::Sender<io::Result<()>>,
     },
     Committed {
-        bytes: Vec<u8>,
+        id: LogId,
     },
     /// Removes every entry from `from` on.
     Truncate {
         from: u64,
         done: oneshot::Sender<io::Result<()>>,
     },
-    /// Removes every entry through `through` and records `bytes` as the
-    /// last purged id.
+    /// Removes every entry through `through` and records it as the last
+    /// purged id.
     Purge {
-        through: u64,
-        bytes: Vec<u8>,
+        through: LogId,
         done: oneshot::Sender<io::Result<()>>,
     },
 }
@@ -281,13 +273,10 @@ impl Write {
     }
 }
 
-fn read_meta<T: DeserializeOwned>(db: &Database, key: &str) -> io::Result<Option<T>> {
-    let txn = db.begin_read().map_err(io_err)?;
-    let table = txn.open_table(META).map_err(io_err)?;
-    match table.get(key).map_err(io_err)? {
-        None => Ok(None),
-        Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(io_err),
-    }
+fn lock_wal(wal: &Mutex<Wal>) -> MutexGuard<'_, Wal> {
+    // A panic while holding the lock leaves the crate's state as its last
+    // completed call left it; the writer reports any error it returned.
+    wal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
@@ -295,8 +284,8 @@ fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
 }
 
 impl LogStore {
-    /// Opens or creates the log at `path` and starts its writer thread,
-    /// which ends when the last clone of the store is dropped.
+    /// Opens or creates the log in directory `path` and starts its writer
+    /// thread, which ends when the last clone of the store is dropped.
     pub fn open(path: &Path) -> io::Result<Self> {
         Self::open_with_tail(path, RAFT_LOG_TAIL_BYTES)
     }
@@ -305,48 +294,30 @@ impl LogStore {
     /// memory (0: only those not yet durable, so reads of the rest go to
     /// disk).
     pub fn open_with_tail(path: &Path, tail_bytes: usize) -> io::Result<Self> {
-        let db = Arc::new(
-            redb::Builder::new()
-                .set_cache_size(RAFT_LOG_CACHE_BYTES)
-                .create(path)
-                .map_err(io_err)?,
-        );
-        let txn = db.begin_write().map_err(io_err)?;
-        txn.open_table(LOG).map_err(io_err)?;
-        txn.open_table(META).map_err(io_err)?;
-        txn.commit().map_err(io_err)?;
-        let last_purged: Option<LogId> = read_meta(&db, KEY_PURGED)?;
-        let last_stored = {
-            let txn = db.begin_read().map_err(io_err)?;
-            let table = txn.open_table(LOG).map_err(io_err)?;
-            let last = match table.last().map_err(io_err)? {
-                Some((_, v)) => Some(
-                    serde_json::from_slice::<Entry>(v.value())
-                        .map_err(io_err)?
-                        .log_id,
-                ),
-                None => None,
-            };
-            last
-        };
+        let wal = wal::open(path)?;
+        let state = wal.log_state();
+        let (last_purged, last_stored) =
+            (state.purged().map(|id| id.0), state.last().map(|id| id.0));
+        let (vote, committed) = (state.vote().map(|v| v.0), state.committed().map(|id| id.0));
+        let wal = Arc::new(Mutex::new(wal));
         let tail = Arc::new(Mutex::new(Tail {
             entries: VecDeque::new(),
             durable_bytes: 0,
             budget_bytes: tail_bytes,
             last_log_id: last_stored.or(last_purged),
             last_purged,
-            vote: read_meta(&db, KEY_VOTE)?,
-            committed: read_meta::<Option<LogId>>(&db, KEY_COMMITTED)?.flatten(),
+            vote,
+            committed,
             appended_bytes: 0,
             appended_entries: 0,
         }));
         let (tx, rx) = mpsc::channel::<Write>();
-        let (writer_db, writer_tail) = (db.clone(), tail.clone());
+        let (writer_wal, writer_tail) = (wal.clone(), tail.clone());
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_loop(&writer_db, &writer_tail, &rx))?;
+            .spawn(move || write_loop(&writer_wal, &writer_tail, &rx))?;
         Ok(Self {
-            db,
+            wal,
             tail,
             writes: tx,
         })
@@ -423,14 +394,18 @@ impl LogStore {
                     // Entries leaving the tail meanwhile are on disk by then
                     // (only durable ones leave), so the loop finds them there.
                     let disk_end = first_cached.map_or(end, |first| first.min(end));
-                    let db = self.db.clone();
+                    let wal = self.wal.clone();
                     let remaining = budget.saturating_sub(used);
                     let first_forced = out.is_empty();
                     let (entries, bytes, full) = tokio::task::spawn_blocking(move || {
-                        read_stored(&db, next, disk_end, remaining, first_forced)
+                        read_stored(&wal, next, disk_end, remaining, first_forced)
                     })
                     .await
                     .map_err(io_err)??;
+                    let entries = entries
+                        .iter()
+                        .map(|stored| serde_json::from_slice::<Entry>(&stored.0).map_err(io_err))
+                        .collect::<io::Result<Vec<_>>>()?;
                     // Stored entries start after the purge point, which
                     // may be past `next`; with none stored below the tail,
                     // the range goes on in the tail.
@@ -456,44 +431,44 @@ impl LogStore {
 /// `first_forced`: the entries, their bytes, and whether the budget stopped
 /// the read.
 fn read_stored(
-    db: &Database,
+    wal: &Mutex<Wal>,
     start: u64,
     end: u64,
     budget: usize,
     first_forced: bool,
-) -> io::Result<(Vec<Entry>, usize, bool)> {
+) -> io::Result<(Vec<StoredEntry>, usize, bool)> {
     let mut out = Vec::new();
     let mut used: usize = 0;
     if start >= end {
         return Ok((out, used, false));
     }
-    let txn = db.begin_read().map_err(io_err)?;
-    let table = txn.open_table(LOG).map_err(io_err)?;
-    for row in table.range(start..end).map_err(io_err)? {
-        let (_, v) = row.map_err(io_err)?;
-        let bytes = v.value().len() + 1;
+    // Under the lock only the file reads; entries are decoded after it.
+    let wal = lock_wal(wal);
+    for row in wal.read(start, end) {
+        let (_, stored) = row?;
+        let bytes = stored.0.len() + 1;
         let forced = first_forced && out.is_empty();
         if !forced && used.saturating_add(bytes) > budget {
             return Ok((out, used, true));
         }
         used = used.saturating_add(bytes);
-        out.push(serde_json::from_slice::<Entry>(v.value()).map_err(io_err)?);
+        out.push(stored);
     }
     Ok((out, used, false))
 }
 
-/// The writer thread: every write waiting goes into one durable redb
-/// transaction, with the newest committed id, and is then completed; a
-/// queue of committed ids alone only updates that id.
-fn write_loop(db: &Database, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
+/// The writer thread: every write waiting goes into the write-ahead log,
+/// with the newest committed id, is flushed with one fsync, and is then
+/// completed; a queue of committed ids alone only updates that id.
+fn write_loop(wal: &Mutex<Wal>, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
     // The newest committed id not yet written: it goes with the next
-    // durable commit, which a queue of committed ids alone never makes.
-    let mut committed: Option<Vec<u8>> = None;
+    // durable flush, which a queue of committed ids alone never makes.
+    let mut committed: Option<LogId> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        // One yield before the commit: on a busy machine the threads
-        // about to queue more writes run first, and join this commit's
+        // One yield before the flush: on a busy machine the threads
+        // about to queue more writes run first, and join this flush's
         // fsync instead of waiting for one of their own. It costs an idle
         // machine nothing (no other thread is runnable) and measured
         // better at every load shape (A/B, 5 s runs, TLS: 1 x 1 +6%,
@@ -503,14 +478,14 @@ fn write_loop(db: &Database, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
         let mut writes = Vec::with_capacity(batch.len());
         for write in batch {
             match write {
-                Write::Committed { bytes } => committed = Some(bytes),
+                Write::Committed { id } => committed = Some(id),
                 other => writes.push(other),
             }
         }
         if writes.is_empty() {
             continue;
         }
-        let result = commit(db, &writes, committed.as_deref());
+        let result = commit(wal, &writes, committed);
         if result.is_ok() {
             committed = None;
             let ids = surviving_ids(&writes);
@@ -524,59 +499,75 @@ fn write_loop(db: &Database, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
     }
 }
 
-/// The ids of the entries a committed batch leaves on disk: appended, and
+/// The ids of the entries a flushed batch leaves on disk: appended, and
 /// not removed by a later truncation or purge in the same batch.
 fn surviving_ids(batch: &[Write]) -> Vec<LogId> {
     let mut ids: Vec<LogId> = Vec::new();
     for write in batch {
         match write {
-            Write::Append { ids: appended, .. } => ids.extend(appended.iter().copied()),
+            Write::Append { rows, .. } => ids.extend(rows.iter().map(|(id, _)| *id)),
             Write::Truncate { from, .. } => ids.retain(|id| id.index < *from),
-            Write::Purge { through, .. } => ids.retain(|id| id.index > *through),
+            Write::Purge { through, .. } => ids.retain(|id| id.index > through.index),
             Write::Vote { .. } | Write::Committed { .. } => {}
         }
     }
     ids
 }
 
-/// Applies `batch` in order, with the newest `committed` id if one waits,
-/// in one durable transaction.
-fn commit(db: &Database, batch: &[Write], committed: Option<&[u8]>) -> io::Result<()> {
-    let mut txn = db.begin_write().map_err(io_err)?;
-    txn.set_durability(Durability::Immediate).map_err(io_err)?;
-    {
-        let mut log = txn.open_table(LOG).map_err(io_err)?;
-        let mut meta = txn.open_table(META).map_err(io_err)?;
-        if let Some(bytes) = committed {
-            meta.insert(KEY_COMMITTED, bytes).map_err(io_err)?;
-        }
+/// Appends `batch` to the write-ahead log in order, with the newest
+/// `committed` id if one waits, and flushes it: one fsync for all.
+fn commit(wal: &Mutex<Wal>, batch: &[Write], committed: Option<LogId>) -> io::Result<()> {
+    let done = {
+        let mut wal = lock_wal(wal);
         for write in batch {
             match write {
                 Write::Append { rows, .. } => {
-                    for (index, bytes) in rows {
-                        log.insert(*index, bytes.as_slice()).map_err(io_err)?;
-                    }
+                    wal.append(
+                        rows.iter()
+                            .map(|(id, json)| (StoredLogId(*id), StoredEntry(json.clone()))),
+                    )?;
                 }
-                Write::Vote { bytes, .. } => {
-                    meta.insert(KEY_VOTE, bytes.as_slice()).map_err(io_err)?;
+                Write::Vote { vote, .. } => {
+                    wal.save_vote(StoredVote(*vote))?;
                 }
-                Write::Committed { bytes } => {
-                    meta.insert(KEY_COMMITTED, bytes.as_slice())
-                        .map_err(io_err)?;
+                Write::Committed { id } => {
+                    write_committed(&mut wal, *id)?;
                 }
                 Write::Truncate { from, .. } => {
-                    log.retain_in(*from.., |_, _| false).map_err(io_err)?;
+                    // Past the end there is nothing to remove (and the crate
+                    // wants the id of the entry before `from`).
+                    if *from < WalTypes::next_log_index(wal.log_state().last()) {
+                        wal.truncate(*from)?;
+                    }
                 }
-                Write::Purge { through, bytes, .. } => {
-                    // The purge point goes with the removal, so the log
-                    // never looks empty without saying where it ends.
-                    meta.insert(KEY_PURGED, bytes.as_slice()).map_err(io_err)?;
-                    log.retain_in(..=*through, |_, _| false).map_err(io_err)?;
+                Write::Purge { through, .. } => {
+                    // The purge point is recorded with the removal, so the
+                    // log never looks empty without saying where it ends.
+                    wal.purge(StoredLogId(*through))?;
                 }
             }
         }
+        if let Some(id) = committed {
+            write_committed(&mut wal, id)?;
+        }
+        wal::flush(&mut wal)?
+    };
+    // The lock is not held while the fsync runs: reads go on meanwhile.
+    wal::wait(&done)
+}
+
+/// Records `id` as committed unless an id as new is recorded already (the
+/// crate refuses a committed id that goes back, and after a restart
+/// openraft may report one from before the stored one).
+fn write_committed(wal: &mut Wal, id: LogId) -> io::Result<()> {
+    if wal
+        .log_state()
+        .committed()
+        .is_none_or(|stored| stored.0 < id)
+    {
+        wal.commit(StoredLogId(id))?;
     }
-    txn.commit().map_err(io_err)
+    Ok(())
 }
 
 fn bound_start(b: Bound<&u64>) -> u64 {
@@ -639,17 +630,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        let bytes = encode(vote)?;
-        self.write_and_wait(|done| Write::Vote { bytes, done })
+        let vote = *vote;
+        self.write_and_wait(|done| Write::Vote { vote, done })
             .await?;
-        self.tail().vote = Some(*vote);
+        self.tail().vote = Some(vote);
         Ok(())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        let bytes = encode(&committed)?;
         self.tail().committed = committed;
-        self.send(Write::Committed { bytes })
+        match committed {
+            Some(id) => self.send(Write::Committed { id }),
+            // Nothing committed yet: nothing to record.
+            None => Ok(()),
+        }
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -666,22 +660,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut rows = Vec::new();
-        let mut ids = Vec::new();
         {
             let mut tail = self.tail();
             for entry in entries {
                 let bytes = encode(&entry)?;
-                ids.push(entry.log_id);
-                let index = entry.log_id.index;
+                let id = entry.log_id;
                 tail.push(entry, bytes.len())?;
-                rows.push((index, bytes));
+                rows.push((id, Bytes::from(bytes)));
             }
         }
-        self.send(Write::Append {
-            rows,
-            ids,
-            callback,
-        })
+        self.send(Write::Append { rows, callback })
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
@@ -698,7 +686,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let bytes = encode(&Some(log_id))?;
         {
             let mut tail = self.tail();
             tail.pop_front_through(log_id.index);
@@ -711,8 +698,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         }
         self.write_and_wait(|done| Write::Purge {
-            through: log_id.index,
-            bytes,
+            through: log_id,
             done,
         })
         .await
@@ -797,8 +783,7 @@ mod tests {
     /// disk (0: durable entries leave the tail at once).
     async fn reads_stay_within_budget(tail_bytes: usize) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store =
-            LogStore::open_with_tail(&dir.path().join("raft-log.redb"), tail_bytes).unwrap();
+        let mut store = LogStore::open_with_tail(&dir.path().join("raft-log"), tail_bytes).unwrap();
         // Ten entries of 600 KB of quotes, 1.2 MB each as JSON: a budget
         // counted before escaping would let twice too many through.
         let quotes = 600 * 1024;
@@ -841,7 +826,7 @@ mod tests {
         for tail_bytes in [RAFT_LOG_TAIL_BYTES, 0] {
             let dir = tempfile::tempdir().unwrap();
             let mut store =
-                LogStore::open_with_tail(&dir.path().join("raft-log.redb"), tail_bytes).unwrap();
+                LogStore::open_with_tail(&dir.path().join("raft-log"), tail_bytes).unwrap();
             append_durably(&mut store, (1..=3).map(|i| entry(i, 100)).collect()).await;
             assert_eq!(indices(&store.read(2, 4, 10).await.unwrap()), vec![2]);
             let all = store.read(1, 4, usize::MAX).await.unwrap();
@@ -860,8 +845,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let one = encode(&entry(10, 10)).unwrap().len();
         // Room for three durable entries in memory.
-        let mut store =
-            LogStore::open_with_tail(&dir.path().join("raft-log.redb"), 3 * one).unwrap();
+        let mut store = LogStore::open_with_tail(&dir.path().join("raft-log"), 3 * one).unwrap();
         append_durably(&mut store, (1..=10).map(|i| entry(i, 10)).collect()).await;
         {
             let tail = store.tail();
@@ -882,7 +866,7 @@ mod tests {
     #[tokio::test]
     async fn an_entry_replaced_after_a_truncation_is_not_taken_for_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft-log.redb");
+        let path = dir.path().join("raft-log");
         let mut store = LogStore::open_with_tail(&path, 0).unwrap();
         // Term 1 writes 1..=5; before they are durable, a new leader's log
         // replaces 3.. with its own.
@@ -921,7 +905,7 @@ mod tests {
     #[tokio::test]
     async fn a_hole_in_the_log_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = LogStore::open(&dir.path().join("raft-log.redb")).unwrap();
+        let mut store = LogStore::open(&dir.path().join("raft-log")).unwrap();
         append_durably(&mut store, vec![entry(1, 0), entry(2, 0)]).await;
         let err = store
             .append([entry(4, 0)], IOFlushed::noop())
@@ -937,7 +921,7 @@ mod tests {
     #[tokio::test]
     async fn a_reopened_log_has_its_entries_vote_commit_and_purge_point() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft-log.redb");
+        let path = dir.path().join("raft-log");
         let mut store = LogStore::open(&path).unwrap();
         append_durably(&mut store, (1..=8).map(|i| entry(i, 10)).collect()).await;
         let vote = Vote::new_committed(3, 2);

@@ -1,4 +1,4 @@
-//! Everything openraft: the type configuration, the redb log store, the state
+//! Everything openraft: the type configuration, the log store, the state
 //! machine adapter over [`crate::storage::ledger_store`], the tonic network,
 //! the internal Raft gRPC service, and the `handover` of leadership by a
 //! node low on disk. No other module names an openraft type: they read
@@ -21,7 +21,8 @@
 //! # Layout
 //! - `mod.rs`: the type configuration, [`Command`] and its answers, and
 //!   starting, initialising and changing the membership of a Raft.
-//! - `log_store.rs`: the Raft log and vote in their own redb file.
+//! - `log_store.rs`: the Raft log and vote, with its in-memory tail.
+//! - `wal.rs`: their segment files on disk (the `raft-log` crate).
 //! - `state_machine.rs`: commands applied to the ledger store, snapshots
 //!   built, sent and installed.
 //! - `network.rs`: the tonic client side: channels to peers, messages and
@@ -50,6 +51,7 @@ pub(crate) mod proposer;
 pub(crate) mod service;
 pub(crate) mod state_machine;
 pub(crate) mod view;
+mod wal;
 
 pub use log_store::LogStore;
 pub use network::Network;

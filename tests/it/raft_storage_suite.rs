@@ -21,7 +21,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Red
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = LogStore::open_with_tail(&dir.path().join("raft-log.redb"), self.tail_bytes)
+        let log = LogStore::open_with_tail(&dir.path().join("raft-log"), self.tail_bytes)
             .expect("log store opens");
         let store = Arc::new(
             LedgerStore::open(&dir.path().join("ledger.redb"), "test/suite").expect("ledger opens"),
