@@ -9,7 +9,7 @@
 # 16 clients x 1 event on the empty log, fills it to ENTRIES with batches of
 # 1,000 from 8 clients, then measures the same shapes again, same cluster,
 # same run. Prints events/s and p50/p99 before and after with ratios, and
-# each node's bytes on disk per entry (ledger.redb, raft-log.redb and
+# each node's bytes on disk per entry (ledger.redb, raft-log/ and
 # snapshots/, measured with du) against the mean leaf size (read back with
 # `ironlog get`). The issue's goals: throughput after at least 0.9x before,
 # p99 after at most 1.2x, disk at most 2x the leaf bytes.
@@ -93,7 +93,7 @@ sleep 2
 for d in "$DIR"/c/node*/; do
   [ -f "$d/ledger.redb" ] || continue
   ledger=$(du -sb "$d/ledger.redb" | cut -f1)
-  raftlog=$(du -sb "$d/raft-log.redb" 2>/dev/null | cut -f1 || echo 0)
+  raftlog=$(du -sb "$d/raft-log" 2>/dev/null | cut -f1 || echo 0)
   snaps=$(du -sb "$d/snapshots" 2>/dev/null | cut -f1 || echo 0)
   total=$(du -sb "$d" | cut -f1)
   echo "{\"node\":\"$(basename "$d")\",\"ledger\":$ledger,\"raft_log\":$raftlog,\"snapshots\":$snaps,\"total\":$total}" >>"$DIR/disk"
@@ -120,7 +120,7 @@ for clients in sorted({r["clients"] for r in runs}):
           f"| {f['writes_per_second']:,.0f}, {f['p50_ms']:.1f} / {f['p99_ms']:.1f} | {t:.2f}x | {p:.2f}x |")
 print()
 print(f"mean leaf: {leaf_bytes:.0f} bytes; bytes on disk per entry per node:")
-print("| node | ledger.redb | raft-log.redb | snapshots | total | total / leaf |")
+print("| node | ledger.redb | raft-log/ | snapshots | total | total / leaf |")
 print("|---|---:|---:|---:|---:|---:|")
 for d in disk:
     per = {k: d[k] / size for k in ("ledger", "raft_log", "snapshots", "total")}
