@@ -451,10 +451,6 @@ pub const RAFT_MESSAGE_FRAMING_BYTES: usize = 64 * 1024;
 /// replication always progresses.
 pub const RAFT_APPEND_BYTES_MAX: usize = GRPC_MESSAGE_BYTES_MAX - RAFT_MESSAGE_FRAMING_BYTES;
 
-/// Worst-case JSON of one Raft entry, bytes: a full `Append` batch whose
-/// string fields are all `"` or `\` (each escaped as two bytes; control
-/// characters are refused by `Event::validate`, and `details` is already
-/// JSON text in the batch), plus field names per event.
 /// Bytes of durable Raft entries (as stored JSON) the log keeps in memory
 /// after they are written (`raft::log_store`), the newest ones: what
 /// replication to a follower that keeps up reads, without a disk read and a
@@ -471,6 +467,10 @@ pub const RAFT_LOG_TAIL_BYTES: usize = 32 * 1024 * 1024;
 /// of etcd.
 pub const GROUP_IN_FLIGHT_MAX: usize = 4;
 
+/// Worst-case JSON of one Raft entry, bytes: a full `Append` batch whose
+/// string fields are all `"` or `\` (each escaped as two bytes; control
+/// characters are refused by `Event::validate`, and `details` is already
+/// JSON text in the batch), plus field names per event.
 pub const RAFT_ENTRY_JSON_BYTES_MAX: usize = 2 * BATCH_BYTES_MAX + BATCH_EVENTS_MAX * 512;
 
 /// Message limit the Raft service and its clients need, bytes: one

@@ -46,7 +46,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
@@ -66,7 +66,7 @@ type Entry = openraft::alias::EntryOf<TypeConfig>;
 /// and one writer thread).
 #[derive(Clone)]
 pub struct LogStore {
-    wal: Arc<Mutex<Wal>>,
+    wal: Arc<RwLock<Wal>>,
     tail: Arc<Mutex<Tail>>,
     /// Writes waiting for the writer thread, in the order they were made.
     writes: mpsc::Sender<Write>,
@@ -273,10 +273,14 @@ impl Write {
     }
 }
 
-fn lock_wal(wal: &Mutex<Wal>) -> MutexGuard<'_, Wal> {
-    // A panic while holding the lock leaves the crate's state as its last
-    // completed call left it; the writer reports any error it returned.
-    wal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+// A panic while holding the lock leaves the crate's state as its last
+// completed call left it; the writer reports any error it returned.
+fn read_wal(wal: &RwLock<Wal>) -> RwLockReadGuard<'_, Wal> {
+    wal.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write_wal(wal: &RwLock<Wal>) -> RwLockWriteGuard<'_, Wal> {
+    wal.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
@@ -299,7 +303,7 @@ impl LogStore {
         let (last_purged, last_stored) =
             (state.purged().map(|id| id.0), state.last().map(|id| id.0));
         let (vote, committed) = (state.vote().map(|v| v.0), state.committed().map(|id| id.0));
-        let wal = Arc::new(Mutex::new(wal));
+        let wal = Arc::new(RwLock::new(wal));
         let tail = Arc::new(Mutex::new(Tail {
             entries: VecDeque::new(),
             durable_bytes: 0,
@@ -431,7 +435,7 @@ impl LogStore {
 /// `first_forced`: the entries, their bytes, and whether the budget stopped
 /// the read.
 fn read_stored(
-    wal: &Mutex<Wal>,
+    wal: &RwLock<Wal>,
     start: u64,
     end: u64,
     budget: usize,
@@ -442,8 +446,10 @@ fn read_stored(
     if start >= end {
         return Ok((out, used, false));
     }
-    // Under the lock only the file reads; entries are decoded after it.
-    let wal = lock_wal(wal);
+    // Reads share the lock (a lagging follower's disk reads do not hold
+    // up each other), and only the file reads happen under it: entries are
+    // decoded after.
+    let wal = read_wal(wal);
     for row in wal.read(start, end) {
         let (_, stored) = row?;
         let bytes = stored.0.len() + 1;
@@ -460,7 +466,7 @@ fn read_stored(
 /// The writer thread: every write waiting goes into the write-ahead log,
 /// with the newest committed id, is flushed with one fsync, and is then
 /// completed; a queue of committed ids alone only updates that id.
-fn write_loop(wal: &Mutex<Wal>, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
+fn write_loop(wal: &RwLock<Wal>, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
     // The newest committed id not yet written: it goes with the next
     // durable flush, which a queue of committed ids alone never makes.
     let mut committed: Option<LogId> = None;
@@ -516,9 +522,9 @@ fn surviving_ids(batch: &[Write]) -> Vec<LogId> {
 
 /// Appends `batch` to the write-ahead log in order, with the newest
 /// `committed` id if one waits, and flushes it: one fsync for all.
-fn commit(wal: &Mutex<Wal>, batch: &[Write], committed: Option<LogId>) -> io::Result<()> {
+fn commit(wal: &RwLock<Wal>, batch: &[Write], committed: Option<LogId>) -> io::Result<()> {
     let done = {
-        let mut wal = lock_wal(wal);
+        let mut wal = write_wal(wal);
         for write in batch {
             match write {
                 Write::Append { rows, .. } => {
