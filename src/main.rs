@@ -67,7 +67,18 @@ fn init_tracing(command: &Command) {
         Command::Node { .. } | Command::Witness(_) => "info",
         _ => "warn",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // The Raft log's crate logs at info on every fsync (where its cache may
+    // evict up to): a line per commit. Its warnings and errors still show,
+    // and RUST_LOG naming it explicitly gets everything it asks for.
+    let names_raft_log = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("raft_log"));
+    if !names_raft_log {
+        filter = filter.add_directive(
+            "raft_log=warn"
+                .parse()
+                .expect("a valid static filter directive"),
+        );
+    }
     // No colour codes when stderr is a file, as for `cluster up`'s node logs.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
