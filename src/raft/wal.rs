@@ -39,7 +39,7 @@ use raft_log::{Config, RaftLog, Types};
 use redb::{ReadableDatabase, TableDefinition};
 
 use super::TypeConfig;
-use crate::limits::{RAFT_LOG_SEGMENT_BYTES, RAFT_MESSAGE_BYTES_MAX};
+use crate::limits::{RAFT_ENTRY_JSON_BYTES_MAX, RAFT_LOG_SEGMENT_BYTES, RAFT_MESSAGE_BYTES_MAX};
 
 pub(super) type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub(super) type Vote = openraft::alias::VoteOf<TypeConfig>;
@@ -69,8 +69,28 @@ impl Types for WalTypes {
 }
 
 /// A Raft log id as stored: term, leader node, index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+///
+/// Ordered by index first. raft-log orders ids to check appends, purges
+/// and commits and to choose what its cache may evict; openraft, and this
+/// store's tail, go by index. Ordered by term first (openraft's own order
+/// for log ids), a follower holding a stale suffix of a higher term than
+/// the entries that replace it would have its purge past that suffix
+/// ignored (the next append then refused), and replacement entries taken
+/// as older than the stale ones and evicted before they can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct StoredLogId(pub LogId);
+
+impl Ord for StoredLogId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.0.index, self.0.leader_id).cmp(&(other.0.index, other.0.leader_id))
+    }
+}
+
+impl PartialOrd for StoredLogId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Encode for StoredLogId {
     fn encode<W: Write>(&self, mut w: W) -> io::Result<usize> {
@@ -103,6 +123,14 @@ impl fmt::Debug for StoredEntry {
 
 impl Encode for StoredEntry {
     fn encode<W: Write>(&self, mut w: W) -> io::Result<usize> {
+        // Refused here rather than written: a record that decoding refuses
+        // would make the log impossible to open.
+        if self.0.len() > RAFT_MESSAGE_BYTES_MAX {
+            return Err(io::Error::other(format!(
+                "raft entry of {} bytes exceeds {RAFT_MESSAGE_BYTES_MAX}",
+                self.0.len()
+            )));
+        }
         let len = u32::try_from(self.0.len())
             .map_err(|_| io::Error::other("raft entry too large to store"))?;
         let n = len.encode(&mut w)?;
@@ -156,16 +184,23 @@ impl Decode for StoredVote {
 }
 
 fn config(dir: &Path) -> io::Result<Arc<Config>> {
+    config_with_segment(dir, RAFT_LOG_SEGMENT_BYTES)
+}
+
+fn config_with_segment(dir: &Path, segment_bytes: usize) -> io::Result<Arc<Config>> {
     let dir = dir
         .to_str()
         .ok_or_else(|| io::Error::other(format!("raft log path {dir:?} is not UTF-8")))?;
     Ok(Arc::new(Config {
-        // The open segment's entries stay in the crate's cache until the
-        // segment is closed; the store's own tail is the cache that
-        // matters, so segments stay small and nothing else is kept.
-        chunk_max_size: Some(RAFT_LOG_SEGMENT_BYTES),
-        log_cache_max_items: Some(1),
-        log_cache_capacity: Some(1),
+        chunk_max_size: Some(segment_bytes),
+        // The crate reads the open segment's entries only from its cache,
+        // and evicts the smallest ids it takes for flushed first. Room for
+        // a whole open segment (it closes after the entry that fills it)
+        // and as much again means eviction only ever takes entries of
+        // closed segments, which it can read back from their files. The
+        // store's own tail is the cache replication reads.
+        log_cache_max_items: Some(usize::MAX),
+        log_cache_capacity: Some(2 * segment_bytes + RAFT_ENTRY_JSON_BYTES_MAX),
         // Opening reads every segment once, sequentially.
         read_buffer_size: Some(1024 * 1024),
         ..Config::new(dir)
@@ -175,12 +210,60 @@ fn config(dir: &Path) -> io::Result<Arc<Config>> {
 /// Opens the log in directory `dir`, first importing `raft-log.redb` from
 /// beside it if an older version left one there.
 pub(super) fn open(dir: &Path) -> io::Result<Wal> {
+    open_with_segment(dir, RAFT_LOG_SEGMENT_BYTES)
+}
+
+fn open_with_segment(dir: &Path, segment_bytes: usize) -> io::Result<Wal> {
     let legacy = legacy_path(dir);
     if legacy.exists() {
         import_legacy(&legacy, dir)?;
     }
     std::fs::create_dir_all(dir)?;
-    RaftLog::open(config(dir)?)
+    set_aside_unfinished_segment(dir)?;
+    RaftLog::open(config_with_segment(dir, segment_bytes)?)
+}
+
+/// The offset a segment file's name gives (`r-<offset with _>.wal`).
+fn segment_offset(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("r-")?.strip_suffix(".wal")?;
+    digits.replace('_', "").parse().ok()
+}
+
+/// Sets aside the newest segment when a crash left the one before it
+/// unfinished.
+///
+/// When a segment fills, raft-log creates the next one before its flush
+/// thread has written the old one's last records. A crash in between leaves
+/// the old segment ending short of where the new one starts, and the crate
+/// then refuses to open the log ("gap between chunks"), or panics on an
+/// empty newest file. Nothing after that point was acknowledged: a flush
+/// completes only once every earlier segment is written and synced. So the
+/// newest segment is renamed out of the log's way (kept for inspection),
+/// and the crate cuts the torn end of the one before it as usual. A gap
+/// anywhere else is damage, not a crash, and stays an error.
+fn set_aside_unfinished_segment(dir: &Path) -> io::Result<()> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(offset) = entry.file_name().to_str().and_then(segment_offset) {
+            segments.push((offset, entry.path(), entry.metadata()?.len()));
+        }
+    }
+    segments.sort();
+    let [.., (prev_offset, _, prev_len), (last_offset, last_path, last_len)] = &segments[..] else {
+        return Ok(());
+    };
+    if prev_offset + prev_len < *last_offset || *last_len == 0 {
+        let aside = last_path.with_extension("wal.unfinished");
+        tracing::warn!(
+            segment = %last_path.display(),
+            "raft log: a crash left the segment before this one unfinished; \
+             setting the newest segment aside (nothing in it was acknowledged)"
+        );
+        std::fs::rename(last_path, &aside)?;
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Makes everything written so far durable and waits for it.
@@ -254,6 +337,8 @@ fn import_legacy(legacy: &Path, dir: &Path) -> io::Result<()> {
         }
         wait(&flush(&mut wal)?)?;
     }
+    // The segment files' names are durable before the move names them.
+    std::fs::File::open(&staging)?.sync_all()?;
     std::fs::rename(&staging, dir)?;
     if let Some(parent) = dir.parent() {
         std::fs::File::open(parent)?.sync_all()?;
@@ -298,6 +383,149 @@ mod tests {
             },
         );
         serde_json::to_vec(&entry).unwrap()
+    }
+
+    fn append(wal: &mut Wal, term: u64, indices: std::ops::RangeInclusive<u64>) {
+        for index in indices {
+            wal.append([(
+                StoredLogId(log_id(term, index)),
+                StoredEntry(Bytes::from(entry_json(term, index))),
+            )])
+            .unwrap();
+        }
+    }
+
+    /// Opens `dir` with small segments, waiting for an earlier log's flush
+    /// thread (which holds the directory until its queue closes).
+    fn reopen(dir: &Path, segment_bytes: usize) -> Wal {
+        for _ in 0..100 {
+            match open_with_segment(dir, segment_bytes) {
+                Ok(wal) => return wal,
+                Err(e) if e.to_string().contains("already locked") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("reopen: {e}"),
+            }
+        }
+        panic!("the log did not reopen");
+    }
+
+    fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
+        let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let path = e.unwrap().path();
+                let offset = segment_offset(path.file_name()?.to_str()?)?;
+                Some((offset, path))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn ids_and_terms(wal: &Wal) -> Vec<(u64, u64)> {
+        read_all(wal)
+            .into_iter()
+            .map(|(id, _)| (id.index, id.leader_id.term))
+            .collect()
+    }
+
+    /// A follower's stale suffix of a higher term is replaced by entries of
+    /// a lower one (a new leader that never had it), across a segment
+    /// boundary; and a snapshot past the end of such a suffix is installed.
+    /// Both go by index, as openraft does.
+    #[test]
+    fn replacement_entries_of_a_lower_term_are_kept_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        let segment = 2048;
+        {
+            let mut wal = open_with_segment(&path, segment).unwrap();
+            append(&mut wal, 1, 1..=10);
+            append(&mut wal, 3, 11..=20);
+            wait(&flush(&mut wal).unwrap()).unwrap();
+            assert!(segments(&path).len() >= 3, "entries span segments");
+            // The term-3 suffix was never committed: the leader of term 4
+            // holds term-2 entries there.
+            wal.truncate(11).unwrap();
+            append(&mut wal, 2, 11..=14);
+            wait(&flush(&mut wal).unwrap()).unwrap();
+            let expected: Vec<(u64, u64)> = (1..=10)
+                .map(|i| (i, 1))
+                .chain((11..=14).map(|i| (i, 2)))
+                .collect();
+            assert_eq!(ids_and_terms(&wal), expected);
+        }
+        let mut wal = reopen(&path, segment);
+        let expected: Vec<(u64, u64)> = (1..=10)
+            .map(|i| (i, 1))
+            .chain((11..=14).map(|i| (i, 2)))
+            .collect();
+        assert_eq!(ids_and_terms(&wal), expected, "after a restart");
+        // A stale higher-term entry at the end, then a snapshot past it.
+        append(&mut wal, 5, 15..=15);
+        wal.purge(StoredLogId(log_id(4, 40))).unwrap();
+        assert_eq!(wal.log_state().last().map(|id| id.0), Some(log_id(4, 40)));
+        append(&mut wal, 4, 41..=42);
+        wait(&flush(&mut wal).unwrap()).unwrap();
+        assert_eq!(ids_and_terms(&wal), vec![(41, 4), (42, 4)]);
+    }
+
+    /// A crash after raft-log opened a new segment but before its flush
+    /// thread wrote the old one's last records: the log opens with what the
+    /// old segment holds, and the newest is set aside, not deleted.
+    #[test]
+    fn a_segment_left_unfinished_by_a_crash_is_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        let segment = 2048;
+        {
+            let mut wal = open_with_segment(&path, segment).unwrap();
+            append(&mut wal, 1, 1..=20);
+            wait(&flush(&mut wal).unwrap()).unwrap();
+        }
+        let files = segments(&path);
+        assert!(files.len() >= 3, "entries span segments");
+        let (_, unfinished) = &files[files.len() - 2];
+        let len = std::fs::metadata(unfinished).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(unfinished)
+            .unwrap()
+            .set_len(len - 10)
+            .unwrap();
+        let wal = reopen(&path, segment);
+        let read = ids_and_terms(&wal);
+        assert!(!read.is_empty());
+        assert_eq!(
+            read,
+            (1..=read.len() as u64).map(|i| (i, 1)).collect::<Vec<_>>(),
+            "a prefix of the log"
+        );
+        assert!(
+            read.len() < 20,
+            "the torn record and what followed are gone"
+        );
+        let (_, newest) = &files[files.len() - 1];
+        assert!(!newest.exists());
+        assert!(newest.with_extension("wal.unfinished").exists());
+        drop(wal);
+        // An empty newest segment (created, nothing written) is set aside
+        // too, where the crate would panic on it.
+        let next = segments(&path).last().unwrap().0 + 1_000_000;
+        // raft-log's names: 20 digits, grouped by threes from the right.
+        let digits = format!("{next:020}");
+        let grouped = [&digits[..2], &digits[2..5], &digits[5..8], &digits[8..11]]
+            .into_iter()
+            .chain([&digits[11..14], &digits[14..17], &digits[17..20]])
+            .collect::<Vec<_>>()
+            .join("_");
+        let empty = path.join(format!("r-{grouped}.wal"));
+        std::fs::write(&empty, b"").unwrap();
+        assert!(segment_offset(empty.file_name().unwrap().to_str().unwrap()).is_some());
+        let wal = reopen(&path, segment);
+        assert_eq!(ids_and_terms(&wal), read);
+        assert!(!empty.exists());
     }
 
     fn read_all(wal: &Wal) -> Vec<(LogId, Vec<u8>)> {

@@ -528,7 +528,11 @@ impl Cluster {
                     self.nodes[(id - 1) as usize] = Some(n);
                     return;
                 }
-                Err(node::NodeError::Storage { reason, .. }) if reason.contains("already open") => {
+                // redb's and the Raft log's (raft-log's) words for a file
+                // the stopped node's threads still hold.
+                Err(node::NodeError::Storage { reason, .. })
+                    if reason.contains("already open") || reason.contains("already locked") =>
+                {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => panic!("restart node {id}: {e}"),
