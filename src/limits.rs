@@ -532,9 +532,9 @@ pub const LEDGER_CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
 /// Largest segment file of the Raft log (`raft-log/`), bytes. A purge
 /// removes whole segments, so the log keeps up to this much beyond what it
-/// must; and the newest segment's entries stay in the `raft-log` crate's
-/// memory until it is closed, so a node holds up to this much more than
-/// its tail ([`RAFT_LOG_TAIL_BYTES`]).
+/// must; and the `raft-log` crate's cache keeps up to twice this (the
+/// open segment's entries, which it reads only from there, and room as
+/// large again) plus one entry, beside the tail ([`RAFT_LOG_TAIL_BYTES`]).
 pub const RAFT_LOG_SEGMENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// How often a node measures the free space of its data directory, ms. One

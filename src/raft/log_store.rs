@@ -712,7 +712,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ledger::event::{Actor, Event, Outcome};
     use crate::raft::Command;
@@ -722,7 +722,7 @@ mod tests {
     /// An entry of one event at `term`, whose `details` is `quotes` double
     /// quotes: each becomes two bytes of JSON, the worst escaping a valid
     /// event has.
-    fn entry_at(term: u64, index: u64, quotes: usize) -> Entry {
+    pub(in crate::raft) fn entry_at(term: u64, index: u64, quotes: usize) -> Entry {
         let mut details = serde_json::Map::new();
         details.insert("q".into(), "\"".repeat(quotes).into());
         let event = Event {

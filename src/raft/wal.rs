@@ -350,9 +350,7 @@ fn import_legacy(legacy: &Path, dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::event::{Actor, Event, Outcome};
-    use crate::raft::Command;
-    use openraft::entry::RaftEntry;
+    use crate::raft::log_store::tests::entry_at;
     use openraft::vote::RaftLeaderIdExt;
 
     fn log_id(term: u64, index: u64) -> LogId {
@@ -360,29 +358,19 @@ mod tests {
     }
 
     fn entry_json(term: u64, index: u64) -> Vec<u8> {
-        let event = Event {
-            time_unix_nanos: 1,
-            actor: Actor {
-                id: format!("user-{index}"),
-                kind: None,
-                ip: None,
-                user_agent: None,
-            },
-            action: "read".into(),
-            resource: "r".into(),
-            outcome: Outcome::Success,
-            source: "test".into(),
-            details: serde_json::Map::new(),
-            idempotency_key: None,
-        };
-        let entry = openraft::alias::EntryOf::<TypeConfig>::new_normal(
-            log_id(term, index),
-            Command::Append {
-                events: vec![event],
-                commit_time_unix_nanos: 1,
-            },
-        );
-        serde_json::to_vec(&entry).unwrap()
+        serde_json::to_vec(&entry_at(term, index, 0)).unwrap()
+    }
+
+    /// Cuts `bytes` off the end of `file`, as a crash before its last
+    /// write reached the disk would.
+    fn cut(file: &Path, bytes: u64) {
+        let len = std::fs::metadata(file).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_len(len - bytes)
+            .unwrap();
     }
 
     fn append(wal: &mut Wal, term: u64, indices: std::ops::RangeInclusive<u64>) {
@@ -439,6 +427,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raft-log");
         let segment = 2048;
+        let expected: Vec<(u64, u64)> = (1..=10)
+            .map(|i| (i, 1))
+            .chain((11..=14).map(|i| (i, 2)))
+            .collect();
         {
             let mut wal = open_with_segment(&path, segment).unwrap();
             append(&mut wal, 1, 1..=10);
@@ -450,17 +442,9 @@ mod tests {
             wal.truncate(11).unwrap();
             append(&mut wal, 2, 11..=14);
             wait(&flush(&mut wal).unwrap()).unwrap();
-            let expected: Vec<(u64, u64)> = (1..=10)
-                .map(|i| (i, 1))
-                .chain((11..=14).map(|i| (i, 2)))
-                .collect();
             assert_eq!(ids_and_terms(&wal), expected);
         }
         let mut wal = reopen(&path, segment);
-        let expected: Vec<(u64, u64)> = (1..=10)
-            .map(|i| (i, 1))
-            .chain((11..=14).map(|i| (i, 2)))
-            .collect();
         assert_eq!(ids_and_terms(&wal), expected, "after a restart");
         // A stale higher-term entry at the end, then a snapshot past it.
         append(&mut wal, 5, 15..=15);
@@ -486,14 +470,7 @@ mod tests {
         }
         let files = segments(&path);
         assert!(files.len() >= 3, "entries span segments");
-        let (_, unfinished) = &files[files.len() - 2];
-        let len = std::fs::metadata(unfinished).unwrap().len();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(unfinished)
-            .unwrap()
-            .set_len(len - 10)
-            .unwrap();
+        cut(&files[files.len() - 2].1, 10);
         let wal = reopen(&path, segment);
         let read = ids_and_terms(&wal);
         assert!(!read.is_empty());
@@ -607,37 +584,13 @@ mod tests {
         let target = dir.path().join("raft-log");
         {
             let mut wal = open(&target).unwrap();
-            for index in 1..=3 {
-                wal.append([(
-                    StoredLogId(log_id(1, index)),
-                    StoredEntry(Bytes::from(entry_json(1, index))),
-                )])
-                .unwrap();
-            }
+            append(&mut wal, 1, 1..=3);
             wait(&flush(&mut wal).unwrap()).unwrap();
         }
-        let segment = std::fs::read_dir(&target)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|x| x == "wal"))
-            .expect("a segment file");
-        let len = std::fs::metadata(&segment).unwrap().len();
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&segment)
-            .unwrap();
-        file.set_len(len - 10).unwrap();
-        drop(file);
-        let wal = (0..100)
-            .find_map(|_| {
-                // The earlier log's flush thread lets go of its lock once
-                // its queue closes.
-                open(&target).ok().or_else(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                    None
-                })
-            })
-            .expect("the log reopens");
+        let files = segments(&target);
+        assert_eq!(files.len(), 1, "one segment");
+        cut(&files[0].1, 10);
+        let wal = reopen(&target, RAFT_LOG_SEGMENT_BYTES);
         let ids: Vec<LogId> = read_all(&wal).into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, vec![log_id(1, 1), log_id(1, 2)]);
     }
