@@ -467,6 +467,12 @@ pub const RAFT_LOG_TAIL_BYTES: usize = 32 * 1024 * 1024;
 /// of etcd.
 pub const GROUP_IN_FLIGHT_MAX: usize = 4;
 
+/// Commands one `ForwardStream` may have unanswered on the leader; its
+/// sender is read no further until one is answered. A follower has at most
+/// [`GROUP_IN_FLIGHT_MAX`] groups and a few other proposals in flight, so
+/// only a faulty peer reaches it.
+pub const FORWARD_STREAM_IN_FLIGHT_MAX: usize = 64;
+
 /// Worst-case JSON of one Raft entry, bytes: a full `Append` batch whose
 /// string fields are all `"` or `\` (each escaped as two bytes; control
 /// characters are refused by `Event::validate`, and `details` is already

@@ -17,14 +17,18 @@
 //! Each batch in a group keeps its own meaning: it is validated, refused or
 //! deduplicated alone where it is applied, and its caller gets its own
 //! result. A follower groups the appends it forwards, so the leader
-//! receives one forwarded request per group.
+//! receives one forwarded request per group, and the leader's intake
+//! ([`super::intake`]) puts each forwarded batch in its own queue beside
+//! its clients' appends. A group holding a forwarded batch is proposed on
+//! this node or not at all: forwarded twice, a batch could travel in
+//! circles while leadership moves.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::proposer::{ProposeError, Proposer};
-use super::{Command, CommandResponse};
+use super::CommandResponse;
 use crate::ledger::event::Event;
 use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, GROUP_IN_FLIGHT_MAX};
 
@@ -33,6 +37,8 @@ struct Pending {
     events: Vec<Event>,
     /// Its leaves' bytes, as `validate_events` measured them.
     bytes: usize,
+    /// Another node forwarded it here: it is proposed here or refused.
+    forwarded: bool,
     reply: oneshot::Sender<Result<CommandResponse, ProposeError>>,
 }
 
@@ -58,10 +64,30 @@ impl GroupCommit {
         events: Vec<Event>,
         bytes: usize,
     ) -> Result<CommandResponse, ProposeError> {
+        self.enqueue(events, bytes, false).await
+    }
+
+    /// [`GroupCommit::submit`] for a batch another node forwarded: proposed
+    /// on this node, never forwarded again.
+    pub(crate) async fn submit_forwarded(
+        &self,
+        events: Vec<Event>,
+        bytes: usize,
+    ) -> Result<CommandResponse, ProposeError> {
+        self.enqueue(events, bytes, true).await
+    }
+
+    async fn enqueue(
+        &self,
+        events: Vec<Event>,
+        bytes: usize,
+        forwarded: bool,
+    ) -> Result<CommandResponse, ProposeError> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             events,
             bytes,
+            forwarded,
             reply,
         };
         self.queue
@@ -110,47 +136,28 @@ async fn run(proposer: Proposer, mut rx: mpsc::UnboundedReceiver<Pending>) {
 }
 
 /// Proposes one group and hands each caller its batch's result.
-async fn commit(proposer: &Proposer, mut group: Vec<Pending>) {
-    if group.len() == 1 {
-        let p = group.pop().expect("one pending batch");
-        let cmd = Command::Append {
-            events: p.events,
-            commit_time_unix_nanos: 0,
-        };
-        let _ = p.reply.send(proposer.propose_ungrouped(cmd).await);
-        return;
+async fn commit(proposer: &Proposer, group: Vec<Pending>) {
+    let mut group = group;
+    let mut here_only = group.iter().any(|p| p.forwarded);
+    if here_only && !proposer.leads() {
+        // No longer the leader: forwarded batches go back to their node,
+        // which retries at the new leader; this node's own are forwarded.
+        let (forwarded, own): (Vec<_>, Vec<_>) = group.into_iter().partition(|p| p.forwarded);
+        let e = proposer.not_leader();
+        for p in forwarded {
+            let _ = p.reply.send(Err(e.clone()));
+        }
+        group = own;
+        here_only = false;
+        if group.is_empty() {
+            return;
+        }
     }
     let (batches, replies): (Vec<_>, Vec<_>) =
         group.into_iter().map(|p| (p.events, p.reply)).unzip();
-    let cmd = Command::AppendGroup {
-        batches,
-        commit_time_unix_nanos: 0,
-    };
-    match proposer.propose_ungrouped(cmd).await {
-        Ok(CommandResponse::Grouped { results }) if results.len() == replies.len() => {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
-            }
-        }
-        // Refused whole where it was applied (a group the store would not
-        // take): every batch was refused with it.
-        Ok(refused @ CommandResponse::Refused { .. }) => {
-            for reply in replies {
-                let _ = reply.send(Ok(refused.clone()));
-            }
-        }
-        Ok(other) => {
-            let n = replies.len();
-            for reply in replies {
-                let _ = reply.send(Err(ProposeError::BadForwardReply(format!(
-                    "a group of {n} batches was answered {other:?}"
-                ))));
-            }
-        }
-        Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
+    let results = proposer.propose_group(batches, here_only).await;
+    debug_assert_eq!(results.len(), replies.len(), "one result per batch");
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
     }
 }

@@ -30,6 +30,10 @@
 //! - `service.rs`: the peer gRPC service, and [`PeerError`] for what it
 //!   refuses.
 //! - `proposer.rs`: proposals from any node, forwarded to the leader.
+//! - `forward_link.rs`: a follower's stream of forwarded commands to the
+//!   leader.
+//! - `intake.rs`: the leader's checks of forwarded commands, which then
+//!   join its group commit.
 //! - `group_commit.rs`: concurrent appends proposed as one entry.
 //! - `log_keeper.rs`: the Raft log kept bounded in bytes (snapshots and
 //!   purges of what lies below its in-memory tail).
@@ -42,8 +46,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::event::Event;
 
+mod forward_link;
 pub(crate) mod group_commit;
 pub(crate) mod handover;
+mod intake;
 pub(crate) mod log_keeper;
 pub(crate) mod log_store;
 pub mod network;
@@ -53,6 +59,7 @@ pub(crate) mod state_machine;
 pub(crate) mod view;
 mod wal;
 
+pub use intake::Outcome;
 pub use log_store::LogStore;
 pub use network::Network;
 pub use proposer::{ProposeError, Proposer};

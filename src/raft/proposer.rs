@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 
+use super::forward_link::ForwardLinks;
 use super::group_commit::GroupCommit;
+use super::intake::{per_batch, Outcome};
 use super::network::Network;
 use super::{Command, CommandResponse, NodeId, Raft};
 use crate::clock::now_unix_nanos;
 use crate::disk::{DiskLow, FreeSpace};
 use crate::ledger::batch::validate_events;
 use crate::ledger::event::Event;
-use crate::proto::RaftMessage;
 
 /// How long a client's proposal may wait to commit before it is answered
 /// UNAVAILABLE: long enough for an election or two, short enough that a
@@ -88,6 +89,8 @@ enum Route {
 pub struct Proposer {
     raft: Raft,
     network: Network,
+    /// The stream of forwarded commands to the current leader.
+    links: ForwardLinks,
     /// Checked before every proposal.
     space: FreeSpace,
     /// Where appends go to be proposed in groups; `None` in the proposer
@@ -111,9 +114,9 @@ fn stamp(cmd: &mut Command) {
 }
 
 /// Gives up on a proposal after [`COMMIT_TIMEOUT_MS`].
-async fn within_timeout(
-    proposal: impl std::future::Future<Output = Result<CommandResponse, ProposeError>>,
-) -> Result<CommandResponse, ProposeError> {
+async fn within_timeout<T>(
+    proposal: impl std::future::Future<Output = Result<T, ProposeError>>,
+) -> Result<T, ProposeError> {
     tokio::time::timeout(Duration::from_millis(COMMIT_TIMEOUT_MS), proposal)
         .await
         .map_err(|_| ProposeError::Timeout {
@@ -127,6 +130,7 @@ impl Proposer {
     pub fn new(raft: Raft, network: Network, space: FreeSpace) -> Self {
         let ungrouped = Self {
             raft,
+            links: ForwardLinks::new(network.clone()),
             network,
             space,
             group: None,
@@ -190,14 +194,83 @@ impl Proposer {
         }
     }
 
-    /// What the group task proposes with: here if this node leads, else
-    /// forwarded once; the group's callers bound the wait, and this bounds
-    /// it too, so a group never holds its in-flight slot for good.
-    pub(super) async fn propose_ungrouped(
+    /// Proposes a batch another node forwarded (its checks passed in
+    /// [`super::intake`]) in this node's next group, never forwarding it
+    /// again: a node that does not lead answers [`ProposeError::NotLeader`].
+    /// A batch that fails validation is proposed alone, to be refused with
+    /// its reason where it is applied.
+    pub(super) async fn propose_forwarded(
         &self,
-        cmd: Command,
+        events: Vec<Event>,
     ) -> Result<CommandResponse, ProposeError> {
-        within_timeout(self.propose_once(cmd)).await
+        match (validate_events(&events), &self.group) {
+            (Ok(bytes), Some(group)) => within_timeout(group.submit_forwarded(events, bytes)).await,
+            _ => {
+                let cmd = Command::Append {
+                    events,
+                    commit_time_unix_nanos: 0,
+                };
+                within_timeout(self.propose_local(cmd)).await
+            }
+        }
+    }
+
+    /// [`ProposeError::NotLeader`], with the leader this node's metrics
+    /// name, if any.
+    pub(super) fn not_leader(&self) -> ProposeError {
+        let leader = match self.route() {
+            Route::Leader(id, addr) => Some((id, addr)),
+            Route::Here | Route::Unknown => None,
+        };
+        ProposeError::NotLeader { leader }
+    }
+
+    /// Whether this node leads, as its metrics say.
+    pub(super) fn leads(&self) -> bool {
+        matches!(self.route(), Route::Here)
+    }
+
+    /// What the group task proposes with: the batches as one entry (a plain
+    /// append when there is one), here if this node leads, else forwarded
+    /// once, or only here when `here_only` (some of them were forwarded to
+    /// this node). One result per batch. The group's callers bound the
+    /// wait, and this bounds it too, so a group never holds its in-flight
+    /// slot for good.
+    pub(super) async fn propose_group(
+        &self,
+        mut batches: Vec<Vec<Event>>,
+        here_only: bool,
+    ) -> Vec<Result<CommandResponse, ProposeError>> {
+        let n = batches.len();
+        let cmd = if n == 1 {
+            Command::Append {
+                events: batches.pop().expect("one batch"),
+                commit_time_unix_nanos: 0,
+            }
+        } else {
+            Command::AppendGroup {
+                batches,
+                commit_time_unix_nanos: 0,
+            }
+        };
+        let proposal = async {
+            self.space.check()?;
+            let route = if here_only { Route::Here } else { self.route() };
+            match route {
+                Route::Here => Ok(split(self.write_local(cmd).await?, n)),
+                Route::Leader(id, addr) => Ok(per_batch(self.forward(id, &addr, &cmd).await?, n)),
+                Route::Unknown => match self.write_local(cmd.clone()).await {
+                    Err(ProposeError::NotLeader {
+                        leader: Some((id, addr)),
+                    }) => Ok(per_batch(self.forward(id, &addr, &cmd).await?, n)),
+                    other => Ok(split(other?, n)),
+                },
+            }
+        };
+        match within_timeout(proposal).await {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); n],
+        }
     }
 
     async fn propose_once(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
@@ -209,11 +282,11 @@ impl Proposer {
             // metrics were read refuses with the new leader's address, and
             // the client retries there (nothing was appended).
             Route::Here => self.write_local(cmd).await,
-            Route::Leader(id, addr) => self.forward(id, &addr, &cmd).await,
+            Route::Leader(id, addr) => self.forward_one(id, &addr, &cmd).await,
             Route::Unknown => match self.write_local(cmd.clone()).await {
                 Err(ProposeError::NotLeader {
                     leader: Some((id, addr)),
-                }) => self.forward(id, &addr, &cmd).await,
+                }) => self.forward_one(id, &addr, &cmd).await,
                 other => other,
             },
         }
@@ -271,27 +344,46 @@ impl Proposer {
         }
     }
 
+    /// Forwards `cmd` to the leader: one outcome for it, or one per batch
+    /// of a group of appends.
     async fn forward(
         &self,
         leader: NodeId,
         addr: &str,
         cmd: &Command,
+    ) -> Result<Vec<Outcome>, ProposeError> {
+        self.links.forward(leader, addr, cmd).await
+    }
+
+    /// Forwards a command that is not a group of appends.
+    async fn forward_one(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        cmd: &Command,
     ) -> Result<CommandResponse, ProposeError> {
-        let mut client =
-            self.network
-                .client(leader, addr)
-                .map_err(|e| ProposeError::LeaderUnreachable {
-                    leader,
-                    reason: e.to_string(),
-                })?;
-        let msg = RaftMessage {
-            data: serde_json::to_vec(cmd).expect("commands serialise"),
-        };
-        let resp = client
-            .forward(msg)
-            .await
-            .map_err(ProposeError::Forwarded)?
-            .into_inner();
-        serde_json::from_slice(&resp.data).map_err(|e| ProposeError::BadForwardReply(e.to_string()))
+        per_batch(self.forward(leader, addr, cmd).await?, 1)
+            .pop()
+            .expect("one outcome for one command")
+    }
+}
+
+/// One result per batch from what applying a group (or, for one batch, a
+/// plain append) answered.
+fn split(response: CommandResponse, batches: usize) -> Vec<Result<CommandResponse, ProposeError>> {
+    match response {
+        CommandResponse::Grouped { results } if results.len() == batches => {
+            results.into_iter().map(Ok).collect()
+        }
+        single if batches == 1 => vec![Ok(single)],
+        // Refused whole where it was applied (a group the store would not
+        // take): every batch was refused with it.
+        refused @ CommandResponse::Refused { .. } => vec![Ok(refused); batches],
+        other => {
+            let e = ProposeError::BadForwardReply(format!(
+                "a group of {batches} batches was answered {other:?}"
+            ));
+            vec![Err(e); batches]
+        }
     }
 }

@@ -18,15 +18,16 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::intake::{Intake, Outcome};
 use super::network::SnapshotHeader;
 use super::proposer::{ProposeError, Proposer};
 use super::state_machine::SnapshotFile;
 use super::{Command, CommandResponse, NodeId, Raft, TypeConfig};
 use crate::auth::{caller_of, Caller, CallerKind, RefusalLog};
 use crate::disk::{DiskLow, FreeSpace};
-use crate::limits::RESERVED_SOURCE_PREFIX;
+use crate::limits::FORWARD_STREAM_IN_FLIGHT_MAX;
 use crate::proto::raft_server::Raft as RaftService;
-use crate::proto::{RaftMessage, SnapshotChunk};
+use crate::proto::{ForwardReply, ForwardRequest, RaftMessage, SnapshotChunk};
 
 /// A peer's message refused, or failed on this node; `api::status` gives
 /// each its gRPC code.
@@ -97,7 +98,6 @@ const SNAPSHOT_BYTES_MAX: u64 = 1 << 40;
 
 pub struct RaftRpc {
     raft: Raft,
-    proposer: Proposer,
     /// Where incoming snapshots are written before they are installed.
     snapshot_dir: PathBuf,
     /// Held while a snapshot is received.
@@ -105,6 +105,8 @@ pub struct RaftRpc {
     refusals: RefusalLog,
     /// Below its floor, the node refuses every message that could write.
     space: FreeSpace,
+    /// Checks and proposes what other nodes forward.
+    intake: Intake,
 }
 
 impl RaftRpc {
@@ -112,9 +114,9 @@ impl RaftRpc {
         Self {
             raft: proposer.raft().clone(),
             space: proposer.space().clone(),
-            proposer,
             snapshot_dir,
             incoming: tokio::sync::Mutex::new(()),
+            intake: Intake::new(proposer, refusals.clone()),
             refusals,
         }
     }
@@ -158,7 +160,12 @@ impl RaftRpc {
 }
 
 /// [`Claim::allowed`] against this node's current membership.
-fn claim_ok(raft: &Raft, claimed: NodeId, claim: Claim, what: &str) -> Result<(), PeerError> {
+pub(super) fn claim_ok(
+    raft: &Raft,
+    claimed: NodeId,
+    claim: Claim,
+    what: &str,
+) -> Result<(), PeerError> {
     // Runs on every unary Raft message: take the membership (an Arc) from
     // the metrics watch rather than cloning all the metrics.
     let config = {
@@ -175,7 +182,7 @@ fn claim_ok(raft: &Raft, claimed: NodeId, claim: Claim, what: &str) -> Result<()
 /// knows of the membership. A node that knows no membership yet (new or
 /// wiped) cannot judge and accepts what the certificate check accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Claim {
+pub(super) enum Claim {
     /// A candidate asking for votes: must be a voter here.
     Candidate,
     /// A leader sending entries or a snapshot: must not be a node this
@@ -257,7 +264,7 @@ fn low_on_disk(space: &FreeSpace, what: &str) -> Option<PeerError> {
 /// A message that names node `claimed` as its sender (the candidate of a
 /// vote, the leader of an append or snapshot, the signer of a cosignature)
 /// is accepted only over a connection authenticated as that node.
-fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), PeerError> {
+pub(super) fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), PeerError> {
     match caller.kind {
         CallerKind::Insecure => Ok(()),
         CallerKind::Node(id) if id == claimed => Ok(()),
@@ -500,79 +507,84 @@ impl RaftService for RaftRpc {
     async fn forward(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let cmd: Command = decode(req.get_ref())?;
         let caller = caller_of(&req)?;
-        let from = match caller.kind {
-            CallerKind::Node(id) => Some(id),
-            _ => None,
-        };
-        // What a member may forward: appends (with no other node's refusal
-        // records among them), its own signatures and witness cosignatures;
-        // checkpoints and the witness set are only ever the leader's own.
-        // Everything is validated again where it is applied.
-        if let Some(from) = from {
-            self.check_caller(caller, from, Claim::Member, "Forward")?;
-        }
-        let refuse = |e: PeerError| {
-            Err(self
-                .refusals
-                .refuse(caller, "ironlog.v1.Raft/Forward", e.into()))
-        };
-        match &cmd {
-            Command::Cosign { node_id, .. } => {
-                self.check(&req, *node_id, Claim::Member, "Forward(Cosign)")?
-            }
-            Command::Append { .. } | Command::AppendGroup { .. } => {
-                let own = from.map(|id| format!("{RESERVED_SOURCE_PREFIX}node-{id}"));
-                let forged = cmd.appended_events().find(|e| {
-                    e.source.starts_with(RESERVED_SOURCE_PREFIX)
-                        && own.as_deref() != Some(e.source.as_str())
-                });
-                if let Some(e) = forged {
-                    return refuse(PeerError::ForgedSource {
-                        source_name: e.source.clone(),
-                    });
+        let group = matches!(cmd, Command::AppendGroup { .. });
+        let mut outcomes = self.intake.take(caller, cmd).await?;
+        // The unary answer is one response: a group's results together, or
+        // the first batch's failure (a follower that forwards by unary
+        // calls predates per-batch outcomes).
+        let response = if group {
+            let results = outcomes
+                .into_iter()
+                .map(|o| o.into_result())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| match e {
+                    ProposeError::Forwarded(status) => status,
+                    other => Status::from(PeerError::Forward(other)),
+                })?;
+            CommandResponse::Grouped { results }
+        } else {
+            match outcomes.pop() {
+                Some(Outcome::Done(response)) if outcomes.is_empty() => response,
+                Some(Outcome::Failed { code, message }) => {
+                    return Err(Status::new(tonic::Code::from(code), message))
                 }
+                _ => return Err(Status::internal("one command got several outcomes")),
             }
-            Command::WitnessCosign { .. } => {}
-            Command::Checkpoint | Command::SetWitnesses { .. } => {
-                if caller.kind != CallerKind::Insecure {
-                    return refuse(PeerError::NotForwardable {
-                        command: cmd.to_string(),
-                    });
-                }
-            }
-        }
-        let what = cmd.to_string();
-        // Only a refused append is worth a record: a cosignature refused
-        // because its node is not (yet, or any more) a voter is routine
-        // during membership changes, and recording it would add a leaf, a
-        // checkpoint, and another cosignature to refuse.
-        let is_append = matches!(cmd, Command::Append { .. } | Command::AppendGroup { .. });
-        match self.proposer.propose_local(cmd).await {
-            Ok(resp) => {
-                // Refused where it was applied: a node forwarded what the
-                // gate does not let in, which is worth a record (one per
-                // refused batch of a group).
-                let refusals = match &resp {
-                    CommandResponse::Grouped { results } => {
-                        results.iter().filter_map(|r| r.refusal()).collect()
-                    }
-                    single => Vec::from_iter(single.refusal()),
+        };
+        Ok(encode(&response))
+    }
+
+    type ForwardStreamStream = Pin<Box<dyn Stream<Item = Result<ForwardReply, Status>> + Send>>;
+
+    async fn forward_stream(
+        &self,
+        req: Request<Streaming<ForwardRequest>>,
+    ) -> Result<Response<Self::ForwardStreamStream>, Status> {
+        // Only members forward: refused at the door, and again for each
+        // command (the membership may change while the stream is open).
+        let caller = caller_of(&req)?.clone();
+        self.intake.sender(&caller)?;
+        let intake = self.intake.clone();
+        let mut requests = req.into_inner();
+        let (replies, answers) = tokio::sync::mpsc::channel(FORWARD_STREAM_IN_FLIGHT_MAX);
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(FORWARD_STREAM_IN_FLIGHT_MAX));
+        tokio::spawn(async move {
+            loop {
+                // A sender with this many commands unanswered is read no
+                // further: HTTP/2 flow control holds it back.
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
                 };
-                for reason in refusals.into_iter().filter(|_| is_append) {
-                    self.refusals.refuse(
-                        caller,
-                        "ironlog.v1.Raft/Forward",
-                        PeerError::RefusedAtApply {
-                            what: what.clone(),
-                            reason: reason.to_string(),
-                        }
-                        .into(),
-                    );
-                }
-                Ok(encode(&resp))
+                let request = match requests.message().await {
+                    Ok(Some(request)) => request,
+                    // The sender closed its side (its leader changed) or
+                    // went away: commands already taken are still answered.
+                    Ok(None) | Err(_) => return,
+                };
+                let (intake, replies, caller) = (intake.clone(), replies.clone(), caller.clone());
+                tokio::spawn(async move {
+                    let outcomes = match serde_json::from_slice::<Command>(&request.command) {
+                        Ok(cmd) => match intake.take(&caller, cmd).await {
+                            Ok(outcomes) => outcomes,
+                            Err(status) => vec![Outcome::failed(&status)],
+                        },
+                        Err(e) => vec![Outcome::failed(&Status::from(PeerError::BadMessage(
+                            e.to_string(),
+                        )))],
+                    };
+                    let reply = ForwardReply {
+                        id: request.id,
+                        outcomes: serde_json::to_vec(&outcomes).expect("outcomes serialise"),
+                    };
+                    // The sender may have gone: nothing to answer then.
+                    let _ = replies.send(Ok(reply)).await;
+                    drop(slot);
+                });
             }
-            Err(e) => Err(PeerError::Forward(e).into()),
-        }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(answers),
+        )))
     }
 }
 

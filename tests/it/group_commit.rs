@@ -123,3 +123,88 @@ async fn concurrent_appends_share_raft_entries_and_each_gets_its_own_answer() {
         .entries;
     assert_eq!(entries.len() as u64, total);
 }
+
+/// Waves of concurrent appends sent through the two followers.
+const FORWARD_WAVES_MAX: u64 = 5;
+const FORWARDED_PER_FOLLOWER: u64 = 32;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_groups_what_both_followers_forward_into_shared_entries() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    let mut client = c.ledger(leader).await;
+    client
+        .append(proto::AppendRequest {
+            events: vec![event("warmup", 1_000_000)],
+            wait_checkpoint: false,
+        })
+        .await
+        .unwrap();
+    // Every event of one Raft entry carries the commit time the leader
+    // stamped on that entry, and each entry gets its own. An event
+    // forwarded by one follower sharing its commit time with one forwarded
+    // by the other means the leader proposed them as one entry: each
+    // follower forwards its own groups, so only the leader can join them.
+    // Whether a wave's forwards overlap at the leader is timing; a few
+    // waves make it near certain, and before the intake grouped forwards
+    // no wave could share.
+    for wave in 0..FORWARD_WAVES_MAX {
+        let start = Arc::new(Barrier::new(2 * FORWARDED_PER_FOLLOWER as usize));
+        let mut tasks = Vec::new();
+        for &via in &followers {
+            let node = c.ledger(via).await;
+            for i in 0..FORWARDED_PER_FOLLOWER {
+                let n = 10_000 * (wave + 1) + 100 * via + i;
+                let (mut client, start) = (node.clone(), start.clone());
+                tasks.push(tokio::spawn(async move {
+                    start.wait().await;
+                    let resp = client
+                        .append(proto::AppendRequest {
+                            events: vec![event("bob", n)],
+                            wait_checkpoint: false,
+                        })
+                        .await
+                        .unwrap_or_else(|s| panic!("append {n} via node {via}: {s}"))
+                        .into_inner();
+                    (via, resp.indices[0])
+                }));
+            }
+        }
+        let mut sent_via = Vec::new();
+        for task in tasks {
+            sent_via.push(task.await.unwrap());
+        }
+        let lo = sent_via.iter().map(|(_, i)| *i).min().unwrap();
+        let hi = sent_via.iter().map(|(_, i)| *i).max().unwrap();
+        let entries = client
+            .get_entries(proto::GetEntriesRequest {
+                start: lo,
+                end: hi + 1,
+                linearizable: true,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries;
+        let time_of: std::collections::HashMap<u64, i64> = entries
+            .iter()
+            .map(|e| (e.index, e.commit_time_unix_nanos))
+            .collect();
+        let times = |via: u64| -> BTreeSet<i64> {
+            sent_via
+                .iter()
+                .filter(|(v, _)| *v == via)
+                .map(|(_, i)| time_of[i])
+                .collect()
+        };
+        let shared = times(followers[0])
+            .intersection(&times(followers[1]))
+            .count();
+        eprintln!("wave {wave}: {shared} Raft entries held appends forwarded by both followers");
+        if shared > 0 {
+            return;
+        }
+    }
+    panic!("in {FORWARD_WAVES_MAX} waves, no Raft entry held appends forwarded by both followers");
+}

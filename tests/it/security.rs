@@ -12,7 +12,7 @@ use common::{
 };
 use ironlog::proto;
 use ironlog::proto::raft_client::RaftClient;
-use ironlog::raft::{Command, TypeConfig};
+use ironlog::raft::{Command, Outcome, TypeConfig};
 use tonic::Code;
 
 type Vote = openraft::alias::VoteOf<TypeConfig>;
@@ -162,6 +162,35 @@ async fn peer_client(
     Some(RaftClient::new(channel))
 }
 
+/// Sends `cmds` over one `ForwardStream` and returns what the leader
+/// answered for each, in their order.
+async fn over_stream(
+    peer: &mut RaftClient<tonic::transport::Channel>,
+    cmds: &[Command],
+) -> Result<Vec<Vec<Outcome>>, tonic::Status> {
+    let requests: Vec<_> = cmds
+        .iter()
+        .enumerate()
+        .map(|(id, cmd)| proto::ForwardRequest {
+            id: id as u64,
+            command: serde_json::to_vec(cmd).expect("serialises"),
+        })
+        .collect();
+    let mut replies = peer
+        .forward_stream(futures::stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut answers = vec![None; cmds.len()];
+    while let Some(reply) = replies.message().await? {
+        answers[reply.id as usize] =
+            Some(serde_json::from_slice(&reply.outcomes).expect("outcomes"));
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| a.expect("every command answered"))
+        .collect())
+}
+
 fn raft_message<T: serde::Serialize>(value: &T) -> proto::RaftMessage {
     proto::RaftMessage {
         data: serde_json::to_vec(value).expect("serialises"),
@@ -263,6 +292,10 @@ async fn raft_from_a_client_certificate_or_another_ca_is_refused() {
         .expect("TLS with a client certificate");
     let e = as_client
         .forward(raft_message(&forged))
+        .await
+        .expect_err("client cert");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let e = over_stream(&mut as_client, std::slice::from_ref(&forged))
         .await
         .expect_err("client cert");
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
@@ -472,7 +505,7 @@ async fn forged_appends_through_forward_are_refused_at_apply() {
     };
     let e = peer
         .forward(raft_message(&Command::Append {
-            events: vec![forged_record],
+            events: vec![forged_record.clone()],
             commit_time_unix_nanos: 0,
         }))
         .await
@@ -488,11 +521,37 @@ async fn forged_appends_through_forward_are_refused_at_apply() {
         commit_time_unix_nanos: 0,
     };
     assert_refused(peer.forward(raft_message(&cmd)).await);
+    // The stream takes the same commands and refuses them alike.
+    let forged = Command::Append {
+        events: vec![forged_record],
+        commit_time_unix_nanos: 0,
+    };
+    let set_witnesses = Command::SetWitnesses {
+        verifier_keys: vec![],
+    };
+    let answers = over_stream(&mut peer, &[cmd, set_witnesses, forged])
+        .await
+        .expect("a member's stream opens");
+    match answers[0].as_slice() {
+        [Outcome::Done(resp)] => assert!(resp.refusal().is_some(), "not refused: {resp:?}"),
+        other => panic!("expected a refusal at apply, got {other:?}"),
+    }
+    for (what, answer) in [
+        ("the witness set", &answers[1]),
+        ("a refusal record", &answers[2]),
+    ] {
+        match answer.as_slice() {
+            [Outcome::Failed { code, .. }] => {
+                assert_eq!(Code::from(*code), Code::PermissionDenied, "{what}")
+            }
+            other => panic!("{what} was not refused: {other:?}"),
+        }
+    }
     // Each refusal is on the record (as a leaf written by the leader), and
     // nothing else was added on any node.
     let details = refusal_recorded(&c, "ironlog.v1.Raft/Forward", None).await;
     assert!(details["reason"].as_str().is_some(), "{details}");
-    // Four refusals were recorded one by one, and the later ones may still
+    // Seven refusals were recorded one by one, and the later ones may still
     // be on their way into the log: compare the nodes once it is quiet.
     let size = settled_size(&c, leader).await;
     c.wait_size(size).await;
