@@ -376,7 +376,7 @@ impl Ledger for LedgerApi {
         // The rules every replica applies at commit, checked here first so
         // that a batch this call accepts is never refused at apply.
         let bytes = crate::ledger::batch::validate_events(&events).map_err(ApiError::Batch)?;
-        match self.proposer.propose_append(events, bytes).await? {
+        match self.proposer.propose_append(events.into(), bytes).await? {
             CommandResponse::Appended {
                 indices,
                 deduplicated,
@@ -675,7 +675,10 @@ mod tests {
     fn store(dir: &std::path::Path, count: u64, details_bytes: usize) -> LedgerStore {
         let store = LedgerStore::open(&dir.join("ledger.redb"), ORIGIN).unwrap();
         let append = Op::Append {
-            events: (0..count).map(|n| event(n, details_bytes)).collect(),
+            events: (0..count)
+                .map(|n| event(n, details_bytes))
+                .collect::<Vec<_>>()
+                .into(),
             commit_time_unix_nanos: 1,
         };
         store.apply(&[append, Op::Checkpoint], None, None).unwrap();

@@ -48,7 +48,8 @@ fn ledger(signer: &NoteSigner, batches: u64, per_batch: u64) -> tempfile::TempDi
                 n += 1;
                 event(n)
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         let append = Op::Append {
             events,
             commit_time_unix_nanos: 1_700_000_000_000_000_000 + batch as i64,
@@ -154,7 +155,7 @@ fn leaves_waiting_for_their_query_index_rows_are_fine_but_rows_beyond_the_count_
     {
         let store = LedgerStore::open(&dir.path().join(LEDGER_FILE), ORIGIN).expect("store");
         let append = Op::Append {
-            events: (22..=30).map(event).collect(),
+            events: (22..=30).map(event).collect::<Vec<_>>().into(),
             commit_time_unix_nanos: 1_700_000_000_000_000_010,
         };
         store.apply(&[append], None, None).expect("append");

@@ -660,7 +660,7 @@ async fn record_refusals(writer: RefusalWriter, proposer: Proposer, stop: watch:
                 let proposer = proposer.clone();
                 async move {
                     let cmd = crate::raft::Command::Append {
-                        events: vec![event],
+                        events: vec![event].into(),
                         commit_time_unix_nanos: 0,
                     };
                     proposer

@@ -486,7 +486,7 @@ mod tests {
             idempotency_key: None,
         };
         Command::Append {
-            events: vec![event],
+            events: vec![event].into(),
             commit_time_unix_nanos: 0,
         }
     }

@@ -28,13 +28,13 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::proposer::{ProposeError, Proposer};
+use super::Batch;
 use super::CommandResponse;
-use crate::ledger::event::Event;
 use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, GROUP_IN_FLIGHT_MAX};
 
 /// One caller's batch waiting for a group.
 struct Pending {
-    events: Vec<Event>,
+    events: Batch,
     /// Its leaves' bytes, as `validate_events` measured them.
     bytes: usize,
     /// Another node forwarded it here: it is proposed here or refused.
@@ -61,7 +61,7 @@ impl GroupCommit {
     /// group, and returns what applying this batch did.
     pub(crate) async fn submit(
         &self,
-        events: Vec<Event>,
+        events: Batch,
         bytes: usize,
     ) -> Result<CommandResponse, ProposeError> {
         self.enqueue(events, bytes, false).await
@@ -71,7 +71,7 @@ impl GroupCommit {
     /// on this node, never forwarded again.
     pub(crate) async fn submit_forwarded(
         &self,
-        events: Vec<Event>,
+        events: Batch,
         bytes: usize,
     ) -> Result<CommandResponse, ProposeError> {
         self.enqueue(events, bytes, true).await
@@ -79,7 +79,7 @@ impl GroupCommit {
 
     async fn enqueue(
         &self,
-        events: Vec<Event>,
+        events: Batch,
         bytes: usize,
         forwarded: bool,
     ) -> Result<CommandResponse, ProposeError> {

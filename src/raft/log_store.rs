@@ -744,7 +744,7 @@ pub(super) mod tests {
         Entry::new_normal(
             openraft::LogId::new(leader, index),
             Command::Append {
-                events: vec![event],
+                events: vec![event].into(),
                 commit_time_unix_nanos: 1,
             },
         )

@@ -45,6 +45,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::event::Event;
+pub use crate::storage::ledger_store::Batch;
 
 mod forward_link;
 pub(crate) mod group_commit;
@@ -95,13 +96,13 @@ impl fmt::Display for PeerInfo {
 pub enum Command {
     /// Append events; `commit_time_unix_nanos` is stamped by the leader.
     Append {
-        events: Vec<Event>,
+        events: Batch,
         commit_time_unix_nanos: i64,
     },
     /// Several clients' batches proposed as one entry by group commit
     /// ([`group_commit`]); each is applied, and may be refused, alone.
     AppendGroup {
-        batches: Vec<Vec<Event>>,
+        batches: Vec<Batch>,
         commit_time_unix_nanos: i64,
     },
     /// Cut a checkpoint at the tree size this command is applied at.
@@ -130,8 +131,8 @@ impl Command {
     /// commands.
     pub fn appended_events(&self) -> impl Iterator<Item = &Event> {
         let batches: Vec<&Vec<Event>> = match self {
-            Command::Append { events, .. } => vec![events],
-            Command::AppendGroup { batches, .. } => batches.iter().collect(),
+            Command::Append { events, .. } => vec![&**events],
+            Command::AppendGroup { batches, .. } => batches.iter().map(|b| &**b).collect(),
             _ => Vec::new(),
         };
         batches.into_iter().flatten()
@@ -146,7 +147,7 @@ impl fmt::Display for Command {
                 f,
                 "append-group({} batches, {} events)",
                 batches.len(),
-                batches.iter().map(Vec::len).sum::<usize>()
+                batches.iter().map(|b| b.len()).sum::<usize>()
             ),
             Command::Checkpoint => write!(f, "checkpoint"),
             Command::Cosign { node_id, size, .. } => {

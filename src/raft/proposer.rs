@@ -14,11 +14,11 @@ use super::forward_link::ForwardLinks;
 use super::group_commit::GroupCommit;
 use super::intake::{per_batch, Outcome};
 use super::network::Network;
+use super::Batch;
 use super::{Command, CommandResponse, NodeId, Raft};
 use crate::clock::now_unix_nanos;
 use crate::disk::{DiskLow, FreeSpace};
 use crate::ledger::batch::validate_events;
-use crate::ledger::event::Event;
 
 /// How long a client's proposal may wait to commit before it is answered
 /// UNAVAILABLE: long enough for an election or two, short enough that a
@@ -179,7 +179,7 @@ impl Proposer {
     /// `validate_events` returned) in the next group commit.
     pub async fn propose_append(
         &self,
-        events: Vec<Event>,
+        events: Batch,
         bytes: usize,
     ) -> Result<CommandResponse, ProposeError> {
         match &self.group {
@@ -201,7 +201,7 @@ impl Proposer {
     /// its reason where it is applied.
     pub(super) async fn propose_forwarded(
         &self,
-        events: Vec<Event>,
+        events: Batch,
     ) -> Result<CommandResponse, ProposeError> {
         match (validate_events(&events), &self.group) {
             (Ok(bytes), Some(group)) => within_timeout(group.submit_forwarded(events, bytes)).await,
@@ -238,7 +238,7 @@ impl Proposer {
     /// slot for good.
     pub(super) async fn propose_group(
         &self,
-        mut batches: Vec<Vec<Event>>,
+        mut batches: Vec<Batch>,
         here_only: bool,
     ) -> Vec<Result<CommandResponse, ProposeError>> {
         let n = batches.len();

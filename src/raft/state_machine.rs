@@ -843,9 +843,9 @@ mod tests {
             Ok((Entry::new_normal(log_id(index), cmd), None))
         };
         let entries = vec![
-            append(1, vec![event(0), event(1)]),
+            append(1, vec![event(0), event(1)].into()),
             Ok((Entry::new_blank(log_id(2)), None)),
-            append(3, vec![event(2)]),
+            append(3, vec![event(2)].into()),
         ];
         sm.apply(futures::stream::iter(entries)).await.unwrap();
         assert_eq!(sm.subscribe().borrow().tree_size, 3);
@@ -929,7 +929,7 @@ mod tests {
     fn store_at(path: &Path, index: u64, leaves: u64, m: &StoredMembership) -> Arc<LedgerStore> {
         let store = LedgerStore::open(path, ORIGIN).unwrap();
         let append = Op::Append {
-            events: (0..leaves).map(event).collect(),
+            events: (0..leaves).map(event).collect::<Vec<_>>().into(),
             commit_time_unix_nanos: 1,
         };
         let applied = serde_json::to_vec(&Some(log_id(index))).unwrap();

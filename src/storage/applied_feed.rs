@@ -90,6 +90,9 @@ impl FeedSender {
             else {
                 continue;
             };
+            // The Raft log's tail may still share the batch: copied then.
+            let events =
+                std::sync::Arc::try_unwrap(events).unwrap_or_else(|shared| (*shared).clone());
             for ((event, &index), &dup) in events.into_iter().zip(indices).zip(deduplicated) {
                 if !dup {
                     bytes = bytes.saturating_add(event_bytes(&event));
@@ -206,7 +209,7 @@ mod tests {
 
     fn append(events: Vec<Event>) -> Op {
         Op::Append {
-            events,
+            events: events.into(),
             commit_time_unix_nanos: 1,
         }
     }
@@ -255,7 +258,11 @@ mod tests {
         // A group's batches are offered like single appends, less the
         // batch that was refused.
         let group = Op::AppendGroup {
-            batches: vec![vec![event(4)], vec![event(5)], vec![event(6)]],
+            batches: vec![
+                vec![event(4)].into(),
+                vec![event(5)].into(),
+                vec![event(6)].into(),
+            ],
             commit_time_unix_nanos: 1,
         };
         let appended = |index: u64| OpResult::Appended {

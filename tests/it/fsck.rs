@@ -428,7 +428,7 @@ fn local_event(n: u64) -> Event {
 fn local_ledger(dir: &Path, count: u64) -> Vec<Vec<u8>> {
     let store = LedgerStore::open(&dir.join(LEDGER_FILE), common::ORIGIN).expect("store");
     let append = Op::Append {
-        events: (0..count).map(local_event).collect(),
+        events: (0..count).map(local_event).collect::<Vec<_>>().into(),
         commit_time_unix_nanos: 1_700_000_000_000_000_000,
     };
     store

@@ -281,7 +281,7 @@ async fn raft_from_a_client_certificate_or_another_ca_is_refused() {
     let leader = c.leader().await;
     let before = size_and_root(&c, leader).await;
     let forged = Command::Append {
-        events: vec![],
+        events: vec![].into(),
         commit_time_unix_nanos: 1,
     };
 
@@ -475,7 +475,7 @@ async fn forged_appends_through_forward_are_refused_at_apply() {
     };
     let before = size_and_root(&c, leader).await;
     let cmd = Command::Append {
-        events: vec![bad.clone()],
+        events: vec![bad.clone()].into(),
         commit_time_unix_nanos: 0,
     };
     assert_refused(peer.forward(raft_message(&cmd)).await);
@@ -505,7 +505,7 @@ async fn forged_appends_through_forward_are_refused_at_apply() {
     };
     let e = peer
         .forward(raft_message(&Command::Append {
-            events: vec![forged_record.clone()],
+            events: vec![forged_record.clone()].into(),
             commit_time_unix_nanos: 0,
         }))
         .await
@@ -517,13 +517,13 @@ async fn forged_appends_through_forward_are_refused_at_apply() {
     bad.action = "db.read".into();
     bad.resource = "r".into();
     let cmd = Command::Append {
-        events: vec![bad],
+        events: vec![bad].into(),
         commit_time_unix_nanos: 0,
     };
     assert_refused(peer.forward(raft_message(&cmd)).await);
     // The stream takes the same commands and refuses them alike.
     let forged = Command::Append {
-        events: vec![forged_record],
+        events: vec![forged_record].into(),
         commit_time_unix_nanos: 0,
     };
     let set_witnesses = Command::SetWitnesses {

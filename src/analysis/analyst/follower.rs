@@ -220,7 +220,7 @@ mod tests {
         /// apply's order. Returns whether the feed took them.
         fn apply(&self, events: Vec<Event>, offered: bool) -> bool {
             let ops = vec![Op::Append {
-                events,
+                events: events.into(),
                 commit_time_unix_nanos: 1,
             }];
             let results = self.store.apply(&ops, None, None).unwrap();
@@ -330,7 +330,10 @@ mod tests {
         let ops: Vec<Op> = (0..size)
             .step_by(PAGE_ENTRIES_MAX as usize / 2)
             .map(|from| Op::Append {
-                events: (from..from + PAGE_ENTRIES_MAX / 2).map(event).collect(),
+                events: (from..from + PAGE_ENTRIES_MAX / 2)
+                    .map(event)
+                    .collect::<Vec<_>>()
+                    .into(),
                 commit_time_unix_nanos: 1,
             })
             .collect();

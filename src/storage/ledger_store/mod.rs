@@ -117,7 +117,7 @@ pub use error::StoreError;
 pub use manifest::SnapshotReader;
 pub(crate) use meta::read_indexed;
 pub use meta::StateMeta;
-pub use op::{Op, OpResult};
+pub use op::{Batch, Op, OpResult};
 pub use query::{Leaves, QueryFilter, QueryPage};
 pub(crate) use tables::{
     IndexDef, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,

@@ -6,19 +6,24 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::checkpoint::SignatureLine;
 use crate::ledger::event::Event;
 
+/// One client's batch of events, shared: a Raft entry's command is read
+/// once for each follower it is sent to and once to apply it, and each
+/// read copied every event (strings and details) before.
+pub type Batch = std::sync::Arc<Vec<Event>>;
+
 /// One operation to apply, in Raft log order.
 #[derive(Clone, Debug)]
 pub enum Op {
     /// Append a batch of events atomically, stamped with the leader's time.
     Append {
-        events: Vec<Event>,
+        events: Batch,
         commit_time_unix_nanos: i64,
     },
     /// Append several clients' batches, proposed together by group
     /// commit: each is applied as its own [`Op::Append`] (validated and
     /// refused alone), in order, with one commit time.
     AppendGroup {
-        batches: Vec<Vec<Event>>,
+        batches: Vec<Batch>,
         commit_time_unix_nanos: i64,
     },
     /// Cut a checkpoint at the current tree size (a no-op if one exists).

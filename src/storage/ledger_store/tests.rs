@@ -59,7 +59,7 @@ fn cosign_op(signer: &NoteSigner, vkey: &str, body: &CheckpointBody) -> Op {
 fn store_with_checkpoint(dir: &Path) -> (LedgerStore, CheckpointBody, String) {
     let store = LedgerStore::open(&dir.join("ledger.redb"), ORIGIN).unwrap();
     let append = Op::Append {
-        events: (0..3).map(event).collect(),
+        events: (0..3).map(event).collect::<Vec<_>>().into(),
         commit_time_unix_nanos: 1,
     };
     store.apply(&[append, Op::Checkpoint], None, None).unwrap();
@@ -133,7 +133,7 @@ fn an_invalid_batch_is_refused_at_apply_and_changes_nothing() {
         let mut events: Vec<Event> = (10..13).map(event).collect();
         spoil(&mut events[2]);
         let op = Op::Append {
-            events,
+            events: events.into(),
             commit_time_unix_nanos: 100,
         };
         let result = store.apply(&[op], None, None).unwrap().remove(0);
@@ -155,7 +155,7 @@ fn an_invalid_batch_is_refused_at_apply_and_changes_nothing() {
         ),
     ] {
         let op = Op::Append {
-            events,
+            events: events.into(),
             commit_time_unix_nanos: commit_time,
         };
         assert!(is_refused(&store.apply(&[op], None, None).unwrap()[0]));
@@ -163,7 +163,7 @@ fn an_invalid_batch_is_refused_at_apply_and_changes_nothing() {
     }
     // A valid batch still goes in after the refusals.
     let op = Op::Append {
-        events: (10..13).map(event).collect(),
+        events: (10..13).map(event).collect::<Vec<_>>().into(),
         commit_time_unix_nanos: 100,
     };
     assert!(matches!(
@@ -375,7 +375,7 @@ fn the_latest_checkpoint_always_has_a_quorum() {
     // A newer checkpoint with no signature is never served, not even
     // to a caller asking for no signatures at all.
     let op = Op::Append {
-        events: vec![event(9)],
+        events: vec![event(9)].into(),
         commit_time_unix_nanos: 2,
     };
     store.apply(&[op, Op::Checkpoint], None, None).unwrap();
@@ -522,7 +522,7 @@ fn a_snapshot_is_refused_if_a_voter_signature_does_not_verify() {
     target
         .apply(
             &[Op::Append {
-                events: vec![event(50)],
+                events: vec![event(50)].into(),
                 commit_time_unix_nanos: 5,
             }],
             None,
@@ -570,7 +570,7 @@ fn a_snapshot_is_refused_if_a_voter_signature_does_not_verify() {
 
 fn append_events(store: &LedgerStore, range: std::ops::Range<u64>) {
     let append = Op::Append {
-        events: range.map(event).collect(),
+        events: range.map(event).collect::<Vec<_>>().into(),
         commit_time_unix_nanos: 1,
     };
     let result = store.apply(&[append], None, None).unwrap().remove(0);
@@ -681,11 +681,11 @@ fn a_group_applies_each_batch_alone_and_refuses_only_what_one_batch_may_not_hold
     let store = LedgerStore::open(&dir.path().join("ledger.redb"), ORIGIN).unwrap();
     let group = Op::AppendGroup {
         batches: vec![
-            (0..2).map(event).collect(),
+            (0..2).map(event).collect::<Vec<_>>().into(),
             // Refused alone: an empty batch.
-            Vec::new(),
+            Vec::new().into(),
             // Event 1's key again: deduplicated against the first batch.
-            vec![event(1), event(5)],
+            vec![event(1), event(5)].into(),
         ],
         commit_time_unix_nanos: 7,
     };
@@ -720,8 +720,11 @@ fn a_group_applies_each_batch_alone_and_refuses_only_what_one_batch_may_not_hold
     let half = crate::limits::BATCH_EVENTS_MAX as u64 / 2;
     let big = Op::AppendGroup {
         batches: vec![
-            (10..10 + half).map(event).collect(),
-            (20_000..20_001 + half).map(event).collect(),
+            (10..10 + half).map(event).collect::<Vec<_>>().into(),
+            (20_000..20_001 + half)
+                .map(event)
+                .collect::<Vec<_>>()
+                .into(),
         ],
         commit_time_unix_nanos: 8,
     };
@@ -817,7 +820,10 @@ fn queries_find_every_match_whether_or_not_its_index_rows_are_written_yet() {
     let store = LedgerStore::open(&path, ORIGIN).unwrap();
     assert_eq!(store.indexed_leaves().unwrap(), total);
     let append = Op::Append {
-        events: (total..total + 5).map(varied_event).collect(),
+        events: (total..total + 5)
+            .map(varied_event)
+            .collect::<Vec<_>>()
+            .into(),
         commit_time_unix_nanos: 1,
     };
     store.apply(&[append], None, None).unwrap();
@@ -885,7 +891,7 @@ fn append_varied(store: &LedgerStore, range: std::ops::Range<u64>) {
     while n < range.end {
         let size = (n % 7 + 1).min(range.end - n);
         let append = Op::Append {
-            events: (n..n + size).map(varied_event).collect(),
+            events: (n..n + size).map(varied_event).collect::<Vec<_>>().into(),
             commit_time_unix_nanos: 1,
         };
         assert!(!is_refused(&store.apply(&[append], None, None).unwrap()[0]));
@@ -973,7 +979,7 @@ fn an_installed_snapshot_keeps_the_commit_time_a_deduplicated_batch_advanced() {
     // time 500, adds no leaf but moves the commit time every later leaf
     // gets at least.
     let retry = Op::Append {
-        events: vec![event(1)],
+        events: vec![event(1)].into(),
         commit_time_unix_nanos: 500,
     };
     let result = store.apply(&[retry], None, None).unwrap().remove(0);
@@ -989,7 +995,7 @@ fn an_installed_snapshot_keeps_the_commit_time_a_deduplicated_batch_advanced() {
     // The next batch, stamped earlier by another leader's clock, becomes
     // the same leaf on both.
     let next = Op::Append {
-        events: vec![event(3)],
+        events: vec![event(3)].into(),
         commit_time_unix_nanos: 200,
     };
     store
