@@ -30,7 +30,9 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use super::proposer::{ProposeError, Proposer};
 use super::Batch;
 use super::CommandResponse;
-use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, GROUP_IN_FLIGHT_MAX};
+use crate::limits::{
+    BATCH_BYTES_MAX, BATCH_EVENTS_MAX, FORWARD_GROUPS_IN_FLIGHT_MAX, GROUP_IN_FLIGHT_MAX,
+};
 
 /// One caller's batch waiting for a group.
 struct Pending {
@@ -101,6 +103,7 @@ impl GroupCommit {
 /// Forms groups while permits allow and commits each in a task of its own.
 async fn run(proposer: Proposer, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let in_flight = Arc::new(Semaphore::new(GROUP_IN_FLIGHT_MAX));
+    let forwarding = Arc::new(Semaphore::new(FORWARD_GROUPS_IN_FLIGHT_MAX));
     let mut carried: Option<Pending> = None;
     loop {
         let first = match carried.take() {
@@ -111,7 +114,16 @@ async fn run(proposer: Proposer, mut rx: mpsc::UnboundedReceiver<Pending>) {
             },
         };
         // Waiting here is what lets a group form: appends queue meanwhile.
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+        // A leader's groups are Raft entries: few and full is cheapest. A
+        // follower's are forwards to the leader, which groups them again
+        // with everything else it receives: holding them back here only
+        // queues them twice.
+        let slots = if proposer.leads() {
+            &in_flight
+        } else {
+            &forwarding
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
         let mut events = first.events.len();
