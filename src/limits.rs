@@ -476,11 +476,13 @@ pub const GROUP_IN_FLIGHT_MAX: usize = 4;
 /// 64 measured the same as 16 within the noise.
 pub const FORWARD_GROUPS_IN_FLIGHT_MAX: usize = 16;
 
-/// Commands one `ForwardStream` may have unanswered on the leader; its
-/// sender is read no further until one is answered. A follower has at most
-/// [`FORWARD_GROUPS_IN_FLIGHT_MAX`] groups and a few other proposals in
-/// flight, so only a faulty peer reaches it.
-pub const FORWARD_STREAM_IN_FLIGHT_MAX: usize = 64;
+/// Commands one node may have unanswered on the leader over all its
+/// `ForwardStream`s; its streams are read no further until one is
+/// answered. A follower has at most [`FORWARD_GROUPS_IN_FLIGHT_MAX`] groups
+/// and a few other proposals in flight, so only a faulty peer reaches it;
+/// then it holds at most this many Raft messages' worth of memory
+/// ([`RAFT_MESSAGE_BYTES_MAX`] each).
+pub const FORWARD_IN_FLIGHT_MAX: usize = 64;
 
 /// Worst-case JSON of one Raft entry, bytes: a full `Append` batch whose
 /// string fields are all `"` or `\` (each escaped as two bytes; control

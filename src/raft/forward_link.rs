@@ -129,6 +129,16 @@ impl Stream {
                     return;
                 }
                 Err(status) => {
+                    // Refused at the door (this node is not a member) is
+                    // said as it came; any other failure to open is one to
+                    // retry elsewhere, whatever code the transport gave it.
+                    let status = match status.code() {
+                        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => status,
+                        code => Status::unavailable(format!(
+                            "could not open the forward stream to leader {leader} ({code:?}: {}); the write may or may not be in the log: retry with the same idempotency keys",
+                            status.message()
+                        )),
+                    };
                     answers.close(|| LinkError::Lost(status.clone()));
                     return;
                 }
@@ -139,7 +149,7 @@ impl Stream {
                         let outcomes = serde_json::from_slice::<Vec<Outcome>>(&reply.outcomes)
                             .map_err(|e| {
                                 LinkError::Lost(Status::internal(format!(
-                                    "bad forward reply from leader {leader}: {e}"
+                                    "bad forward reply from leader {leader}: {e}; the write may or may not be in the log"
                                 )))
                             });
                         answers.answer(reply.id, outcomes);
@@ -152,13 +162,14 @@ impl Stream {
                     Err(status) => break status,
                 }
             };
-            let ended = Status::new(
+            // The transport names a broken connection UNKNOWN, INTERNAL or
+            // CANCELLED as it happens: to the caller it is one thing, an
+            // answer lost on the way, to retry.
+            let ended = Status::unavailable(format!(
+                "the forward stream to leader {leader} broke before it answered ({:?}: {}); the write may or may not be in the log: retry with the same idempotency keys",
                 ended.code(),
-                format!(
-                    "the forward stream to leader {leader} broke before it answered ({}); the write may or may not be in the log: retry with the same idempotency keys",
-                    ended.message()
-                ),
-            );
+                ended.message()
+            ));
             answers.close(|| LinkError::Lost(ended.clone()));
         });
         Ok(Arc::new(Self {
@@ -183,8 +194,13 @@ impl Stream {
         let Some(answer) = self.waiting.register(id) else {
             return Err(LinkError::NotSent);
         };
+        // A caller that gives up (its commit timeout) leaves no entry
+        // behind on a stream that stays open.
+        let _forget = Forget {
+            waiting: &self.waiting,
+            id,
+        };
         if self.requests.send(ForwardRequest { id, command }).is_err() {
-            self.waiting.forget(id);
             return Err(LinkError::NotSent);
         }
         answer.await.unwrap_or_else(|_| {
@@ -192,6 +208,19 @@ impl Stream {
                 "the forward stream ended before it answered; the write may or may not be in the log: retry with the same idempotency keys",
             )))
         })
+    }
+}
+
+/// Removes a request from [`Waiting`] when its caller is done with it,
+/// answered or not.
+struct Forget<'a> {
+    waiting: &'a Waiting,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.waiting.forget(self.id);
     }
 }
 
@@ -333,6 +362,11 @@ mod tests {
         Streaming,
         /// Takes one request and closes the stream without answering.
         Hangs,
+        /// Takes one request and ends the stream with an error, as a
+        /// connection reset reaches the caller.
+        Resets,
+        /// Takes requests and never answers, never closing the stream.
+        Silent,
     }
 
     #[derive(Clone)]
@@ -417,6 +451,21 @@ mod tests {
                         Vec::new()
                     });
                     Ok(Response::new(replies))
+                }
+                Leader::Resets => {
+                    let reset = futures::stream::once(async move {
+                        let _ = requests.message().await;
+                        Err(Status::internal("h2 protocol error: stream reset"))
+                    });
+                    Ok(Response::new(reset.boxed()))
+                }
+                Leader::Silent => {
+                    let silent = futures::stream::once(async move {
+                        while let Ok(Some(_)) = requests.message().await {}
+                        std::future::pending::<()>().await;
+                        Err(Status::internal("never"))
+                    });
+                    Ok(Response::new(silent.boxed()))
                 }
                 Leader::Streaming => {
                     // Gathers what is in flight and answers it newest first,
@@ -528,18 +577,46 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_that_breaks_fails_its_requests_as_perhaps_committed() {
-        let (_fake, addr) = fake_leader(Leader::Hangs).await;
-        let links = ForwardLinks::new(Network::new(None));
-        match links.forward(1, &addr, &append(7)).await {
-            Err(ProposeError::Forwarded(status)) => {
-                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-                assert!(
-                    status.message().contains("may or may not be in the log"),
-                    "{}",
-                    status.message()
-                );
+        // Closed cleanly, or reset (which the transport reports INTERNAL):
+        // either way the caller hears UNAVAILABLE, to retry, never a bug.
+        for kind in [Leader::Hangs, Leader::Resets] {
+            let (_fake, addr) = fake_leader(kind).await;
+            let links = ForwardLinks::new(Network::new(None));
+            match links.forward(1, &addr, &append(7)).await {
+                Err(ProposeError::Forwarded(status)) => {
+                    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                    assert!(
+                        status.message().contains("may or may not be in the log"),
+                        "{}",
+                        status.message()
+                    );
+                }
+                other => panic!("expected a lost answer, got {other:?}"),
             }
-            other => panic!("expected a lost answer, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_leaves_nothing_waiting() {
+        let (_fake, addr) = fake_leader(Leader::Silent).await;
+        let links = ForwardLinks::new(Network::new(None));
+        for n in 0..3 {
+            let late = tokio::time::timeout(
+                Duration::from_millis(200),
+                links.forward(1, &addr, &append(n)),
+            )
+            .await;
+            assert!(late.is_err(), "the silent leader answered");
+        }
+        let current = links.current.lock().unwrap();
+        let Some((_, Route::Stream(stream))) = current.as_ref() else {
+            panic!("no stream open");
+        };
+        let waiting = stream.waiting.replies.lock().unwrap();
+        assert_eq!(
+            waiting.as_ref().map(HashMap::len),
+            Some(0),
+            "requests left waiting"
+        );
     }
 }

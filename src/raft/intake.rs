@@ -12,14 +12,18 @@
 //! Every batch of a forwarded group gets its own [`Outcome`]: the leader may
 //! place two batches of one forward in different groups, and one may commit
 //! while the other times out.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use tonic::Status;
 
 use super::proposer::{ProposeError, Proposer};
 use super::service::{claim_ok, sender_is, Claim, PeerError};
 use super::{Command, CommandResponse, NodeId, Raft};
 use crate::auth::{Caller, CallerKind, RefusalLog};
-use crate::limits::RESERVED_SOURCE_PREFIX;
+use crate::limits::{FORWARD_IN_FLIGHT_MAX, RESERVED_SOURCE_PREFIX};
 
 /// The gRPC method refusals of forwarded commands are recorded under,
 /// whichever way they came: the stream carries the same commands.
@@ -48,6 +52,10 @@ impl Outcome {
     pub fn into_result(self) -> Result<CommandResponse, ProposeError> {
         match self {
             Outcome::Done(response) => Ok(response),
+            // OK is no failure: a leader that says so is faulty.
+            Outcome::Failed { code: 0, message } => Err(ProposeError::BadForwardReply(format!(
+                "a failure with code OK: {message}"
+            ))),
             Outcome::Failed { code, message } => Err(ProposeError::Forwarded(Status::new(
                 tonic::Code::from(code),
                 message,
@@ -90,6 +98,10 @@ pub struct Intake {
     raft: Raft,
     proposer: Proposer,
     refusals: RefusalLog,
+    /// Forwarded commands each node has unanswered here, over all its
+    /// streams ([`FORWARD_IN_FLIGHT_MAX`]); `None` for callers of an
+    /// `--insecure` node, which carry no node identity.
+    slots: Arc<Mutex<HashMap<Option<NodeId>, Arc<Semaphore>>>>,
 }
 
 impl Intake {
@@ -98,6 +110,7 @@ impl Intake {
             raft: proposer.raft().clone(),
             proposer,
             refusals,
+            slots: Arc::default(),
         }
     }
 
@@ -167,35 +180,68 @@ impl Intake {
         }
     }
 
+    /// The slots of the node `caller` forwards for, shared by all its
+    /// streams: a peer may open many, and each request may be as large as
+    /// a Raft message.
+    pub fn slots(&self, caller: &Caller) -> Arc<Semaphore> {
+        let node = match caller.kind {
+            CallerKind::Node(id) => Some(id),
+            _ => None,
+        };
+        self.slots
+            .lock()
+            .expect("forward slots lock")
+            .entry(node)
+            .or_insert_with(|| Arc::new(Semaphore::new(FORWARD_IN_FLIGHT_MAX)))
+            .clone()
+    }
+
     /// Checks `cmd` from `caller` and proposes it here: one outcome for a
-    /// command, one per batch for a group of appends. `Err` refuses it
-    /// whole, with nothing proposed.
-    pub async fn take(&self, caller: &Caller, cmd: Command) -> Result<Vec<Outcome>, Status> {
+    /// command, and for a group of appends one per batch or one for the
+    /// whole, as `grouping` says. `Err` refuses it whole, with nothing
+    /// proposed. Every proposal is bounded by the commit timeout, so a
+    /// leader without a quorum answers rather than holding the request.
+    pub async fn take(
+        &self,
+        caller: &Caller,
+        cmd: Command,
+        grouping: Grouping,
+    ) -> Result<Vec<Outcome>, Status> {
         self.admit(caller, &cmd)?;
         let what = cmd.to_string();
-        let (results, appends) = match cmd {
-            Command::Append { events, .. } => {
+        let (results, appends) = match (cmd, grouping) {
+            (Command::Append { events, .. }, _) => {
                 (vec![self.proposer.propose_forwarded(events).await], true)
             }
-            Command::AppendGroup { batches, .. } => {
+            (Command::AppendGroup { batches, .. }, Grouping::PerBatch) => {
                 let each = batches
                     .into_iter()
                     .map(|events| self.proposer.propose_forwarded(events));
                 (futures::future::join_all(each).await, true)
             }
-            other => (vec![self.proposer.propose_local(other).await], false),
+            (group @ Command::AppendGroup { .. }, Grouping::Whole) => {
+                (vec![self.proposer.propose_here(group).await], true)
+            }
+            (other, _) => (vec![self.proposer.propose_here(other).await], false),
         };
         Ok(results
             .into_iter()
             .map(|result| match result {
                 Ok(response) => {
                     // Refused where it was applied: a node forwarded what
-                    // the gate does not let in, which is worth a record.
-                    // A cosignature refused because its node is not (yet,
-                    // or any more) a voter is routine during membership
-                    // changes, and recording it would add a leaf, a
-                    // checkpoint, and another cosignature to refuse.
-                    if let Some(reason) = response.refusal().filter(|_| appends) {
+                    // the gate does not let in, which is worth a record
+                    // (one per refused batch of a group). A cosignature
+                    // refused because its node is not (yet, or any more)
+                    // a voter is routine during membership changes, and
+                    // recording it would add a leaf, a checkpoint, and
+                    // another cosignature to refuse.
+                    let refused: Vec<&str> = match &response {
+                        CommandResponse::Grouped { results } => {
+                            results.iter().filter_map(|r| r.refusal()).collect()
+                        }
+                        single => Vec::from_iter(single.refusal()),
+                    };
+                    for reason in refused.into_iter().filter(|_| appends) {
                         self.refusals.refuse(
                             caller,
                             FORWARD_METHOD,
@@ -212,6 +258,20 @@ impl Intake {
             })
             .collect())
     }
+}
+
+/// How a forwarded group of appends is proposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    /// Each batch joins this node's group commit on its own and gets its
+    /// own outcome: for a forwarding node that hands each batch's outcome
+    /// to its own caller (over the stream).
+    PerBatch,
+    /// The group is proposed whole, as one entry, with one outcome: for a
+    /// forwarding node that gives every batch of the group the same answer
+    /// (a unary `Forward` from an older version). Split, a batch that
+    /// committed could share a failure that says nothing was appended.
+    Whole,
 }
 
 #[cfg(test)]
@@ -244,6 +304,16 @@ mod tests {
         assert!(whole
             .iter()
             .all(|r| matches!(r, Err(ProposeError::Forwarded(_)))));
+
+        // OK is not a failure: a faulty leader's answer.
+        let ok = Outcome::Failed {
+            code: 0,
+            message: "fine".into(),
+        };
+        assert!(matches!(
+            ok.into_result(),
+            Err(ProposeError::BadForwardReply(_))
+        ));
 
         // A lone success cannot stand for three batches: a bad reply.
         let short = per_batch(vec![Outcome::Done(appended(1))], 3);

@@ -215,6 +215,12 @@ impl Proposer {
         }
     }
 
+    /// [`Proposer::propose_local`] bounded by [`COMMIT_TIMEOUT_MS`]: for a
+    /// command another node forwarded, whose answer it waits for.
+    pub(super) async fn propose_here(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+        within_timeout(self.propose_local(cmd)).await
+    }
+
     /// [`ProposeError::NotLeader`], with the leader this node's metrics
     /// name, if any.
     pub(super) fn not_leader(&self) -> ProposeError {

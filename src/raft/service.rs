@@ -18,14 +18,14 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::intake::{Intake, Outcome};
+use super::intake::{Grouping, Intake, Outcome};
 use super::network::SnapshotHeader;
 use super::proposer::{ProposeError, Proposer};
 use super::state_machine::SnapshotFile;
-use super::{Command, CommandResponse, NodeId, Raft, TypeConfig};
+use super::{Command, NodeId, Raft, TypeConfig};
 use crate::auth::{caller_of, Caller, CallerKind, RefusalLog};
 use crate::disk::{DiskLow, FreeSpace};
-use crate::limits::FORWARD_STREAM_IN_FLIGHT_MAX;
+use crate::limits::FORWARD_IN_FLIGHT_MAX;
 use crate::proto::raft_server::Raft as RaftService;
 use crate::proto::{ForwardReply, ForwardRequest, RaftMessage, SnapshotChunk};
 
@@ -507,31 +507,16 @@ impl RaftService for RaftRpc {
     async fn forward(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let cmd: Command = decode(req.get_ref())?;
         let caller = caller_of(&req)?;
-        let group = matches!(cmd, Command::AppendGroup { .. });
-        let mut outcomes = self.intake.take(caller, cmd).await?;
-        // The unary answer is one response: a group's results together, or
-        // the first batch's failure (a follower that forwards by unary
-        // calls predates per-batch outcomes).
-        let response = if group {
-            let results = outcomes
-                .into_iter()
-                .map(|o| o.into_result())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| match e {
-                    ProposeError::Forwarded(status) => status,
-                    other => Status::from(PeerError::Forward(other)),
-                })?;
-            CommandResponse::Grouped { results }
-        } else {
-            match outcomes.pop() {
-                Some(Outcome::Done(response)) if outcomes.is_empty() => response,
-                Some(Outcome::Failed { code, message }) => {
-                    return Err(Status::new(tonic::Code::from(code), message))
-                }
-                _ => return Err(Status::internal("one command got several outcomes")),
+        // One answer for the whole command: a follower that forwards by
+        // unary calls (an older version) gives it to every batch.
+        let outcomes = self.intake.take(caller, cmd, Grouping::Whole).await?;
+        match <[Outcome; 1]>::try_from(outcomes) {
+            Ok([Outcome::Done(response)]) => Ok(encode(&response)),
+            Ok([Outcome::Failed { code, message }]) => {
+                Err(Status::new(tonic::Code::from(code), message))
             }
-        };
-        Ok(encode(&response))
+            Err(_) => Err(Status::internal("a forwarded command got several outcomes")),
+        }
     }
 
     type ForwardStreamStream = Pin<Box<dyn Stream<Item = Result<ForwardReply, Status>> + Send>>;
@@ -546,12 +531,13 @@ impl RaftService for RaftRpc {
         self.intake.sender(&caller)?;
         let intake = self.intake.clone();
         let mut requests = req.into_inner();
-        let (replies, answers) = tokio::sync::mpsc::channel(FORWARD_STREAM_IN_FLIGHT_MAX);
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(FORWARD_STREAM_IN_FLIGHT_MAX));
+        let (replies, answers) = tokio::sync::mpsc::channel(FORWARD_IN_FLIGHT_MAX);
+        let slots = self.intake.slots(&caller);
         tokio::spawn(async move {
             loop {
-                // A sender with this many commands unanswered is read no
-                // further: HTTP/2 flow control holds it back.
+                // A node with this many commands unanswered (over all its
+                // streams) is read no further: HTTP/2 flow control holds
+                // it back.
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
@@ -564,7 +550,7 @@ impl RaftService for RaftRpc {
                 let (intake, replies, caller) = (intake.clone(), replies.clone(), caller.clone());
                 tokio::spawn(async move {
                     let outcomes = match serde_json::from_slice::<Command>(&request.command) {
-                        Ok(cmd) => match intake.take(&caller, cmd).await {
+                        Ok(cmd) => match intake.take(&caller, cmd, Grouping::PerBatch).await {
                             Ok(outcomes) => outcomes,
                             Err(status) => vec![Outcome::failed(&status)],
                         },
