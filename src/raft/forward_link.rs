@@ -39,8 +39,8 @@ pub const STREAM_RETRY_MS: u64 = 60_000;
 #[derive(Debug)]
 enum LinkError {
     /// The stream had closed before the request went out: nothing was
-    /// sent, so it may be sent again.
-    NotSent,
+    /// sent, so it may be sent again (the command is handed back).
+    NotSent(Vec<u8>),
     /// The leader does not serve the stream (UNIMPLEMENTED): nothing was
     /// proposed.
     Unsupported,
@@ -53,7 +53,6 @@ enum LinkError {
 type Answer = oneshot::Sender<Result<Vec<Outcome>, LinkError>>;
 
 /// Requests on one stream that await their answer.
-#[derive(Default)]
 struct Waiting {
     /// `None` once the stream has ended: nothing more is answered.
     replies: Mutex<Option<HashMap<u64, Answer>>>,
@@ -110,13 +109,7 @@ struct Stream {
 impl Stream {
     /// Opens the stream; a task reads its answers until it ends.
     fn open(network: &Network, leader: NodeId, addr: &str) -> Result<Arc<Self>, ProposeError> {
-        let mut client =
-            network
-                .client(leader, addr)
-                .map_err(|e| ProposeError::LeaderUnreachable {
-                    leader,
-                    reason: e.to_string(),
-                })?;
+        let mut client = client(network, leader, addr)?;
         let (requests, outbound) = mpsc::unbounded_channel();
         let waiting = Arc::new(Waiting::open());
         let answers = waiting.clone();
@@ -192,7 +185,7 @@ impl Stream {
     async fn send(&self, command: Vec<u8>) -> Result<Vec<Outcome>, LinkError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let Some(answer) = self.waiting.register(id) else {
-            return Err(LinkError::NotSent);
+            return Err(LinkError::NotSent(command));
         };
         // A caller that gives up (its commit timeout) leaves no entry
         // behind on a stream that stays open.
@@ -200,8 +193,8 @@ impl Stream {
             waiting: &self.waiting,
             id,
         };
-        if self.requests.send(ForwardRequest { id, command }).is_err() {
-            return Err(LinkError::NotSent);
+        if let Err(unsent) = self.requests.send(ForwardRequest { id, command }) {
+            return Err(LinkError::NotSent(unsent.0.command));
         }
         answer.await.unwrap_or_else(|_| {
             Err(LinkError::Lost(Status::unavailable(
@@ -222,6 +215,20 @@ impl Drop for Forget<'_> {
     fn drop(&mut self) {
         self.waiting.forget(self.id);
     }
+}
+
+/// A client of `leader`'s Raft service at `addr`.
+fn client(
+    network: &Network,
+    leader: NodeId,
+    addr: &str,
+) -> Result<crate::proto::raft_client::RaftClient<tonic::transport::Channel>, ProposeError> {
+    network
+        .client(leader, addr)
+        .map_err(|e| ProposeError::LeaderUnreachable {
+            leader,
+            reason: e.to_string(),
+        })
 }
 
 /// How this node reaches one leader.
@@ -284,17 +291,20 @@ impl ForwardLinks {
         addr: &str,
         cmd: &Command,
     ) -> Result<Vec<Outcome>, ProposeError> {
-        let command = serde_json::to_vec(cmd).expect("commands serialise");
+        let mut command = serde_json::to_vec(cmd).expect("commands serialise");
         // A request that never left is sent once more, on a fresh stream.
         for _ in 0..2 {
             let Some(stream) = self.stream(leader, addr)? else {
                 return self.unary(leader, addr, command).await;
             };
-            match stream.send(command.clone()).await {
+            match stream.send(command).await {
                 Ok(outcomes) => return Ok(outcomes),
-                Err(LinkError::NotSent) => continue,
+                Err(LinkError::NotSent(unsent)) => command = unsent,
                 Err(LinkError::Unsupported) => {
+                    // Once a minute at most: encoded again rather than
+                    // copied for every request in case.
                     self.unary_until_retry(leader, addr);
+                    let command = serde_json::to_vec(cmd).expect("commands serialise");
                     return self.unary(leader, addr, command).await;
                 }
                 Err(LinkError::Lost(status)) => return Err(ProposeError::Forwarded(status)),
@@ -314,14 +324,7 @@ impl ForwardLinks {
         addr: &str,
         command: Vec<u8>,
     ) -> Result<Vec<Outcome>, ProposeError> {
-        let mut client =
-            self.network
-                .client(leader, addr)
-                .map_err(|e| ProposeError::LeaderUnreachable {
-                    leader,
-                    reason: e.to_string(),
-                })?;
-        let resp = client
+        let resp = client(&self.network, leader, addr)?
             .forward(RaftMessage { data: command })
             .await
             .map_err(ProposeError::Forwarded)?

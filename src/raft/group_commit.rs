@@ -148,8 +148,7 @@ async fn run(proposer: Proposer, mut rx: mpsc::UnboundedReceiver<Pending>) {
 }
 
 /// Proposes one group and hands each caller its batch's result.
-async fn commit(proposer: &Proposer, group: Vec<Pending>) {
-    let mut group = group;
+async fn commit(proposer: &Proposer, mut group: Vec<Pending>) {
     let mut here_only = group.iter().any(|p| p.forwarded);
     if here_only && !proposer.leads() {
         // No longer the leader: forwarded batches go back to their node,

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tonic::Status;
 
 use super::proposer::{ProposeError, Proposer};
-use super::service::{claim_ok, sender_is, Claim, PeerError};
+use super::service::{check_sender, Claim, PeerError};
 use super::{Command, CommandResponse, NodeId, Raft};
 use crate::auth::{Caller, CallerKind, RefusalLog};
 use crate::limits::{FORWARD_IN_FLIGHT_MAX, RESERVED_SOURCE_PREFIX};
@@ -118,10 +118,7 @@ impl Intake {
     /// the callers of an `--insecure` node, which may forward anything.
     /// A refusal is recorded.
     pub fn sender(&self, caller: &Caller) -> Result<Option<NodeId>, Status> {
-        let from = match caller.kind {
-            CallerKind::Node(id) => Some(id),
-            _ => None,
-        };
+        let from = node_of(caller);
         if let Some(id) = from {
             self.check(caller, id, Claim::Member, "Forward")?;
         }
@@ -135,12 +132,7 @@ impl Intake {
         claim: Claim,
         what: &str,
     ) -> Result<(), Status> {
-        sender_is(caller, claimed, what)
-            .and_then(|()| claim_ok(&self.raft, claimed, claim, what))
-            .map_err(|e| {
-                self.refusals
-                    .refuse(caller, &format!("ironlog.v1.Raft/{what}"), e.into())
-            })
+        check_sender(&self.raft, &self.refusals, caller, claimed, claim, what)
     }
 
     /// What a member may forward: appends (with no other node's refusal
@@ -184,14 +176,10 @@ impl Intake {
     /// streams: a peer may open many, and each request may be as large as
     /// a Raft message.
     pub fn slots(&self, caller: &Caller) -> Arc<Semaphore> {
-        let node = match caller.kind {
-            CallerKind::Node(id) => Some(id),
-            _ => None,
-        };
         self.slots
             .lock()
             .expect("forward slots lock")
-            .entry(node)
+            .entry(node_of(caller))
             .or_insert_with(|| Arc::new(Semaphore::new(FORWARD_IN_FLIGHT_MAX)))
             .clone()
     }
@@ -257,6 +245,14 @@ impl Intake {
                 Err(e) => Outcome::failed(&Status::from(PeerError::Forward(e))),
             })
             .collect())
+    }
+}
+
+/// The node a caller is authenticated as, if it is one.
+fn node_of(caller: &Caller) -> Option<NodeId> {
+    match caller.kind {
+        CallerKind::Node(id) => Some(id),
+        _ => None,
     }
 }
 

@@ -12,7 +12,7 @@ use openraft::error::{ClientWriteError, RaftError};
 
 use super::forward_link::ForwardLinks;
 use super::group_commit::GroupCommit;
-use super::intake::{per_batch, Outcome};
+use super::intake::per_batch;
 use super::network::Network;
 use super::Batch;
 use super::{Command, CommandResponse, NodeId, Raft};
@@ -210,7 +210,7 @@ impl Proposer {
                     events,
                     commit_time_unix_nanos: 0,
                 };
-                within_timeout(self.propose_local(cmd)).await
+                self.propose_here(cmd).await
             }
         }
     }
@@ -259,41 +259,50 @@ impl Proposer {
                 commit_time_unix_nanos: 0,
             }
         };
-        let proposal = async {
-            self.space.check()?;
-            let route = if here_only { Route::Here } else { self.route() };
-            match route {
-                Route::Here => Ok(split(self.write_local(cmd).await?, n)),
-                Route::Leader(id, addr) => Ok(per_batch(self.forward(id, &addr, &cmd).await?, n)),
-                Route::Unknown => match self.write_local(cmd.clone()).await {
-                    Err(ProposeError::NotLeader {
-                        leader: Some((id, addr)),
-                    }) => Ok(per_batch(self.forward(id, &addr, &cmd).await?, n)),
-                    other => Ok(split(other?, n)),
-                },
-            }
-        };
-        match within_timeout(proposal).await {
+        match within_timeout(self.propose_routed(cmd, n, here_only)).await {
             Ok(results) => results,
             Err(e) => vec![Err(e); n],
         }
     }
 
+    /// Proposes a command that is not a group of appends.
     async fn propose_once(&self, cmd: Command) -> Result<CommandResponse, ProposeError> {
+        self.propose_routed(cmd, 1, false)
+            .await?
+            .pop()
+            .expect("one result for one command")
+    }
+
+    /// Proposes `cmd`, of `batches` batches (1 for any command but a group
+    /// of appends), here if this node leads or `here_only`, else forwarded
+    /// once to the leader; one result per batch.
+    async fn propose_routed(
+        &self,
+        cmd: Command,
+        batches: usize,
+        here_only: bool,
+    ) -> Result<Vec<Result<CommandResponse, ProposeError>>, ProposeError> {
         // A node low on disk takes no appends at all, forwarded ones too: it
         // could not store what it acknowledged (the chaos harness checks).
         self.space.check()?;
-        match self.route() {
+        let route = if here_only { Route::Here } else { self.route() };
+        match route {
             // No copy of the command: a leader that lost its role since the
             // metrics were read refuses with the new leader's address, and
             // the client retries there (nothing was appended).
-            Route::Here => self.write_local(cmd).await,
-            Route::Leader(id, addr) => self.forward_one(id, &addr, &cmd).await,
+            Route::Here => Ok(split(self.write_local(cmd).await?, batches)),
+            Route::Leader(id, addr) => Ok(per_batch(
+                self.links.forward(id, &addr, &cmd).await?,
+                batches,
+            )),
             Route::Unknown => match self.write_local(cmd.clone()).await {
                 Err(ProposeError::NotLeader {
                     leader: Some((id, addr)),
-                }) => self.forward_one(id, &addr, &cmd).await,
-                other => other,
+                }) => Ok(per_batch(
+                    self.links.forward(id, &addr, &cmd).await?,
+                    batches,
+                )),
+                other => Ok(split(other?, batches)),
             },
         }
     }
@@ -348,29 +357,6 @@ impl Proposer {
             Err(RaftError::Fatal(openraft::error::Fatal::Stopped)) => Err(ProposeError::Stopping),
             Err(e) => Err(ProposeError::Fatal(e.to_string())),
         }
-    }
-
-    /// Forwards `cmd` to the leader: one outcome for it, or one per batch
-    /// of a group of appends.
-    async fn forward(
-        &self,
-        leader: NodeId,
-        addr: &str,
-        cmd: &Command,
-    ) -> Result<Vec<Outcome>, ProposeError> {
-        self.links.forward(leader, addr, cmd).await
-    }
-
-    /// Forwards a command that is not a group of appends.
-    async fn forward_one(
-        &self,
-        leader: NodeId,
-        addr: &str,
-        cmd: &Command,
-    ) -> Result<CommandResponse, ProposeError> {
-        per_batch(self.forward(leader, addr, cmd).await?, 1)
-            .pop()
-            .expect("one outcome for one command")
     }
 }
 

@@ -140,32 +140,27 @@ impl RaftRpc {
         what: &str,
     ) -> Result<(), Status> {
         let caller = caller_of(req)?;
-        self.check_caller(caller, claimed, claim, what)
-    }
-
-    fn check_caller(
-        &self,
-        caller: &Caller,
-        claimed: NodeId,
-        claim: Claim,
-        what: &str,
-    ) -> Result<(), Status> {
-        sender_is(caller, claimed, what)
-            .and_then(|()| claim_ok(&self.raft, claimed, claim, what))
-            .map_err(|e| {
-                self.refusals
-                    .refuse(caller, &format!("ironlog.v1.Raft/{what}"), e.into())
-            })
+        check_sender(&self.raft, &self.refusals, caller, claimed, claim, what)
     }
 }
 
-/// [`Claim::allowed`] against this node's current membership.
-pub(super) fn claim_ok(
+/// [`sender_is`] and [`claim_ok`] for message `what` from `caller`; a
+/// refusal is recorded.
+pub(super) fn check_sender(
     raft: &Raft,
+    refusals: &RefusalLog,
+    caller: &Caller,
     claimed: NodeId,
     claim: Claim,
     what: &str,
-) -> Result<(), PeerError> {
+) -> Result<(), Status> {
+    sender_is(caller, claimed, what)
+        .and_then(|()| claim_ok(raft, claimed, claim, what))
+        .map_err(|e| refusals.refuse(caller, &format!("ironlog.v1.Raft/{what}"), e.into()))
+}
+
+/// [`Claim::allowed`] against this node's current membership.
+fn claim_ok(raft: &Raft, claimed: NodeId, claim: Claim, what: &str) -> Result<(), PeerError> {
     // Runs on every unary Raft message: take the membership (an Arc) from
     // the metrics watch rather than cloning all the metrics.
     let config = {
@@ -264,7 +259,7 @@ fn low_on_disk(space: &FreeSpace, what: &str) -> Option<PeerError> {
 /// A message that names node `claimed` as its sender (the candidate of a
 /// vote, the leader of an append or snapshot, the signer of a cosignature)
 /// is accepted only over a connection authenticated as that node.
-pub(super) fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), PeerError> {
+fn sender_is(caller: &Caller, claimed: NodeId, what: &str) -> Result<(), PeerError> {
     match caller.kind {
         CallerKind::Insecure => Ok(()),
         CallerKind::Node(id) if id == claimed => Ok(()),

@@ -15,6 +15,23 @@ use ironlog::proto;
 /// Concurrent appends, each of one event, per node they are sent through.
 const APPENDS_PER_NODE: u64 = 64;
 
+/// Appends event `n` of `actor` through `client`, connected to node `via`.
+async fn append_one(
+    client: &mut proto::ledger_client::LedgerClient<tonic::transport::Channel>,
+    actor: &str,
+    n: u64,
+    via: u64,
+) -> proto::AppendResponse {
+    client
+        .append(proto::AppendRequest {
+            events: vec![event(actor, n)],
+            wait_checkpoint: false,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("append {n} via node {via}: {s}"))
+        .into_inner()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_appends_share_raft_entries_and_each_gets_its_own_answer() {
     let c = Cluster::start(3).await;
@@ -44,15 +61,7 @@ async fn concurrent_appends_share_raft_entries_and_each_gets_its_own_answer() {
             let start = start.clone();
             tasks.push(tokio::spawn(async move {
                 start.wait().await;
-                let resp = client
-                    .append(proto::AppendRequest {
-                        events: vec![event("alice", n)],
-                        wait_checkpoint: false,
-                    })
-                    .await
-                    .unwrap_or_else(|s| panic!("append {n} via node {via}: {s}"))
-                    .into_inner();
-                (n, resp)
+                (n, append_one(&mut client, "alice", n, via).await)
             }));
         }
     }
@@ -159,14 +168,7 @@ async fn the_leader_groups_what_both_followers_forward_into_shared_entries() {
                 let (mut client, start) = (node.clone(), start.clone());
                 tasks.push(tokio::spawn(async move {
                     start.wait().await;
-                    let resp = client
-                        .append(proto::AppendRequest {
-                            events: vec![event("bob", n)],
-                            wait_checkpoint: false,
-                        })
-                        .await
-                        .unwrap_or_else(|s| panic!("append {n} via node {via}: {s}"))
-                        .into_inner();
+                    let resp = append_one(&mut client, "bob", n, via).await;
                     (via, resp.indices[0])
                 }));
             }
