@@ -1,7 +1,12 @@
-//! The closed loop: every client sends one request, waits for its answer,
-//! and sends the next; requests that start inside the measured window count.
-//! A request is whatever the target's [`Client`] sends: a write of a batch,
-//! or one proof.
+//! The load: by default a closed loop, where every client sends one
+//! request, waits for its answer, and sends the next; requests that start
+//! inside the measured window count. With a rate ([`Shape::rate`]) it is
+//! an open loop instead: each request has a time it is due, the clients
+//! take turns at a fixed interval, and a request's latency runs from when
+//! it was due, not from when a client that fell behind got round to it (so
+//! a stall shows in the percentiles as long as it lasted, rather than as
+//! one slow request: no coordinated omission). A request is whatever the
+//! target's [`Client`] sends: a write of a batch, or one proof.
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -14,6 +19,8 @@ pub const BATCH_MAX: usize = 1000;
 pub const SECONDS_MAX: u64 = 600;
 /// Pause after a request the target asked to retry (no leader for a moment), ms.
 const RETRY_BACKOFF_MS: u64 = 20;
+/// Highest open-loop rate, requests per second over all clients.
+pub const RATE_MAX_PER_S: f64 = 1_000_000.0;
 
 #[derive(Clone, Debug)]
 pub struct Shape {
@@ -21,6 +28,9 @@ pub struct Shape {
     pub batch: usize,
     pub warmup: Duration,
     pub measured: Duration,
+    /// Open loop at this many requests per second over all clients; `None`
+    /// is the closed loop.
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +41,8 @@ pub enum LoadError {
     Batch(usize),
     #[error("--seconds must be 1..={SECONDS_MAX}, not {0}")]
     Seconds(u64),
+    #[error("--rate must be above 0 and at most {RATE_MAX_PER_S} requests/s, not {0}")]
+    Rate(f64),
     #[error("connecting client {client}: {reason}")]
     Connect { client: usize, reason: String },
     #[error("client {client}: {reason}")]
@@ -51,7 +63,22 @@ impl Shape {
         if !(1..=SECONDS_MAX).contains(&s) {
             return Err(LoadError::Seconds(s));
         }
+        if let Some(rate) = self.rate {
+            if !(rate > 0.0 && rate <= RATE_MAX_PER_S) {
+                return Err(LoadError::Rate(rate));
+            }
+        }
         Ok(())
+    }
+
+    /// When client `c`'s `k`th request is due after `start`, in the open
+    /// loop: the clients take turns, so requests are due evenly over time
+    /// at the rate. `None` in the closed loop (send at once).
+    fn due(&self, start: Instant, c: usize, k: u64) -> Option<Instant> {
+        let rate = self.rate?;
+        // Request number k * clients + c of the whole run.
+        let nth = k as f64 * self.clients as f64 + c as f64;
+        Some(start + Duration::from_secs_f64(nth / rate))
     }
 }
 
@@ -98,7 +125,14 @@ pub struct Report {
     pub p99: Duration,
     /// Requests the target asked to retry.
     pub retried: u64,
+    /// Open loop: measured requests that went out later than they were due
+    /// by more than [`LATE_MS`], because their client was still waiting for
+    /// an earlier answer.
+    pub late: u64,
 }
+
+/// How late an open-loop request may go out and not count as late, ms.
+pub const LATE_MS: u64 = 1;
 
 pub async fn run<F: Factory>(factory: &F, shape: &Shape) -> Result<Report, LoadError> {
     // Connect every client before the clock starts.
@@ -116,23 +150,36 @@ pub async fn run<F: Factory>(factory: &F, shape: &Shape) -> Result<Report, LoadE
     let batch = shape.batch;
     let mut tasks = Vec::with_capacity(shape.clients);
     for (c, mut client) in clients.into_iter().enumerate() {
+        let shape = shape.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(start.into()).await;
             let mut latencies = Vec::new();
-            let mut retried = 0u64;
+            let (mut retried, mut late) = (0u64, 0u64);
             // Requests are numbered per client so that no two requests of a
             // run write the same key (or draw the same random leaf).
             let mut n = (c as u64) << 40;
-            loop {
-                let t = Instant::now();
-                if t >= end {
+            for k in 0.. {
+                // Closed loop: the request is due now; open loop: at its
+                // turn, waited for if it is still ahead.
+                let due = match shape.due(start, c, k) {
+                    Some(due) => {
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
+                if due >= end {
                     break;
                 }
+                let sent = Instant::now();
                 let fatal = |reason| LoadError::Request { client: c, reason };
                 match client.request(n, batch).await {
                     Ok(()) => {
-                        if t >= measure_from {
-                            latencies.push(t.elapsed());
+                        if due >= measure_from {
+                            latencies.push(due.elapsed());
+                            if sent.duration_since(due) > Duration::from_millis(LATE_MS) {
+                                late += 1;
+                            }
                         }
                         client.check(n).await.map_err(fatal)?;
                     }
@@ -144,15 +191,16 @@ pub async fn run<F: Factory>(factory: &F, shape: &Shape) -> Result<Report, LoadE
                 }
                 n += batch as u64;
             }
-            Ok((latencies, retried))
+            Ok((latencies, retried, late))
         }));
     }
     let mut all = Vec::new();
-    let mut retried = 0;
+    let (mut retried, mut late) = (0, 0);
     for t in tasks {
-        let (latencies, r) = t.await??;
+        let (latencies, r, l) = t.await??;
         all.extend(latencies);
         retried += r;
+        late += l;
     }
     all.sort_unstable();
     Ok(Report {
@@ -161,6 +209,7 @@ pub async fn run<F: Factory>(factory: &F, shape: &Shape) -> Result<Report, LoadE
         p50: percentile(&all, 50.0),
         p99: percentile(&all, 99.0),
         retried,
+        late,
     })
 }
 
@@ -193,6 +242,7 @@ mod tests {
             batch: 1,
             warmup: Duration::from_secs(1),
             measured: Duration::from_secs(10),
+            rate: None,
         };
         assert!(ok.check().is_ok());
         let none = Shape {
@@ -202,8 +252,108 @@ mod tests {
         assert!(matches!(none.check(), Err(LoadError::Clients(0))));
         let huge = Shape {
             batch: BATCH_MAX + 1,
-            ..ok
+            ..ok.clone()
         };
         assert!(matches!(huge.check(), Err(LoadError::Batch(_))));
+        for rate in [0.0, -1.0, f64::NAN, RATE_MAX_PER_S * 2.0] {
+            let bad = Shape {
+                rate: Some(rate),
+                ..ok.clone()
+            };
+            assert!(matches!(bad.check(), Err(LoadError::Rate(_))), "{rate}");
+        }
+    }
+
+    #[test]
+    fn open_loop_requests_are_due_in_turn_at_the_rate() {
+        let shape = Shape {
+            clients: 4,
+            batch: 1,
+            warmup: Duration::from_secs(1),
+            measured: Duration::from_secs(1),
+            rate: Some(1000.0),
+        };
+        let start = Instant::now();
+        let at = |c, k| shape.due(start, c, k).unwrap() - start;
+        // One request per millisecond over the run: the clients take turns.
+        assert_eq!(at(0, 0), Duration::ZERO);
+        assert_eq!(at(3, 0), Duration::from_millis(3));
+        assert_eq!(at(0, 1), Duration::from_millis(4));
+        assert_eq!(at(1, 250), Duration::from_millis(1001));
+        let closed = Shape {
+            rate: None,
+            ..shape
+        };
+        assert_eq!(closed.due(start, 0, 7), None);
+    }
+
+    /// A target that answers after a fixed delay, or after a long stall
+    /// on one request.
+    struct Slow {
+        delay: Duration,
+        stall_at: Option<u64>,
+        stall: Duration,
+    }
+
+    impl Client for Slow {
+        async fn request(&mut self, n: u64, _batch: usize) -> Result<(), RequestError> {
+            let pause = if Some(n) == self.stall_at {
+                self.stall
+            } else {
+                self.delay
+            };
+            tokio::time::sleep(pause).await;
+            Ok(())
+        }
+    }
+
+    struct SlowFactory(Option<u64>);
+
+    impl Factory for SlowFactory {
+        type Client = Slow;
+        async fn connect(&self, _client: usize) -> Result<Slow, String> {
+            Ok(Slow {
+                delay: Duration::from_millis(1),
+                stall_at: self.0,
+                stall: Duration::from_millis(300),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_loop_keeps_its_rate_and_counts_a_stall_against_every_request_it_delays() {
+        let shape = Shape {
+            clients: 1,
+            batch: 1,
+            warmup: Duration::from_millis(0),
+            measured: Duration::from_secs(1),
+            rate: Some(200.0),
+        };
+        let steady = run(&SlowFactory(None), &shape).await.unwrap();
+        // 200 requests due in the second; a 1 ms answer never falls behind.
+        assert!(
+            (190..=200).contains(&steady.requests),
+            "{}",
+            steady.requests
+        );
+        assert!(steady.p99 < Duration::from_millis(100), "{:?}", steady.p99);
+        // One request of client 0 stalls 300 ms: the 60 requests due in
+        // that time wait behind it and are as late as the stall left them,
+        // so well over 1% of the run is slow, not one request in 200.
+        let stalled = run(&SlowFactory(Some(10)), &shape).await.unwrap();
+        assert!(stalled.late >= 50, "{}", stalled.late);
+        assert!(
+            stalled.p99 >= Duration::from_millis(200),
+            "{:?}",
+            stalled.p99
+        );
+        // The closed loop, by contrast, sees one slow request.
+        let closed = Shape {
+            rate: None,
+            ..shape
+        };
+        let closed = run(&SlowFactory(Some(10)), &closed).await.unwrap();
+        assert_eq!(closed.late, 0);
+        assert!(closed.p50 < Duration::from_millis(100), "{:?}", closed.p50);
     }
 }

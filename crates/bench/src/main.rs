@@ -1,12 +1,12 @@
-//! `ironlog-bench`: one closed-loop load generator for Ironlog's gRPC API
+//! `ironlog-bench`: one load generator (closed loop, or open at a given rate) for Ironlog's gRPC API
 //! and for etcd's, so that `scripts/bench-vs-etcd.sh` compares the two
 //! under the same clients, the same value size and the same timing, and
 //! `scripts/bench-proofs.sh` measures Ironlog's proof serving the same way.
 //!
 //! # Layout
 //! - `main.rs`: the command line and the JSON report.
-//! - `load.rs`: the closed loop: clients, warm-up, measured window,
-//!   latency percentiles.
+//! - `load.rs`: the closed loop, or an open one at a given rate: clients,
+//!   warm-up, measured window, latency percentiles.
 //! - `target.rs`: what one write is on each system: an Ironlog `Append`
 //!   of N events, or an etcd `Txn` of N puts.
 //! - `proofs.rs`: what one proof request is on Ironlog (`--op inclusion`
@@ -24,7 +24,7 @@ mod target;
 #[derive(Debug, Parser)]
 #[command(
     name = "ironlog-bench",
-    about = "Closed-loop write load against Ironlog or etcd, or proof load against Ironlog"
+    about = "Write load (closed loop, or open at --rate) against Ironlog or etcd, or proof load against Ironlog"
 )]
 struct Cli {
     /// Which system to drive.
@@ -48,6 +48,11 @@ struct Cli {
     /// Measured seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Open loop: requests per second over all clients, each request due at
+    /// its turn and timed from then (0: the closed loop, each client sending
+    /// as soon as its last answer is in).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Seconds of load before measuring (connections, caches, leader).
     #[arg(long, default_value_t = 2)]
     warmup_seconds: u64,
@@ -107,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
         batch: cli.batch,
         warmup: Duration::from_secs(cli.warmup_seconds),
         measured: Duration::from_secs(cli.seconds),
+        rate: (cli.rate != 0.0).then_some(cli.rate),
     };
     shape.check()?;
     if cli.endpoints.is_empty() {
@@ -198,6 +204,8 @@ fn append_json(cli: &Cli, report: &load::Report) -> serde_json::Value {
         "p50_ms": report.p50.as_secs_f64() * 1e3,
         "p99_ms": report.p99.as_secs_f64() * 1e3,
         "retried": report.retried,
+        "rate": cli.rate,
+        "late": report.late,
     })
 }
 
