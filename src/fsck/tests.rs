@@ -3,14 +3,16 @@
 
 use std::path::Path;
 
-use redb::{Database, Key, TableDefinition, Value};
+use redb::{Database, Key, ReadableTable, TableDefinition, Value};
 
 use super::*;
 use crate::ledger::checkpoint::{generate_key, CheckpointBody, NoteSigner};
 use crate::ledger::event::{Actor, Event, LeafRecord, Outcome};
 use crate::ledger::merkle;
+use crate::storage::ledger_store::hash_chunks::HASH_CHUNK_HASHES;
 use crate::storage::ledger_store::{
-    LedgerStore, Op, CHECKPOINTS, ENTRIES, HASHES, IDX_ACTOR, META, META_INDEXED, SIGNATURES,
+    LedgerStore, Op, CHECKPOINTS, ENTRIES, HASH_CHUNKS, IDX_ACTOR, LEGACY_HASHES, META,
+    META_INDEXED, SIGNATURES,
 };
 
 const ORIGIN: &str = "test.example/fsck";
@@ -91,6 +93,26 @@ fn overwrite<K: Key + 'static, V: Value + 'static>(
     {
         let mut table = txn.open_table(def).expect("table");
         assert!(table.insert(key, value).expect("insert").is_some());
+    }
+    txn.commit().expect("commit");
+}
+
+/// Overwrites stored hash `index` inside its chunk.
+fn overwrite_hash(dir: &Path, index: u64, hash: &[u8; 32]) {
+    let db = Database::open(dir.join(LEDGER_FILE)).expect("open");
+    let txn = db.begin_write().expect("write");
+    {
+        let mut table = txn.open_table(HASH_CHUNKS).expect("table");
+        let chunk = index / HASH_CHUNK_HASHES;
+        let mut bytes = table
+            .get(chunk)
+            .expect("get")
+            .expect("stored")
+            .value()
+            .to_vec();
+        let at = (index % HASH_CHUNK_HASHES) as usize * 32;
+        bytes[at..at + 32].copy_from_slice(hash);
+        table.insert(chunk, bytes.as_slice()).expect("insert");
     }
     txn.commit().expect("commit");
 }
@@ -207,12 +229,7 @@ fn a_signature_by_a_key_nobody_vouches_for_is_a_problem() {
 fn a_changed_leaf_hash_names_its_leaf_once() {
     let signer = signer();
     let dir = ledger(&signer, 2, 8);
-    overwrite(
-        dir.path(),
-        HASHES,
-        merkle::stored_hash_index(0, 5),
-        &[7u8; 32],
-    );
+    overwrite_hash(dir.path(), merkle::stored_hash_index(0, 5), &[7u8; 32]);
     let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
     assert_eq!(
         kinds(&report),
@@ -222,16 +239,122 @@ fn a_changed_leaf_hash_names_its_leaf_once() {
 }
 
 #[test]
+fn a_hash_chunk_that_cannot_be_one_is_reported_and_the_hashes_before_it_still_checked() {
+    let signer = signer();
+    let dir = ledger(&signer, 2, 150);
+    // 300 leaves: about 600 stored hashes, five chunks. The second is cut
+    // mid-hash.
+    overwrite(dir.path(), HASH_CHUNKS, 1, [1u8; 40].as_slice());
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    let unreadable: Vec<&String> = report
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::Unreadable)
+        .map(|p| &p.message)
+        .collect();
+    assert_eq!(unreadable.len(), 1, "{:?}", report.problems);
+    assert!(
+        unreadable[0].contains("hash chunk 1 is 40 bytes"),
+        "{unreadable:?}"
+    );
+    // The first chunk's hashes were checked, and nothing there is wrong.
+    assert!(report.hashes_checked >= HASH_CHUNK_HASHES - 2);
+    assert!(report.problems.iter().all(|p| p
+        .leaf_index
+        .is_none_or(|leaf| { merkle::stored_hash_count(leaf + 1) > HASH_CHUNK_HASHES })));
+}
+
+#[test]
+fn a_store_written_before_hash_chunks_is_checked_from_its_per_hash_rows() {
+    let signer = signer();
+    let dir = ledger(&signer, 2, 60);
+    unpack_hashes(dir.path());
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert_eq!(kinds(&report), []);
+    assert_eq!(report.hashes_checked, merkle::stored_hash_count(120));
+    // A changed per-hash row is still pinned to the leaf that stored it.
+    overwrite(
+        dir.path(),
+        LEGACY_HASHES,
+        merkle::stored_hash_index(0, 7),
+        &[7u8; 32],
+    );
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert_eq!(
+        kinds(&report),
+        [(ProblemKind::LeafHashMismatch, Some(7), None)]
+    );
+}
+
+#[test]
+fn a_store_written_before_hash_chunks_is_packed_when_opened_and_proves_the_same() {
+    let signer = signer();
+    let dir = ledger(&signer, 3, 100);
+    let file = dir.path().join(LEDGER_FILE);
+    let proofs = |store: &LedgerStore| {
+        (
+            store.root(300).expect("root"),
+            store.inclusion_proof(173, 300).expect("inclusion"),
+            store.consistency_proof(100, 300).expect("consistency"),
+        )
+    };
+    let before = proofs(&LedgerStore::open(&file, ORIGIN).expect("store"));
+    unpack_hashes(dir.path());
+    {
+        let store = LedgerStore::open(&file, ORIGIN).expect("packs on open");
+        assert_eq!(proofs(&store), before);
+        // And it appends on from the packed chunks.
+        let append = Op::Append {
+            events: vec![event(1_000)].into(),
+            commit_time_unix_nanos: 1_800_000_000_000_000_000,
+        };
+        store
+            .apply(&[append, Op::Checkpoint], None, None)
+            .expect("append");
+    }
+    let db = Database::open(&file).expect("open");
+    let txn = redb::ReadableDatabase::begin_read(&db).expect("read");
+    let names: Vec<String> = txn
+        .list_tables()
+        .expect("tables")
+        .map(|t| redb::TableHandle::name(&t).to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "hash_chunks"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "hashes"), "{names:?}");
+    drop((txn, db));
+    let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
+    assert_eq!(kinds(&report), []);
+    assert_eq!(report.hashes_checked, merkle::stored_hash_count(301));
+}
+
+/// Rewrites the store's stored hashes as an older store kept them, one row
+/// each, with no chunk table.
+pub(crate) fn unpack_hashes(dir: &Path) {
+    let db = Database::open(dir.join(LEDGER_FILE)).expect("open");
+    let txn = db.begin_write().expect("write");
+    {
+        let chunks = txn.open_table(HASH_CHUNKS).expect("chunks");
+        let mut legacy = txn.open_table(LEGACY_HASHES).expect("legacy");
+        for row in chunks.range::<u64>(..).expect("range") {
+            let (chunk, bytes) = row.expect("row");
+            for (i, hash) in bytes.value().chunks_exact(32).enumerate() {
+                let hash: &[u8; 32] = hash.try_into().expect("32 bytes");
+                legacy
+                    .insert(chunk.value() * HASH_CHUNK_HASHES + i as u64, hash)
+                    .expect("insert");
+            }
+        }
+    }
+    txn.delete_table(HASH_CHUNKS).expect("delete");
+    txn.commit().expect("commit");
+}
+
+#[test]
 fn a_changed_interior_hash_names_the_leaf_that_completed_it() {
     let signer = signer();
     let dir = ledger(&signer, 2, 8);
     // Level 2, third node: leaves 8..=11, completed by leaf 11.
-    overwrite(
-        dir.path(),
-        HASHES,
-        merkle::stored_hash_index(2, 2),
-        &[7u8; 32],
-    );
+    overwrite_hash(dir.path(), merkle::stored_hash_index(2, 2), &[7u8; 32]);
     let report = check(dir.path(), &trusting(&signer)).expect("fsck runs");
     assert_eq!(
         kinds(&report),

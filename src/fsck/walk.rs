@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, StorageError};
+use redb::{ReadTransaction, StorageError, TableHandle};
 
 use super::checker::Checker;
 use super::frontier::{Completed, Frontier};
@@ -14,7 +14,8 @@ use crate::ledger::checkpoint::CheckpointBody;
 use crate::ledger::event::LeafRecord;
 use crate::ledger::merkle::{self, Hash, HASH_BYTES};
 use crate::storage::ledger_store::{
-    StateMeta, CHECKPOINTS, ENTRIES, HASHES, META, META_INDEXED, META_STATE, SIGNATURES,
+    chunk_hashes, StateMeta, CHECKPOINTS, ENTRIES, HASH_CHUNKS, LEGACY_HASHES, META, META_INDEXED,
+    META_STATE, SIGNATURES,
 };
 
 /// The state of the walk in leaf order.
@@ -119,7 +120,7 @@ impl Checker {
 
     fn start_walk(&mut self, txn: &ReadTransaction) -> Option<Walk> {
         let entries = self.open(txn, ENTRIES)?;
-        let hashes = self.open(txn, raw_values(&HASHES))?;
+        let hashes = self.hash_rows(txn)?;
         let checkpoints = self.open(txn, CHECKPOINTS)?;
         let signatures = self.open(txn, raw_values(&SIGNATURES))?;
         let cursors = (|| {
@@ -130,12 +131,7 @@ impl Checker {
                         .range::<u64>(..)?
                         .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
                 ),
-                hashes: Cursor::new(
-                    name_of(&HASHES),
-                    hashes
-                        .range::<u64>(..)?
-                        .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
-                ),
+                hashes,
                 checkpoints: Cursor::new(
                     name_of(&CHECKPOINTS),
                     checkpoints
@@ -162,6 +158,50 @@ impl Checker {
                     ProblemKind::Unreadable,
                     format!("cannot read the ledger tables: {e}"),
                 );
+                None
+            }
+        }
+    }
+
+    /// The stored hashes, one row each in index order, from their chunks;
+    /// from the per-hash rows in a store written before chunks (which a
+    /// node packs when it opens it, and fsck, reading only, does not). A
+    /// chunk that cannot be one ends the table as unreadable.
+    fn hash_rows(&mut self, txn: &ReadTransaction) -> Option<Rows<u64>> {
+        let legacy_only = txn.list_tables().is_ok_and(|mut tables| {
+            let names: Vec<String> = tables.by_ref().map(|t| t.name().to_string()).collect();
+            !names.iter().any(|n| n == HASH_CHUNKS.name())
+                && names.iter().any(|n| n == LEGACY_HASHES.name())
+        });
+        let rows = if legacy_only {
+            let table = self.open(txn, raw_values(&LEGACY_HASHES))?;
+            table.range::<u64>(..).map(|rows| {
+                Cursor::new(
+                    name_of(&LEGACY_HASHES),
+                    rows.map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
+                )
+            })
+        } else {
+            let table = self.open(txn, HASH_CHUNKS)?;
+            table.range::<u64>(..).map(|rows| {
+                let hashes = rows.flat_map(|row| match row {
+                    Err(e) => vec![Err(e)],
+                    Ok((chunk, bytes)) => match chunk_hashes(chunk.value(), bytes.value()) {
+                        Ok(hashes) => hashes
+                            .into_iter()
+                            .map(|(index, hash)| Ok((index, hash.to_vec())))
+                            .collect(),
+                        Err(reason) => vec![Err(StorageError::Corrupted(reason))],
+                    },
+                });
+                Cursor::new(name_of(&HASH_CHUNKS), hashes)
+            })
+        };
+        match rows {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                let message = format!("cannot read the stored hashes: {e}");
+                self.general(ProblemKind::Unreadable, message);
                 None
             }
         }

@@ -22,7 +22,9 @@ use redb::{ReadOnlyDatabase, ReadableDatabase, TableDefinition, TypeName, Value}
 /// The ledger's tables as this test reads them, independently of fsck, to
 /// learn which stored values a flipped byte really changed.
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-const HASHES: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("hashes");
+/// The stored hashes, in chunks of consecutive hashes, 127 to a chunk.
+const HASH_CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("hash_chunks");
+const HASH_CHUNK_HASHES: u64 = 127;
 const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
 const SIGNATURES: TableDefinition<(u64, u32), StrBytes> = TableDefinition::new("signatures");
 
@@ -91,7 +93,13 @@ fn read_back(file: &Path, target: Target) -> Option<Vec<u8>> {
         let txn = db.begin_read()?;
         Ok(match target {
             Target::Entry(i) => txn.open_table(ENTRIES)?.get(i)?.map(|v| v.value().to_vec()),
-            Target::Hash(i) => txn.open_table(HASHES)?.get(i)?.map(|v| v.value().to_vec()),
+            Target::Hash(i) => txn
+                .open_table(HASH_CHUNKS)?
+                .get(i / HASH_CHUNK_HASHES)?
+                .and_then(|v| {
+                    let at = (i % HASH_CHUNK_HASHES) as usize * 32;
+                    v.value().get(at..at + 32).map(<[u8]>::to_vec)
+                }),
             Target::Checkpoint(s) => txn
                 .open_table(CHECKPOINTS)?
                 .get(s)?
@@ -110,12 +118,19 @@ fn stored_values(file: &Path) -> Vec<Stored> {
     let db = ReadOnlyDatabase::open(file).expect("open clean copy");
     let txn = db.begin_read().expect("read");
     let mut out = Vec::new();
-    for row in txn.open_table(HASHES).unwrap().range::<u64>(..).unwrap() {
+    for row in txn
+        .open_table(HASH_CHUNKS)
+        .unwrap()
+        .range::<u64>(..)
+        .unwrap()
+    {
         let (k, v) = row.unwrap();
-        out.push(Stored {
-            target: Target::Hash(k.value()),
-            bytes: v.value().to_vec(),
-        });
+        for (i, hash) in v.value().chunks_exact(32).enumerate() {
+            out.push(Stored {
+                target: Target::Hash(k.value() * HASH_CHUNK_HASHES + i as u64),
+                bytes: hash.to_vec(),
+            });
+        }
     }
     for row in txn
         .open_table(CHECKPOINTS)

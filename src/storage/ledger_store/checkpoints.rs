@@ -5,7 +5,7 @@
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 
 use super::error::corrupt;
-use super::tables::{TableHashes, CHECKPOINTS, SIGNATURES, WITNESS_COSIGNATURES};
+use super::tables::{CHECKPOINTS, SIGNATURES, WITNESS_COSIGNATURES};
 use super::writer::Writer;
 use super::{LedgerStore, OpResult, StoreError};
 use crate::ledger::checkpoint::{self, CheckpointBody, SignatureLine};
@@ -147,7 +147,7 @@ impl Writer<'_> {
                 return Ok(None);
             }
         }
-        let root = merkle::root(size, &TableHashes(&self.hashes))?;
+        let root = merkle::root(size, &self.hash_store())?;
         let body = CheckpointBody {
             origin: self.origin.to_string(),
             size,

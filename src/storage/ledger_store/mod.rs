@@ -61,8 +61,11 @@
 //!   tables), the origin, the metadata as it stands.
 //! - `error.rs`: [`StoreError`], and how redb's errors become one.
 //! - `tables.rs`: the redb table definitions (`fsck` reads the file with
-//!   the same ones), and stored hashes read as a Merkle
-//!   [`HashStore`](crate::ledger::merkle::HashStore).
+//!   the same ones).
+//! - `hash_chunks.rs`: the stored Merkle hashes, packed in chunks of
+//!   consecutive hashes, read as a
+//!   [`HashStore`](crate::ledger::merkle::HashStore) and extended at the
+//!   end by a writer; stores written before chunks are packed on open.
 //! - `meta.rs`: [`StateMeta`], the one metadata row, and reading it.
 //! - `op.rs`: [`Op`] and [`OpResult`]: the commands applied in log order and
 //!   what each one did.
@@ -90,6 +93,7 @@
 
 mod checkpoints;
 mod error;
+pub(crate) mod hash_chunks;
 mod manifest;
 mod meta;
 mod op;
@@ -109,19 +113,21 @@ use redb::{Database, ReadableDatabase};
 
 use crate::limits::LEDGER_CACHE_BYTES_DEFAULT;
 
+use hash_chunks::pack_legacy_hashes;
 use meta::read_meta;
 use tables::{INDEX_TABLES, LEGACY_OUTCOME_INDEX, LEGACY_STR_INDEXES};
 
 pub use checkpoints::StoredCheckpoint;
 pub use error::StoreError;
+pub(crate) use hash_chunks::{chunk_hashes, HASH_CHUNKS, LEGACY_HASHES};
 pub use manifest::SnapshotReader;
 pub(crate) use meta::read_indexed;
 pub use meta::StateMeta;
 pub use op::{Batch, Op, OpResult};
 pub use query::{Leaves, QueryFilter, QueryPage};
 pub(crate) use tables::{
-    IndexDef, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
-    IDX_RESOURCE, META, META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
+    IndexDef, CHECKPOINTS, ENTRIES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE,
+    META, META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
 };
 pub use tree::TileRead;
 pub use witness::{same_witness_keys, WitnessKeys};
@@ -173,6 +179,7 @@ impl LedgerStore {
                     "dropped the per-leaf query indexes of an older store; its leaves are indexed again as runs"
                 );
             }
+            pack_legacy_hashes(&txn)?;
             create_tables(&txn)?;
         }
         txn.commit()?;
@@ -210,7 +217,7 @@ impl LedgerStore {
 /// expect them all, and a writer opens only those it writes.
 fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ENTRIES)?;
-    txn.open_table(HASHES)?;
+    txn.open_table(HASH_CHUNKS)?;
     txn.open_table(META)?;
     txn.open_table(CHECKPOINTS)?;
     txn.open_table(SIGNATURES)?;

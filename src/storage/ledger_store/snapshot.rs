@@ -9,9 +9,9 @@ use std::path::Path;
 use redb::Durability;
 
 use super::checkpoints::CHECKPOINT_VOTER_LINES_MAX;
+use super::hash_chunks::{HASH_CHUNKS, LEGACY_HASHES};
 use super::tables::{
-    TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, INDEX_TABLES, SIGNATURES,
-    WITNESS_COSIGNATURES,
+    CHECKPOINTS, ENTRIES, IDEMPOTENCY, INDEX_TABLES, SIGNATURES, WITNESS_COSIGNATURES,
 };
 use super::writer::Writer;
 use super::{create_tables, LedgerStore, StateMeta, StoreError};
@@ -50,7 +50,8 @@ impl LedgerStore {
         txn.set_durability(Durability::Immediate)?;
         txn.delete_table(ENTRIES)?;
         txn.delete_table(CHECKPOINTS)?;
-        txn.delete_table(HASHES)?;
+        txn.delete_table(HASH_CHUNKS)?;
+        txn.delete_table(LEGACY_HASHES)?;
         txn.delete_table(SIGNATURES)?;
         txn.delete_table(WITNESS_COSIGNATURES)?;
         txn.delete_table(IDEMPOTENCY)?;
@@ -196,7 +197,7 @@ impl Writer<'_> {
                 "checkpoint {size} does not belong to this log"
             )));
         }
-        let root = merkle::root(size, &TableHashes(&self.hashes))?;
+        let root = merkle::root(size, &self.hash_store())?;
         if root != body.root {
             return Err(StoreError::BadSnapshot(format!(
                 "checkpoint {size} root does not match the leaves"

@@ -1,14 +1,11 @@
-//! The redb tables of the ledger file, and the stored hashes read through
-//! a table as a Merkle hash store.
+//! The redb tables of the ledger file (the stored hashes' chunks are
+//! defined with their layout, in `hash_chunks.rs`).
 
-use redb::{ReadableTable, TableDefinition};
-
-use crate::ledger::merkle::{Hash, HashStore, MerkleError};
+use redb::TableDefinition;
 
 // The tables are visible to the crate so that `fsck` reads the
 // very definitions the store writes with.
 pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-pub(crate) const HASHES: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("hashes");
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Checkpoint size -> body text.
 pub(crate) const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("checkpoints");
@@ -54,21 +51,3 @@ pub(crate) const META_STATE: &str = "state";
 /// (see `Writer::index_pending`). A store written before indexing was
 /// deferred has no such row, and every leaf indexed.
 pub(crate) const META_INDEXED: &str = "indexed";
-
-/// Reads stored hashes inside a transaction (read or write).
-pub(super) struct TableHashes<'a, T: ReadableTable<u64, &'static [u8; 32]>>(pub(super) &'a T);
-
-impl<T: ReadableTable<u64, &'static [u8; 32]>> HashStore for TableHashes<'_, T> {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        indexes
-            .iter()
-            .map(|&i| match self.0.get(i) {
-                Ok(Some(v)) => Ok(*v.value()),
-                Ok(None) => Err(MerkleError::MissingHash { index: i }),
-                Err(e) => Err(MerkleError::Store {
-                    reason: e.to_string(),
-                }),
-            })
-            .collect()
-    }
-}

@@ -5,8 +5,9 @@ use redb::ReadableDatabase;
 
 use super::checkpoints::newest_signed_checkpoint;
 use super::error::corrupt;
+use super::hash_chunks::{ChunkedHashes, HASH_CHUNKS};
 use super::meta::tree_size;
-use super::tables::{TableHashes, ENTRIES, HASHES};
+use super::tables::ENTRIES;
 use super::{LedgerStore, StoreError};
 use crate::ledger::merkle::{self, Hash, HashStore, MerkleError};
 use crate::ledger::tile::{self, Tile, TileKind};
@@ -28,8 +29,8 @@ impl LedgerStore {
     pub fn root(&self, size: u64) -> Result<Hash, StoreError> {
         let txn = self.db.begin_read()?;
         within("tree size", size, tree_size(&txn)?)?;
-        let hashes = txn.open_table(HASHES)?;
-        Ok(merkle::root(size, &TableHashes(&hashes))?)
+        let hashes = txn.open_table(HASH_CHUNKS)?;
+        Ok(merkle::root(size, &ChunkedHashes(&hashes))?)
     }
 
     /// Inclusion proof of leaf `index` in the tree of `size`, with the leaf
@@ -48,8 +49,8 @@ impl LedgerStore {
                 size,
             });
         }
-        let hashes = txn.open_table(HASHES)?;
-        let reader = TableHashes(&hashes);
+        let hashes = txn.open_table(HASH_CHUNKS)?;
+        let reader = ChunkedHashes(&hashes);
         let leaf = reader.read_hashes(&[merkle::stored_hash_index(0, index)])?[0];
         let proof = merkle::inclusion_proof(index, size, &reader)?;
         let root = merkle::root(size, &reader)?;
@@ -67,8 +68,8 @@ impl LedgerStore {
         if old_size > new_size {
             return Err(MerkleError::SizeOutOfOrder { old_size, new_size }.into());
         }
-        let hashes = txn.open_table(HASHES)?;
-        let reader = TableHashes(&hashes);
+        let hashes = txn.open_table(HASH_CHUNKS)?;
+        let reader = ChunkedHashes(&hashes);
         let proof = merkle::consistency_proof(old_size, new_size, &reader)?;
         Ok((
             proof,
@@ -95,8 +96,8 @@ impl LedgerStore {
         // is stored; a gap below is corruption, not a missing tile.
         let data = match tile.kind {
             TileKind::Hashes { .. } => {
-                let hashes = txn.open_table(HASHES)?;
-                merkle::tile_hashes(tile, size, &TableHashes(&hashes))?.concat()
+                let hashes = txn.open_table(HASH_CHUNKS)?;
+                merkle::tile_hashes(tile, size, &ChunkedHashes(&hashes))?.concat()
             }
             TileKind::Entries => {
                 let first = tile.first_node();

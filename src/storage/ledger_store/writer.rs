@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use redb::{Durability, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::error::corrupt;
+use super::hash_chunks::{HashTail, WriterHashes, HASH_CHUNKS};
 use super::meta::{read_indexed_row, read_meta};
 use super::run;
 use super::tables::{
-    TableHashes, CHECKPOINTS, ENTRIES, HASHES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME,
-    IDX_RESOURCE, META, META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
+    CHECKPOINTS, ENTRIES, IDEMPOTENCY, IDX_ACTION, IDX_ACTOR, IDX_OUTCOME, IDX_RESOURCE, META,
+    META_INDEXED, META_STATE, SIGNATURES, WITNESS_COSIGNATURES,
 };
 use super::{LedgerStore, Op, OpResult, StateMeta, StoreError};
 use crate::ledger::batch;
@@ -148,7 +149,10 @@ impl<'t, K: redb::Key + 'static, V: redb::Value + 'static> Lazy<'t, K, V> {
 pub(super) struct Writer<'t> {
     pub(super) origin: &'t str,
     entries: redb::Table<'t, u64, &'static [u8]>,
-    pub(super) hashes: redb::Table<'t, u64, &'static [u8; 32]>,
+    /// The stored hashes' chunks, and the last one while appending to it
+    /// (loaded by the first leaf added, stored by `save_meta`).
+    hashes: redb::Table<'t, u64, &'static [u8]>,
+    hash_tail: Option<HashTail>,
     meta_table: redb::Table<'t, &'static str, &'static [u8]>,
     pub(super) checkpoints: Lazy<'t, u64, &'static [u8]>,
     pub(super) signatures: Lazy<'t, (u64, u32), &'static str>,
@@ -173,7 +177,8 @@ impl<'t> Writer<'t> {
         Ok(Self {
             origin,
             entries: txn.open_table(ENTRIES)?,
-            hashes: txn.open_table(HASHES)?,
+            hashes: txn.open_table(HASH_CHUNKS)?,
+            hash_tail: None,
             meta_table,
             checkpoints: Lazy::new(txn, CHECKPOINTS),
             signatures: Lazy::new(txn, SIGNATURES),
@@ -191,7 +196,12 @@ impl<'t> Writer<'t> {
         })
     }
 
+    /// Writes what the writer holds in memory, the last hash chunk and the
+    /// metadata: every use of a writer ends with it, before the commit.
     pub(super) fn save_meta(&mut self) -> Result<(), StoreError> {
+        if let Some(tail) = &mut self.hash_tail {
+            tail.store(&mut self.hashes)?;
+        }
         let bytes = serde_json::to_vec(&self.meta).expect("meta serialises");
         self.meta_table.insert(META_STATE, bytes.as_slice())?;
         assert!(
@@ -344,15 +354,19 @@ impl<'t> Writer<'t> {
         event: &Event,
     ) -> Result<u64, StoreError> {
         let index = self.meta.tree_size;
-        let hashes =
-            merkle::hashes_to_store(index, &merkle::leaf_hash(leaf), &TableHashes(&self.hashes))?;
+        if self.hash_tail.is_none() {
+            let count = merkle::stored_hash_count(index);
+            self.hash_tail = Some(HashTail::load(&self.hashes, count)?);
+        }
+        let hashes = merkle::hashes_to_store(index, &merkle::leaf_hash(leaf), &self.hash_store())?;
         assert_eq!(
             hashes.first().map(|h| h.0),
             Some(merkle::stored_hash_index(0, index)),
             "the first stored hash of a leaf is its own"
         );
+        let tail = self.hash_tail.as_mut().expect("loaded above");
         for (i, h) in &hashes {
-            self.hashes.insert(*i, h)?;
+            tail.push(&mut self.hashes, *i, h)?;
         }
         self.entries.insert(index, leaf)?;
         // Query index rows follow in bulk (`index_pending`); the
@@ -364,6 +378,16 @@ impl<'t> Writer<'t> {
         self.meta.tree_size = index + 1;
         self.meta.last_commit_time_unix_nanos = commit_time;
         Ok(index)
+    }
+}
+
+impl Writer<'_> {
+    /// The stored hashes as of this writer's appends, stored or not yet.
+    pub(super) fn hash_store(&self) -> WriterHashes<'_, redb::Table<'_, u64, &'static [u8]>> {
+        WriterHashes {
+            table: &self.hashes,
+            tail: self.hash_tail.as_ref(),
+        }
     }
 }
 
