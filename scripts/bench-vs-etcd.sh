@@ -24,6 +24,13 @@
 #   systems; which system goes first alternates by round and shape. The
 #   table shows, per shape, the median over rounds of writes/s, p50 and p99,
 #   and Ironlog/etcd throughput ratios.
+# - Half of peak (HALF_PEAK=1, the default, when SHAPES has a one-write
+#   shape): each system's peak is its best median writes/s over the one-write
+#   shapes above; then each is driven at half its own peak, 64 clients in an
+#   open loop (`ironlog-bench --rate`: requests are due at a fixed rate and
+#   timed from when they were due, so a stall counts against every request
+#   it holds up), ROUNDS times, alternating which goes first. The second
+#   table shows the medians of p50 and p99 there.
 # This machine is shared and noisy: compare figures within one run only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +42,8 @@ WARMUP_S=${WARMUP_S:-2}
 SHAPES=${SHAPES:-"1x1 16x1 64x1 256x1 8x100"}
 IRONLOG_PORT=${BENCH_BASE_PORT:-7301}
 SECURITY=${SECURITY:-tls}
+HALF_PEAK=${HALF_PEAK:-1}
+HALF_PEAK_CLIENTS=64
 case "$SECURITY" in
   tls) SCHEME=https ;;
   plaintext) SCHEME=http ;;
@@ -128,14 +137,16 @@ etcd_version=$(etcd --version | head -n 1)
 echo "etcd: $etcd_version, 3 members on loopback; Ironlog: 3 nodes (cluster up); security: $SECURITY"
 echo "${SECONDS_RUN}s measured after ${WARMUP_S}s warm-up, $ROUNDS rounds, ${VALUE_BYTES}-byte values"
 
-# run SYSTEM CLIENTS BATCH: one measured run; appends its JSON line to $DIR/runs.
+# run SYSTEM CLIENTS BATCH [RATE [FILE]]: one measured run (closed loop, or
+# open at RATE requests/s); appends its JSON line to FILE ($DIR/runs).
 run() {
   local endpoints=$ETCD_ENDPOINTS tls=("${ETCD_BENCH_TLS[@]}")
   # Ironlog's client credentials come from its cluster's env file.
   if [ "$1" = ironlog ]; then endpoints=$IRONLOG_ENDPOINTS tls=(); fi
   "$BENCH" --target "$1" --endpoints "$endpoints" "${tls[@]}" --clients "$2" --batch "$3" \
+    --rate "${4:-0}" \
     --seconds "$SECONDS_RUN" --warmup-seconds "$WARMUP_S" --value-bytes "$VALUE_BYTES" |
-    sed "s/^{/{\"round\":$ROUND,/" | tee -a "$DIR/runs" >&2
+    sed "s/^{/{\"round\":$ROUND,/" | tee -a "${5:-$DIR/runs}" >&2
 }
 
 : >"$DIR/runs"
@@ -149,10 +160,38 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   done
 done
 
-mkdir -p "$(dirname "$OUT")"
-python3 - "$DIR/runs" "$OUT" "$SECONDS_RUN" "$ROUNDS" "$VALUE_BYTES" "$etcd_version" "$SECURITY" <<'PY'
+# ---- Half of each system's own peak, open loop.
+: >"$DIR/half"
+if [ "$HALF_PEAK" = 1 ]; then
+  read -r etcd_half ironlog_half < <(python3 - "$DIR/runs" <<'PY'
 import json, statistics, sys
-runs_file, out, seconds, rounds, value_bytes, etcd_version, security = sys.argv[1:]
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def half(system):
+    shapes = {r["clients"] for r in runs if r["target"] == system and r["batch"] == 1}
+    medians = [statistics.median(r["writes_per_second"] for r in runs
+                                 if r["target"] == system and r["batch"] == 1 and r["clients"] == c)
+               for c in shapes]
+    return max(medians) / 2 if medians else 0
+print(f"{half('etcd'):.0f} {half('ironlog'):.0f}")
+PY
+  )
+  if [ "$etcd_half" != 0 ] && [ "$ironlog_half" != 0 ]; then
+    echo "half of peak: etcd at $etcd_half writes/s, Ironlog at $ironlog_half, $HALF_PEAK_CLIENTS clients, open loop"
+    for ROUND in $(seq 1 "$ROUNDS"); do
+      if [ $((ROUND % 2)) = 0 ]; then order="etcd ironlog"; else order="ironlog etcd"; fi
+      for system in $order; do
+        rate=$ironlog_half
+        if [ "$system" = etcd ]; then rate=$etcd_half; fi
+        run "$system" "$HALF_PEAK_CLIENTS" 1 "$rate" "$DIR/half"
+      done
+    done
+  fi
+fi
+
+mkdir -p "$(dirname "$OUT")"
+python3 - "$DIR/runs" "$DIR/half" "$OUT" "$SECONDS_RUN" "$ROUNDS" "$VALUE_BYTES" "$etcd_version" "$SECURITY" <<'PY'
+import json, statistics, sys
+runs_file, half_file, out, seconds, rounds, value_bytes, etcd_version, security = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_file) if l.strip()]
 shapes = []
 for r in runs:
@@ -189,7 +228,30 @@ for row in rows:
     print(f"| {row['clients']} clients, {per} | {e['writes_per_second']:,.0f} | {i['writes_per_second']:,.0f} "
           f"| {row['ratio']:.2f}x ({lo:.2f}-{hi:.2f}) | {e['p50_ms']:.1f} / {e['p99_ms']:.1f} "
           f"| {i['p50_ms']:.1f} / {i['p99_ms']:.1f} |")
+half_runs = [json.loads(l) for l in open(half_file) if l.strip()]
+half = {}
+if half_runs:
+    print()
+    print(f"| half of peak, open loop | rate/s | achieved/s | p50 / p99 ms | late |")
+    print(f"|---|---:|---:|---|---:|")
+    for system in ("etcd", "ironlog"):
+        mine = [r for r in half_runs if r["target"] == system]
+        if not mine:
+            continue
+        half[system] = {
+            "rate": mine[0]["rate"],
+            "writes_per_second": statistics.median(r["writes_per_second"] for r in mine),
+            "p50_ms": statistics.median(r["p50_ms"] for r in mine),
+            "p99_ms": statistics.median(r["p99_ms"] for r in mine),
+            "late": statistics.median(r["late"] for r in mine),
+            "p99_rounds": [r["p99_ms"] for r in mine],
+        }
+        h = half[system]
+        name = "etcd" if system == "etcd" else "Ironlog"
+        print(f"| {name}, {mine[0]['clients']} clients | {h['rate']:,.0f} | {h['writes_per_second']:,.0f} "
+              f"| {h['p50_ms']:.1f} / {h['p99_ms']:.1f} | {h['late']:.0f} |")
 json.dump({"seconds": int(seconds), "rounds": int(rounds), "value_bytes": int(value_bytes),
-           "security": security, "etcd": etcd_version, "shapes": rows, "runs": runs}, open(out, "w"), indent=1)
+           "security": security, "etcd": etcd_version, "shapes": rows, "half_peak": half,
+           "runs": runs, "half_peak_runs": half_runs}, open(out, "w"), indent=1)
 print(f"\nwritten to {out}")
 PY

@@ -746,7 +746,8 @@ pub(super) mod tests {
             Command::Append {
                 events: vec![event].into(),
                 commit_time_unix_nanos: 1,
-            },
+            }
+            .into(),
         )
     }
 

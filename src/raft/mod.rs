@@ -53,6 +53,7 @@ pub(crate) mod handover;
 mod intake;
 pub(crate) mod log_keeper;
 pub(crate) mod log_store;
+mod logged_command;
 pub mod network;
 pub(crate) mod proposer;
 pub(crate) mod service;
@@ -62,6 +63,7 @@ mod wal;
 
 pub use intake::Outcome;
 pub use log_store::LogStore;
+pub use logged_command::LoggedCommand;
 pub use network::Network;
 pub use proposer::{ProposeError, Proposer};
 pub use service::PeerError;
@@ -168,7 +170,7 @@ pub type CommandResponse = crate::storage::ledger_store::OpResult;
 openraft::declare_raft_types!(
     /// Ironlog's openraft type configuration.
     pub TypeConfig:
-        D = Command,
+        D = LoggedCommand,
         R = CommandResponse,
         NodeId = NodeId,
         Node = PeerInfo,

@@ -15,7 +15,7 @@ use super::group_commit::GroupCommit;
 use super::intake::per_batch;
 use super::network::Network;
 use super::Batch;
-use super::{Command, CommandResponse, NodeId, Raft};
+use super::{Command, CommandResponse, LoggedCommand, NodeId, Raft};
 use crate::clock::now_unix_nanos;
 use crate::disk::{DiskLow, FreeSpace};
 use crate::ledger::batch::validate_events;
@@ -342,7 +342,7 @@ impl Proposer {
     /// [`Proposer::propose_local`] once the disk has been checked.
     async fn write_local(&self, mut cmd: Command) -> Result<CommandResponse, ProposeError> {
         stamp(&mut cmd);
-        match self.raft.client_write(cmd).await {
+        match self.raft.client_write(LoggedCommand::new(cmd)).await {
             Ok(resp) => Ok(resp.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(ProposeError::NotLeader {

@@ -489,9 +489,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
                     Op::Nothing
                 }
-                EntryPayload::Normal(cmd) => {
-                    command_op(cmd, membership.as_ref().unwrap_or(&self.membership))
-                }
+                EntryPayload::Normal(cmd) => command_op(
+                    cmd.into_command(),
+                    membership.as_ref().unwrap_or(&self.membership),
+                ),
             };
             ops.push(op);
             responders.push(responder);
@@ -840,7 +841,7 @@ mod tests {
                 events,
                 commit_time_unix_nanos: 1,
             };
-            Ok((Entry::new_normal(log_id(index), cmd), None))
+            Ok((Entry::new_normal(log_id(index), cmd.into()), None))
         };
         let entries = vec![
             append(1, vec![event(0), event(1)].into()),
