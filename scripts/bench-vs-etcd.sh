@@ -26,7 +26,7 @@
 #   and Ironlog/etcd throughput ratios.
 # - Half of peak (HALF_PEAK=1, the default, when SHAPES has a one-write
 #   shape): each system's peak is its best median writes/s over the one-write
-#   shapes above; then each is driven at half its own peak, 64 clients in an
+#   shapes above; then each is driven at half its own peak, 256 clients in an
 #   open loop (`ironlog-bench --rate`: requests are due at a fixed rate and
 #   timed from when they were due, so a stall counts against every request
 #   it holds up), ROUNDS times, alternating which goes first. The second
@@ -43,7 +43,9 @@ SHAPES=${SHAPES:-"1x1 16x1 64x1 256x1 8x100"}
 IRONLOG_PORT=${BENCH_BASE_PORT:-7301}
 SECURITY=${SECURITY:-tls}
 HALF_PEAK=${HALF_PEAK:-1}
-HALF_PEAK_CLIENTS=64
+# As many as the largest one-write shape: each client has one request out
+# at a time, so too few would cap the rate the way a closed loop does.
+HALF_PEAK_CLIENTS=256
 case "$SECURITY" in
   tls) SCHEME=https ;;
   plaintext) SCHEME=http ;;

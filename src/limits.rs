@@ -456,7 +456,9 @@ pub const RAFT_APPEND_BYTES_MAX: usize = GRPC_MESSAGE_BYTES_MAX - RAFT_MESSAGE_F
 /// replication to a follower that keeps up reads, without a disk read and a
 /// JSON decode per entry. Entries not yet durable are always kept, whatever
 /// their size; a follower further behind is fed from the segment files.
-pub const RAFT_LOG_TAIL_BYTES: usize = 32 * 1024 * 1024;
+/// Each entry is held both parsed and as its JSON
+/// (`raft::logged_command`), so the tail's memory is about twice this.
+pub const RAFT_LOG_TAIL_BYTES: usize = 16 * 1024 * 1024;
 
 /// Groups of appends a node keeps in flight at once (`raft::group_commit`):
 /// appends arriving while this many are being committed wait and travel

@@ -239,7 +239,7 @@ fn a_changed_leaf_hash_names_its_leaf_once() {
 }
 
 #[test]
-fn a_hash_chunk_that_cannot_be_one_is_reported_and_the_hashes_before_it_still_checked() {
+fn a_hash_chunk_that_cannot_be_one_is_reported_and_skipped_and_the_rest_still_checked() {
     let signer = signer();
     let dir = ledger(&signer, 2, 150);
     // 300 leaves: about 600 stored hashes, five chunks. The second is cut
@@ -257,11 +257,68 @@ fn a_hash_chunk_that_cannot_be_one_is_reported_and_the_hashes_before_it_still_ch
         unreadable[0].contains("hash chunk 1 is 40 bytes"),
         "{unreadable:?}"
     );
-    // The first chunk's hashes were checked, and nothing there is wrong.
-    assert!(report.hashes_checked >= HASH_CHUNK_HASHES - 2);
-    assert!(report.problems.iter().all(|p| p
-        .leaf_index
-        .is_none_or(|leaf| { merkle::stored_hash_count(leaf + 1) > HASH_CHUNK_HASHES })));
+    // Its hashes are missing at the leaves that stored them, and only
+    // there; every other chunk's hashes are checked.
+    let chunk = HASH_CHUNK_HASHES..2 * HASH_CHUNK_HASHES;
+    let stored_in_chunk = |leaf: u64| {
+        (merkle::stored_hash_count(leaf)..merkle::stored_hash_count(leaf + 1))
+            .any(|i| chunk.contains(&i))
+    };
+    for p in report
+        .problems
+        .iter()
+        .filter(|p| p.kind != ProblemKind::Unreadable)
+    {
+        assert_eq!(p.kind, ProblemKind::HashMissing, "{p:?}");
+        assert!(stored_in_chunk(p.leaf_index.expect("a leaf")), "{p:?}");
+    }
+    let missing = report
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::HashMissing)
+        .count() as u64;
+    assert_eq!(missing, HASH_CHUNK_HASHES);
+    assert_eq!(
+        report.hashes_checked,
+        merkle::stored_hash_count(300) - HASH_CHUNK_HASHES
+    );
+}
+
+#[test]
+fn a_store_packed_then_opened_by_an_older_version_opens_again() {
+    let signer = signer();
+    let dir = ledger(&signer, 1, 40);
+    let file = dir.path().join(LEDGER_FILE);
+    let root = LedgerStore::open(&file, ORIGIN)
+        .expect("store")
+        .root(40)
+        .expect("root");
+    // An older version creates every table it knows, the per-row one too.
+    let add_legacy = |rows: &[u64]| {
+        let db = Database::open(&file).expect("open");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut legacy = txn.open_table(LEGACY_HASHES).expect("legacy");
+            for &i in rows {
+                legacy.insert(i, &[9u8; 32]).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    };
+    add_legacy(&[]);
+    let store = LedgerStore::open(&file, ORIGIN).expect("an empty per-row table is dropped");
+    assert_eq!(store.root(40).expect("root"), root);
+    drop(store);
+    // One that appended wrote rows no packed store can take: refused, and
+    // the message says what to do.
+    add_legacy(&[merkle::stored_hash_count(40)]);
+    let refused = LedgerStore::open(&file, ORIGIN).err().expect("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("restore the node from its peers"),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! stored hashes, the checkpoints and the signature rows, recomputing the
 //! tree on the frontier as it goes.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use redb::{ReadTransaction, StorageError, TableHandle};
 
@@ -18,10 +20,16 @@ use crate::storage::ledger_store::{
     META_STATE, SIGNATURES,
 };
 
+/// Why the hash chunks that cannot be one were skipped, as the walk meets
+/// them.
+type BadChunks = Rc<RefCell<Vec<String>>>;
+
 /// The state of the walk in leaf order.
 struct Walk {
     entries: Rows<u64>,
     hashes: Rows<u64>,
+    /// Why each hash chunk met so far that cannot be one was skipped.
+    bad_chunks: BadChunks,
     checkpoints: Rows<u64>,
     signatures: Rows<(u64, u32)>,
     /// `None` once a leaf is missing: nothing above it can be recomputed.
@@ -120,7 +128,7 @@ impl Checker {
 
     fn start_walk(&mut self, txn: &ReadTransaction) -> Option<Walk> {
         let entries = self.open(txn, ENTRIES)?;
-        let hashes = self.hash_rows(txn)?;
+        let (hashes, bad_chunks) = self.hash_rows(txn)?;
         let checkpoints = self.open(txn, CHECKPOINTS)?;
         let signatures = self.open(txn, raw_values(&SIGNATURES))?;
         let cursors = (|| {
@@ -132,6 +140,7 @@ impl Checker {
                         .map(|r| r.map(|(k, v)| (k.value(), v.value().to_vec()))),
                 ),
                 hashes,
+                bad_chunks,
                 checkpoints: Cursor::new(
                     name_of(&CHECKPOINTS),
                     checkpoints
@@ -166,8 +175,11 @@ impl Checker {
     /// The stored hashes, one row each in index order, from their chunks;
     /// from the per-hash rows in a store written before chunks (which a
     /// node packs when it opens it, and fsck, reading only, does not). A
-    /// chunk that cannot be one ends the table as unreadable.
-    fn hash_rows(&mut self, txn: &ReadTransaction) -> Option<Rows<u64>> {
+    /// chunk that cannot be one is skipped, so its hashes are missing where
+    /// the walk needs them, and why is kept for the report; the chunks
+    /// after it are read on.
+    fn hash_rows(&mut self, txn: &ReadTransaction) -> Option<(Rows<u64>, BadChunks)> {
+        let bad_chunks = BadChunks::default();
         let legacy_only = txn.list_tables().is_ok_and(|mut tables| {
             let names: Vec<String> = tables.by_ref().map(|t| t.name().to_string()).collect();
             !names.iter().any(|n| n == HASH_CHUNKS.name())
@@ -183,22 +195,26 @@ impl Checker {
             })
         } else {
             let table = self.open(txn, HASH_CHUNKS)?;
+            let bad = Rc::clone(&bad_chunks);
             table.range::<u64>(..).map(|rows| {
-                let hashes = rows.flat_map(|row| match row {
+                let hashes = rows.flat_map(move |row| match row {
                     Err(e) => vec![Err(e)],
                     Ok((chunk, bytes)) => match chunk_hashes(chunk.value(), bytes.value()) {
                         Ok(hashes) => hashes
                             .into_iter()
                             .map(|(index, hash)| Ok((index, hash.to_vec())))
                             .collect(),
-                        Err(reason) => vec![Err(StorageError::Corrupted(reason))],
+                        Err(reason) => {
+                            bad.borrow_mut().push(reason);
+                            Vec::new()
+                        }
                     },
                 });
                 Cursor::new(name_of(&HASH_CHUNKS), hashes)
             })
         };
         match rows {
-            Ok(rows) => Some(rows),
+            Ok(rows) => Some((rows, bad_chunks)),
             Err(e) => {
                 let message = format!("cannot read the stored hashes: {e}");
                 self.general(ProblemKind::Unreadable, message);
@@ -430,6 +446,10 @@ impl Checker {
         }
         while let Some(((orphan, key_id), _)) = walk.signatures.next_if(|_| true) {
             self.orphan(orphan, key_id);
+        }
+        for reason in walk.bad_chunks.take() {
+            let message = format!("{reason}: skipped, its hashes are missing");
+            self.general(ProblemKind::Unreadable, message);
         }
         self.report_cursor(&walk.entries);
         self.report_cursor(&walk.hashes);

@@ -18,11 +18,13 @@
 //!   (`Writer::save_meta`), so a reader never sees a leaf without its
 //!   hashes.
 
-use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction};
 
 use super::error::corrupt;
+use super::meta::read_meta;
+use super::tables::META;
 use super::StoreError;
-use crate::ledger::merkle::{Hash, HashStore, MerkleError, HASH_BYTES};
+use crate::ledger::merkle::{self, Hash, HashStore, MerkleError, HASH_BYTES};
 
 /// Chunk number -> its hashes, concatenated.
 pub(crate) const HASH_CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("hash_chunks");
@@ -212,13 +214,33 @@ impl<T: ReadableTable<u64, &'static [u8]>> HashStore for WriterHashes<'_, T> {
 
 /// Packs the per-row hashes of a store written before chunks into chunks,
 /// and drops their table; `Ok(false)` if there is none. The rows must be
-/// the sequence `0..n` exactly: anything else is refused as corrupt, and
-/// the store is left as it was.
+/// the sequence `0..n` exactly, `n` the stored-hash count of the tree size
+/// in the metadata: anything else is refused as corrupt, and the store is
+/// left as it was.
+///
+/// An older version run on a packed store makes an empty per-row table (it
+/// creates every table it knows): that is dropped. If it appended too, its
+/// rows continue a sequence it could not read, and the store is refused
+/// with a message that says so.
 pub(super) fn pack_legacy_hashes(txn: &WriteTransaction) -> Result<bool, StoreError> {
     let present = txn.list_tables()?.any(|t| t.name() == LEGACY_HASHES.name());
     if !present {
         return Ok(false);
     }
+    let chunked = txn.list_tables()?.any(|t| t.name() == HASH_CHUNKS.name())
+        && !txn.open_table(HASH_CHUNKS)?.is_empty()?;
+    if chunked {
+        if !txn.open_table(LEGACY_HASHES)?.is_empty()? {
+            return Err(corrupt(
+                LEGACY_HASHES.name(),
+                "*",
+                "holds per-row hashes beside packed chunks: an older version appended to this store after it was packed; restore the node from its peers (empty its data directory)",
+            ));
+        }
+        txn.delete_table(LEGACY_HASHES)?;
+        return Ok(false);
+    }
+    let expected = merkle::stored_hash_count(read_meta(&txn.open_table(META)?)?.tree_size);
     let mut packed = 0u64;
     {
         let legacy = txn.open_table(LEGACY_HASHES)?;
@@ -239,6 +261,13 @@ pub(super) fn pack_legacy_hashes(txn: &WriteTransaction) -> Result<bool, StoreEr
         }
         tail.store(&mut chunks)?;
     }
+    if packed != expected {
+        return Err(corrupt(
+            LEGACY_HASHES.name(),
+            packed,
+            format!("{packed} stored hashes where the tree size calls for {expected}"),
+        ));
+    }
     txn.delete_table(LEGACY_HASHES)?;
     tracing::info!(
         hashes = packed,
@@ -250,8 +279,6 @@ pub(super) fn pack_legacy_hashes(txn: &WriteTransaction) -> Result<bool, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::merkle;
-    use redb::ReadableTableMetadata;
 
     #[test]
     fn chunk_rows_number_their_hashes_and_refuse_what_cannot_be_a_chunk() {
