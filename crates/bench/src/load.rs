@@ -33,6 +33,10 @@ pub struct Shape {
     pub rate: Option<f64>,
 }
 
+/// One measured request: when it was due, seconds into the measured
+/// window, and how long it took, ms.
+pub type Sample = (f64, f64);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("--clients must be 1..={CLIENTS_MAX}, not {0}")]
@@ -134,6 +138,8 @@ pub struct Report {
     /// by more than [`LATE_MS`], because their client was still waiting for
     /// an earlier answer.
     pub late: u64,
+    /// Every measured request, in the order they were due.
+    pub timeline: Vec<Sample>,
 }
 
 /// How late an open-loop request may go out and not count as late, ms.
@@ -185,7 +191,7 @@ pub async fn run<F: Factory>(factory: &F, shape: &Shape) -> Result<Report, LoadE
                         Ok(()) => {
                             let done = Instant::now();
                             if due >= measure_from {
-                                latencies.push(done - due);
+                                latencies.push((due - measure_from, done - due));
                                 if sent.duration_since(due) > Duration::from_millis(LATE_MS) {
                                     late += 1;
                                 }
@@ -214,15 +220,17 @@ pub async fn run<F: Factory>(factory: &F, shape: &Shape) -> Result<Report, LoadE
             Ok((latencies, retried, late, completed))
         }));
     }
-    let mut all = Vec::new();
     let (mut retried, mut late, mut completed) = (0, 0, 0);
+    let mut timeline = Vec::new();
     for t in tasks {
         let (latencies, r, l, done) = t.await??;
-        all.extend(latencies);
+        timeline.extend(latencies);
         retried += r;
         late += l;
         completed += done;
     }
+    timeline.sort_unstable();
+    let mut all: Vec<Duration> = timeline.iter().map(|(_, took)| *took).collect();
     all.sort_unstable();
     Ok(Report {
         requests: all.len() as u64,
@@ -236,6 +244,10 @@ pub async fn run<F: Factory>(factory: &F, shape: &Shape) -> Result<Report, LoadE
         p99: percentile(&all, 99.0),
         retried,
         late,
+        timeline: timeline
+            .into_iter()
+            .map(|(due, took)| (due.as_secs_f64(), took.as_secs_f64() * 1e3))
+            .collect(),
     })
 }
 
@@ -371,6 +383,21 @@ mod tests {
         // so well over 1% of the run is slow, not one request in 200.
         let stalled = run(&SlowFactory(Some(10), ms), &shape).await.unwrap();
         assert!(stalled.late >= 50, "{}", stalled.late);
+        // The timeline shows them together: every slow request was due
+        // during the stall (from 50 ms, request 10, for 300 ms) or the
+        // backlog it left, none in the rest of the second.
+        assert_eq!(stalled.timeline.len() as u64, stalled.requests);
+        let slow: Vec<f64> = stalled
+            .timeline
+            .iter()
+            .filter(|(_, ms)| *ms > 100.0)
+            .map(|(due, _)| *due)
+            .collect();
+        assert!(slow.len() >= 30, "{slow:?}");
+        assert!(
+            slow.iter().all(|due| (0.04..0.55).contains(due)),
+            "{slow:?}"
+        );
         // The backlog drains within the window: all are answered in it.
         assert!(stalled.completed >= 190, "{}", stalled.completed);
         // A target that cannot keep up (10 ms an answer, one client, 200

@@ -53,6 +53,11 @@ struct Cli {
     /// as soon as its last answer is in).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Also write every measured request as a JSON line, `[due, ms]`: when
+    /// it was due (seconds into the measured window) and how long it took,
+    /// to see whether slow requests come together (a stall) or apart.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
     /// Seconds of load before measuring (connections, caches, leader).
     #[arg(long, default_value_t = 2)]
     warmup_seconds: u64,
@@ -192,6 +197,16 @@ fn etcd_tls(cli: &Cli) -> anyhow::Result<Option<etcd_client::TlsOptions>> {
 }
 
 fn append_json(cli: &Cli, report: &load::Report) -> serde_json::Value {
+    if let Some(path) = &cli.timeline {
+        let lines: String = report
+            .timeline
+            .iter()
+            .map(|(due, ms)| format!("[{due:.6},{ms:.3}]\n"))
+            .collect();
+        if let Err(e) = std::fs::write(path, lines) {
+            eprintln!("--timeline {}: {e}", path.display());
+        }
+    }
     serde_json::json!({
         "target": format!("{:?}", cli.target).to_lowercase(),
         "clients": cli.clients,
