@@ -64,6 +64,7 @@ pub(crate) fn chunk_hashes(chunk: u64, bytes: &[u8]) -> Result<Vec<(u64, Hash)>,
     }
     let first = chunk
         .checked_mul(HASH_CHUNK_HASHES)
+        .filter(|first| first.checked_add(HASH_CHUNK_HASHES).is_some())
         .ok_or_else(|| format!("hash chunk {chunk} is beyond any tree"))?;
     Ok(bytes
         .chunks_exact(HASH_BYTES)
@@ -79,42 +80,45 @@ fn hash_at(bytes: &[u8], offset: usize) -> Option<Hash> {
 }
 
 /// Stored hashes read through the chunk table, inside a transaction (read
-/// or write).
-pub(super) struct ChunkedHashes<'a, T: ReadableTable<u64, &'static [u8]>>(pub(super) &'a T);
+/// or write), and through a writer's tail, in memory, where it has one.
+pub(super) struct ChunkedHashes<'a, T: ReadableTable<u64, &'static [u8]>> {
+    pub(super) table: &'a T,
+    pub(super) tail: Option<&'a HashTail>,
+}
 
-impl<T: ReadableTable<u64, &'static [u8]>> HashStore for ChunkedHashes<'_, T> {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        read_through(self.0, None, indexes)
+impl<'a, T: ReadableTable<u64, &'static [u8]>> ChunkedHashes<'a, T> {
+    /// The hashes as stored, with no writer's tail.
+    pub(super) fn stored(table: &'a T) -> Self {
+        Self { table, tail: None }
     }
 }
 
-/// Reads `indexes` from `tail` where it holds them, from `table` otherwise,
-/// fetching each chunk once for a run of indexes in it.
-fn read_through<T: ReadableTable<u64, &'static [u8]>>(
-    table: &T,
-    tail: Option<&HashTail>,
-    indexes: &[u64],
-) -> Result<Vec<Hash>, MerkleError> {
-    let store_error = |e: redb::StorageError| MerkleError::Store {
-        reason: e.to_string(),
-    };
-    let mut fetched: Option<(u64, Option<redb::AccessGuard<'_, &'static [u8]>>)> = None;
-    let mut out = Vec::with_capacity(indexes.len());
-    for &index in indexes {
-        let (chunk, offset) = locate(index);
-        let found = match tail {
-            Some(tail) if tail.chunk == chunk => hash_at(&tail.bytes, offset),
-            _ => {
-                if fetched.as_ref().map(|(c, _)| *c) != Some(chunk) {
-                    fetched = Some((chunk, table.get(chunk).map_err(store_error)?));
-                }
-                let (_, row) = fetched.as_ref().expect("fetched just above");
-                row.as_ref().and_then(|row| hash_at(row.value(), offset))
-            }
+impl<T: ReadableTable<u64, &'static [u8]>> HashStore for ChunkedHashes<'_, T> {
+    /// Each index from the tail where it holds it, from the table
+    /// otherwise, fetching each chunk once for a run of indexes in it.
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
+        let (table, tail) = (self.table, self.tail);
+        let store_error = |e: redb::StorageError| MerkleError::Store {
+            reason: e.to_string(),
         };
-        out.push(found.ok_or(MerkleError::MissingHash { index })?);
+        let mut fetched: Option<(u64, Option<redb::AccessGuard<'_, &'static [u8]>>)> = None;
+        let mut out = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            let (chunk, offset) = locate(index);
+            let found = match tail {
+                Some(tail) if tail.chunk == chunk => hash_at(&tail.bytes, offset),
+                _ => {
+                    if fetched.as_ref().map(|(c, _)| *c) != Some(chunk) {
+                        fetched = Some((chunk, table.get(chunk).map_err(store_error)?));
+                    }
+                    let (_, row) = fetched.as_ref().expect("fetched just above");
+                    row.as_ref().and_then(|row| hash_at(row.value(), offset))
+                }
+            };
+            out.push(found.ok_or(MerkleError::MissingHash { index })?);
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// The chunk at the end of the sequence, held by a writer while it
@@ -135,10 +139,10 @@ impl HashTail {
         count: u64,
     ) -> Result<Self, StoreError> {
         let (chunk, held) = locate(count);
-        let bytes = match table.get(chunk)? {
-            Some(row) => row.value().to_vec(),
-            None => Vec::new(),
-        };
+        let mut bytes = Vec::with_capacity(CHUNK_BYTES);
+        if let Some(row) = table.get(chunk)? {
+            bytes.extend_from_slice(row.value());
+        }
         if bytes.len() != held * HASH_BYTES {
             return Err(corrupt(
                 HASH_CHUNKS.name(),
@@ -150,11 +154,9 @@ impl HashTail {
                 ),
             ));
         }
-        let mut bytes_with_room = Vec::with_capacity(CHUNK_BYTES);
-        bytes_with_room.extend_from_slice(&bytes);
         Ok(Self {
             chunk,
-            bytes: bytes_with_room,
+            bytes,
             dirty: false,
         })
     }
@@ -199,19 +201,6 @@ impl HashTail {
     }
 }
 
-/// The stored hashes as a writer sees them: its tail, in memory, over the
-/// chunk table.
-pub(super) struct WriterHashes<'a, T: ReadableTable<u64, &'static [u8]>> {
-    pub(super) table: &'a T,
-    pub(super) tail: Option<&'a HashTail>,
-}
-
-impl<T: ReadableTable<u64, &'static [u8]>> HashStore for WriterHashes<'_, T> {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, MerkleError> {
-        read_through(self.table, self.tail, indexes)
-    }
-}
-
 /// Packs the per-row hashes of a store written before chunks into chunks,
 /// and drops their table; `Ok(false)` if there is none. The rows must be
 /// the sequence `0..n` exactly, `n` the stored-hash count of the tree size
@@ -223,12 +212,12 @@ impl<T: ReadableTable<u64, &'static [u8]>> HashStore for WriterHashes<'_, T> {
 /// rows continue a sequence it could not read, and the store is refused
 /// with a message that says so.
 pub(super) fn pack_legacy_hashes(txn: &WriteTransaction) -> Result<bool, StoreError> {
-    let present = txn.list_tables()?.any(|t| t.name() == LEGACY_HASHES.name());
-    if !present {
+    let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_string()).collect();
+    let has = |name: &str| tables.iter().any(|t| t == name);
+    if !has(LEGACY_HASHES.name()) {
         return Ok(false);
     }
-    let chunked = txn.list_tables()?.any(|t| t.name() == HASH_CHUNKS.name())
-        && !txn.open_table(HASH_CHUNKS)?.is_empty()?;
+    let chunked = has(HASH_CHUNKS.name()) && !txn.open_table(HASH_CHUNKS)?.is_empty()?;
     if chunked {
         if !txn.open_table(LEGACY_HASHES)?.is_empty()? {
             return Err(corrupt(
@@ -309,7 +298,7 @@ mod tests {
                 for i in range.clone() {
                     tail.push(&mut table, i, &hash(i)).unwrap();
                     // Readable before it is stored, through the tail.
-                    let view = WriterHashes {
+                    let view = ChunkedHashes {
                         table: &table,
                         tail: Some(&tail),
                     };
@@ -323,10 +312,10 @@ mod tests {
         let table = txn.open_table(HASH_CHUNKS).unwrap();
         assert_eq!(table.len().unwrap(), 4);
         let all: Vec<u64> = (0..count).rev().collect();
-        let read = ChunkedHashes(&table).read_hashes(&all).unwrap();
+        let read = ChunkedHashes::stored(&table).read_hashes(&all).unwrap();
         assert_eq!(read, all.iter().map(|&i| hash(i)).collect::<Vec<_>>());
         assert!(matches!(
-            ChunkedHashes(&table).read_hashes(&[count]),
+            ChunkedHashes::stored(&table).read_hashes(&[count]),
             Err(MerkleError::MissingHash { index }) if index == count
         ));
         // A writer refuses a last chunk that disagrees with the tree size.

@@ -30,7 +30,7 @@ impl LedgerStore {
         let txn = self.db.begin_read()?;
         within("tree size", size, tree_size(&txn)?)?;
         let hashes = txn.open_table(HASH_CHUNKS)?;
-        Ok(merkle::root(size, &ChunkedHashes(&hashes))?)
+        Ok(merkle::root(size, &ChunkedHashes::stored(&hashes))?)
     }
 
     /// Inclusion proof of leaf `index` in the tree of `size`, with the leaf
@@ -50,7 +50,7 @@ impl LedgerStore {
             });
         }
         let hashes = txn.open_table(HASH_CHUNKS)?;
-        let reader = ChunkedHashes(&hashes);
+        let reader = ChunkedHashes::stored(&hashes);
         let leaf = reader.read_hashes(&[merkle::stored_hash_index(0, index)])?[0];
         let proof = merkle::inclusion_proof(index, size, &reader)?;
         let root = merkle::root(size, &reader)?;
@@ -69,7 +69,7 @@ impl LedgerStore {
             return Err(MerkleError::SizeOutOfOrder { old_size, new_size }.into());
         }
         let hashes = txn.open_table(HASH_CHUNKS)?;
-        let reader = ChunkedHashes(&hashes);
+        let reader = ChunkedHashes::stored(&hashes);
         let proof = merkle::consistency_proof(old_size, new_size, &reader)?;
         Ok((
             proof,
@@ -97,7 +97,7 @@ impl LedgerStore {
         let data = match tile.kind {
             TileKind::Hashes { .. } => {
                 let hashes = txn.open_table(HASH_CHUNKS)?;
-                merkle::tile_hashes(tile, size, &ChunkedHashes(&hashes))?.concat()
+                merkle::tile_hashes(tile, size, &ChunkedHashes::stored(&hashes))?.concat()
             }
             TileKind::Entries => {
                 let first = tile.first_node();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use redb::{Durability, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::error::corrupt;
-use super::hash_chunks::{HashTail, WriterHashes, HASH_CHUNKS};
+use super::hash_chunks::{ChunkedHashes, HashTail, HASH_CHUNKS};
 use super::meta::{read_indexed_row, read_meta};
 use super::run;
 use super::tables::{
@@ -383,8 +383,8 @@ impl<'t> Writer<'t> {
 
 impl Writer<'_> {
     /// The stored hashes as of this writer's appends, stored or not yet.
-    pub(super) fn hash_store(&self) -> WriterHashes<'_, redb::Table<'_, u64, &'static [u8]>> {
-        WriterHashes {
+    pub(super) fn hash_store(&self) -> ChunkedHashes<'_, redb::Table<'_, u64, &'static [u8]>> {
+        ChunkedHashes {
             table: &self.hashes,
             tail: self.hash_tail.as_ref(),
         }
