@@ -299,3 +299,39 @@ fn an_unreachable_endpoint_is_a_clean_error() {
     assert!(err.starts_with("error: cannot connect to"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The binary turns transparent huge pages off for itself (the kernel
+/// reports it as `THP_enabled: 0`): left on, mimalloc's huge pages are
+/// split and zeroed again under load, and appends stall for 100 ms and
+/// more (see `keep_huge_pages_off` in main.rs).
+#[test]
+fn the_binary_runs_without_transparent_huge_pages() {
+    // A command that waits on its standard input stays alive to be read.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ironlog"))
+        .args(["append", "--file", "-"])
+        .env("IRONLOG_ENDPOINT", DEAD_ENDPOINT)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        last = std::fs::read_to_string(&status_path)
+            .expect("the child's status")
+            .lines()
+            .find(|l| l.starts_with("THP_enabled:"))
+            .expect("this kernel reports THP_enabled")
+            .to_string();
+        if last.ends_with('0') {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(last.split_whitespace().last(), Some("0"), "{last}");
+}
