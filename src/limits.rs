@@ -542,6 +542,16 @@ pub const GRPC_KEEPALIVE_TIMEOUT_MS: u64 = 10_000;
 /// then in the ledger.
 pub const FREE_BYTES_MIN_DEFAULT: u64 = 64 * 1024 * 1024;
 
+/// Longest an apply goes without making the ledger durable, milliseconds.
+/// Applies are non-durable commits (a crash re-applies them from the Raft
+/// log), so redb holds their pages until a durable commit writes them all,
+/// and that commit holds every apply behind it. Left to the snapshot alone
+/// (every `raft.snapshot_logs_since_last` entries, on every node at the
+/// same index), one flush wrote seconds of appends and took 250-300 ms on
+/// all three nodes at once at 4,000 appends/s; an apply made durable this
+/// often writes a fraction of a second's pages instead.
+pub const LEDGER_DURABLE_INTERVAL_MS: u64 = 250;
+
 /// redb's page cache for `ledger.redb` by default (`storage.ledger_cache_bytes`),
 /// bytes. redb's own default is 1 GiB, which a node fills as its log grows:
 /// a node serving proofs held 148 MiB with 1M entries and 1,623 MiB with 10M

@@ -512,13 +512,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 _ => None,
             })
             .max();
-        // Short: few leaves, and no index step (which decodes up to
-        // INDEX_DEFER_LEAVES leaves) due with them.
+        // Short: few leaves, no index step (which decodes up to
+        // INDEX_DEFER_LEAVES leaves) due with them, and no durable commit
+        // (an fsync) due either.
         let leaves: u64 = ops.iter().map(Op::leaves_max).sum();
         let short = leaves <= APPLY_INLINE_LEAVES_MAX
             && self
                 .unindexed
-                .is_some_and(|n| n + leaves < INDEX_DEFER_LEAVES);
+                .is_some_and(|n| n + leaves < INDEX_DEFER_LEAVES)
+            && !self.store.durable_due();
         let outcome = blocking(short, || {
             self.store
                 .apply_sized(&ops, Some(applied), membership_bytes)
@@ -727,8 +729,18 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let staged = snapshots
                 .path
                 .join(format!("building-{}.tmp", std::process::id()));
+            let started = std::time::Instant::now();
             let state = match store.write_manifest(&staged) {
-                Ok(state) => state,
+                Ok(state) => {
+                    // The manifest's durable flush holds every apply behind
+                    // it: its length is what a stall in appends would show.
+                    tracing::info!(
+                        tree_size = state.tree_size,
+                        ms = started.elapsed().as_millis() as u64,
+                        "snapshot manifest written, the store flushed"
+                    );
+                    state
+                }
                 Err(e) => {
                     // Best effort: a file left here is removed at start-up.
                     let _ = std::fs::remove_file(&staged);

@@ -141,6 +141,11 @@ pub struct LedgerStore {
     db: Database,
     /// The checkpoint origin line; fixed for the life of the log.
     origin: String,
+    /// When a commit last made the store durable: an apply after
+    /// [`LEDGER_DURABLE_INTERVAL_MS`] is made durable itself.
+    ///
+    /// [`LEDGER_DURABLE_INTERVAL_MS`]: crate::limits::LEDGER_DURABLE_INTERVAL_MS
+    last_durable: std::sync::Mutex<std::time::Instant>,
 }
 
 impl LedgerStore {
@@ -186,6 +191,7 @@ impl LedgerStore {
         Ok(Self {
             db,
             origin: origin.to_string(),
+            last_durable: std::sync::Mutex::new(std::time::Instant::now()),
         })
     }
 

@@ -1023,3 +1023,29 @@ fn an_installed_snapshot_keeps_the_commit_time_a_deduplicated_batch_advanced() {
         .unwrap_err();
     assert!(e.to_string().contains("before its last leaf"), "{e}");
 }
+
+#[test]
+fn applies_are_made_durable_once_the_last_durable_commit_is_an_interval_old() {
+    use crate::limits::LEDGER_DURABLE_INTERVAL_MS;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let store = LedgerStore::open(&dir.path().join("ledger.redb"), ORIGIN).unwrap();
+    let append = |n: u64| Op::Append {
+        events: vec![event(n)].into(),
+        commit_time_unix_nanos: 100,
+    };
+    let interval = Duration::from_millis(LEDGER_DURABLE_INTERVAL_MS);
+    // Opening commits durably.
+    assert!(!store.durable_due());
+    store.apply(&[append(1)], None, None).unwrap();
+    assert!(!store.durable_due(), "within the interval: not durable");
+    std::thread::sleep(interval);
+    assert!(store.durable_due());
+    store.apply(&[append(2)], None, None).unwrap();
+    assert!(!store.durable_due(), "that apply was durable");
+    std::thread::sleep(interval);
+    assert!(store.durable_due());
+    store.flush().unwrap();
+    assert!(!store.durable_due(), "a flush counts as durable");
+    assert_eq!(store.meta().unwrap().tree_size, 2);
+}

@@ -3,6 +3,7 @@
 //! tree with its hashes and index rows.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use redb::{Durability, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -18,7 +19,7 @@ use super::{LedgerStore, Op, OpResult, StateMeta, StoreError};
 use crate::ledger::batch;
 use crate::ledger::event::{encode_leaf_with, Event, LeafKeys};
 use crate::ledger::merkle;
-use crate::limits::{INDEX_DEFER_LEAVES, INDEX_STEP_LEAVES_MAX};
+use crate::limits::{INDEX_DEFER_LEAVES, INDEX_STEP_LEAVES_MAX, LEDGER_DURABLE_INTERVAL_MS};
 
 /// What [`LedgerStore::apply_sized`] did and left.
 #[derive(Debug)]
@@ -33,7 +34,7 @@ pub struct ApplyOutcome {
 }
 
 impl LedgerStore {
-    /// Applies `ops` in order in one durable transaction and records
+    /// Applies `ops` in order in one transaction and records
     /// `applied`/`membership` (when given) as of the last op.
     pub fn apply(
         &self,
@@ -53,11 +54,18 @@ impl LedgerStore {
         membership: Option<Vec<u8>>,
     ) -> Result<ApplyOutcome, StoreError> {
         let mut txn = self.db.begin_write()?;
-        // Not fsync'd here: every applied entry is already durable in a
-        // quorum's Raft logs and in this node's own, and is re-applied from
-        // there after a crash. `export_snapshot` makes the state durable
-        // before the Raft log behind it may be purged.
-        txn.set_durability(Durability::None)?;
+        // Not fsync'd for correctness: every applied entry is already
+        // durable in a quorum's Raft logs and in this node's own, and is
+        // re-applied from there after a crash; `write_manifest` makes the
+        // state durable before the Raft log behind it may be purged. Made
+        // durable now and then all the same, so no one commit has seconds
+        // of pages to write while every apply waits for it.
+        let durable = self.durable_due();
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
         let results = {
             let mut w = Writer::open(&txn, &self.origin)?;
             let mut results = Vec::with_capacity(ops.len());
@@ -79,7 +87,28 @@ impl LedgerStore {
             }
         };
         txn.commit()?;
+        if durable {
+            self.durable_now();
+        }
         Ok(results)
+    }
+
+    /// Whether the next apply will be durable (and so wait for an fsync):
+    /// the last durable commit is [`LEDGER_DURABLE_INTERVAL_MS`] old.
+    pub fn durable_due(&self) -> bool {
+        let last = *self
+            .last_durable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        last.elapsed() >= Duration::from_millis(LEDGER_DURABLE_INTERVAL_MS)
+    }
+
+    /// Records a durable commit that just completed.
+    fn durable_now(&self) {
+        *self
+            .last_durable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
     }
 
     /// Writes the query index rows of every leaf that waits for them now,
@@ -107,6 +136,7 @@ impl LedgerStore {
             w.save_meta()?;
         }
         txn.commit()?;
+        self.durable_now();
         Ok(())
     }
 }
