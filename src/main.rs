@@ -38,14 +38,17 @@ fn main() -> ExitCode {
 /// its latency: a three-node cluster at 2,000 appends/s (256 clients,
 /// open loop) showed zeroing huge pages in 22% of a follower's CPU
 /// samples, applies of a few leaves taking 30-130 ms on all three nodes at
-/// once, and p99 at 107-260 ms; with huge pages off, p99 7.3 ms and the
+/// once, and p99 at 107 ms; with huge pages off, p99 7.3 ms and the
 /// slowest request 21 ms. This is mimalloc's own `MIMALLOC_ALLOW_THP=0`,
-/// without depending on the environment a node is started in. The model's
-/// buffers (glibc's malloc, which never asks for huge pages) lose nothing.
+/// without depending on the environment a node is started in. The flag is
+/// the process's (and its children's, such as an audit hook's): with the
+/// kernel's huge pages on `madvise`, the usual default, the model's
+/// buffers (glibc's malloc, which never asks) lose nothing; with them on
+/// `always`, they lose huge pages too.
 fn keep_huge_pages_off() {
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
-        // Only a kernel without the call (before 3.15) refuses, and it has
-        // no huge pages to turn off either.
+        // A kernel before 3.15, or a seccomp filter, refuses: the node
+        // runs as before, with what huge pages cost it.
         tracing::warn!("could not turn transparent huge pages off: {e}");
     }
 }

@@ -630,8 +630,9 @@ impl Storage {
         )
         .map_err(|e| err(&e))?;
         let snapshot_dir = config.data_dir.join("snapshots");
-        let (state_machine, new_checkpoints) =
+        let (mut state_machine, new_checkpoints) =
             StateMachine::open(store.clone(), &snapshot_dir).map_err(|e| err(&e))?;
+        state_machine.durable_within(log_store.durable_end());
         Ok(Storage {
             space,
             store,

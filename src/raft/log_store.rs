@@ -46,6 +46,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -70,6 +71,29 @@ pub struct LogStore {
     tail: Arc<Mutex<Tail>>,
     /// Writes waiting for the writer thread, in the order they were made.
     writes: mpsc::Sender<Write>,
+    /// How far the log on disk is known to be durable.
+    durable_end: DurableEnd,
+}
+
+/// One past the last index this node's Raft log holds durably, as its
+/// writer last made it: 0 until the writer's first flush. Shared with the
+/// state machine, which must not make an apply durable beyond it: openraft
+/// applies committed entries this node has submitted to its log but not
+/// necessarily flushed, and a store durably ahead of its own log would,
+/// after a crash, have openraft purge the log up to the applied index,
+/// past the last snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct DurableEnd(Arc<AtomicU64>);
+
+impl DurableEnd {
+    /// Whether the entry at `index` is durable in the log.
+    pub fn covers(&self, index: u64) -> bool {
+        index < self.0.load(AtomicOrdering::Acquire)
+    }
+
+    fn set(&self, end: u64) {
+        self.0.store(end, AtomicOrdering::Release);
+    }
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -316,15 +340,23 @@ impl LogStore {
             appended_entries: 0,
         }));
         let (tx, rx) = mpsc::channel::<Write>();
-        let (writer_wal, writer_tail) = (wal.clone(), tail.clone());
+        let durable_end = DurableEnd::default();
+        let (writer_wal, writer_tail, writer_end) =
+            (wal.clone(), tail.clone(), durable_end.clone());
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || write_loop(&writer_wal, &writer_tail, &rx))?;
+            .spawn(move || write_loop(&writer_wal, &writer_tail, &writer_end, &rx))?;
         Ok(Self {
             wal,
             tail,
             writes: tx,
+            durable_end,
         })
+    }
+
+    /// How far the log is durable, updated after every flush.
+    pub fn durable_end(&self) -> DurableEnd {
+        self.durable_end.clone()
     }
 
     /// What the log holds only on disk, below its in-memory tail, for
@@ -466,7 +498,12 @@ fn read_stored(
 /// The writer thread: every write waiting goes into the write-ahead log,
 /// with the newest committed id, is flushed with one fsync, and is then
 /// completed; a queue of committed ids alone only updates that id.
-fn write_loop(wal: &RwLock<Wal>, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>) {
+fn write_loop(
+    wal: &RwLock<Wal>,
+    tail: &Mutex<Tail>,
+    durable_end: &DurableEnd,
+    rx: &mpsc::Receiver<Write>,
+) {
     // The newest committed id not yet written: it goes with the next
     // durable flush, which a queue of committed ids alone never makes.
     let mut committed: Option<LogId> = None;
@@ -492,13 +529,15 @@ fn write_loop(wal: &RwLock<Wal>, tail: &Mutex<Tail>, rx: &mpsc::Receiver<Write>)
             continue;
         }
         let result = commit(wal, &writes, committed);
-        if result.is_ok() {
+        if let Ok(end) = result {
+            durable_end.set(end);
             committed = None;
             let ids = surviving_ids(&writes);
             tail.lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .mark_durable(&ids);
         }
+        let result = result.map(|_| ());
         for write in writes {
             write.complete(&result);
         }
@@ -521,9 +560,10 @@ fn surviving_ids(batch: &[Write]) -> Vec<LogId> {
 }
 
 /// Appends `batch` to the write-ahead log in order, with the newest
-/// `committed` id if one waits, and flushes it: one fsync for all.
-fn commit(wal: &RwLock<Wal>, batch: &[Write], committed: Option<LogId>) -> io::Result<()> {
-    let done = {
+/// `committed` id if one waits, and flushes it: one fsync for all. Returns
+/// one past the last index the log holds, all of it durable now.
+fn commit(wal: &RwLock<Wal>, batch: &[Write], committed: Option<LogId>) -> io::Result<u64> {
+    let (done, end) = {
         let mut wal = write_wal(wal);
         for write in batch {
             match write {
@@ -556,10 +596,14 @@ fn commit(wal: &RwLock<Wal>, batch: &[Write], committed: Option<LogId>) -> io::R
         if let Some(id) = committed {
             write_committed(&mut wal, id)?;
         }
-        wal::flush(&mut wal)?
+        // The flush makes everything written so far durable, so everything
+        // through the log's last entry as of now.
+        let end = WalTypes::next_log_index(wal.log_state().last());
+        (wal::flush(&mut wal)?, end)
     };
     // The lock is not held while the fsync runs: reads go on meanwhile.
-    wal::wait(&done)
+    wal::wait(&done)?;
+    Ok(end)
 }
 
 /// Records `id` as committed unless an id as new is recorded already (the
@@ -923,6 +967,26 @@ pub(super) mod tests {
             store.get_log_state().await.unwrap().last_log_id,
             Some(entry(2, 0).log_id)
         );
+    }
+
+    #[tokio::test]
+    async fn the_durable_end_follows_flushes_and_truncations() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(&dir.path().join("raft-log")).unwrap();
+        let end = store.durable_end();
+        assert!(!end.covers(0), "nothing flushed yet");
+        append_durably(&mut store, (1..=5).map(|i| entry(i, 10)).collect()).await;
+        assert!(end.covers(5) && !end.covers(6));
+        store
+            .truncate_after(Some(entry(3, 0).log_id))
+            .await
+            .unwrap();
+        assert!(
+            end.covers(3) && !end.covers(4),
+            "a truncation pulls it back"
+        );
+        append_durably(&mut store, vec![entry(4, 0)]).await;
+        assert!(end.covers(4) && !end.covers(5));
     }
 
     #[tokio::test]

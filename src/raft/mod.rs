@@ -62,7 +62,7 @@ pub(crate) mod view;
 mod wal;
 
 pub use intake::Outcome;
-pub use log_store::LogStore;
+pub use log_store::{DurableEnd, LogStore};
 pub use logged_command::LoggedCommand;
 pub use network::Network;
 pub use proposer::{ProposeError, Proposer};

@@ -5,8 +5,12 @@
 //! Every `apply` call is one store transaction that also records the last
 //! applied log id and membership, so after a restart the applied state and the
 //! ledger agree, and openraft re-applies anything after it from the Raft log
-//! (whose committed id is saved). Apply does not fsync; building a snapshot
-//! does, before openraft may purge the log behind it.
+//! (whose committed id is saved). Building a snapshot fsyncs the store,
+//! before openraft may purge the log behind it. An apply fsyncs only now
+//! and then (every `LEDGER_DURABLE_INTERVAL_MS`), and only within what this
+//! node's own Raft log holds durably ([`DurableEnd`]): durably ahead of its
+//! log, a restarted node would have openraft purge the log up to the
+//! applied index, past its last snapshot.
 //!
 //! # Validation
 //! Every command is checked here and in the store as it is applied, on
@@ -52,7 +56,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
-use super::{Command, TypeConfig};
+use super::{Command, DurableEnd, TypeConfig};
 use crate::ledger::checkpoint::SignatureLine;
 use crate::limits::{APPLY_INLINE_LEAVES_MAX, INDEX_DEFER_LEAVES};
 use crate::storage::applied_feed::FeedSender;
@@ -145,6 +149,9 @@ pub struct StateMachine {
     /// `None` until an apply says (after open or a snapshot install). With
     /// it an apply knows beforehand whether it completes an index step.
     unindexed: Option<u64>,
+    /// How far this node's Raft log is durable: an apply is made durable
+    /// only within it. `None` (tests without a log): never.
+    durable_log: Option<DurableEnd>,
 }
 
 impl StateMachine {
@@ -170,8 +177,15 @@ impl StateMachine {
             new_leaves: None,
             membership: decode_opt(&meta.membership)?.unwrap_or_default(),
             unindexed: None,
+            durable_log: None,
         };
         Ok((sm, rx))
+    }
+
+    /// Lets applies be made durable now and then, within how far `log`
+    /// (this node's Raft log) is durable.
+    pub fn durable_within(&mut self, log: DurableEnd) {
+        self.durable_log = Some(log);
     }
 
     /// Hands the leaves each later apply stores to `feed`, never waiting
@@ -512,18 +526,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 _ => None,
             })
             .max();
+        // Durable now and then (see `LedgerStore::durable_due`), and only
+        // if this node's own log holds the entry durably: openraft applies
+        // what this node has submitted to its log, not only what it has
+        // flushed.
+        let durable = self.store.durable_due()
+            && self
+                .durable_log
+                .as_ref()
+                .is_some_and(|log| log.covers(last.index));
         // Short: few leaves, no index step (which decodes up to
-        // INDEX_DEFER_LEAVES leaves) due with them, and no durable commit
-        // (an fsync) due either.
+        // INDEX_DEFER_LEAVES leaves) due with them, and no fsync.
         let leaves: u64 = ops.iter().map(Op::leaves_max).sum();
         let short = leaves <= APPLY_INLINE_LEAVES_MAX
             && self
                 .unindexed
                 .is_some_and(|n| n + leaves < INDEX_DEFER_LEAVES)
-            && !self.store.durable_due();
+            && !durable;
         let outcome = blocking(short, || {
             self.store
-                .apply_sized(&ops, Some(applied), membership_bytes)
+                .apply_sized(&ops, Some(applied), membership_bytes, durable)
                 .map_err(io_err)
         })?;
         self.unindexed = Some(outcome.unindexed);
@@ -732,8 +754,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let started = std::time::Instant::now();
             let state = match store.write_manifest(&staged) {
                 Ok(state) => {
-                    // The manifest's durable flush holds every apply behind
-                    // it: its length is what a stall in appends would show.
+                    // The manifest's durable flush, most of this time, holds
+                    // every apply behind it: a stall appends would show.
                     tracing::info!(
                         tree_size = state.tree_size,
                         ms = started.elapsed().as_millis() as u64,

@@ -1024,12 +1024,23 @@ fn an_installed_snapshot_keeps_the_commit_time_a_deduplicated_batch_advanced() {
     assert!(e.to_string().contains("before its last leaf"), "{e}");
 }
 
+/// The tree size a crash would leave: a copy of the file taken while the
+/// store is open, opened as a store of its own.
+fn size_after_crash(path: &Path) -> u64 {
+    let copy = tempfile::tempdir().unwrap();
+    let copied = copy.path().join("ledger.redb");
+    std::fs::copy(path, &copied).unwrap();
+    let recovered = LedgerStore::open(&copied, ORIGIN).unwrap();
+    recovered.meta().unwrap().tree_size
+}
+
 #[test]
-fn applies_are_made_durable_once_the_last_durable_commit_is_an_interval_old() {
+fn a_durable_apply_survives_a_crash_and_the_interval_says_when_one_is_due() {
     use crate::limits::LEDGER_DURABLE_INTERVAL_MS;
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let store = LedgerStore::open(&dir.path().join("ledger.redb"), ORIGIN).unwrap();
+    let path = dir.path().join("ledger.redb");
+    let store = LedgerStore::open(&path, ORIGIN).unwrap();
     let append = |n: u64| Op::Append {
         events: vec![event(n)].into(),
         commit_time_unix_nanos: 100,
@@ -1037,15 +1048,21 @@ fn applies_are_made_durable_once_the_last_durable_commit_is_an_interval_old() {
     let interval = Duration::from_millis(LEDGER_DURABLE_INTERVAL_MS);
     // Opening commits durably.
     assert!(!store.durable_due());
-    store.apply(&[append(1)], None, None).unwrap();
-    assert!(!store.durable_due(), "within the interval: not durable");
+    store.apply_sized(&[append(1)], None, None, false).unwrap();
+    assert_eq!(size_after_crash(&path), 0, "a plain apply is not durable");
+    assert!(!store.durable_due(), "within the interval");
     std::thread::sleep(interval);
     assert!(store.durable_due());
-    store.apply(&[append(2)], None, None).unwrap();
+    let outcome = store.apply_sized(&[append(2)], None, None, true).unwrap();
+    assert_eq!(outcome.tree_size, 2);
+    assert_eq!(
+        size_after_crash(&path),
+        2,
+        "a durable apply is, with all before it"
+    );
     assert!(!store.durable_due(), "that apply was durable");
     std::thread::sleep(interval);
     assert!(store.durable_due());
     store.flush().unwrap();
     assert!(!store.durable_due(), "a flush counts as durable");
-    assert_eq!(store.meta().unwrap().tree_size, 2);
 }

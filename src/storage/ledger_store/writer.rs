@@ -42,25 +42,25 @@ impl LedgerStore {
         applied: Option<Vec<u8>>,
         membership: Option<Vec<u8>>,
     ) -> Result<Vec<OpResult>, StoreError> {
-        Ok(self.apply_sized(ops, applied, membership)?.results)
+        Ok(self.apply_sized(ops, applied, membership, false)?.results)
     }
 
     /// [`LedgerStore::apply`], also returning the sizes it left, so the
-    /// caller need not read them back.
+    /// caller need not read them back; a `durable` commit is fsynced.
     pub fn apply_sized(
         &self,
         ops: &[Op],
         applied: Option<Vec<u8>>,
         membership: Option<Vec<u8>>,
+        durable: bool,
     ) -> Result<ApplyOutcome, StoreError> {
         let mut txn = self.db.begin_write()?;
-        // Not fsync'd for correctness: every applied entry is already
-        // durable in a quorum's Raft logs and in this node's own, and is
-        // re-applied from there after a crash; `write_manifest` makes the
-        // state durable before the Raft log behind it may be purged. Made
-        // durable now and then all the same, so no one commit has seconds
-        // of pages to write while every apply waits for it.
-        let durable = self.durable_due();
+        // Not fsync'd for correctness: every applied entry is committed,
+        // so durable in a quorum's Raft logs, and is re-applied after a
+        // crash; `write_manifest` makes the state durable before the Raft
+        // log behind it may be purged. The caller makes an apply durable
+        // now and then all the same (see `durable_due`), so that no one
+        // commit has seconds of pages to write while every apply waits.
         txn.set_durability(if durable {
             Durability::Immediate
         } else {
@@ -93,8 +93,10 @@ impl LedgerStore {
         Ok(results)
     }
 
-    /// Whether the next apply will be durable (and so wait for an fsync):
-    /// the last durable commit is [`LEDGER_DURABLE_INTERVAL_MS`] old.
+    /// Whether the next apply should be made durable: the last durable
+    /// commit is [`LEDGER_DURABLE_INTERVAL_MS`] old. Applies are otherwise
+    /// non-durable commits, whose pages redb holds until a durable one
+    /// writes them all while every apply waits.
     pub fn durable_due(&self) -> bool {
         let last = *self
             .last_durable
@@ -113,7 +115,7 @@ impl LedgerStore {
 
     /// Writes the query index rows of every leaf that waits for them now,
     /// rather than when [`INDEX_DEFER_LEAVES`] have gathered. Not durable
-    /// until the next [`LedgerStore::flush`].
+    /// until the next durable commit.
     pub fn index_all(&self) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::None)?;
