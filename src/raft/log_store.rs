@@ -81,7 +81,8 @@ pub struct LogStore {
 /// applies committed entries this node has submitted to its log but not
 /// necessarily flushed, and a store durably ahead of its own log would,
 /// after a crash, have openraft purge the log up to the applied index,
-/// past the last snapshot.
+/// past the last snapshot. A truncation lowers it before openraft appends
+/// anything in its place: `truncate_after` waits for the writer.
 #[derive(Clone, Debug, Default)]
 pub struct DurableEnd(Arc<AtomicU64>);
 

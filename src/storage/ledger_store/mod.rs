@@ -43,9 +43,10 @@
 //! Each [`LedgerStore::apply`] is one transaction, made durable by the next
 //! `Immediate` commit: [`LedgerStore::flush`], which every snapshot export
 //! runs first, or an apply the caller asks to be durable
-//! ([`LedgerStore::durable_due`]). After a crash the store is exactly as of some earlier `apply`, never
-//! older than the last snapshot, and the Raft layer re-applies the committed
-//! log (kept behind that snapshot) from the stored "applied" marker.
+//! ([`LedgerStore::durable_due`]). After a crash the store is exactly as of
+//! some earlier `apply`, never older than the last snapshot, and the Raft
+//! layer re-applies the committed log (kept behind that snapshot) from the
+//! stored "applied" marker.
 //!
 //! # Snapshots
 //! A snapshot is the leaves, checkpoints, signatures, witness cosignatures and
