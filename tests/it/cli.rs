@@ -126,17 +126,23 @@ fn append_names_an_invalid_event_line() {
     assert!(err.contains("line 2") && err.contains("outcome"), "{err}");
 }
 
-#[test]
-fn append_reads_stdin_and_validates_it_first() {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ironlog"))
+/// `ironlog append --file -` against a dead endpoint, every stream piped:
+/// it reads all of its standard input before anything else.
+fn append_from_stdin() -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ironlog"))
         .args(["append", "--file", "-"])
         .env("IRONLOG_ENDPOINT", DEAD_ENDPOINT)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("spawn");
+        .expect("spawn")
+}
+
+#[test]
+fn append_reads_stdin_and_validates_it_first() {
+    use std::io::Write;
+    let mut child = append_from_stdin();
     let mut stdin = child.stdin.take().expect("stdin");
     stdin
         .write_all(format!("{GOOD_LINE}\nnot json\n").as_bytes())
@@ -308,31 +314,18 @@ fn an_unreachable_endpoint_is_a_clean_error() {
 fn the_binary_runs_without_transparent_huge_pages() {
     // A child inherits the flag: if this process has it already, the
     // child's would prove nothing.
-    let own = std::fs::read_to_string("/proc/self/status").expect("own status");
-    if own.lines().any(|l| l == "THP_enabled:\t0") {
+    if thp_enabled("self") == "0" {
         eprintln!("skipped: this test process runs with huge pages off already");
         return;
     }
     // A command that waits on its standard input stays alive to be read.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ironlog"))
-        .args(["append", "--file", "-"])
-        .env("IRONLOG_ENDPOINT", DEAD_ENDPOINT)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let status_path = format!("/proc/{}/status", child.id());
+    let mut child = append_from_stdin();
+    let pid = child.id().to_string();
     let mut last = String::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
-        last = std::fs::read_to_string(&status_path)
-            .expect("the child's status")
-            .lines()
-            .find(|l| l.starts_with("THP_enabled:"))
-            .expect("this kernel reports THP_enabled")
-            .to_string();
-        if last.ends_with('0') {
+        last = thp_enabled(&pid);
+        if last == "0" {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -340,5 +333,16 @@ fn the_binary_runs_without_transparent_huge_pages() {
     drop(child.stdin.take());
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(last.split_whitespace().last(), Some("0"), "{last}");
+    assert_eq!(last, "0");
+}
+
+/// The `THP_enabled` value in `/proc/<pid>/status`.
+fn thp_enabled(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("the process's status")
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .expect("this kernel reports THP_enabled")
+        .trim()
+        .to_string()
 }
