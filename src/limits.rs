@@ -565,6 +565,8 @@ pub const LEDGER_CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// must; and the `raft-log` crate's cache keeps up to twice this (the
 /// open segment's entries, which it reads only from there, and room as
 /// large again) plus one entry, beside the tail ([`RAFT_LOG_TAIL_BYTES`]).
+/// The open segment is allocated to this size on disk when it is opened
+/// (`raft::wal::Preallocation`), and cut back to its records when it closes.
 pub const RAFT_LOG_SEGMENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// How often a node measures the free space of its data directory, ms. One

@@ -146,6 +146,8 @@ pub struct RunningNode {
     tasks: Vec<JoinHandle<()>>,
     /// The analysis node's analyst, told to stop its model work at shutdown.
     analyst: Option<Arc<Analyst>>,
+    /// Told at shutdown to give back its open segment's preallocated space.
+    log_store: LogStore,
 }
 
 impl RunningNode {
@@ -172,6 +174,9 @@ impl RunningNode {
             t.abort();
         }
         let _ = self.raft.shutdown().await;
+        // Raft writes nothing more: the next start finds the open segment
+        // ending at its last record, with no zero tail to cut off.
+        self.log_store.release_preallocation().await;
         self.closing.cancel();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(SHUTDOWN_GRACE_MS);
         drain("gRPC", self.server, deadline).await;
@@ -294,6 +299,7 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
         http_server,
         tasks,
         analyst,
+        log_store: parts.log_store.clone(),
     })
 }
 

@@ -57,7 +57,9 @@ use raft_log::Types;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::wal::{self, LogId, StoredEntry, StoredLogId, StoredVote, Vote, Wal, WalTypes};
+use super::wal::{
+    self, LogId, Preallocation, StoredEntry, StoredLogId, StoredVote, Vote, Wal, WalTypes,
+};
 use super::TypeConfig;
 use crate::limits::{RAFT_APPEND_BYTES_MAX, RAFT_LOG_TAIL_BYTES};
 
@@ -268,6 +270,10 @@ enum Write {
     Committed {
         id: LogId,
     },
+    /// Cuts the open segment back to its records (at shutdown).
+    Release {
+        done: oneshot::Sender<()>,
+    },
     /// Removes every entry from `from` on.
     Truncate {
         from: u64,
@@ -293,7 +299,7 @@ impl Write {
                 // The caller may have been cancelled; the write stands.
                 let _ = done.send(copy());
             }
-            Write::Committed { .. } => {}
+            Write::Committed { .. } | Write::Release { .. } => {}
         }
     }
 }
@@ -353,6 +359,17 @@ impl LogStore {
             writes: tx,
             durable_end,
         })
+    }
+
+    /// Cuts the open segment's preallocated space back to its records,
+    /// after every write queued before this call: for shutdown, so the next
+    /// start finds the segment ending where its records do. Appends after
+    /// it grow the segment as they come.
+    pub async fn release_preallocation(&self) {
+        let (done, answered) = oneshot::channel();
+        if self.send(Write::Release { done }).is_ok() {
+            let _ = answered.await;
+        }
     }
 
     /// How far the log is durable, updated after every flush.
@@ -508,6 +525,8 @@ fn write_loop(
     // The newest committed id not yet written: it goes with the next
     // durable flush, which a queue of committed ids alone never makes.
     let mut committed: Option<LogId> = None;
+    let mut preallocation = Preallocation::new();
+    preallocation.follow(&read_wal(wal));
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
@@ -520,16 +539,20 @@ fn write_loop(
         std::thread::yield_now();
         batch.extend(rx.try_iter());
         let mut writes = Vec::with_capacity(batch.len());
+        let mut releases = Vec::new();
         for write in batch {
             match write {
                 Write::Committed { id } => committed = Some(id),
+                Write::Release { done } => releases.push(done),
                 other => writes.push(other),
             }
         }
         if writes.is_empty() {
+            release(wal, &mut preallocation, releases);
             continue;
         }
         let result = commit(wal, &writes, committed);
+        preallocation.follow(&read_wal(wal));
         if let Ok(end) = result {
             durable_end.set(end);
             committed = None;
@@ -542,6 +565,23 @@ fn write_loop(
         for write in writes {
             write.complete(&result);
         }
+        release(wal, &mut preallocation, releases);
+    }
+}
+
+/// Answers `releases` once the open segment is cut back to its records.
+fn release(
+    wal: &RwLock<Wal>,
+    preallocation: &mut Preallocation,
+    releases: Vec<oneshot::Sender<()>>,
+) {
+    if releases.is_empty() {
+        return;
+    }
+    preallocation.release(&read_wal(wal));
+    for done in releases {
+        // The caller may have given up waiting; the segment is cut anyway.
+        let _ = done.send(());
     }
 }
 
@@ -554,7 +594,7 @@ fn surviving_ids(batch: &[Write]) -> Vec<LogId> {
             Write::Append { rows, .. } => ids.extend(rows.iter().map(|(id, _)| *id)),
             Write::Truncate { from, .. } => ids.retain(|id| id.index < *from),
             Write::Purge { through, .. } => ids.retain(|id| id.index > through.index),
-            Write::Vote { .. } | Write::Committed { .. } => {}
+            Write::Vote { .. } | Write::Committed { .. } | Write::Release { .. } => {}
         }
     }
     ids
@@ -580,6 +620,8 @@ fn commit(wal: &RwLock<Wal>, batch: &[Write], committed: Option<LogId>) -> io::R
                 Write::Committed { id } => {
                     write_committed(&mut wal, *id)?;
                 }
+                // Handled by the write loop after the commit.
+                Write::Release { .. } => {}
                 Write::Truncate { from, .. } => {
                     // Past the end there is nothing to remove (and the crate
                     // wants the id of the entry before `from`).

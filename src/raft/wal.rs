@@ -19,6 +19,13 @@
 //! checksum (raft-log's), and a record torn by a crash at the end of the
 //! last segment is cut off when the log is opened.
 //!
+//! # Preallocated segments
+//! The open segment is allocated to its full size ahead of its records
+//! ([`Preallocation`]), so an `fdatasync` does not also commit a new file
+//! size through the journal, and a crash's leftovers in that space (zeros,
+//! or a record torn at a sector) are cut off when the log is opened
+//! ([`open`]).
+//!
 //! # From redb
 //! A data directory written before this format has `raft-log.redb` beside
 //! where the segments go. [`open`] copies its vote, committed id, purge
@@ -220,7 +227,103 @@ fn open_with_segment(dir: &Path, segment_bytes: usize) -> io::Result<Wal> {
     }
     std::fs::create_dir_all(dir)?;
     set_aside_unfinished_segment(dir)?;
-    RaftLog::open(config_with_segment(dir, segment_bytes)?)
+    let config = config_with_segment(dir, segment_bytes)?;
+    let mut repairs = 0;
+    loop {
+        match RaftLog::open(config.clone()) {
+            Ok(wal) => return Ok(wal),
+            // What a crash can leave in preallocated segments that the
+            // crate refuses: a gap hidden behind a segment's zeros (the crate
+            // cuts them off, durably, as it opens the segment, and only then
+            // sees the gap), or a record torn at a sector with zeros after
+            // it. Each repair removes one, so a few attempts cover them all.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData && repairs < OPEN_REPAIRS_MAX => {
+                repairs += 1;
+                if !(set_aside_unfinished_segment(dir)? || cut_torn_record_near_end(dir)?) {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Repairs [`open_with_segment`] tries before it reports the error.
+const OPEN_REPAIRS_MAX: usize = 4;
+
+/// Bytes a disk writes at once: a write a crash interrupts reaches it in
+/// whole units of this (or of file system blocks, a multiple of it).
+const SECTOR_BYTES: u64 = 512;
+
+/// The segment files in `dir` with their offsets, oldest first.
+fn segment_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(offset) = entry.file_name().to_str().and_then(segment_offset) {
+            segments.push((offset, entry.path()));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Cuts a torn last record off the newest segment, or the one before it
+/// (where the newest then holds nothing acknowledged: see
+/// [`set_aside_unfinished_segment`]). Returns whether it cut one.
+fn cut_torn_record_near_end(dir: &Path) -> io::Result<bool> {
+    for (_, path) in segment_files(dir)?.iter().rev().take(2) {
+        if cut_torn_record(path)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Cuts the segment at `path` before its first record that does not
+/// decode, if that record was torn by a crash in preallocated space.
+///
+/// A write a crash interrupts reaches the disk in whole sectors, and
+/// preallocated space never written reads as zeros, so a torn record has a
+/// written start and zeros from a sector boundary on. The crate cuts off a
+/// record that is zeros from its first byte, or that the file ends within,
+/// but refuses this one as damaged. It is torn if its own bytes (its
+/// fields, read up to its checksum) say it reaches past the sector holding
+/// the file's last non-zero byte. A record damaged in place (a flipped bit
+/// in a whole record) ends within the written bytes and is left for the
+/// crate to refuse: cutting it could drop an acknowledged entry. (Only a
+/// damaged record whose checksum ends in zero bytes across a sector
+/// boundary could pass for torn: rarer than one in 2^32 damaged records.)
+fn cut_torn_record(path: &Path) -> io::Result<bool> {
+    let bytes = std::fs::read(path)?;
+    let Some(last_written) = bytes.iter().rposition(|&b| b != 0) else {
+        return Ok(false);
+    };
+    let written_end = (last_written as u64 + 1).next_multiple_of(SECTOR_BYTES);
+    let mut start = 0;
+    // From past the last written byte on, all is zeros: the crate's to cut.
+    while start <= last_written {
+        let mut rest = &bytes[start..];
+        let decoded = raft_log::WALRecord::<WalTypes>::decode(&mut rest);
+        let end = bytes.len() - rest.len();
+        if decoded.is_ok() {
+            start = end;
+            continue;
+        }
+        if end as u64 <= written_end {
+            return Ok(false);
+        }
+        tracing::warn!(
+            segment = %path.display(),
+            offset = start,
+            "raft log: cutting off a record a crash left torn (nothing in it was acknowledged)"
+        );
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.set_len(start as u64)?;
+        file.sync_all()?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// The offset a segment file's name gives (`r-<offset with _>.wal`).
@@ -239,21 +342,20 @@ fn segment_offset(name: &str) -> Option<u64> {
 /// empty newest file. Nothing after that point was acknowledged: a flush
 /// completes only once every earlier segment is written and synced. So the
 /// newest segment is renamed out of the log's way (kept for inspection),
-/// and the crate cuts the torn end of the one before it as usual. A gap
-/// anywhere else is damage, not a crash, and stays an error.
-fn set_aside_unfinished_segment(dir: &Path) -> io::Result<()> {
-    let mut segments = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if let Some(offset) = entry.file_name().to_str().and_then(segment_offset) {
-            segments.push((offset, entry.path(), entry.metadata()?.len()));
-        }
-    }
-    segments.sort();
-    let [.., (prev_offset, _, prev_len), (last_offset, last_path, last_len)] = &segments[..] else {
-        return Ok(());
+/// and the crate cuts the torn end of the one before it as usual. A newest
+/// segment with no record at all (empty, or only its preallocated zeros:
+/// see [`Preallocation`]) is set aside too. A gap anywhere else is damage,
+/// not a crash, and stays an error. Returns whether it set one aside.
+fn set_aside_unfinished_segment(dir: &Path) -> io::Result<bool> {
+    let segments = segment_files(dir)?;
+    let [.., (prev_offset, prev_path), (last_offset, last_path)] = &segments[..] else {
+        return Ok(false);
     };
-    if prev_offset + prev_len < *last_offset || *last_len == 0 {
+    let (prev_len, last_len) = (
+        std::fs::metadata(prev_path)?.len(),
+        std::fs::metadata(last_path)?.len(),
+    );
+    if prev_offset + prev_len < *last_offset || last_len == 0 || only_zeros(last_path)? {
         let aside = last_path.with_extension("wal.unfinished");
         tracing::warn!(
             segment = %last_path.display(),
@@ -262,8 +364,128 @@ fn set_aside_unfinished_segment(dir: &Path) -> io::Result<()> {
         );
         std::fs::rename(last_path, &aside)?;
         std::fs::File::open(dir)?.sync_all()?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Whether the file at `path` holds nothing but zero bytes (or nothing).
+fn only_zeros(path: &Path) -> io::Result<bool> {
+    let mut file = std::fs::File::open(path)?;
+    let mut block = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if block[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
+}
+
+/// Keeps the open segment's file allocated to its full size ahead of the
+/// writes that fill it, and the closed ones cut back to their records.
+///
+/// # Why
+/// An `fdatasync` after a write that grows a file must also commit the new
+/// size through the file system's journal. Measured here on ext4 (a
+/// 350-byte write and `fdatasync`, 2,000 times): growing the file, 3
+/// device writes per sync, 185-195 µs and 70-77 µs of CPU; into allocated
+/// space, 2 writes, 125-135 µs and 45-49 µs. Each Raft entry costs every
+/// node one such sync. etcd preallocates its WAL segments for this reason.
+///
+/// # How
+/// raft-log creates each segment empty and writes it from the start, so
+/// the writer allocates the new one with `fallocate` as soon as it sees it
+/// (the file then reads as zeros past what was written), and cuts the
+/// segment the crate closed back to its records. At shutdown the open one
+/// is cut back too ([`Preallocation::release`]). After a crash, the crate
+/// takes a zero tail for the unwritten end it is (ext4 in writeback mode
+/// leaves the same) and cuts it off as it opens the segment, with a
+/// warning. Any failure here (a full disk, a file system without
+/// `fallocate`) is logged, never returned: the log is as correct without
+/// preallocation, only slower.
+#[derive(Debug, Default)]
+pub(super) struct Preallocation {
+    /// The segment last allocated ahead, by its offset.
+    open: Option<u64>,
+    /// Bytes to allocate a segment to.
+    segment_bytes: u64,
+}
+
+impl Preallocation {
+    pub(super) fn new() -> Self {
+        Self::with_segment(RAFT_LOG_SEGMENT_BYTES)
+    }
+
+    fn with_segment(segment_bytes: usize) -> Self {
+        Self {
+            open: None,
+            segment_bytes: segment_bytes as u64,
+        }
+    }
+
+    /// After appends: if raft-log has opened a segment since the last call,
+    /// cuts every closed one back to its records and allocates the new one.
+    pub(super) fn follow(&mut self, wal: &Wal) {
+        let stat = wal.stat();
+        let open = stat.open_chunk.chunk_id;
+        if self.open == Some(open.0) {
+            return;
+        }
+        self.open = Some(open.0);
+        for closed in &stat.closed_chunks {
+            // Not synced: a crash before the new size is durable leaves a
+            // zero tail, which the crate cuts off on its own.
+            trim(wal, closed.chunk_id, closed.size, false);
+        }
+        let path = wal.config().chunk_path(open);
+        let allocated = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|file| {
+                rustix::fs::fallocate(
+                    &file,
+                    rustix::fs::FallocateFlags::empty(),
+                    0,
+                    self.segment_bytes,
+                )
+                .map_err(io::Error::from)
+            });
+        if let Err(e) = allocated {
+            tracing::warn!(segment = %path, error = %e, "raft log: could not preallocate the open segment; appends grow it instead");
+        }
+    }
+
+    /// Cuts the open segment back to its records: at shutdown, so the next
+    /// start finds no zero tail to cut off. Appends after this grow it.
+    pub(super) fn release(&mut self, wal: &Wal) {
+        let stat = wal.stat();
+        trim(wal, stat.open_chunk.chunk_id, stat.open_chunk.size, true);
+    }
+}
+
+/// Cuts the segment `id` back to `size` bytes if it is longer (never
+/// longer: where its last records are not written yet, they will be, and a
+/// hole in their place would read as a torn record after a crash).
+fn trim(wal: &Wal, id: raft_log::ChunkId, size: u64, sync: bool) {
+    let path = wal.config().chunk_path(id);
+    let trimmed = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|file| {
+            if file.metadata()?.len() > size {
+                file.set_len(size)?;
+                if sync {
+                    file.sync_all()?;
+                }
+            }
+            Ok(())
+        });
+    if let Err(e) = trimmed {
+        tracing::warn!(segment = %path, error = %e, "raft log: could not cut a segment back to its records");
+    }
 }
 
 /// Makes everything written so far durable and waits for it.
@@ -503,6 +725,185 @@ mod tests {
         let wal = reopen(&path, segment);
         assert_eq!(ids_and_terms(&wal), read);
         assert!(!empty.exists());
+    }
+
+    fn len(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    /// Appends one entry at a time, flushed, with the writer's
+    /// preallocation following each: as the store's writer does.
+    fn append_preallocated(
+        wal: &mut Wal,
+        preallocation: &mut Preallocation,
+        indices: std::ops::RangeInclusive<u64>,
+    ) {
+        for index in indices {
+            append(wal, 1, index..=index);
+            wait(&flush(wal).unwrap()).unwrap();
+            preallocation.follow(wal);
+        }
+    }
+
+    /// The open segment is allocated to full size ahead of its records, a
+    /// closed one ends at its last record, and at release the open one is
+    /// cut back too; every entry reads back after a reopen either way.
+    #[test]
+    fn segments_are_preallocated_and_cut_back_to_their_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        let segment = 4096;
+        let mut wal = open_with_segment(&path, segment).unwrap();
+        let mut preallocation = Preallocation::with_segment(segment);
+        preallocation.follow(&wal);
+        append_preallocated(&mut wal, &mut preallocation, 1..=30);
+        let stat = wal.stat();
+        assert!(!stat.closed_chunks.is_empty(), "entries span segments");
+        for closed in &stat.closed_chunks {
+            let file = wal.config().chunk_path(closed.chunk_id);
+            assert_eq!(len(Path::new(&file)), closed.size, "{file}");
+        }
+        let open = wal.config().chunk_path(stat.open_chunk.chunk_id);
+        assert!(stat.open_chunk.size < segment as u64);
+        assert_eq!(len(Path::new(&open)), segment as u64, "allocated ahead");
+        preallocation.release(&wal);
+        assert_eq!(len(Path::new(&open)), stat.open_chunk.size, "cut back");
+        // Appends after the release grow the segment, as without it.
+        append_preallocated(&mut wal, &mut preallocation, 31..=31);
+        drop(wal);
+        let wal = reopen(&path, segment);
+        assert_eq!(
+            ids_and_terms(&wal),
+            (1..=31).map(|i| (i, 1)).collect::<Vec<_>>()
+        );
+    }
+
+    /// Writes entries 1..=30 through a preallocating writer that never
+    /// releases (a crash), leaving three segments: two closed, one open
+    /// and allocated ahead.
+    fn crashed_preallocated_log(path: &Path, segment: usize) {
+        let mut wal = open_with_segment(path, segment).unwrap();
+        let mut preallocation = Preallocation::with_segment(segment);
+        append_preallocated(&mut wal, &mut preallocation, 1..=30);
+        // The crate's flush thread holds the directory until it is idle.
+        wal.wait_worker_idle();
+    }
+
+    fn prefix(n: u64) -> Vec<(u64, u64)> {
+        (1..=n).map(|i| (i, 1)).collect()
+    }
+
+    /// Zeros the file from `from` to its end, keeping its length: what a
+    /// crash leaves of writes into preallocated space that never landed.
+    fn zero_from(file: &Path, from: u64) {
+        let len = len(file);
+        let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+        f.set_len(from).unwrap();
+        f.set_len(len).unwrap();
+    }
+
+    fn last_written(file: &Path) -> u64 {
+        std::fs::read(file)
+            .unwrap()
+            .iter()
+            .rposition(|&b| b != 0)
+            .unwrap() as u64
+    }
+
+    /// A crash leaves the open segment allocated ahead: the crate cuts its
+    /// zeros off, and a newest segment of zeros alone is set aside.
+    #[test]
+    fn preallocated_zeros_left_by_a_crash_are_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        let segment = 4096;
+        crashed_preallocated_log(&path, segment);
+        let newest = segments(&path).last().unwrap().1.clone();
+        assert_eq!(len(&newest), segment as u64, "left preallocated");
+        let wal = reopen(&path, segment);
+        assert_eq!(ids_and_terms(&wal), prefix(30), "the zero tail is cut off");
+        wal.wait_worker_idle();
+        drop(wal);
+        let next = segments(&path).last().unwrap().0 + 1_000_000;
+        let digits = format!("{next:020}");
+        let grouped = [&digits[..2], &digits[2..5], &digits[5..8], &digits[8..11]]
+            .into_iter()
+            .chain([&digits[11..14], &digits[14..17], &digits[17..20]])
+            .collect::<Vec<_>>()
+            .join("_");
+        let zeros = path.join(format!("r-{grouped}.wal"));
+        std::fs::write(&zeros, vec![0u8; segment]).unwrap();
+        let wal = reopen(&path, segment);
+        assert_eq!(ids_and_terms(&wal), prefix(30));
+        assert!(!zeros.exists());
+        assert!(zeros.with_extension("wal.unfinished").exists());
+    }
+
+    /// Records torn at a sector, with zeros after them, are cut off: in
+    /// the open segment, and in the one before it, where the gap that
+    /// leaves behind then sets the newest aside.
+    #[test]
+    fn records_torn_in_preallocated_space_are_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        let segment = 4096;
+        crashed_preallocated_log(&path, segment);
+        let files = segments(&path);
+        let newest = files[files.len() - 1].1.clone();
+        let sector = last_written(&newest) / SECTOR_BYTES * SECTOR_BYTES;
+        assert!(sector > 0);
+        zero_from(&newest, sector);
+        let wal = reopen(&path, segment);
+        let read = ids_and_terms(&wal);
+        assert!(read.len() < 30 && read.len() >= 25, "{}", read.len());
+        assert_eq!(read, prefix(read.len() as u64));
+        wal.wait_worker_idle();
+        drop(wal);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        crashed_preallocated_log(&path, segment);
+        let files = segments(&path);
+        let (prev, newest) = (
+            files[files.len() - 2].1.clone(),
+            files[files.len() - 1].1.clone(),
+        );
+        let prev_len = len(&prev);
+        // The closed segment's end never landed, and reads as zeros to
+        // where the segment was allocated.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&prev)
+            .unwrap()
+            .set_len(segment as u64 * 2)
+            .unwrap();
+        zero_from(&prev, (prev_len - 1) / SECTOR_BYTES * SECTOR_BYTES);
+        let wal = reopen(&path, segment);
+        let read = ids_and_terms(&wal);
+        // The torn record and everything after it are gone, the newest
+        // segment's entries (the last five or more, of 30) with them.
+        assert!(read.len() < 25, "{}", read.len());
+        assert_eq!(read, prefix(read.len() as u64));
+        assert!(newest.with_extension("wal.unfinished").exists());
+    }
+
+    /// A whole record damaged in place (a changed byte, zeros after it) is
+    /// not a tear: the log refuses to open and the file is left as it was.
+    #[test]
+    fn a_damaged_last_record_is_refused_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        let segment = 4096;
+        crashed_preallocated_log(&path, segment);
+        let newest = segments(&path).last().unwrap().1.clone();
+        let mut bytes = std::fs::read(&newest).unwrap();
+        let inside = last_written(&newest) as usize - 20;
+        bytes[inside] ^= 0x40;
+        std::fs::write(&newest, &bytes).unwrap();
+        let e = open_with_segment(&path, segment).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains("checksum"), "{e}");
+        assert_eq!(std::fs::read(&newest).unwrap(), bytes, "left as it was");
     }
 
     fn read_all(wal: &Wal) -> Vec<(LogId, Vec<u8>)> {

@@ -74,6 +74,21 @@ async fn all_entries(c: &Cluster, id: u64, size: u64) -> Vec<proto::Entry> {
     out
 }
 
+/// The newest Raft log segment under node data dir `dir`: its length, and
+/// whether its last four bytes (the low half of its last record's
+/// checksum) are all zero, as a preallocated zero tail's are.
+fn newest_segment(dir: &std::path::Path) -> (u64, bool) {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("raft-log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    files.sort();
+    let bytes = std::fs::read(files.last().expect("a segment")).unwrap();
+    let zero_end = bytes.len() >= 4 && bytes[bytes.len() - 4..].iter().all(|&b| b == 0);
+    (bytes.len() as u64, zero_end)
+}
+
 fn hash(bytes: &[u8]) -> Hash {
     bytes.try_into().expect("32-byte hash")
 }
@@ -89,8 +104,15 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
     append(&c, follower, 0, 60, 10, &mut acked).await;
     c.wait_size(60).await;
 
+    // A running node's open segment is allocated ahead of its records
+    // (fewer journal commits per fsync), and cut back when it stops.
+    let segment_bytes = ironlog::limits::RAFT_LOG_SEGMENT_BYTES as u64;
+    assert_eq!(newest_segment(&c.data_dir(leader)), (segment_bytes, true));
+
     // Kill the leader; a new one takes over and appends go on.
     c.stop(leader).await;
+    let (len, zero_end) = newest_segment(&c.data_dir(leader));
+    assert!(len < segment_bytes && !zero_end, "{len} bytes, zero end: {zero_end}");
     let new_leader = c.leader().await;
     assert_ne!(new_leader, leader);
     append(&c, new_leader, 60, 120, 10, &mut acked).await;
