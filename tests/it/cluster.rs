@@ -112,7 +112,10 @@ async fn acknowledged_events_survive_failover_restart_and_wipe() {
     // Kill the leader; a new one takes over and appends go on.
     c.stop(leader).await;
     let (len, zero_end) = newest_segment(&c.data_dir(leader));
-    assert!(len < segment_bytes && !zero_end, "{len} bytes, zero end: {zero_end}");
+    assert!(
+        len < segment_bytes && !zero_end,
+        "{len} bytes, zero end: {zero_end}"
+    );
     let new_leader = c.leader().await;
     assert_ne!(new_leader, leader);
     append(&c, new_leader, 60, 120, 10, &mut acked).await;
