@@ -13,15 +13,18 @@
 //!   once (openraft requires that), and queues their stored rows with the
 //!   flush callback for the writer thread. It neither waits nor blocks.
 //! - The writer takes every write queued, appends them in order to the
-//!   write-ahead log, flushes it (one fsync for all of them), marks the
-//!   entries durable in the tail, and fires their callbacks: none is
-//!   acknowledged before its fsync.
+//!   write-ahead log and starts one flush (one fsync for all of them). The
+//!   crate's flush thread, once it is durable, marks the entries durable in
+//!   the tail and fires their callbacks: none is acknowledged before its
+//!   fsync. The writer does not wait for it: the next batch is written
+//!   while this one syncs, and the callbacks fire without a hand-off back.
 //! - Votes, truncations and purges travel through the same queue, because
 //!   openraft requires writes to be applied in the order they were made, and
 //!   return once committed durably.
-//! - The committed id rides along: the writer keeps the newest one and
-//!   writes it with the next durable flush, never on its own (an fsync
-//!   per committed id would double the writer's fsyncs).
+//! - The committed id rides along: openraft's newest one waits in the tail
+//!   and the writer writes it with the next durable flush, never on its own
+//!   (an fsync per committed id would double the writer's fsyncs, and even
+//!   a wake-up per committed id cost a thread switch per commit).
 //!   openraft reads it back only as a starting point (a node that restarts
 //!   with an older one, or none, takes the state machine's applied id and
 //!   re-learns the rest from the leader); every entry it names is already
@@ -267,13 +270,8 @@ enum Write {
         vote: Vote,
         done: oneshot::Sender<io::Result<()>>,
     },
-    Committed {
-        id: LogId,
-    },
     /// Cuts the open segment back to its records (at shutdown).
-    Release {
-        done: oneshot::Sender<()>,
-    },
+    Release { done: oneshot::Sender<()> },
     /// Removes every entry from `from` on.
     Truncate {
         from: u64,
@@ -299,7 +297,7 @@ impl Write {
                 // The caller may have been cancelled; the write stands.
                 let _ = done.send(copy());
             }
-            Write::Committed { .. } | Write::Release { .. } => {}
+            Write::Release { .. } => {}
         }
     }
 }
@@ -514,20 +512,24 @@ fn read_stored(
 }
 
 /// The writer thread: every write waiting goes into the write-ahead log,
-/// with the newest committed id, is flushed with one fsync, and is then
-/// completed; a queue of committed ids alone only updates that id.
+/// with the newest committed id, and is flushed with one fsync; the flush
+/// thread completes them.
 fn write_loop(
     wal: &RwLock<Wal>,
-    tail: &Mutex<Tail>,
+    tail: &Arc<Mutex<Tail>>,
     durable_end: &DurableEnd,
     rx: &mpsc::Receiver<Write>,
 ) {
-    // The newest committed id not yet written: it goes with the next
-    // durable flush, which a queue of committed ids alone never makes.
-    let mut committed: Option<LogId> = None;
     let mut preallocation = Preallocation::new();
     preallocation.follow(&read_wal(wal));
     while let Ok(first) = rx.recv() {
+        // The newest committed id goes with this flush. Read before the
+        // queue is drained: the entries it names were queued before openraft
+        // recorded it, so they are in this batch or an earlier one.
+        let committed = tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .committed;
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
         // One yield before the flush: on a busy machine the threads
@@ -542,7 +544,6 @@ fn write_loop(
         let mut releases = Vec::new();
         for write in batch {
             match write {
-                Write::Committed { id } => committed = Some(id),
                 Write::Release { done } => releases.push(done),
                 other => writes.push(other),
             }
@@ -551,21 +552,53 @@ fn write_loop(
             release(wal, &mut preallocation, releases);
             continue;
         }
-        let result = commit(wal, &writes, committed);
+        let flushing = Flushing {
+            ids: surviving_ids(&writes),
+            writes,
+            end: 0,
+            tail: tail.clone(),
+            durable_end: durable_end.clone(),
+        };
+        submit(wal, flushing, committed);
         preallocation.follow(&read_wal(wal));
-        if let Ok(end) = result {
-            durable_end.set(end);
-            committed = None;
-            let ids = surviving_ids(&writes);
-            tail.lock()
+        release(wal, &mut preallocation, releases);
+    }
+}
+
+/// Writes handed to the crate's flush thread with their flush: completed
+/// there once it is durable, or, if it never runs (the thread stopped),
+/// with an error when dropped. None is ever left unanswered.
+struct Flushing {
+    writes: Vec<Write>,
+    /// The entries the flush leaves on disk ([`surviving_ids`]).
+    ids: Vec<LogId>,
+    /// One past the last index the log holds once the flush is durable.
+    end: u64,
+    tail: Arc<Mutex<Tail>>,
+    durable_end: DurableEnd,
+}
+
+impl Flushing {
+    fn done(mut self, result: io::Result<()>) {
+        if result.is_ok() {
+            self.durable_end.set(self.end);
+            self.tail
+                .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .mark_durable(&ids);
+                .mark_durable(&self.ids);
         }
-        let result = result.map(|_| ());
-        for write in writes {
+        for write in self.writes.drain(..) {
             write.complete(&result);
         }
-        release(wal, &mut preallocation, releases);
+    }
+}
+
+impl Drop for Flushing {
+    fn drop(&mut self) {
+        let stopped = Err(io::Error::other("raft log flush worker stopped"));
+        for write in self.writes.drain(..) {
+            write.complete(&stopped);
+        }
     }
 }
 
@@ -594,59 +627,70 @@ fn surviving_ids(batch: &[Write]) -> Vec<LogId> {
             Write::Append { rows, .. } => ids.extend(rows.iter().map(|(id, _)| *id)),
             Write::Truncate { from, .. } => ids.retain(|id| id.index < *from),
             Write::Purge { through, .. } => ids.retain(|id| id.index > through.index),
-            Write::Vote { .. } | Write::Committed { .. } | Write::Release { .. } => {}
+            Write::Vote { .. } | Write::Release { .. } => {}
         }
     }
     ids
 }
 
-/// Appends `batch` to the write-ahead log in order, with the newest
-/// `committed` id if one waits, and flushes it: one fsync for all. Returns
-/// one past the last index the log holds, all of it durable now.
-fn commit(wal: &RwLock<Wal>, batch: &[Write], committed: Option<LogId>) -> io::Result<u64> {
-    let (done, end) = {
-        let mut wal = write_wal(wal);
-        for write in batch {
-            match write {
-                Write::Append { rows, .. } => {
-                    wal.append(
-                        rows.iter()
-                            .map(|(id, json)| (StoredLogId(*id), StoredEntry(json.clone()))),
-                    )?;
-                }
-                Write::Vote { vote, .. } => {
-                    wal.save_vote(StoredVote(*vote))?;
-                }
-                Write::Committed { id } => {
-                    write_committed(&mut wal, *id)?;
-                }
-                // Handled by the write loop after the commit.
-                Write::Release { .. } => {}
-                Write::Truncate { from, .. } => {
-                    // Past the end there is nothing to remove (and the crate
-                    // wants the id of the entry before `from`).
-                    if *from < WalTypes::next_log_index(wal.log_state().last()) {
-                        wal.truncate(*from)?;
-                    }
-                }
-                Write::Purge { through, .. } => {
-                    // The purge point is recorded with the removal, so the
-                    // log never looks empty without saying where it ends.
-                    wal.purge(StoredLogId(*through))?;
-                }
+/// Appends the writes of `flushing` to the write-ahead log in order, with
+/// the newest `committed` id if one waits, and starts one flush for all of
+/// them: the crate's flush thread completes them once it is durable, while
+/// this thread goes on to the next batch. If the log refuses them, they
+/// are completed at once with the error.
+fn submit(wal: &RwLock<Wal>, mut flushing: Flushing, committed: Option<LogId>) {
+    let mut wal = write_wal(wal);
+    match append_writes(&mut wal, &flushing.writes, committed) {
+        Ok(end) => {
+            flushing.end = end;
+            // Refused only if the flush thread stopped: the closure is then
+            // dropped unrun, and `Flushing`'s drop answers every write.
+            if let Err(e) = wal::flush_then(&mut wal, move |result| flushing.done(result)) {
+                tracing::error!(error = %e, "raft log: could not start a flush");
             }
         }
-        if let Some(id) = committed {
-            write_committed(&mut wal, id)?;
+        Err(e) => {
+            drop(wal);
+            flushing.done(Err(e));
         }
-        // The flush makes everything written so far durable, so everything
-        // through the log's last entry as of now.
-        let end = WalTypes::next_log_index(wal.log_state().last());
-        (wal::flush(&mut wal)?, end)
-    };
-    // The lock is not held while the fsync runs: reads go on meanwhile.
-    wal::wait(&done)?;
-    Ok(end)
+    }
+}
+
+/// Appends `batch` to the log in order, with the newest `committed` id if
+/// one waits. Returns one past the last index the log then holds: all of it
+/// durable once the next flush is.
+fn append_writes(wal: &mut Wal, batch: &[Write], committed: Option<LogId>) -> io::Result<u64> {
+    for write in batch {
+        match write {
+            Write::Append { rows, .. } => {
+                wal.append(
+                    rows.iter()
+                        .map(|(id, json)| (StoredLogId(*id), StoredEntry(json.clone()))),
+                )?;
+            }
+            Write::Vote { vote, .. } => {
+                wal.save_vote(StoredVote(*vote))?;
+            }
+            // Handled by the write loop after the batch.
+            Write::Release { .. } => {}
+            Write::Truncate { from, .. } => {
+                // Past the end there is nothing to remove (and the crate
+                // wants the id of the entry before `from`).
+                if *from < WalTypes::next_log_index(wal.log_state().last()) {
+                    wal.truncate(*from)?;
+                }
+            }
+            Write::Purge { through, .. } => {
+                // The purge point is recorded with the removal, so the
+                // log never looks empty without saying where it ends.
+                wal.purge(StoredLogId(*through))?;
+            }
+        }
+    }
+    if let Some(id) = committed {
+        write_committed(wal, id)?;
+    }
+    Ok(WalTypes::next_log_index(wal.log_state().last()))
 }
 
 /// Records `id` as committed unless an id as new is recorded already (the
@@ -731,12 +775,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        // The writer takes it from the tail with its next batch: waking it
+        // for a committed id alone would cost a thread switch per commit and
+        // write nothing.
         self.tail().committed = committed;
-        match committed {
-            Some(id) => self.send(Write::Committed { id }),
-            // Nothing committed yet: nothing to record.
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {

@@ -63,7 +63,7 @@ impl Types for WalTypes {
     type LogId = StoredLogId;
     type LogPayload = StoredEntry;
     type Vote = StoredVote;
-    type Callback = SyncSender<io::Result<()>>;
+    type Callback = Flushed;
     type UserData = ();
 
     fn log_index(log_id: &StoredLogId) -> u64 {
@@ -488,11 +488,42 @@ fn trim(wal: &Wal, id: raft_log::ChunkId, size: u64, sync: bool) {
     }
 }
 
+/// What the crate's flush thread does once a flush is durable (or failed).
+pub(super) enum Flushed {
+    /// Answers on a channel, for a caller that waits.
+    Channel(SyncSender<io::Result<()>>),
+    /// Runs on the flush thread itself: the store's writer hands its
+    /// writes over this way, so their callbacks fire without a thread
+    /// hand-off back to the writer, which meanwhile queues the next batch.
+    Run(Box<dyn FnOnce(io::Result<()>) + Send>),
+}
+
+impl raft_log::Callback for Flushed {
+    fn send(self, res: io::Result<()>) {
+        match self {
+            // The caller may have stopped waiting; the flush stands.
+            Flushed::Channel(tx) => {
+                let _ = SyncSender::send(&tx, res);
+            }
+            Flushed::Run(then) => then(res),
+        }
+    }
+}
+
 /// Makes everything written so far durable and waits for it.
 pub(super) fn flush(wal: &mut Wal) -> io::Result<std::sync::mpsc::Receiver<io::Result<()>>> {
     let (tx, rx) = sync_channel(1);
-    wal.flush(Some(tx))?;
+    wal.flush(Some(Flushed::Channel(tx)))?;
     Ok(rx)
+}
+
+/// Makes everything written so far durable, then runs `then` with the
+/// outcome on the crate's flush thread; does not wait.
+pub(super) fn flush_then(
+    wal: &mut Wal,
+    then: impl FnOnce(io::Result<()>) + Send + 'static,
+) -> io::Result<()> {
+    wal.flush(Some(Flushed::Run(Box::new(then))))
 }
 
 /// Waits for a flush started with [`flush`].
