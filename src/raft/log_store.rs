@@ -563,6 +563,10 @@ fn write_loop(
         preallocation.follow(&read_wal(wal));
         release(wal, &mut preallocation, releases);
     }
+    // Every store is gone. The crate lets go of the directory when the log
+    // is dropped, but its flush thread writes on whatever is queued: a log
+    // opened again meanwhile would start where those writes then land.
+    read_wal(wal).wait_worker_idle();
 }
 
 /// Writes handed to the crate's flush thread with their flush: completed
@@ -646,7 +650,7 @@ fn submit(wal: &RwLock<Wal>, mut flushing: Flushing, committed: Option<LogId>) {
             // Refused only if the flush thread stopped: the closure is then
             // dropped unrun, and `Flushing`'s drop answers every write.
             if let Err(e) = wal::flush_then(&mut wal, move |result| flushing.done(result)) {
-                tracing::error!(error = %e, "raft log: could not start a flush");
+                tracing::error!(error = %e, "raft log: could not queue a flush or a segment removal");
             }
         }
         Err(e) => {
@@ -893,6 +897,32 @@ pub(super) mod tests {
             .await
             .expect("append");
         rx.await.expect("callback fired").expect("durable");
+    }
+
+    /// Nothing is acknowledged before the crate's flush thread has synced
+    /// it: with that thread held, an append's callback does not fire and
+    /// the durable end does not move; let go, both follow.
+    #[tokio::test]
+    async fn appends_are_acknowledged_only_after_their_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(&dir.path().join("raft-log")).unwrap();
+        let end = store.durable_end();
+        let (hold, held) = mpsc::channel::<()>();
+        wal::flush_then(&mut write_wal(&store.wal), move |_| {
+            let _ = held.recv();
+        })
+        .unwrap();
+        let (tx, mut rx) = <TypeConfig as openraft::type_config::TypeConfigExt>::oneshot();
+        store
+            .append(vec![entry(1, 0)], IOFlushed::signal(tx))
+            .await
+            .unwrap();
+        let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut rx).await;
+        assert!(early.is_err(), "acknowledged while its flush was held");
+        assert!(!end.covers(1));
+        hold.send(()).unwrap();
+        rx.await.expect("callback fired").expect("durable");
+        assert!(end.covers(1));
     }
 
     fn indices(entries: &[Entry]) -> Vec<u64> {

@@ -289,11 +289,14 @@ fn cut_torn_record_near_end(dir: &Path) -> io::Result<bool> {
 /// record that is zeros from its first byte, or that the file ends within,
 /// but refuses this one as damaged. It is torn if its own bytes (its
 /// fields, read up to its checksum) say it reaches past the sector holding
-/// the file's last non-zero byte. A record damaged in place (a flipped bit
-/// in a whole record) ends within the written bytes and is left for the
-/// crate to refuse: cutting it could drop an acknowledged entry. (Only a
-/// damaged record whose checksum ends in zero bytes across a sector
-/// boundary could pass for torn: rarer than one in 2^32 damaged records.)
+/// the file's last non-zero byte, and the written bytes from its start on
+/// are no more than one record's worth with no whole record among them. A
+/// record damaged in place ends within the written bytes, or is followed
+/// by records that still decode, and is left for the crate to refuse:
+/// cutting it could drop an acknowledged entry. (A damaged last record
+/// could still pass for torn if its changed bytes make it claim to reach
+/// into the zeros: the crate's own cut of a record the file ends within
+/// takes the same chance.)
 fn cut_torn_record(path: &Path) -> io::Result<bool> {
     let bytes = std::fs::read(path)?;
     let Some(last_written) = bytes.iter().rposition(|&b| b != 0) else {
@@ -311,6 +314,14 @@ fn cut_torn_record(path: &Path) -> io::Result<bool> {
             continue;
         }
         if end as u64 <= written_end {
+            return Ok(false);
+        }
+        // What was written after a torn record's start is that record's
+        // own prefix: more than one record's worth, or a whole record
+        // decoding anywhere in it, means damage in place (a changed length
+        // field also reads as a record reaching into the zeros), not a tear.
+        let written = &bytes[start..written_end.min(bytes.len() as u64) as usize];
+        if written.len() > RAFT_MESSAGE_BYTES_MAX || holds_a_record(&written[1..]) {
             return Ok(false);
         }
         tracing::warn!(
@@ -348,6 +359,17 @@ fn segment_offset(name: &str) -> Option<u64> {
 /// not a crash, and stays an error. Returns whether it set one aside.
 fn set_aside_unfinished_segment(dir: &Path) -> io::Result<bool> {
     let segments = segment_files(dir)?;
+    // A log's first segment, created and allocated before its first record
+    // was synced (a fresh node loses power), can hold nothing: the crate
+    // would cut it to nothing and panic on every start. Nothing in it was
+    // acknowledged: any flush syncs its first record.
+    if let [(_, only)] = &segments[..] {
+        if std::fs::metadata(only)?.len() == 0 || only_zeros(only)? {
+            set_aside(only, "the log's only segment holds no record")?;
+            return Ok(true);
+        }
+        return Ok(false);
+    }
     let [.., (prev_offset, prev_path), (last_offset, last_path)] = &segments[..] else {
         return Ok(false);
     };
@@ -355,18 +377,45 @@ fn set_aside_unfinished_segment(dir: &Path) -> io::Result<bool> {
         std::fs::metadata(prev_path)?.len(),
         std::fs::metadata(last_path)?.len(),
     );
-    if prev_offset + prev_len < *last_offset || last_len == 0 || only_zeros(last_path)? {
-        let aside = last_path.with_extension("wal.unfinished");
-        tracing::warn!(
-            segment = %last_path.display(),
-            "raft log: a crash left the segment before this one unfinished; \
-             setting the newest segment aside (nothing in it was acknowledged)"
-        );
-        std::fs::rename(last_path, &aside)?;
-        std::fs::File::open(dir)?.sync_all()?;
+    if prev_offset + prev_len < *last_offset {
+        set_aside(
+            last_path,
+            "a crash left the segment before this one unfinished",
+        )?;
+        return Ok(true);
+    }
+    if last_len == 0 || only_zeros(last_path)? {
+        set_aside(last_path, "the newest segment holds no record")?;
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Renames the segment at `path` out of the log's way, kept for
+/// inspection as `*.wal.unfinished` (numbered if one is there already).
+fn set_aside(path: &Path, why: &str) -> io::Result<()> {
+    let mut aside = path.with_extension("wal.unfinished");
+    let mut n = 1;
+    while aside.exists() {
+        aside = path.with_extension(format!("wal.unfinished.{n}"));
+        n += 1;
+    }
+    tracing::warn!(
+        segment = %path.display(),
+        "raft log: {why}; setting it aside (nothing in it was acknowledged)"
+    );
+    std::fs::rename(path, &aside)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Whether a whole record (checksum and all) decodes at any offset in
+/// `bytes`.
+fn holds_a_record(bytes: &[u8]) -> bool {
+    (0..bytes.len()).any(|at| {
+        let mut rest = &bytes[at..];
+        raft_log::WALRecord::<WalTypes>::decode(&mut rest).is_ok()
+    })
 }
 
 /// Whether the file at `path` holds nothing but zero bytes (or nothing).
@@ -385,7 +434,7 @@ fn only_zeros(path: &Path) -> io::Result<bool> {
 }
 
 /// Keeps the open segment's file allocated to its full size ahead of the
-/// writes that fill it, and the closed ones cut back to their records.
+/// writes that fill it.
 ///
 /// # Why
 /// An `fdatasync` after a write that grows a file must also commit the new
@@ -398,9 +447,8 @@ fn only_zeros(path: &Path) -> io::Result<bool> {
 /// # How
 /// raft-log creates each segment empty and writes it from the start, so
 /// the writer allocates the new one with `fallocate` as soon as it sees it
-/// (the file then reads as zeros past what was written), and cuts the
-/// segment the crate closed back to its records. At shutdown the open one
-/// is cut back too ([`Preallocation::release`]). After a crash, the crate
+/// (the file then reads as zeros past what was written). At shutdown the
+/// open one is cut back to its records ([`Preallocation::release`]). After a crash, the crate
 /// takes a zero tail for the unwritten end it is (ext4 in writeback mode
 /// leaves the same) and cuts it off as it opens the segment, with a
 /// warning. Any failure here (a full disk, a file system without
@@ -427,7 +475,8 @@ impl Preallocation {
     }
 
     /// After appends: if raft-log has opened a segment since the last call,
-    /// cuts every closed one back to its records and allocates the new one.
+    /// allocates it. (A segment closes once its records reach the
+    /// allocation, so a closed one has no allocated space left over.)
     pub(super) fn follow(&mut self, wal: &Wal) {
         let stat = wal.stat();
         let open = stat.open_chunk.chunk_id;
@@ -435,11 +484,6 @@ impl Preallocation {
             return;
         }
         self.open = Some(open.0);
-        for closed in &stat.closed_chunks {
-            // Not synced: a crash before the new size is durable leaves a
-            // zero tail, which the crate cuts off on its own.
-            trim(wal, closed.chunk_id, closed.size, false);
-        }
         let path = wal.config().chunk_path(open);
         let allocated = std::fs::OpenOptions::new()
             .write(true)
@@ -458,18 +502,20 @@ impl Preallocation {
         }
     }
 
-    /// Cuts the open segment back to its records: at shutdown, so the next
-    /// start finds no zero tail to cut off. Appends after this grow it.
+    /// Cuts the open segment back to its records, once the crate's flush
+    /// thread has written everything queued: at shutdown, so the next start
+    /// finds no zero tail to cut off. Appends after this grow it.
     pub(super) fn release(&mut self, wal: &Wal) {
+        wal.wait_worker_idle();
         let stat = wal.stat();
-        trim(wal, stat.open_chunk.chunk_id, stat.open_chunk.size, true);
+        trim(wal, stat.open_chunk.chunk_id, stat.open_chunk.size);
     }
 }
 
 /// Cuts the segment `id` back to `size` bytes if it is longer (never
 /// longer: where its last records are not written yet, they will be, and a
 /// hole in their place would read as a torn record after a crash).
-fn trim(wal: &Wal, id: raft_log::ChunkId, size: u64, sync: bool) {
+fn trim(wal: &Wal, id: raft_log::ChunkId, size: u64) {
     let path = wal.config().chunk_path(id);
     let trimmed = std::fs::OpenOptions::new()
         .write(true)
@@ -477,9 +523,7 @@ fn trim(wal: &Wal, id: raft_log::ChunkId, size: u64, sync: bool) {
         .and_then(|file| {
             if file.metadata()?.len() > size {
                 file.set_len(size)?;
-                if sync {
-                    file.sync_all()?;
-                }
+                file.sync_all()?;
             }
             Ok(())
         });
@@ -851,11 +895,15 @@ mod tests {
         crashed_preallocated_log(&path, segment);
         let newest = segments(&path).last().unwrap().1.clone();
         assert_eq!(len(&newest), segment as u64, "left preallocated");
-        let wal = reopen(&path, segment);
+        let mut wal = reopen(&path, segment);
         assert_eq!(ids_and_terms(&wal), prefix(30), "the zero tail is cut off");
+        append(&mut wal, 1, 31..=31);
+        wait(&flush(&mut wal).unwrap()).unwrap();
         wal.wait_worker_idle();
         drop(wal);
-        let next = segments(&path).last().unwrap().0 + 1_000_000;
+        // Named where the newest segment's records end: no gap, only zeros.
+        let (last, last_path) = segments(&path).last().unwrap().clone();
+        let next = last + len(&last_path);
         let digits = format!("{next:020}");
         let grouped = [&digits[..2], &digits[2..5], &digits[5..8], &digits[8..11]]
             .into_iter()
@@ -865,9 +913,24 @@ mod tests {
         let zeros = path.join(format!("r-{grouped}.wal"));
         std::fs::write(&zeros, vec![0u8; segment]).unwrap();
         let wal = reopen(&path, segment);
-        assert_eq!(ids_and_terms(&wal), prefix(30));
+        assert_eq!(ids_and_terms(&wal), prefix(31));
         assert!(!zeros.exists());
         assert!(zeros.with_extension("wal.unfinished").exists());
+    }
+
+    /// A new log's first segment, allocated before its first record was
+    /// synced, can be all zeros after a power cut: set aside, and the log
+    /// opens empty (the crate alone would panic, at every start).
+    #[test]
+    fn a_first_segment_of_zeros_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log");
+        std::fs::create_dir_all(&path).unwrap();
+        let first = path.join("r-00_000_000_000_000_000_000.wal");
+        std::fs::write(&first, vec![0u8; 4096]).unwrap();
+        let wal = reopen(&path, 4096);
+        assert!(ids_and_terms(&wal).is_empty());
+        assert!(first.with_extension("wal.unfinished").exists());
     }
 
     /// Records torn at a sector, with zeros after them, are cut off: in
@@ -934,6 +997,34 @@ mod tests {
         let e = open_with_segment(&path, segment).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
         assert!(e.to_string().contains("checksum"), "{e}");
+        assert_eq!(std::fs::read(&newest).unwrap(), bytes, "left as it was");
+        bytes[inside] ^= 0x40;
+
+        // A changed length makes an earlier record claim to reach into the
+        // zeros, as a torn one would; the records after it still decode.
+        let mut starts = vec![0];
+        loop {
+            let at = *starts.last().unwrap();
+            let mut rest = &bytes[at..];
+            if raft_log::WALRecord::<WalTypes>::decode(&mut rest).is_err() {
+                break;
+            }
+            starts.push(bytes.len() - rest.len());
+        }
+        let appends: Vec<usize> = starts
+            .iter()
+            .copied()
+            .filter(|&at| bytes[at + 3] == 1)
+            .collect();
+        assert!(appends.len() >= 3, "{starts:?}");
+        let damaged = appends[appends.len() - 3];
+        // Tag (4) and log id (24), then the entry's length: now reaching
+        // into the zeros but not past the file's end (a record the file
+        // ends within is the crate's own to cut).
+        let claimed = (bytes.len() - damaged - 32 - 8 - 64) as u32;
+        bytes[damaged + 28..damaged + 32].copy_from_slice(&claimed.to_be_bytes());
+        std::fs::write(&newest, &bytes).unwrap();
+        assert!(open_with_segment(&path, segment).is_err());
         assert_eq!(std::fs::read(&newest).unwrap(), bytes, "left as it was");
     }
 
