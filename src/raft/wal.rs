@@ -696,16 +696,13 @@ mod tests {
     }
 
     fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
-        let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| {
-                let path = e.unwrap().path();
-                let offset = segment_offset(path.file_name()?.to_str()?)?;
-                Some((offset, path))
-            })
-            .collect();
-        out.sort();
-        out
+        segment_files(dir).unwrap()
+    }
+
+    /// Where raft-log names the segment starting at `offset` in `dir`.
+    fn segment_path(dir: &Path, offset: u64) -> PathBuf {
+        let config = config_with_segment(dir, 4096).unwrap();
+        PathBuf::from(config.chunk_path(raft_log::ChunkId(offset)))
     }
 
     fn ids_and_terms(wal: &Wal) -> Vec<(u64, u64)> {
@@ -787,14 +784,7 @@ mod tests {
         // An empty newest segment (created, nothing written) is set aside
         // too, where the crate would panic on it.
         let next = segments(&path).last().unwrap().0 + 1_000_000;
-        // raft-log's names: 20 digits, grouped by threes from the right.
-        let digits = format!("{next:020}");
-        let grouped = [&digits[..2], &digits[2..5], &digits[5..8], &digits[8..11]]
-            .into_iter()
-            .chain([&digits[11..14], &digits[14..17], &digits[17..20]])
-            .collect::<Vec<_>>()
-            .join("_");
-        let empty = path.join(format!("r-{grouped}.wal"));
+        let empty = segment_path(&path, next);
         std::fs::write(&empty, b"").unwrap();
         assert!(segment_offset(empty.file_name().unwrap().to_str().unwrap()).is_some());
         let wal = reopen(&path, segment);
@@ -904,13 +894,7 @@ mod tests {
         // Named where the newest segment's records end: no gap, only zeros.
         let (last, last_path) = segments(&path).last().unwrap().clone();
         let next = last + len(&last_path);
-        let digits = format!("{next:020}");
-        let grouped = [&digits[..2], &digits[2..5], &digits[5..8], &digits[8..11]]
-            .into_iter()
-            .chain([&digits[11..14], &digits[14..17], &digits[17..20]])
-            .collect::<Vec<_>>()
-            .join("_");
-        let zeros = path.join(format!("r-{grouped}.wal"));
+        let zeros = segment_path(&path, next);
         std::fs::write(&zeros, vec![0u8; segment]).unwrap();
         let wal = reopen(&path, segment);
         assert_eq!(ids_and_terms(&wal), prefix(31));
@@ -926,7 +910,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raft-log");
         std::fs::create_dir_all(&path).unwrap();
-        let first = path.join("r-00_000_000_000_000_000_000.wal");
+        let first = segment_path(&path, 0);
         std::fs::write(&first, vec![0u8; 4096]).unwrap();
         let wal = reopen(&path, 4096);
         assert!(ids_and_terms(&wal).is_empty());
