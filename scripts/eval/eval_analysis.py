@@ -348,8 +348,8 @@ def timed(cli, args, endpoint):
 
 
 def expected_entries(exp, mapped, entries, flags):
-    """The entry set the expected query selects over the appended entries; for the
-    anomaly intent, the entries the flags in its window (and of its actor) cite."""
+    """The entry set the (normalised) expected query selects over the appended entries;
+    for the anomaly intent, the entries the flags in its window (and of its actors) cite."""
     if not mapped:
         return set()
     if exp["intent"] == "anomalies":
@@ -360,20 +360,35 @@ def expected_entries(exp, mapped, entries, flags):
                 continue
             if exp["to"] is not None and t >= exp["to"]:
                 continue
-            if exp["actor"] is not None and f["actor"] != exp["actor"]:
+            if exp["actor"] is not None and f["actor"] not in exp["actor"]:
                 continue
             out.update(f["entries"])
         return out
     return {e["index"] for e in entries if scoring.matches(e, exp)}
 
 
+def answer_field(query, field):
+    """What an answer's query says for one field, for the report: the plural list when
+    the binary gives one, else the singular value."""
+    plural = scoring.PLURAL_KEYS.get(field)
+    if plural and query.get(plural):
+        return query[plural]
+    return query.get(field)
+
+
 def run_questions(cli, entries, flags):
+    """`ask` for every question. The headline is the entry set (exact, per question, and
+    per class and per log); the structured query is compared field by field, each value
+    field as a set (expected string or list against the answer's plural list when it
+    has one, else its singular value). Only QUERY_FIELDS are compared: `user_agent` and
+    `ip` have no slot in the answer's query and are judged by the entry set alone."""
     qa = [json.loads(line) for line in (EVAL / "qa.jsonl").read_text().splitlines() if line.strip()]
     rows = []
     for q in qa:
         secs, res = timed(cli, ["--json", "ask", q["question"], "--now", q["now"],
                                 "--max-entries", str(ASK_MAX_ENTRIES)], cli.analysis)
-        row = {"id": q["id"], "question": q["question"], "latency_s": secs, "expected_mapped": q["mapped"]}
+        row = {"id": q["id"], "question": q["question"], "class": q.get("class"), "log": q.get("log"),
+               "latency_s": secs, "expected_mapped": q["mapped"]}
         if res.returncode != 0:
             row.update(error=res.stderr.strip(), mapped=None, query_exact=False, entries_exact=False, fields={})
             rows.append(row)
@@ -384,8 +399,10 @@ def run_questions(cli, entries, flags):
         fields = {k: exp[k] == got[k] for k in scoring.QUERY_FIELDS}
         want = expected_entries(exp, q["mapped"], entries, flags)
         cited = {e["index"] for e in ans["entries"]}
-        entries_exact = (ans["total_matches"] == len(want) and cited <= want
-                         and len(cited) == min(ASK_MAX_ENTRIES, len(want)))
+        # The right entries, and mapped as expected: an honest "none" (mapped, nothing
+        # matches) is not the same answer as "could not map the question".
+        entries_exact = (bool(ans["mapped"]) == q["mapped"] and ans["total_matches"] == len(want)
+                         and cited <= want and len(cited) == min(ASK_MAX_ENTRIES, len(want)))
         if q["mapped"]:
             query_exact = ans["mapped"] and all(fields.values())
         else:
@@ -398,11 +415,15 @@ def run_questions(cli, entries, flags):
             answer=ans["answer"], note=ans["note"],
         )
         if not all(fields.values()) and q["mapped"]:
-            row["field_diffs"] = {k: {"expected": q["expected"][k], "got": ans["query"].get(k)}
+            row["field_diffs"] = {k: {"expected": q["expected"].get(k), "got": answer_field(ans["query"], k)}
                                   for k, ok in fields.items() if not ok}
+        if not entries_exact:
+            row["entries_missed"] = len(want - cited) if len(want) <= ASK_MAX_ENTRIES else None
+            row["entries_extra"] = len(cited - want)
         rows.append(row)
     n = len(rows)
     with_map = [r for r in rows if r["expected_mapped"]]
+    by_class = scoring.by_group(rows, "class")
     return {
         "questions": n,
         "expected_to_map": len(with_map),
@@ -412,6 +433,9 @@ def run_questions(cli, entries, flags):
         "field_accuracy": {k: sum(1 for r in with_map if r["fields"].get(k)) / len(with_map)
                            for k in scoring.QUERY_FIELDS},
         "entries_exact": sum(r["entries_exact"] for r in rows) / n,
+        "entries_exact_by_class": by_class,
+        "entries_exact_by_log": scoring.by_group(rows, "log"),
+        "entries_exact_lowest_class": scoring.lowest(by_class),
         "model_chose_a_slot": sum(1 for r in rows if r.get("model_chose")),
         "rows": rows,
     }
@@ -546,6 +570,13 @@ def det_line(d):
             f"(n={d['n']}, positives {d['positives']}, flagged {d['flagged']}, tp {d['tp']})")
 
 
+def short(v, keep=3):
+    """A field value for the report: a long list cut to its first values and its length."""
+    if isinstance(v, list) and len(v) > keep + 1:
+        return repr(v[:keep])[:-1] + f", ... ({len(v)} values)]"
+    return repr(v)
+
+
 def report(r):
     lines = ["", "=" * 78, "Ironlog analysis evaluation — figures", "=" * 78]
     m = r["mapping"]
@@ -585,9 +616,27 @@ def report(r):
     lines.append("")
     lines.append(f"3. Questions ({q['questions']}: {q['expected_to_map']} should map, "
                  f"{q['questions'] - q['expected_to_map']} should not; {q['errors']} errors)")
+    lines.append(f"  entry set exact match (headline): {pct(q['entries_exact'])}   (model chose a slot in {q['model_chose_a_slot']} questions)")
+    for key, title in (("entries_exact_by_class", "class"), ("entries_exact_by_log", "log")):
+        lines.append(f"  entry set exact, per {title}:")
+        for g, d in q[key].items():
+            lines.append(f"    {g:<24} {pct(d['accuracy'])}  ({d['exact']}/{d['n']})")
+    low = q["entries_exact_lowest_class"]
+    if low:
+        lines.append(f"  lowest class: {low['group']} {pct(low['accuracy'])} ({low['exact']}/{low['n']})")
     lines.append(f"  structured query exact match:  {pct(q['query_exact'])}   mapped/unmapped right: {pct(q['mapped_correct'])}")
-    lines.append("  per field (questions that should map): " + ", ".join(f"{k} {pct(v)}" for k, v in q["field_accuracy"].items()))
-    lines.append(f"  entry set exact match:         {pct(q['entries_exact'])}   (model chose a slot in {q['model_chose_a_slot']} questions)")
+    lines.append("  per field (questions that should map; value fields compared as sets): "
+                 + ", ".join(f"{k} {pct(v)}" for k, v in q["field_accuracy"].items()))
+    lines.append("  entry set not exact:")
+    for row in q["rows"]:
+        if row["entries_exact"]:
+            continue
+        if "error" in row:
+            why = row["error"]
+        else:
+            why = f"{row['total_matches']} matches, expected {row['expected_total']} (mapped {row['mapped']})"
+        lines.append(f"    {row['id']} [{row.get('class')}, {row.get('log')}] {row['question']!r}: {why}")
+    lines.append("  query not exact:")
     for row in q["rows"]:
         if row["query_exact"]:
             continue
@@ -596,8 +645,8 @@ def report(r):
         elif not row["expected_mapped"] or not row["mapped"]:
             why = f"mapped {row['mapped']}, expected {row['expected_mapped']}"
         else:
-            why = "; ".join(f"{k} {d['got']!r} (expected {d['expected']!r})" for k, d in row["field_diffs"].items())
-        lines.append(f"    {row['id']} {row['question']!r}: {why}")
+            why = "; ".join(f"{k} {short(d['got'])} (expected {short(d['expected'])})" for k, d in row["field_diffs"].items())
+        lines.append(f"    {row['id']} [{row.get('class')}] {row['question']!r}: {why}")
     s = r["summaries"]
     lines.append("")
     lines.append(f"4. Summaries ({s['windows']} windows, {s['errors']} errors)")

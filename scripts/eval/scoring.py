@@ -119,28 +119,78 @@ def detection(items):
 # ---------------------------------------------------------------- questions
 
 QUERY_FIELDS = ["intent", "actor", "resource", "action", "category", "outcome", "from", "to"]
+# Fields whose value is a set of exact values (an OR): in an expectation a string or a list
+# of strings, null for unconstrained. `user_agent` and `ip` are expectation-only (the
+# answer's query has no such slots; they are judged by the entry set alone).
+VALUE_FIELDS = ["actor", "resource", "action", "category", "outcome", "user_agent", "ip"]
+# An answer's query may carry, next to the singular key (string or null), a plural key
+# with the whole list; when it holds values it is the one compared.
+PLURAL_KEYS = {"actor": "actors", "resource": "resources", "action": "actions",
+               "category": "categories", "outcome": "outcomes"}
+
+
+def value_set(v):
+    """A field value as a frozenset of exact strings, None when unconstrained (null, or an
+    empty list)."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return frozenset([v])
+    if isinstance(v, (list, tuple, set, frozenset)):
+        if not all(isinstance(x, str) for x in v):
+            raise ValueError(f"not a list of strings: {v!r}")
+        return frozenset(v) if v else None
+    raise ValueError(f"not a string or a list of strings: {v!r}")
 
 
 def normalise_query(q):
-    """A structured query with times as Unix ns (None = unconstrained) so that equal
-    instants written differently compare equal."""
-    out = {k: q.get(k) for k in QUERY_FIELDS}
-    out["from"] = opt_ns(out["from"])
-    out["to"] = opt_ns(out["to"])
+    """A structured query (an expectation or an answer's `query`) with times as Unix ns and
+    every value field as a frozenset of exact values (None = unconstrained), so that equal
+    instants written differently, and equal sets written as a string or a list in any
+    order, compare equal. A plural key (`actors`, ...) is used when it holds values, else
+    the singular one (an empty list means "any", as does null)."""
+    out = {"intent": q.get("intent")}
+    for k in VALUE_FIELDS:
+        plural = PLURAL_KEYS.get(k)
+        raw = q.get(plural) if plural else None
+        out[k] = value_set(raw) if raw else value_set(q.get(k))
+    out["from"] = opt_ns(q.get("from"))
+    out["to"] = opt_ns(q.get("to"))
     return out
 
 
 def matches(entry, q):
     """Whether one appended entry satisfies a (normalised) expected query: every given
-    condition holds; times are half-open [from, to) on the event's own time."""
+    condition holds (a value field: the entry's value is one of the set); times are
+    half-open [from, to) on the event's own time."""
     if q["from"] is not None and entry["time_ns"] < q["from"]:
         return False
     if q["to"] is not None and entry["time_ns"] >= q["to"]:
         return False
-    for field in ("actor", "resource", "action", "category", "outcome"):
-        if q[field] is not None and entry[field] != q[field]:
+    for field in VALUE_FIELDS:
+        if q.get(field) is not None and entry.get(field) not in q[field]:
             return False
     return True
+
+
+def by_group(rows, key, score="entries_exact"):
+    """{group: {n, exact, accuracy}} of a boolean row score, per value of row[key], in
+    sorted order of the groups."""
+    out = {}
+    for r in rows:
+        g = r.get(key) or "unlabelled"
+        d = out.setdefault(g, {"n": 0, "exact": 0})
+        d["n"] += 1
+        d["exact"] += 1 if r.get(score) else 0
+    return {g: dict(d, accuracy=d["exact"] / d["n"]) for g, d in sorted(out.items())}
+
+
+def lowest(groups):
+    """The group with the lowest accuracy (ties: the larger n, then the name), or None."""
+    if not groups:
+        return None
+    g = min(groups, key=lambda k: (groups[k]["accuracy"], -groups[k]["n"], k))
+    return {"group": g, **groups[g]}
 
 
 # ---------------------------------------------------------------- summaries
