@@ -183,6 +183,15 @@ pub const SUMMARY_NOTABLE_MAX: usize = 10;
 /// first. Flags are recomputed from the log at start, so none is lost.
 pub const FLAGS_KEPT_MAX: usize = 100_000;
 
+/// Entry indices listed across the kept flags, summed (16 MB). A flag lists
+/// every entry of its incident, up to [`ANOMALY_INCIDENT_ENTRIES_MAX`], so
+/// [`FLAGS_KEPT_MAX`] full ones would take 800 MB; past this the oldest
+/// flags go first, as past [`FLAGS_KEPT_MAX`].
+pub const FLAG_ENTRIES_KEPT_MAX: usize = 2_000_000;
+
+// The newest incidents always fit whole.
+const _: () = assert!(FLAG_ENTRIES_KEPT_MAX >= 16 * ANOMALY_INCIDENT_ENTRIES_MAX);
+
 /// New flags buffered per `Anomalies` follower before it is told it fell
 /// behind.
 pub const FLAGS_STREAM_BUFFER: usize = 1024;
@@ -194,8 +203,6 @@ pub const CATEGORIZE_ROUND_ENTRIES: usize = 16;
 /// Events one `Categorize` call may carry or name.
 pub const CATEGORIZE_EVENTS_MAX: usize = 256;
 
-/// Tokens the model may write for a summary paragraph.
-pub const SUMMARY_TOKENS_MAX: usize = 120;
 // ---- analysis: masking and time expressions ----
 
 /// Most distinct originals one request's mask table holds
@@ -255,11 +262,36 @@ pub const ANOMALY_WINDOW_S_MAX: u32 = 24 * 3600;
 /// stays small enough to store and show.
 pub const ANOMALY_FLAG_ENTRIES_MAX: usize = 16;
 
+/// Incidents the detector keeps open at once (`anomaly/incident.rs`): each
+/// gathers the entries of one flagged session, actor or account while it
+/// stays active. Real incidents overlap in the tens; past this the least
+/// recently grown one is forgotten, so a flood of flagged actors costs a
+/// fixed amount of memory. A forgotten incident only stops growing: what it
+/// already reported stays with the analyst.
+pub const ANOMALY_INCIDENTS_OPEN_MAX: usize = 512;
+
+/// Entries one incident lists, the first to join (how it began and what
+/// raised its flags). Enough for an attacker's session or a burst of a few
+/// hundred calls; past this an incident counts its entries instead of
+/// listing them, so one busy actor cannot fill memory.
+pub const ANOMALY_INCIDENT_ENTRIES_MAX: usize = 1024;
+
+/// Longest quiet gap, seconds of event time, after which an incident stops
+/// growing, for any setting: the longest detector window, since a window
+/// flag's incident stays open for its own window.
+pub const ANOMALY_INCIDENT_IDLE_S_MAX: u32 = ANOMALY_WINDOW_S_MAX;
+
+/// Longest an incident lasts, seconds of event time from its first entry to
+/// its last. An actor busy without pause never goes quiet; without this its
+/// incident would absorb flags raised days later. A day, as the windows.
+pub const ANOMALY_INCIDENT_SPAN_S_MAX: u32 = 24 * 3600;
+
 /// Worst-case payload of the detector's state, bytes: per actor two copies
 /// of its name, three windows of 24-byte entries, the exact-resource set and
 /// three baseline sets of 8-byte hashes, 24 hour counters and fixed fields;
-/// per target its name and one window. Hash-table overhead comes on top
-/// (at most about twice this).
+/// per target its name and one window; per open incident two copies of its
+/// key (a name and a tag), its listed entries and fixed fields. Hash-table
+/// overhead comes on top (at most about twice this).
 pub const ANOMALY_STATE_BYTES_MAX: usize = ANOMALY_ACTORS_MAX
     * (2 * FIELD_BYTES_MAX
         + 3 * ANOMALY_WINDOW_EVENTS_MAX * 24
@@ -267,9 +299,17 @@ pub const ANOMALY_STATE_BYTES_MAX: usize = ANOMALY_ACTORS_MAX
         + 3 * ANOMALY_BASELINE_VALUES_MAX * 8
         + 24 * 4
         + 256)
-    + ANOMALY_TARGETS_MAX * (2 * FIELD_BYTES_MAX + ANOMALY_WINDOW_EVENTS_MAX * 24 + 64);
+    + ANOMALY_TARGETS_MAX * (2 * FIELD_BYTES_MAX + ANOMALY_WINDOW_EVENTS_MAX * 24 + 64)
+    + ANOMALY_INCIDENTS_OPEN_MAX
+        * (2 * (FIELD_BYTES_MAX + 8) + ANOMALY_INCIDENT_ENTRIES_MAX * 8 + 64);
 
 const _: () = assert!(ANOMALY_FLAG_ENTRIES_MAX <= ANOMALY_WINDOW_EVENTS_MAX);
+// A flag's cited entries always fit in its incident, with room to grow.
+const _: () = assert!(ANOMALY_FLAG_ENTRIES_MAX < ANOMALY_INCIDENT_ENTRIES_MAX);
+// A window flag's incident stays open for the flag's own window, and a
+// quiet gap never outlasts the whole incident.
+const _: () = assert!(ANOMALY_WINDOW_S_MAX <= ANOMALY_INCIDENT_IDLE_S_MAX);
+const _: () = assert!(ANOMALY_INCIDENT_IDLE_S_MAX <= ANOMALY_INCIDENT_SPAN_S_MAX);
 // The feed takes several of the largest batches, and its budget is counted
 // in the semaphore permits one batch may take at once (u32).
 const _: () = assert!(APPLIED_FEED_BYTES_MAX >= 8 * BATCH_BYTES_MAX);

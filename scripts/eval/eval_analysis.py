@@ -17,7 +17,8 @@ Sections, in the order they run:
    then every entry's category from `categorize --entries`;
 4. anomalies: `anomalies` flags mapped back to traces and events;
 5. questions: `ask` for every line of eval/qa.jsonl;
-6. summaries: `summarize` over windows, prose checked independently;
+6. summaries: `summarize` over windows, prose checked independently (names and numbers
+   outside the window, and actor/action/resource pairs no entry of the window has);
 7. latency of ask and summarize; the final block, and the JSON file.
 """
 import argparse
@@ -30,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import incidents
 import scoring
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +65,7 @@ OUTCOMES = ["success", "failure", "denied", "unknown"]
 FLAG_KINDS = [
     "rate_spike", "unusual_hour", "new_resource", "new_source_ip", "new_user_agent", "first_seen_pair",
     "failure_burst", "privilege_then_sensitive", "mass_read", "mass_export", "security_alert", "sensitive_change",
+    "instance_credentials_off_host",
 ]
 FALCO_DEFAULT_RULE_FILES = {"falco_rules.yaml", "k8s_audit_rules.yaml", "engine_v4_k8s_audit_rules.yaml"}
 PRIORITY_ORDER = ["DEBUG", "INFORMATIONAL", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"]
@@ -499,7 +502,10 @@ def check_summary(out, window_entries, log_values):
         "\n".join([e["actor"], e["action"], e["resource"], e["source"], e["ip"] or "", e["user_agent"] or "",
                    e["time"], str(e["index"])])
         for e in window_entries
-    ).lower() + "\n" + out["window"].lower() + "\n" + " ".join(CATEGORIES + OUTCOMES + FLAG_KINDS)
+    ).lower() + "\n" + out["window"].lower() + "\n" + " ".join(CATEGORIES + OUTCOMES + FLAG_KINDS) + "\n" + "\n".join(
+        # The flags the response lists are facts of the window too; their reasons (written by
+        # the detector from the entries, e.g. a host path it mounts) may name what they saw.
+        f.get("reason", "") for f in out.get("flags", [])).lower()
     foreign = [t for t in scoring.prose_tokens(prose)
                if scoring.shaped_identifier(t) and t.lower() not in blob]
     window_values = {v for e in window_entries for v in (e["actor"], e["action"], e["resource"])}
@@ -528,30 +534,36 @@ def run_summaries(cli, entries, log_values):
         row.update(entries=out["entries"], expected_entries=len(window), prose_source=out["prose_source"],
                    rejected_reason=out["rejected_reason"], foreign_identifiers=foreign,
                    repeats_a_sentence=scoring.repeats_a_sentence(out["summary"]),
-                   numbers_not_in_facts=bad_numbers, summary=out["summary"])
+                   numbers_not_in_facts=bad_numbers,
+                   misattributed_pairs=scoring.misattributed_pairs(out["summary"], window, CATEGORIES + OUTCOMES),
+                   summary=out["summary"])
         rows.append(row)
     ok = [r for r in rows if "error" not in r]
+    chosen = [r for r in ok if r["prose_source"] == MODEL_CHOSEN]
     reasons = {}
     for r in ok:
-        if r["prose_source"] != "model":
-            # "the model's prose named "x", "y" not in the facts": grouped without the names.
-            reason = r["rejected_reason"]
-            key = "the model's prose named something not in the facts" if " named " in reason else reason
-            reasons[key] = reasons.get(key, 0) + 1
+        if r["prose_source"] != MODEL_CHOSEN:
+            reasons[r["rejected_reason"]] = reasons.get(r["rejected_reason"], 0) + 1
     return {
         "windows": len(rows),
         "errors": sum(1 for r in rows if "error" in r),
         "entry_count_mismatches": sum(1 for r in ok if r["entries"] != r["expected_entries"]),
         "foreign_identifiers": sum(len(r["foreign_identifiers"]) for r in ok),
-        "foreign_identifiers_in_model_prose": sum(len(r["foreign_identifiers"]) for r in ok if r["prose_source"] == "model"),
+        "foreign_identifiers_in_model_chosen": sum(len(r["foreign_identifiers"]) for r in chosen),
         "numbers_not_in_facts": sum(len(r["numbers_not_in_facts"]) for r in ok),
-        "prose_from_model": sum(1 for r in ok if r["prose_source"] == "model"),
-        "model_prose_repeating_a_sentence": sum(1 for r in ok if r["prose_source"] == "model" and r["repeats_a_sentence"]),
-        "prose_from_template": sum(1 for r in ok if r["prose_source"] != "model"),
+        "misattributed_pairs": sum(len(r["misattributed_pairs"]) for r in ok),
+        "misattributed_pairs_in_model_chosen": sum(len(r["misattributed_pairs"]) for r in chosen),
+        "model_chosen": len(chosen),
+        "model_chosen_repeating_a_sentence": sum(1 for r in chosen if r["repeats_a_sentence"]),
+        "template": len(ok) - len(chosen),
         "template_reasons": reasons,
         "error_messages": {e: sum(1 for r in rows if r.get("error") == e) for e in {r["error"] for r in rows if "error" in r}},
         "rows": rows,
     }
+
+
+# How `summarize --json` marks a summary whose sentences the model chose.
+MODEL_CHOSEN = "model_chosen"
 
 
 # ---------------------------------------------------------------- 7. report
@@ -609,6 +621,7 @@ def report(r):
                  f"{a['flags_citing_several_traces_or_events']} cite entries of more than one trace/event")
     lines.append(f"  Falco positives missed: {', '.join(a['falco_missed']) or 'none'}")
     lines.append(f"  Falco negatives flagged: {', '.join(a['falco_false_alarms']) or 'none'}")
+    lines.extend(incidents.report_lines(r["incidents"]))
     lines.append("  Note: traces and events share one stream, appended in order (Falco by time, then Panther,")
     lines.append("  then OTRF), so every detector baseline and window has seen all earlier traces and events;")
     lines.append("  a flag counts for every trace/event whose entries it cites.")
@@ -650,12 +663,17 @@ def report(r):
     s = r["summaries"]
     lines.append("")
     lines.append(f"4. Summaries ({s['windows']} windows, {s['errors']} errors)")
-    lines.append(f"  identifiers not in the window: {s['foreign_identifiers']} (in model prose: {s['foreign_identifiers_in_model_prose']}); "
+    lines.append(f"  identifiers not in the window: {s['foreign_identifiers']} (in model-chosen summaries: {s['foreign_identifiers_in_model_chosen']}); "
                  f"numbers not in the facts: {s['numbers_not_in_facts']}; entry-count mismatches: {s['entry_count_mismatches']}")
+    lines.append(f"  misattributed pairs (actor/action/resource named together that no entry of the window pairs): "
+                 f"{s['misattributed_pairs']} (in model-chosen summaries: {s['misattributed_pairs_in_model_chosen']})")
     for err, n in sorted(s["error_messages"].items(), key=lambda x: -x[1]):
         lines.append(f"    failed calls: {err} ({n})")
-    lines.append(f"  prose from the model: {s['prose_from_model']} ({s['model_prose_repeating_a_sentence']} of them repeat a sentence), "
-                 f"from the template: {s['prose_from_template']}")
+    lines.append(f"  sentences chosen by the model: {s['model_chosen']} of {s['windows']} windows "
+                 f"({s['model_chosen_repeating_a_sentence']} repeat a sentence); template: {s['template']}")
+    for row in s["rows"]:
+        for a, b, sentence in row.get("misattributed_pairs", []):
+            lines.append(f"    misattributed in {row['window']!r}: {a!r} with {b!r} in {sentence!r}")
     for reason, n in sorted(s["template_reasons"].items(), key=lambda x: -x[1]):
         lines.append(f"    template because: {reason} ({n})")
     lat = r["latency"]
@@ -745,6 +763,14 @@ def evaluate(cli, work, out_path):
     log("4. anomaly flags")
     flags = cli.json_lines(["anomalies"], cli.analysis)
     anomalies = anomaly_figures(flags, falco, falco_indices, records, panther_indices)
+    priorities = json.loads((EVAL / "falco/rule_priorities.json").read_text())
+    incident_figs = incidents.evaluate(
+        flags,
+        falco=[(name, idx, falco_positive(t["tests"], priorities, False))
+               for t, (name, idx) in zip(falco, falco_indices)],
+        panther=[(i, r["expected_alert"]) for r, i in zip(mapped, panther_indices)],
+        otrf=(json.loads((EVAL / "otrf_labels.json").read_text()), placed[len(falco) + 1][1], entries),
+    )
 
     log("5. questions")
     questions = run_questions(cli, entries, flags)
@@ -779,6 +805,7 @@ def evaluate(cli, work, out_path):
             for r in mapped
         ],
         "anomalies": anomalies,
+        "incidents": incident_figs,
         "flags": flags,
         "questions": questions,
         "summaries": summaries,

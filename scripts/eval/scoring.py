@@ -234,6 +234,43 @@ def foreign_values(prose, log_values, window_values):
     return found
 
 
+def named_in(value, text):
+    """Whether `value` is named in `text` as a whole name (not inside a longer one)."""
+    pattern = r"(?<![\w@:/.-])" + re.escape(value) + r"(?![\w@:/-]|\.\w)"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def misattributed_pairs(prose, window_entries, vocabulary=()):
+    """Pairs of values a clause of the prose names together, as an actor, an action or a
+    resource each, that no entry of the window has together in those fields: "alice did
+    DeleteBucket on logs" when alice never did DeleteBucket, or never on logs. Values of one
+    field named together (a list of actors) make no pair. A value that is part of a longer
+    value named in the same sentence counts as that longer value only. Values that are also
+    words of the facts' own vocabulary (`vocabulary`: category and outcome names such as
+    "unknown") are not taken for names."""
+    fields = ("actor", "action", "resource")
+    roles = {}
+    for e in window_entries:
+        for f in fields:
+            roles.setdefault(e[f], set()).add(f)
+    bad = []
+    # Clauses: a flag's reason may tell two entries apart ("changed privileges (A on R) and
+    # 0 s later: B on S"); each clause is one claim.
+    clauses = [c for sentence in re.split(r"(?<=[.!?])\s+", prose)
+               for c in re.split(r": | and | then ", sentence)]
+    for sentence in clauses:
+        named = [v for v in roles if len(v) >= 2 and v not in vocabulary and named_in(v, sentence)]
+        named = [v for v in named if not any(v != w and v.lower() in w.lower() for w in named)]
+        for i, a in enumerate(sorted(named)):
+            for b in sorted(named)[i + 1:]:
+                options = [(fa, fb) for fa in roles[a] for fb in roles[b] if fa != fb]
+                if not options:
+                    continue
+                if not any(e[fa] == a and e[fb] == b for fa, fb in options for e in window_entries):
+                    bad.append([a, b, sentence])
+    return bad
+
+
 def repeats_a_sentence(prose):
     """Whether the prose says the same sentence (or line) twice: the base model's loops.
     Sentences are compared without list numbering and case."""

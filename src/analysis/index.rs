@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::category::Category;
+use super::vocabulary::{self, ActorKind, Client, Clients, Network, Verb};
 use crate::ledger::event::{Event, Outcome};
 use crate::limits::ANALYSIS_INDEX_ENTRIES_MAX;
 
@@ -49,6 +50,42 @@ pub struct IndexedEntry {
     pub outcome: Outcome,
     pub category: Category,
     pub decided: Decided,
+    /// Read once at push from the fields above (see [`vocabulary`]), so a
+    /// question over a million entries does not parse a million names.
+    pub traits: Traits,
+}
+
+/// What the vocabulary reads from an entry's fields.
+#[derive(Clone, Debug)]
+pub struct Traits {
+    pub verb: Option<Verb>,
+    pub service: Option<Arc<str>>,
+    pub platform: &'static str,
+    pub clients: Clients,
+    pub actor_kind: Option<ActorKind>,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+impl Traits {
+    fn of(event: &Event) -> Traits {
+        Traits {
+            verb: Verb::of_action(&event.action),
+            service: vocabulary::service_of(
+                &event.action,
+                &event.source,
+                event
+                    .details
+                    .get("protoPayload")
+                    .and_then(|p| p.get("serviceName"))
+                    .and_then(|s| s.as_str()),
+            )
+            .map(Arc::from),
+            platform: vocabulary::platform_of(&event.source),
+            clients: Clients::of(event.actor.user_agent.as_deref()),
+            actor_kind: ActorKind::of(event.actor.kind.as_deref(), &event.actor.id),
+            ip: event.actor.ip.as_deref().and_then(|ip| ip.parse().ok()),
+        }
+    }
 }
 
 /// Which field of an entry a value belongs to.
@@ -72,28 +109,55 @@ impl Field {
     }
 }
 
-/// A filter over entries: every present condition must hold. Times are
-/// half-open, `[from, to)`, on the event's own time.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// A filter over entries: every present condition must hold; within one
+/// condition, any of its values may ("failed or denied"). An empty list is
+/// no condition. Times are half-open, `[from, to)`, on the event's own time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
     pub from_unix_nanos: Option<i64>,
     pub to_unix_nanos: Option<i64>,
-    pub actor: Option<String>,
-    pub resource: Option<String>,
-    pub action: Option<String>,
+    pub actors: Vec<String>,
+    pub resources: Vec<String>,
+    pub actions: Vec<String>,
+    /// What the action does ("listed", "deleted").
+    pub verbs: Vec<Verb>,
     pub category: Option<Category>,
-    pub outcome: Option<Outcome>,
+    pub outcomes: Vec<Outcome>,
+    /// Services or platforms (`s3`, `kubernetes`, `gcp`).
+    pub services: Vec<String>,
+    pub clients: Vec<Client>,
+    pub actor_kinds: Vec<ActorKind>,
+    pub networks: Vec<Network>,
+}
+
+/// True when `values` is empty (no condition) or holds `v`.
+fn any_of<T: PartialEq + ?Sized, U: std::borrow::Borrow<T>>(values: &[U], v: &T) -> bool {
+    values.is_empty() || values.iter().any(|x| x.borrow() == v)
 }
 
 impl Filter {
     pub fn matches(&self, e: &IndexedEntry) -> bool {
-        self.from_unix_nanos.is_none_or(|t| e.time_unix_nanos >= t)
-            && self.to_unix_nanos.is_none_or(|t| e.time_unix_nanos < t)
-            && self.actor.as_deref().is_none_or(|v| &*e.actor == v)
-            && self.resource.as_deref().is_none_or(|v| &*e.resource == v)
-            && self.action.as_deref().is_none_or(|v| &*e.action == v)
+        let t = &e.traits;
+        self.from_unix_nanos
+            .is_none_or(|from| e.time_unix_nanos >= from)
+            && self.to_unix_nanos.is_none_or(|to| e.time_unix_nanos < to)
+            && any_of::<str, _>(&self.actors, &e.actor)
+            && any_of::<str, _>(&self.resources, &e.resource)
+            && any_of::<str, _>(&self.actions, &e.action)
+            && (self.verbs.is_empty() || t.verb.is_some_and(|v| self.verbs.contains(&v)))
             && self.category.is_none_or(|c| e.category == c)
-            && self.outcome.is_none_or(|o| e.outcome == o)
+            && any_of(&self.outcomes, &e.outcome)
+            && (self.services.is_empty()
+                || self
+                    .services
+                    .iter()
+                    .any(|s| s == t.platform || t.service.as_deref().is_some_and(|ts| ts == s)))
+            && t.clients.match_all(&self.clients)
+            && (self.actor_kinds.is_empty()
+                || t.actor_kind.is_some_and(|k| self.actor_kinds.contains(&k)))
+            && (self.networks.is_empty()
+                || t.ip
+                    .is_some_and(|ip| self.networks.iter().any(|n| n.contains(&ip))))
     }
 
     /// True when nothing narrows the entries.
@@ -162,6 +226,7 @@ impl Index {
         let actor = self.intern(Field::Actor, &event.actor.id);
         let action = self.intern(Field::Action, &event.action);
         let resource = self.intern(Field::Resource, &event.resource);
+        let traits = Traits::of(event);
         self.entries.push_back(IndexedEntry {
             index,
             time_unix_nanos: event.time_unix_nanos,
@@ -173,6 +238,7 @@ impl Index {
             outcome: event.outcome,
             category,
             decided,
+            traits,
         });
         while self.entries.len() > ANALYSIS_INDEX_ENTRIES_MAX {
             if let Some(old) = self.entries.pop_front() {
@@ -287,7 +353,7 @@ mod tests {
             Decided::Rule("r"),
         );
         let f = Filter {
-            actor: Some("alice".into()),
+            actors: vec!["alice".into()],
             ..Filter::default()
         };
         assert_eq!(
@@ -297,12 +363,24 @@ mod tests {
         let f = Filter {
             from_unix_nanos: Some(10),
             to_unix_nanos: Some(30),
-            resource: Some("payments".into()),
+            resources: vec!["payments".into()],
             ..Filter::default()
         };
         assert_eq!(
             ix.select(&f).map(|e| e.index).collect::<Vec<_>>(),
             vec![0, 1]
+        );
+        // Values of one condition are alternatives; conditions all hold.
+        let f = Filter {
+            actors: vec!["bob".into(), "alice".into()],
+            outcomes: vec![Outcome::Failure, Outcome::Success],
+            verbs: vec![Verb::Get],
+            ..Filter::default()
+        };
+        assert_eq!(
+            ix.select(&f).map(|e| e.index).collect::<Vec<_>>(),
+            vec![0, 1],
+            "db.read gets; login is no read"
         );
         let f = Filter {
             category: Some(Category::AuthSuccess),

@@ -20,6 +20,8 @@
 //!   Monday") parsed by code into UTC ranges, never by the model.
 //! - `index`: the in-memory index of analysed entries and the vocabulary
 //!   of actors, resources and actions that questions are mapped onto.
+//! - `vocabulary`: what a question's words name among actions (verbs),
+//!   services, clients, kinds of actor and networks, for every format.
 //! - `question`: a plain question read by code into a draft query.
 //! - `summary`: the facts of a window, the template paragraph, and the
 //!   check of the model's prose against the facts.
@@ -41,5 +43,6 @@ pub(crate) mod question;
 pub(crate) mod summary;
 #[cfg(test)]
 mod testing;
+pub(crate) mod vocabulary;
 pub(crate) mod when;
 pub(crate) mod words;

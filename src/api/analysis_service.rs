@@ -14,8 +14,8 @@ use super::convert::{
     checkpoint_to_proto, entry_to_proto, event_from_proto, outcome_to_proto, proven_leaf,
 };
 use super::error::ApiError;
-use crate::analysis::analyst::{Analyst, Categorized, StoredFlag, Window};
-use crate::analysis::index::{Decided, IndexedEntry};
+use crate::analysis::analyst::{Analyst, Answer, Categorized, StoredFlag, Window};
+use crate::analysis::index::{Decided, Filter, IndexedEntry};
 use crate::limits::{ANSWER_ENTRIES_DEFAULT, ANSWER_ENTRIES_MAX, CATEGORIZE_EVENTS_MAX};
 use crate::proto::analysis_server::Analysis;
 use crate::proto::{self as pb};
@@ -37,6 +37,12 @@ fn flag_to_proto(f: &StoredFlag) -> pb::AnomalyFlag {
         entries: f.entries.clone(),
         actor: f.actor.clone(),
         time_unix_nanos: f.time_unix_nanos,
+        incident: f.incident,
+        incident_key: f.incident_key.clone(),
+        kinds: f.flags.iter().map(|k| k.kind.clone()).collect(),
+        reasons: f.flags.iter().map(|k| k.reason.clone()).collect(),
+        last_unix_nanos: f.last_unix_nanos,
+        entries_unlisted: f.entries_unlisted,
     }
 }
 
@@ -56,6 +62,46 @@ fn counts(items: &[(String, u64)]) -> Vec<pb::CountItem> {
             count: *n,
         })
         .collect()
+}
+
+/// The query an answer ran, as the API shows it: single values in the
+/// singular fields as well as in the lists, so older clients still read it.
+fn structured_query(f: &Filter, answer: &Answer) -> pb::StructuredQuery {
+    let one = |values: &[String]| match values {
+        [v] => v.clone(),
+        _ => String::new(),
+    };
+    let names = |items: Vec<&str>| items.into_iter().map(String::from).collect();
+    pb::StructuredQuery {
+        from_unix_nanos: f.from_unix_nanos.unwrap_or(0),
+        to_unix_nanos: f.to_unix_nanos.unwrap_or(0),
+        time_text: answer.time_text.clone().unwrap_or_default(),
+        actor: one(&f.actors),
+        resource: one(&f.resources),
+        action: one(&f.actions),
+        category: f
+            .category
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default(),
+        outcome: match f.outcomes.as_slice() {
+            [o] => outcome_to_proto(*o) as i32,
+            _ => pb::Outcome::Unspecified as i32,
+        },
+        intent: answer.intent.as_str().to_string(),
+        actors: f.actors.clone(),
+        resources: f.resources.clone(),
+        actions: f.actions.clone(),
+        outcomes: f
+            .outcomes
+            .iter()
+            .map(|o| outcome_to_proto(*o) as i32)
+            .collect(),
+        verbs: names(f.verbs.iter().map(|v| v.as_str()).collect()),
+        services: f.services.clone(),
+        clients: names(f.clients.iter().map(|c| c.as_str()).collect()),
+        actor_kinds: names(f.actor_kinds.iter().map(|k| k.as_str()).collect()),
+        networks: f.networks.iter().map(|n| n.text()).collect(),
+    }
 }
 
 fn now_or(t: i64) -> i64 {
@@ -163,23 +209,11 @@ impl Analysis for AnalysisApi {
             .map_err(Status::from)?;
         let (checkpoint, entries) = self.prove(answer.entries.clone()).await?;
         let f = &answer.filter;
+        let query = structured_query(f, &answer);
         Ok(Response::new(pb::AskResponse {
             mapped: answer.mapped,
             answer: answer.sentence,
-            query: Some(pb::StructuredQuery {
-                from_unix_nanos: f.from_unix_nanos.unwrap_or(0),
-                to_unix_nanos: f.to_unix_nanos.unwrap_or(0),
-                time_text: answer.time_text.unwrap_or_default(),
-                actor: f.actor.clone().unwrap_or_default(),
-                resource: f.resource.clone().unwrap_or_default(),
-                action: f.action.clone().unwrap_or_default(),
-                category: f
-                    .category
-                    .map(|c| c.as_str().to_string())
-                    .unwrap_or_default(),
-                outcome: f.outcome.map_or(pb::Outcome::Unspecified, outcome_to_proto) as i32,
-                intent: answer.intent.as_str().to_string(),
-            }),
+            query: Some(query),
             total_matches: answer.total,
             entries,
             checkpoint,
@@ -188,7 +222,8 @@ impl Analysis for AnalysisApi {
                 .iter()
                 .map(|s| pb::SlotChoice {
                     slot: s.field.as_str().to_string(),
-                    value: s.value.clone().unwrap_or_default(),
+                    value: s.values.first().cloned().unwrap_or_default(),
+                    values: s.values.clone(),
                     chosen_by: s.chosen_by.to_string(),
                     candidates: s.candidates.clone(),
                 })
@@ -255,9 +290,24 @@ impl Analysis for AnalysisApi {
                     .collect(),
                 first_index: f.first_index.unwrap_or(0),
                 last_index: f.last_index.unwrap_or(0),
+                habits: f
+                    .habits
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "{}: {} of {} were {} on {}",
+                            h.actor, h.count, h.entries, h.action, h.resource
+                        )
+                    })
+                    .collect(),
             }),
             summary: s.text,
-            prose_source: if s.from_model { "model" } else { "template" }.into(),
+            prose_source: if s.from_model {
+                "model_chosen"
+            } else {
+                "template"
+            }
+            .into(),
             rejected_reason: s.rejected_reason.unwrap_or_default(),
             flags: s.flags.iter().map(flag_to_proto).collect(),
         }))
@@ -318,11 +368,11 @@ impl Analysis for AnalysisApi {
                 tokio::select! {
                     got = live.recv() => match got {
                         Ok(f) => {
-                            // Below the cursor: raised before the list was
-                            // taken, so already sent (or filtered out).
-                            if f.seq < cursor || f.score < min_score
-                                || from.is_some_and(|t| f.time_unix_nanos < t)
-                                || to.is_some_and(|t| f.time_unix_nanos >= t) {
+                            // Below the cursor: a change made before the
+                            // list was taken, which the list showed (or
+                            // filtered out); a later change of a listed
+                            // incident is sent again, as it now is.
+                            if f.seq < cursor || f.score < min_score || !f.within(from, to) {
                                 continue;
                             }
                             if tx.send(Ok(flag_to_proto(&f))).await.is_err() { return; }

@@ -64,7 +64,8 @@ pub struct AnomaliesArgs {
     /// Only flags with at least this score (0..1).
     #[arg(long, default_value_t = 0.0)]
     pub min_score: f32,
-    /// Keep running and print new flags as they are raised.
+    /// Keep running and print each incident again as it changes (new
+    /// entries or flags; the latest line for an incident is current).
     #[arg(long)]
     pub follow: bool,
     #[arg(long)]
@@ -172,15 +173,39 @@ fn query_json(q: &proto::StructuredQuery) -> Value {
         "action": s(&q.action),
         "category": s(&q.category),
         "outcome": if q.outcome == 0 { Value::Null } else { json!(super::output::outcome_name(q.outcome)) },
+        "actors": q.actors,
+        "resources": q.resources,
+        "actions": q.actions,
+        "outcomes": q.outcomes.iter().map(|o| super::output::outcome_name(*o)).collect::<Vec<_>>(),
+        "verbs": q.verbs,
+        "services": q.services,
+        "clients": q.clients,
+        "actor_kinds": q.actor_kinds,
+        "networks": q.networks,
     })
 }
 
+/// One incident: its top flag, what it gathers, its entries, then the
+/// other kinds of flag raised on it.
 fn flag_line(f: &proto::AnomalyFlag) -> String {
+    let unlisted = match f.entries_unlisted {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let others: String = f
+        .kinds
+        .iter()
+        .zip(&f.reasons)
+        .filter(|(k, _)| **k != f.kind)
+        .map(|(k, r)| format!("; also {k} [{r}]"))
+        .collect();
     format!(
-        "{:.2} {:<22} {} [{}] entries {:?}",
+        "{:.2} {:<22} {} incident {} ({}) [{}] entries {:?}{unlisted}{others}",
         f.score,
         f.kind,
         format_time(f.time_unix_nanos),
+        f.incident,
+        f.incident_key,
         f.reason,
         f.entries
     )
@@ -190,6 +215,9 @@ fn flag_json(f: &proto::AnomalyFlag) -> Value {
     json!({
         "kind": f.kind, "score": f.score, "reason": f.reason, "entries": f.entries,
         "actor": f.actor, "time": format_time(f.time_unix_nanos),
+        "incident": f.incident, "incident_key": f.incident_key, "kinds": f.kinds,
+        "reasons": f.reasons, "last_time": format_time(f.last_unix_nanos),
+        "entries_unlisted": f.entries_unlisted,
     })
 }
 
@@ -335,6 +363,7 @@ pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliE
             "failures": f.failures,
             "failing_actors": obj(&f.failing_actors),
             "notable": f.notable,
+            "habits": f.habits,
             "flags": resp.flags.iter().map(flag_json).collect::<Vec<_>>(),
             "summary": resp.summary,
             "prose_source": resp.prose_source,
@@ -353,6 +382,9 @@ pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliE
             f.failures,
             list(&f.failing_actors)
         ))?;
+        for h in &f.habits {
+            print_line(&format!("habit       {h}"))?;
+        }
         for n in &f.notable {
             print_line(&format!("notable     {n}"))?;
         }
@@ -367,7 +399,12 @@ pub async fn summarize(global: &Global, args: &SummarizeArgs) -> Result<(), CliE
     } else {
         format!("; {}", resp.rejected_reason)
     };
-    print_line(&format!("(summary written by: {}{why})", resp.prose_source))
+    let source = if resp.prose_source == "model_chosen" {
+        "sentences written by code, chosen by the model"
+    } else {
+        "template"
+    };
+    print_line(&format!("(summary: {source}{why})"))
 }
 
 pub async fn anomalies(global: &Global, args: &AnomaliesArgs) -> Result<(), CliError> {

@@ -15,7 +15,8 @@ use crate::analysis::when;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlotChoice {
     pub field: Field,
-    pub value: Option<String>,
+    /// Empty when none was chosen; several when the question named several.
+    pub values: Vec<String>,
     pub chosen_by: &'static str,
     pub candidates: Vec<String>,
 }
@@ -70,15 +71,24 @@ impl Analyst {
         if best_score < MIN_SLOT_SCORE {
             return Ok(SlotChoice {
                 field,
-                value: None,
+                values: Vec::new(),
                 chosen_by: "none",
+                candidates,
+            });
+        }
+        let named = slot.written_out();
+        if !named.is_empty() {
+            return Ok(SlotChoice {
+                field,
+                values: named.iter().map(|c| c.value.clone()).collect(),
+                chosen_by: "code",
                 candidates,
             });
         }
         if let Some(w) = slot.clear_winner() {
             return Ok(SlotChoice {
                 field,
-                value: Some(w.value.clone()),
+                values: vec![w.value.clone()],
                 chosen_by: "code",
                 candidates,
             });
@@ -94,7 +104,7 @@ impl Analyst {
                 ));
                 return Ok(SlotChoice {
                     field,
-                    value: None,
+                    values: Vec::new(),
                     chosen_by: "none",
                     candidates,
                 });
@@ -121,7 +131,7 @@ impl Analyst {
         }
         Ok(SlotChoice {
             field,
-            value: candidates.get(best).cloned(),
+            values: candidates.get(best).cloned().into_iter().collect(),
             chosen_by: "model",
             candidates,
         })
@@ -135,6 +145,19 @@ impl Analyst {
         max_entries: usize,
     ) -> Result<Answer, AnalystError> {
         let q = question::validate(question)?;
+        let mut notes = Vec::new();
+        // "the last hour of the log": relative to the log's own latest
+        // event, not to the clock (an investigation of an old capture).
+        let now_unix_nanos = match log_relative(q).then(|| self.latest_event_time()).flatten() {
+            Some(latest) => {
+                notes.push(format!(
+                    "times are relative to the log's latest event, {}",
+                    rfc3339(latest)
+                ));
+                latest.saturating_add(1)
+            }
+            None => now_unix_nanos,
+        };
         let time = time_in_question(q, now_unix_nanos)?;
         let Draft {
             intent,
@@ -143,7 +166,6 @@ impl Analyst {
             slots: drafted,
             unmatched,
         } = question::draft(q, time, &self.read().index);
-        let mut notes = Vec::new();
         let slots = self
             .fill_slots(q, &drafted, &mut filter, &mut notes)
             .await?;
@@ -178,16 +200,26 @@ impl Analyst {
         let mut slots = Vec::new();
         for (field, cands) in drafted {
             let choice = self.choose(question, *field, cands, notes).await?;
-            if let Some(v) = &choice.value {
-                match field {
-                    Field::Actor => filter.actor = Some(v.clone()),
-                    Field::Resource => filter.resource = Some(v.clone()),
-                    Field::Action => filter.action = Some(v.clone()),
+            let values = choice.values.clone();
+            match field {
+                Field::Actor => filter.actors = values,
+                Field::Resource => filter.resources = values,
+                Field::Action => {
+                    // A named action says what it does; the verb adds nothing.
+                    if !values.is_empty() {
+                        filter.verbs.clear();
+                    }
+                    filter.actions = values;
                 }
             }
             slots.push(choice);
         }
         Ok(slots)
+    }
+
+    /// The event time of the latest entry the index holds.
+    fn latest_event_time(&self) -> Option<i64> {
+        self.read().index.last(1).next().map(|e| e.time_unix_nanos)
     }
 
     /// The flags raised in the filter's time (by its actor, if it names
@@ -196,7 +228,7 @@ impl Analyst {
         let flags: Vec<StoredFlag> = self
             .flags(filter.from_unix_nanos, filter.to_unix_nanos, 0.0)
             .into_iter()
-            .filter(|f| filter.actor.as_deref().is_none_or(|a| f.actor == a))
+            .filter(|f| filter.actors.is_empty() || filter.actors.contains(&f.actor))
             .collect();
         let cited: BTreeSet<u64> = flags
             .iter()
@@ -266,25 +298,20 @@ impl Analyst {
 }
 
 impl Reading {
-    /// Why nothing should be searched, if so: the question's significant
-    /// words match nothing in the log and no slot was filled, or it names
-    /// nothing to search by. Otherwise notes the words that matched nothing.
+    /// Why nothing should be searched, if so: a word of the question names
+    /// nothing the log or the vocabulary knows ("payroll" in a log with no
+    /// payroll), or the question names nothing to search by. A question
+    /// that maps and matches nothing is answered "none", not refused.
     fn why_unmapped(&mut self, unmatched: &[String]) -> Option<String> {
-        let any_entity = self.slots.iter().any(|s| s.value.is_some());
-        if !unmatched.is_empty() && !any_entity {
+        if !unmatched.is_empty() {
             return Some(format!(
-                "I could not map this question onto the log: no actor, resource or action in it matches {}. Nothing was searched.",
+                "I could not map this question onto the log: {} name{} no actor, resource, action, service, client or kind of actor in the log. Nothing was searched.",
                 unmatched
                     .iter()
                     .map(|w| format!("\"{w}\""))
                     .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !unmatched.is_empty() {
-            self.notes.push(format!(
-                "words not matched to the log and ignored: {}",
-                unmatched.join(", ")
+                    .join(", "),
+                if unmatched.len() == 1 { "s" } else { "" }
             ));
         }
         if self.filter.is_empty()
@@ -329,6 +356,23 @@ impl Reading {
     }
 }
 
+/// Whether the question counts time back from the log's own end.
+fn log_relative(question: &str) -> bool {
+    let q = question.to_lowercase();
+    [
+        "of the log",
+        "in the log's",
+        "the log's last",
+        "the log's final",
+        "end of the log",
+        "log time",
+        "the latest entry",
+        "the last entry",
+    ]
+    .iter()
+    .any(|p| q.contains(p))
+}
+
 /// The range the question's time expression names, as of `now_unix_nanos`,
 /// with its words; `None` when it has none.
 fn time_in_question(
@@ -348,21 +392,48 @@ const MIN_SLOT_SCORE: f64 = 0.5;
 
 /// The scope of a query in words, e.g. `on resource "x" in the last 24 hours (…)`.
 fn describe_filter(f: &Filter, time_text: Option<&str>) -> String {
+    let quoted = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| format!("\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
     let mut parts = Vec::new();
     if let Some(c) = f.category {
         parts.push(format!("of category {c}"));
     }
-    if let Some(o) = f.outcome {
-        parts.push(format!("with outcome {}", o.as_str()));
+    if !f.outcomes.is_empty() {
+        let o: Vec<&str> = f.outcomes.iter().map(|o| o.as_str()).collect();
+        parts.push(format!("with outcome {}", o.join(" or ")));
     }
-    if let Some(a) = &f.actor {
-        parts.push(format!("by actor \"{a}\""));
+    if !f.actor_kinds.is_empty() {
+        let k: Vec<&str> = f.actor_kinds.iter().map(|k| k.as_str()).collect();
+        parts.push(format!("by a {}", k.join(" or ")));
     }
-    if let Some(a) = &f.action {
-        parts.push(format!("with action \"{a}\""));
+    if !f.actors.is_empty() {
+        parts.push(format!("by actor {}", quoted(&f.actors)));
     }
-    if let Some(r) = &f.resource {
-        parts.push(format!("on resource \"{r}\""));
+    if !f.actions.is_empty() {
+        parts.push(format!("with action {}", quoted(&f.actions)));
+    }
+    if !f.verbs.is_empty() {
+        let v: Vec<&str> = f.verbs.iter().map(|v| v.as_str()).collect();
+        parts.push(format!("whose action is a {}", v.join(" or ")));
+    }
+    if !f.services.is_empty() {
+        parts.push(format!("in service {}", f.services.join(" or ")));
+    }
+    if !f.resources.is_empty() {
+        parts.push(format!("on resource {}", quoted(&f.resources)));
+    }
+    if !f.clients.is_empty() {
+        let c: Vec<&str> = f.clients.iter().map(|c| c.as_str()).collect();
+        parts.push(format!("from a {} client", c.join(" or ")));
+    }
+    if !f.networks.is_empty() {
+        let n: Vec<String> = f.networks.iter().map(|n| n.text()).collect();
+        parts.push(format!("from network {}", n.join(" or ")));
     }
     let time = match time_text {
         Some(t) if t.starts_with("in ") || t.starts_with("on ") || t.starts_with("since ") => {
@@ -379,7 +450,7 @@ fn describe_filter(f: &Filter, time_text: Option<&str>) -> String {
 /// The answer sentence, by code, from the matching entries.
 fn sentence(intent: Intent, matching: &[&IndexedEntry], scope: &str) -> String {
     if matching.is_empty() {
-        return format!("No entries match {scope}.");
+        return format!("None: no entries match {scope}.");
     }
     let n = matching.len();
     let plural = if n == 1 {
@@ -445,6 +516,9 @@ mod tests {
             sentence(Intent::Count, &all[..1], "x"),
             "1 entry matches x."
         );
-        assert_eq!(sentence(Intent::List, &[], "x"), "No entries match x.");
+        assert_eq!(
+            sentence(Intent::List, &[], "x"),
+            "None: no entries match x."
+        );
     }
 }

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Analyst, StoredFlag};
+use super::Analyst;
 use crate::analysis::category::{rule_category, Category};
 use crate::analysis::index::Decided;
 use crate::ledger::event::{Event, LeafRecord};
-use crate::limits::{FLAGS_KEPT_MAX, PAGE_ENTRIES_MAX};
+use crate::limits::PAGE_ENTRIES_MAX;
 use crate::storage::applied_feed::{FeedReceiver, NewLeaves};
 use crate::storage::ledger_store::LedgerStore;
 use crate::storage::Applied;
@@ -35,23 +35,20 @@ impl Analyst {
             Some(v) => (v.category, Decided::Rule(v.rule)),
             None => (Category::Other, Decided::Pending),
         };
-        let flags = self
+        let updates = self
             .detector
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .observe(index, event, category);
         let mut state = self.write();
         state.index.push(index, event, category, decided.clone());
-        for f in &flags {
-            let mut f = StoredFlag::from(f);
-            f.seq = state.flags_raised;
-            state.flags_raised += 1;
-            let _ = self.flag_tx.send(f.clone());
-            state.flags.push_back(f);
-            if state.flags.len() > FLAGS_KEPT_MAX {
-                state.flags.pop_front();
+        // A copy per change only for followers: most changes have none.
+        let following = self.flag_tx.receiver_count() > 0;
+        state.flags.apply(&updates, |f| {
+            if following {
+                let _ = self.flag_tx.send(f.clone());
             }
-        }
+        });
         drop(state);
         if decided == Decided::Pending {
             self.pending.notify_one();

@@ -16,13 +16,14 @@
 //! and skipped (the entry stays `pending`), and reading resumes.
 //!
 //! Everything that reaches the model is masked first ([`super::mask`]);
-//! every model output is a choice among candidates code offered, or prose
-//! checked against the facts ([`super::summary::check_prose`]).
+//! every model output is a choice among candidates code offered: a label,
+//! a slot's value, or which of code's sentences a summary states.
 //!
 //! ## Layout
-//! - this file: [`Analyst`], its state, [`AnalystError`], the kept flags
-//!   ([`StoredFlag`], listing and subscribing) and the plumbing the others
-//!   share.
+//! - this file: [`Analyst`], its state, [`AnalystError`], listing and
+//!   subscribing to the kept flags, and the plumbing the others share.
+//! - `flags.rs`: the kept flags, one [`StoredFlag`] per incident, grown by
+//!   the detector's updates and bounded.
 //! - `follower.rs`: the follower: each committed entry, handed over by apply
 //!   or read from the store, through the rules, the detector and the index.
 //! - `categorizer.rs`: the categoriser, and the category of one event or
@@ -33,23 +34,25 @@
 
 mod ask;
 mod categorizer;
+mod flags;
 mod follower;
 mod summarize;
 
+pub use self::ask::Answer;
 pub use self::categorizer::Categorized;
+pub use self::flags::StoredFlag;
 pub use self::summarize::Window;
 
-use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{broadcast, Notify};
 
-use super::anomaly::{Detector, DetectorConfig, Flag};
+use self::flags::KeptFlags;
+use super::anomaly::{Detector, DetectorConfig};
 use super::index::{Filter, Index};
 use super::model::{Model, ModelError};
 use super::question::QuestionError;
-use super::summary::FlagFact;
 use crate::limits::FLAGS_STREAM_BUFFER;
 
 /// Errors of the analyst. `Question` and `Window` are the caller's
@@ -70,52 +73,10 @@ pub enum AnalystError {
     Storage(String),
 }
 
-/// A flag as kept and streamed: the detector's flag with owned strings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoredFlag {
-    /// Position among all flags this node raised, from 0: a stream that
-    /// lists the kept flags and then follows new ones skips what it listed.
-    pub seq: u64,
-    pub kind: String,
-    pub score: f32,
-    pub reason: String,
-    pub entries: Vec<u64>,
-    pub actor: String,
-    pub time_unix_nanos: i64,
-}
-
-impl From<&Flag> for StoredFlag {
-    fn from(f: &Flag) -> StoredFlag {
-        StoredFlag {
-            seq: 0,
-            kind: f.kind.as_str().to_string(),
-            score: f.score,
-            reason: f.reason.clone(),
-            entries: f.entries.clone(),
-            actor: f.actor.clone(),
-            time_unix_nanos: f.time_unix_nanos,
-        }
-    }
-}
-
-impl From<&StoredFlag> for FlagFact {
-    fn from(f: &StoredFlag) -> FlagFact {
-        FlagFact {
-            kind: f.kind.clone(),
-            actor: f.actor.clone(),
-            reason: f.reason.clone(),
-            score: f.score,
-            entries: f.entries.clone(),
-        }
-    }
-}
-
 struct State {
     index: Index,
-    /// Flags in the order raised; bounded, oldest dropped.
-    flags: VecDeque<StoredFlag>,
-    /// Flags raised since start, kept or dropped: the next `seq`.
-    flags_raised: u64,
+    /// One flag per incident, oldest first; bounded, oldest dropped.
+    flags: KeptFlags,
 }
 
 pub struct Analyst {
@@ -141,8 +102,7 @@ impl Analyst {
         Arc::new(Analyst {
             state: RwLock::new(State {
                 index: Index::new(),
-                flags: VecDeque::new(),
-                flags_raised: 0,
+                flags: KeptFlags::new(),
             }),
             detector: Mutex::new(Detector::new(DetectorConfig::default())),
             flag_tx,
@@ -179,14 +139,14 @@ impl Analyst {
         self.read().index.next_index()
     }
 
-    /// Flags whose time is in `[from, to)` (either bound optional) with at
-    /// least `min_score`, oldest first.
+    /// Flags (incidents) active in `[from, to)` (either bound optional;
+    /// see [`StoredFlag::within`]) with at least `min_score`, oldest first.
     pub fn flags(&self, from: Option<i64>, to: Option<i64>, min_score: f32) -> Vec<StoredFlag> {
         self.flags_and_cursor(from, to, min_score).0
     }
 
-    /// [`Analyst::flags`], and the `seq` the next flag raised will get: a
-    /// subscriber that lists and then follows skips live flags below it.
+    /// [`Analyst::flags`], and the `seq` the next change will get: a
+    /// subscriber that lists and then follows skips live changes below it.
     pub fn flags_and_cursor(
         &self,
         from: Option<i64>,
@@ -194,17 +154,14 @@ impl Analyst {
         min_score: f32,
     ) -> (Vec<StoredFlag>, u64) {
         let state = self.read();
-        let listed = state
-            .flags
-            .iter()
-            .filter(|f| from.is_none_or(|t| f.time_unix_nanos >= t))
-            .filter(|f| to.is_none_or(|t| f.time_unix_nanos < t))
-            .filter(|f| f.score >= min_score)
-            .cloned()
-            .collect();
-        (listed, state.flags_raised)
+        (
+            state.flags.listed(from, to, min_score),
+            state.flags.next_seq(),
+        )
     }
 
+    /// Every change to a kept flag from now on, as the flag then is: a new
+    /// incident, or one that grew or had another flag raised on it.
     pub fn subscribe_flags(&self) -> broadcast::Receiver<StoredFlag> {
         self.flag_tx.subscribe()
     }

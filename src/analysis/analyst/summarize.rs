@@ -1,17 +1,16 @@
-//! [`Analyst::summarize`]: the facts of a window by code, then the model's
-//! paragraph about them if it passes the check against the facts, else the
-//! template paragraph and why.
+//! [`Analyst::summarize`]: the facts of a window by code, sentences about
+//! them by code, and the model's choice of which to state (see
+//! [`crate::analysis::summary`]); the template paragraph, and why, when the
+//! model cannot choose.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{now_at, range_text, Analyst, AnalystError, StoredFlag};
-use crate::analysis::index::{Field, Filter, IndexedEntry};
+use crate::analysis::index::{Filter, IndexedEntry};
 use crate::analysis::mask::MaskTable;
 use crate::analysis::model::{Model, ModelError, Priority};
 use crate::analysis::summary::{self, Facts, FlagFact};
 use crate::analysis::when;
-use crate::limits::SUMMARY_TOKENS_MAX;
 
 /// A summary of a window.
 #[derive(Clone, Debug)]
@@ -35,15 +34,15 @@ pub enum Window {
 }
 
 impl Analyst {
-    /// Summarises a window: facts by code, then the model's paragraph if it
-    /// passes the check against the facts.
+    /// Summarises a window: facts and candidate sentences by code, then
+    /// the sentences the model picks.
     pub async fn summarize(
         &self,
         window: Window,
         now_unix_nanos: i64,
     ) -> Result<Summary, AnalystError> {
         let (label, filter, last) = window_scope(window, now_unix_nanos)?;
-        let (facts, known, flags) = self.window_facts(label, &filter, last);
+        let (facts, flags) = self.window_facts(label, &filter, last);
         let template = summary::template(&facts);
         if facts.entries == 0 {
             return Ok(template_summary(
@@ -53,27 +52,35 @@ impl Analyst {
                 flags,
             ));
         }
-        let lines = summary::fact_lines(&facts);
+        let candidates = summary::sentences(&facts);
         let model = match self.model() {
             Ok(m) => Arc::clone(m),
             Err(e) => return Ok(template_summary(facts, template, e.to_string(), flags)),
         };
-        let prose = match model_paragraph(&model, &lines).await {
+        if candidates.len() <= summary::CHOSEN_SENTENCES {
+            let reason = format!(
+                "{} fact sentence{} to state, nothing to choose among",
+                candidates.len(),
+                if candidates.len() == 1 { "" } else { "s" }
+            );
+            let all: Vec<usize> = (0..candidates.len()).collect();
+            let text = summary::chosen(&facts, &candidates, &all);
+            return Ok(template_summary(facts, text, reason, flags));
+        }
+        let picked = match model_choice(&model, &candidates).await {
             Ok(p) => p,
             Err(e) => {
                 let reason = format!("the model failed: {e}");
                 return Ok(template_summary(facts, template, reason, flags));
             }
         };
-        Ok(match summary::prose_problem(&prose, &lines, &known) {
-            None => Summary {
-                facts,
-                text: prose,
-                from_model: true,
-                rejected_reason: None,
-                flags,
-            },
-            Some(reason) => template_summary(facts, template, reason, flags),
+        let text = summary::chosen(&facts, &candidates, &picked);
+        Ok(Summary {
+            facts,
+            text,
+            from_model: true,
+            rejected_reason: None,
+            flags,
         })
     }
 
@@ -85,7 +92,7 @@ impl Analyst {
         label: String,
         filter: &Filter,
         last: Option<usize>,
-    ) -> (Facts, BTreeSet<String>, Vec<StoredFlag>) {
+    ) -> (Facts, Vec<StoredFlag>) {
         let state = self.read();
         let entries: Vec<&IndexedEntry> = match last {
             Some(n) => state.index.last(n).collect(),
@@ -108,11 +115,7 @@ impl Analyst {
             entries.into_iter(),
             flags.iter().map(FlagFact::from).collect(),
         );
-        let mut known = BTreeSet::new();
-        for field in Field::ALL {
-            known.extend(state.index.values(field).map(|(v, _)| v.to_string()));
-        }
-        (facts, known, flags)
+        (facts, flags)
     }
 }
 
@@ -168,28 +171,35 @@ fn window_scope(
     })
 }
 
-/// The model's paragraph on the fact lines: masked on the way in, cut to
-/// its first complete sentences and unmasked on the way out.
-async fn model_paragraph(model: &Arc<Model>, lines: &str) -> Result<String, ModelError> {
-    let mut table = MaskTable::new();
-    let masked = table.mask(lines);
-    let prompt = format!(
-        "Facts about activity in an audit log:\n{masked}\nA two-sentence summary of these facts for a security analyst:\n"
-    );
-    let prose = model
-        .generate(
-            Priority::Interactive,
-            prompt,
-            SUMMARY_TOKENS_MAX,
-            vec!["\n\n".into()],
-        )
-        .await?;
-    // The first sentences only: the model runs on past the two it
-    // was asked for, and the token limit cuts the rest mid-sentence.
-    Ok(table.unmask(summary::complete_sentences(
-        &prose,
-        summary::PROSE_SENTENCES_KEPT,
-    )))
+/// Which candidate sentences the model would have an analyst read first:
+/// each sentence is shown alone (masked) and scored by how much more the
+/// model expects "yes" than "no" to "does a security analyst need to know
+/// this?"; the [`summary::CHOSEN_SENTENCES`] best, best first. Alone, so
+/// that the choice rests on what a sentence says and not on where it sits
+/// in a list: asked to pick a number from a numbered list, both small
+/// models tried picked by position (the first, the second, and one of the
+/// last), whatever the sentences were.
+async fn model_choice(model: &Arc<Model>, candidates: &[String]) -> Result<Vec<usize>, ModelError> {
+    let mut importance = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let mut table = MaskTable::new();
+        let prompt = format!(
+            "Audit log fact: {}\nDoes a security analyst need to know this fact? Answer yes or no.\nAnswer:",
+            table.mask(c)
+        );
+        let scores = model
+            .score(
+                Priority::Interactive,
+                prompt,
+                vec![" yes".into(), " no".into()],
+            )
+            .await?;
+        importance.push(scores[0] - scores[1]);
+    }
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|a, b| importance[*b].total_cmp(&importance[*a]).then(a.cmp(b)));
+    order.truncate(summary::CHOSEN_SENTENCES);
+    Ok(order)
 }
 
 /// The summary that falls back on the template paragraph, and why.

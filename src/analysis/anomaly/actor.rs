@@ -34,8 +34,9 @@ pub(super) struct ActorState {
     pub(super) reads: Window,
     pub(super) exports: Window,
     pub(super) privilege: Option<PrivilegeChange>,
-    /// The off-host flag has fired for this actor (it fires once).
-    pub(super) off_host_flagged: bool,
+    /// Event time of the actor's latest use from a desktop client of an
+    /// instance session: one off-host flag per incident.
+    pub(super) off_host_last_use_ns: Option<i64>,
 }
 
 /// Failed logins against one account.
@@ -61,12 +62,11 @@ pub(super) fn actor_flags(
     flags.extend(failure_burst(config, actor, e));
     flags.extend(mass_access(config, actor, e));
     flags.extend(privilege_then_sensitive(config, actor, e));
-    if !actor.off_host_flagged {
-        if let Some(f) = instance_credentials_off_host(e) {
-            actor.off_host_flagged = true;
-            flags.push(f);
-        }
-    }
+    flags.extend(instance_credentials_off_host(
+        config,
+        &mut actor.off_host_last_use_ns,
+        e,
+    ));
     if e.category == Category::PrivilegeChange
         && !matches!(event.outcome, Outcome::Failure | Outcome::Denied)
     {

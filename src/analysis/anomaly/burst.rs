@@ -3,6 +3,7 @@
 //! account from many actors) and mass reads and exports (distinct objects).
 
 use super::actor::{ActorState, TargetState};
+use super::incident::IncidentKey;
 use super::state::digest;
 use super::{Detector, DetectorConfig, Flag, FlagKind, Observed, NANOS_PER_S};
 use crate::analysis::category::Category;
@@ -32,15 +33,18 @@ impl Detector {
             return None;
         }
         w.flagged_at_ns = Some(e.time());
-        Some(e.flag(
-            FlagKind::FailureBurst,
-            burst_score(n, self.config.failure_burst_min),
-            format!(
-                "{n} failed logins against {} from {actors} actors within {} s (latest by {})",
-                e.event.resource, self.config.failure_window_s, e.event.actor.id
-            ),
-            w.entries(ANOMALY_FLAG_ENTRIES_MAX),
-        ))
+        Some(
+            e.flag(
+                FlagKind::FailureBurst,
+                burst_score(n, self.config.failure_burst_min),
+                format!(
+                    "{n} failed logins against {} from {actors} actors within {} s (latest by {})",
+                    e.event.resource, self.config.failure_window_s, e.event.actor.id
+                ),
+                w.entries(ANOMALY_FLAG_ENTRIES_MAX),
+            )
+            .keyed(IncidentKey::Target(e.event.resource.clone())),
+        )
     }
 }
 

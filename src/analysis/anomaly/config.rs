@@ -1,7 +1,7 @@
 //! The detector's thresholds: their documented defaults, their checks
 //! against the limits, and the nearest valid setting.
 
-use crate::limits::{ANOMALY_WINDOW_EVENTS_MAX, ANOMALY_WINDOW_S_MAX};
+use crate::limits::{ANOMALY_INCIDENT_IDLE_S_MAX, ANOMALY_WINDOW_EVENTS_MAX, ANOMALY_WINDOW_S_MAX};
 
 /// Detector thresholds. [`Default`] gives the documented values; settings
 /// outside the limits are clamped by [`Detector::new`](super::Detector::new)
@@ -36,6 +36,15 @@ pub struct DetectorConfig {
     /// Distinct objects exported within the window that make a mass export
     /// (10: exports are rarer and each matters more).
     pub mass_export_objects_min: u32,
+    /// Quiet gap after which the incident of a session flag (instance
+    /// credentials off the host, privilege change then sensitive access)
+    /// stops growing, seconds (1800: an attacker's session pauses for
+    /// minutes between steps; the OTRF one for ten).
+    pub incident_idle_s: u32,
+    /// The same for single-event flags (security alerts, sensitive changes,
+    /// baseline deviations), seconds (300: the follow-up of one action, not
+    /// the actor's next task). Window flags stay open for their own window.
+    pub event_incident_idle_s: u32,
 }
 
 impl Default for DetectorConfig {
@@ -52,6 +61,8 @@ impl Default for DetectorConfig {
             mass_window_s: 600,
             mass_read_objects_min: 50,
             mass_export_objects_min: 10,
+            incident_idle_s: 1800,
+            event_incident_idle_s: 300,
         }
     }
 }
@@ -89,6 +100,13 @@ impl DetectorConfig {
         ]
     }
 
+    fn idle_windows(&self) -> [(&'static str, u32); 2] {
+        [
+            ("incident_idle_s", self.incident_idle_s),
+            ("event_incident_idle_s", self.event_incident_idle_s),
+        ]
+    }
+
     fn counts(&self) -> [(&'static str, u32); 3] {
         [
             ("failure_burst_min", self.failure_burst_min),
@@ -105,6 +123,15 @@ impl DetectorConfig {
                     name,
                     value,
                     max: ANOMALY_WINDOW_S_MAX,
+                });
+            }
+        }
+        for (name, value) in self.idle_windows() {
+            if !(1..=ANOMALY_INCIDENT_IDLE_S_MAX).contains(&value) {
+                return Err(DetectorConfigError::Window {
+                    name,
+                    value,
+                    max: ANOMALY_INCIDENT_IDLE_S_MAX,
                 });
             }
         }
@@ -142,6 +169,9 @@ impl DetectorConfig {
         self.failure_window_s = window(self.failure_window_s);
         self.privilege_window_s = window(self.privilege_window_s);
         self.mass_window_s = window(self.mass_window_s);
+        let idle = |s: u32| s.clamp(1, ANOMALY_INCIDENT_IDLE_S_MAX);
+        self.incident_idle_s = idle(self.incident_idle_s);
+        self.event_incident_idle_s = idle(self.event_incident_idle_s);
         self.failure_burst_min = count(self.failure_burst_min);
         self.mass_read_objects_min = count(self.mass_read_objects_min);
         self.mass_export_objects_min = count(self.mass_export_objects_min);
@@ -190,5 +220,18 @@ mod tests {
         };
         assert!(nan.validate().is_err());
         assert_eq!(nan.clamped().validate(), Ok(()));
+        let idle = DetectorConfig {
+            event_incident_idle_s: ANOMALY_INCIDENT_IDLE_S_MAX + 1,
+            ..DetectorConfig::default()
+        };
+        assert_eq!(
+            idle.validate(),
+            Err(DetectorConfigError::Window {
+                name: "event_incident_idle_s",
+                value: ANOMALY_INCIDENT_IDLE_S_MAX + 1,
+                max: ANOMALY_INCIDENT_IDLE_S_MAX
+            })
+        );
+        assert_eq!(idle.clamped().validate(), Ok(()));
     }
 }

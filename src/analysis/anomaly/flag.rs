@@ -1,5 +1,7 @@
 //! The flags the detector raises: what each says happened, how much it
-//! matters, and which entries raised it.
+//! matters, which entries raised it, and which incident it belongs to.
+
+use super::incident::IncidentKey;
 
 /// What a flag says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +73,16 @@ pub struct Flag {
     pub actor: String,
     /// Event time of the entry that raised it.
     pub time_unix_nanos: i64,
+    /// What its incident gathers entries by: the actor, unless the rule
+    /// says otherwise (see `incident.rs`).
+    pub key: IncidentKey,
+}
+
+impl Flag {
+    /// The flag with its incident keyed on `key` instead of its actor.
+    pub(super) fn keyed(self, key: IncidentKey) -> Flag {
+        Flag { key, ..self }
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! The anomaly detector: flags over committed entries, in log order.
 //!
 //! [`Detector::observe`] takes each committed entry once, with its category,
-//! and returns the flags it raises. It is pure (no I/O, no clock: all time
-//! is event time) and its memory is bounded by the `ANOMALY_*` limits in
-//! [`crate::limits`], however long the log and however many actors it names.
+//! and returns the flags it raises, each within its incident, and the
+//! incidents the entry joined ([`IncidentUpdate`]). It is pure (no I/O, no
+//! clock: all time is event time) and its memory is bounded by the
+//! `ANOMALY_*` limits in [`crate::limits`], however long the log and however
+//! many actors it names.
 //!
 //! # Flags
 //! - **Event-level**, fire on any single event: [`FlagKind::SecurityAlert`]
@@ -11,11 +13,14 @@
 //!   logging stopped, root account used, MFA removed, public bucket or
 //!   snapshot, cluster-admin bound, privileged or host-mounting pods, shell
 //!   in a pod, anonymous request allowed, ...; see `anomaly/sensitive.rs`).
-//! - **Per actor, once**: [`FlagKind::InstanceCredentialsOffHost`], the
-//!   role session of an EC2 instance (`assumed-role/<role>/i-<hex>`) used by
-//!   a desktop client (a macOS or Windows user agent): the pattern of
-//!   instance credentials stolen through the metadata service and replayed
-//!   from an attacker's laptop (the OTRF "EC2 proxy, S3 exfiltration" log).
+//! - **Per session, once per incident**:
+//!   [`FlagKind::InstanceCredentialsOffHost`], the role session of an EC2
+//!   instance (`assumed-role/<role>/i-<hex>`) used by a desktop client (a
+//!   macOS or Windows user agent): the pattern of instance credentials
+//!   stolen through the metadata service and replayed from an attacker's
+//!   laptop (the OTRF "EC2 proxy, S3 exfiltration" log). The session's later
+//!   calls from a desktop join its incident; after a quiet spell longer
+//!   than [`DetectorConfig::incident_idle_s`] it is flagged again.
 //! - **Windows** over one actor (or one target account): a failure burst
 //!   (failed or denied requests by an actor, or failed logins against one
 //!   account), mass reads and mass exports (distinct objects), and a privilege
@@ -28,6 +33,27 @@
 //!   new resource family (the service or resource type), and first-seen
 //!   actor/resource pairs for consequential categories or sensitive
 //!   resources.
+//!
+//! ## Incidents
+//! A flag cites the entries that raised it; its **incident** gathers every
+//! entry of what it is about, and grows as entries arrive: each later entry
+//! with the incident's key joins it while the incident is open (within its
+//! idle window of event time: a window flag's own window,
+//! [`DetectorConfig::incident_idle_s`] for session flags,
+//! [`DetectorConfig::event_incident_idle_s`] for single-event flags; at
+//! most `ANOMALY_INCIDENT_SPAN_S_MAX` in all). A second flag on the same key
+//! while it is open joins the same incident: one incident id, its highest
+//! score, every reason. The key ([`IncidentKey`]) per flag:
+//! - instance credentials off the host: the role session *as used from a
+//!   desktop client*, so every call the attacker made with it joins and the
+//!   instance's own calls with the same session do not;
+//! - failed logins against one account from many actors: the account, so
+//!   later attempts and a login that then succeeds join;
+//! - every other flag, per-actor windows and single events alike: the actor.
+//!
+//! Each change is reported once, as it happens ([`IncidentUpdate`]: entries
+//! newly listed, flags newly raised), so the detector keeps only what
+//! placing the next entry needs (see `incident.rs`).
 //!
 //! # Scores
 //! A score in 0..=1 is a priority, not a probability: **0.8 and above**, look
@@ -43,16 +69,24 @@
 //! that actor or target) is not added to it, and a late event never moves a
 //! window back. Hour-of-day and value baselines are order-independent and
 //! learn from every event. A single far-future timestamp moves only its own
-//! actor's windows forward; the detector does not guess at clock skew.
+//! actor's windows forward; the detector does not guess at clock skew. An
+//! incident takes late entries too, within its idle window before its first
+//! entry as after its last.
 //!
 //! # Memory
 //! At most `ANOMALY_ACTORS_MAX` actors and `ANOMALY_TARGETS_MAX` targets are
 //! tracked, the least recently seen forgotten first; every set and window
-//! per actor is capped. `ANOMALY_STATE_BYTES_MAX` sums the worst case.
+//! per actor is capped. At most `ANOMALY_INCIDENTS_OPEN_MAX` incidents are
+//! open, the least recently grown forgotten first (it stops growing; what it
+//! reported stands), each listing at most `ANOMALY_INCIDENT_ENTRIES_MAX`
+//! entries, its first, and counting the rest. `ANOMALY_STATE_BYTES_MAX`
+//! sums the worst case.
 //!
 //! # Layout
 //! - `flag.rs`: what a flag is ([`Flag`]) and what it says happened
 //!   ([`FlagKind`]).
+//! - `incident.rs`: the open incidents, their keys ([`IncidentKey`]) and
+//!   idle windows, and what each entry changed ([`IncidentUpdate`]).
 //! - `config.rs`: the detector's thresholds ([`DetectorConfig`]), their
 //!   documented defaults, and their checks against the limits.
 //! - `actor.rs`: what the detector remembers of each actor and each target
@@ -74,6 +108,7 @@ mod baseline;
 mod burst;
 mod config;
 mod flag;
+mod incident;
 mod instance_credentials;
 mod sensitive;
 mod sequence;
@@ -81,8 +116,10 @@ mod state;
 
 pub use self::config::DetectorConfig;
 pub use self::flag::{Flag, FlagKind};
+pub use self::incident::{IncidentKey, IncidentUpdate};
 
 use self::actor::{actor_flags, ActorState, TargetState};
+use self::incident::Incidents;
 use self::sensitive::sensitive_change;
 use self::state::{Lru, Mark};
 use crate::analysis::category::Category;
@@ -96,6 +133,7 @@ pub struct Detector {
     config: DetectorConfig,
     actors: Lru<ActorState>,
     targets: Lru<TargetState>,
+    incidents: Incidents,
 }
 
 impl Detector {
@@ -109,6 +147,7 @@ impl Detector {
             config: config.clamped(),
             actors: Lru::new(ANOMALY_ACTORS_MAX),
             targets: Lru::new(ANOMALY_TARGETS_MAX),
+            incidents: Incidents::new(),
         }
     }
 
@@ -125,13 +164,26 @@ impl Detector {
     }
 
     /// Observes the committed entry `index` (entries must come in log order)
-    /// with its category, and returns the flags it raises.
-    pub fn observe(&mut self, index: u64, event: &Event, category: Category) -> Vec<Flag> {
+    /// with its category, and returns how it changed the incidents: those
+    /// it opened or joined, with the flags it raised on each.
+    pub fn observe(
+        &mut self,
+        index: u64,
+        event: &Event,
+        category: Category,
+    ) -> Vec<IncidentUpdate> {
         let e = Observed {
             index,
             event,
             category,
         };
+        let flags = self.flags(&e);
+        self.incidents.record(&self.config, &e, flags)
+    }
+
+    /// The flags the entry raises.
+    fn flags(&mut self, e: &Observed) -> Vec<Flag> {
+        let (index, event, category) = (e.index, e.event, e.category);
         let mut flags = Vec::new();
         if category == Category::SecurityAlert {
             flags.push(e.flag(
@@ -156,11 +208,11 @@ impl Detector {
             ));
         }
         if category == Category::FailedLogin {
-            flags.extend(self.target_burst(&e));
+            flags.extend(self.target_burst(e));
         }
         let config = &self.config;
         let actor = self.actors.touch(&event.actor.id, ActorState::default);
-        flags.extend(actor_flags(config, actor, &e));
+        flags.extend(actor_flags(config, actor, e));
         flags
     }
 }
@@ -193,6 +245,7 @@ impl Observed<'_> {
             entries,
             actor: self.event.actor.id.clone(),
             time_unix_nanos: self.time(),
+            key: IncidentKey::Actor(self.event.actor.id.clone()),
         }
     }
 }
@@ -241,11 +294,27 @@ mod tests {
         }
     }
 
-    /// Feeds events and collects every flag, with the index given to each.
+    /// The flags raised in `updates`.
+    pub(super) fn flags_of(updates: &[IncidentUpdate]) -> Vec<Flag> {
+        updates.iter().flat_map(|u| u.flags.clone()).collect()
+    }
+
+    /// An incident as the sum of its updates: what an analyst would see.
+    #[derive(Debug, Default)]
+    pub(super) struct Summed {
+        pub(super) key: Option<IncidentKey>,
+        pub(super) kinds: Vec<FlagKind>,
+        pub(super) entries: Vec<u64>,
+        pub(super) unlisted: u64,
+    }
+
+    /// Feeds events and collects every flag and incident update, with the
+    /// index given to each.
     pub(super) struct Run {
-        detector: Detector,
+        pub(super) detector: Detector,
         next: u64,
         pub(super) flags: Vec<Flag>,
+        pub(super) updates: Vec<IncidentUpdate>,
     }
 
     impl Run {
@@ -254,14 +323,43 @@ mod tests {
                 detector: Detector::new(DetectorConfig::default()),
                 next: 0,
                 flags: Vec::new(),
+                updates: Vec::new(),
             }
         }
 
+        /// Observes `event` as the next entry; returns the flags it raised.
         pub(super) fn feed(&mut self, event: &Event, category: Category) -> Vec<Flag> {
-            let flags = self.detector.observe(self.next, event, category);
+            let updates = self.detector.observe(self.next, event, category);
             self.next += 1;
+            let flags = flags_of(&updates);
             self.flags.extend(flags.clone());
+            self.updates.extend(updates);
             flags
+        }
+
+        /// Every incident so far, by id, summed from its updates.
+        pub(super) fn incidents(&self) -> std::collections::BTreeMap<u64, Summed> {
+            let mut out: std::collections::BTreeMap<u64, Summed> = Default::default();
+            for u in &self.updates {
+                let s = out.entry(u.id).or_default();
+                assert!(
+                    s.key.as_ref().is_none_or(|k| *k == u.key),
+                    "one key per incident"
+                );
+                assert!(
+                    s.key.is_some() || !u.flags.is_empty(),
+                    "an incident opens with a flag"
+                );
+                s.key = Some(u.key.clone());
+                s.kinds.extend(u.flags.iter().map(|f| f.kind));
+                for i in &u.added {
+                    assert!(!s.entries.contains(i), "entry {i} listed twice: {u:?}");
+                }
+                s.entries.extend(&u.added);
+                s.entries.sort_unstable();
+                s.unlisted = u.unlisted;
+            }
+            out
         }
 
         /// Thirty quiet events by `actor` over ten days: the warm-up and a
@@ -400,7 +498,7 @@ mod tests {
         let mut flags = Vec::new();
         for (i, line) in trace.lines().filter(|l| !l.trim().is_empty()).enumerate() {
             let e = k8s_event(&serde_json::from_str(line).unwrap());
-            flags.extend(detector.observe(i as u64, &e, category_of(&e)));
+            flags.extend(flags_of(&detector.observe(i as u64, &e, category_of(&e))));
         }
         flags
     }
@@ -529,7 +627,7 @@ mod tests {
                 .find(|s| s["rule_id"] == rule_id && s["test_name"] == test_name)
                 .unwrap();
             let e = panther_event(s["log_type"].as_str().unwrap(), &s["log"]);
-            Detector::new(DetectorConfig::default()).observe(0, &e, category_of(&e))
+            flags_of(&Detector::new(DetectorConfig::default()).observe(0, &e, category_of(&e)))
         };
         let stopped = flags_for("AWS.CloudTrail.Stopped", "CloudTrail Was Stopped");
         assert_eq!(stopped.len(), 1);

@@ -66,7 +66,31 @@ impl<V> Lru<V> {
         &mut entry.1
     }
 
-    #[cfg(test)]
+    /// The value for `key`, if kept, marked as just used.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        let (used, _) = self.entries.get(key)?;
+        let name = self.by_age.remove(used)?;
+        self.tick += 1;
+        self.by_age.insert(self.tick, name);
+        let entry = self.entries.get_mut(key)?;
+        entry.0 = self.tick;
+        Some(&mut entry.1)
+    }
+
+    /// Keeps `value` for `key`, in place of any value it had, marked as just
+    /// used; forgets the least recently used key if that makes room.
+    pub fn insert(&mut self, key: &str, value: V) {
+        self.remove(key);
+        self.touch(key, || value);
+    }
+
+    /// Forgets `key`.
+    pub fn remove(&mut self, key: &str) {
+        if let Some((used, _)) = self.entries.remove(key) {
+            self.by_age.remove(&used);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -237,6 +261,22 @@ mod tests {
         assert_eq!(*lru.touch("a", || 100), 1, "a was used recently and kept");
         assert_eq!(*lru.touch("b", || 200), 200, "b was forgotten");
         assert_eq!(lru.by_age.len(), lru.entries.len());
+    }
+
+    #[test]
+    fn lru_get_marks_used_insert_replaces_and_remove_forgets() {
+        let mut lru = Lru::new(2);
+        lru.insert("a", 1);
+        lru.insert("b", 2);
+        assert_eq!(lru.get_mut("a").copied(), Some(1));
+        assert_eq!(lru.get_mut("zz"), None, "get does not insert");
+        lru.insert("c", 3);
+        assert_eq!(lru.get_mut("b"), None, "b was least recently used");
+        lru.insert("a", 10);
+        assert_eq!(lru.get_mut("a").copied(), Some(10));
+        assert_eq!(lru.len(), 2);
+        lru.remove("a");
+        assert_eq!((lru.len(), lru.by_age.len()), (1, 1));
     }
 
     #[test]

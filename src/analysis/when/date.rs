@@ -140,6 +140,15 @@ pub(super) fn whole_month(caps: &Captures<'_>, now: OffsetDateTime) -> Result<Po
     Ok(Point::Window(midnight(first), midnight(next)))
 }
 
+/// "in 2019", "during 2024": the whole calendar year. A bare number is a
+/// year only after a connector (see the rule in `pattern.rs`).
+pub(super) fn whole_year(caps: &Captures<'_>, _now: OffsetDateTime) -> Result<Point, Fault> {
+    let year = year_of(caps, "y")?.ok_or(Fault::Invalid)?;
+    let first = calendar_date(year, 1, 1)?;
+    let next = calendar_date(year.checked_add(1).ok_or(Fault::OutOfRange)?, 1, 1)?;
+    Ok(Point::Window(midnight(first), midnight(next)))
+}
+
 fn month_number(word: &str) -> Option<u32> {
     let w = word.to_ascii_lowercase();
     let prefixes = [

@@ -186,6 +186,51 @@ mod tests {
     }
 
     #[test]
+    fn written_dates_with_clock_ranges() {
+        check(
+            SUNDAY,
+            &[
+                (
+                    "What happened on September 14, 2020 between 00:45 and 00:55?",
+                    "on September 14, 2020 between 00:45 and 00:55",
+                    "2020-09-14 00:45",
+                    "2020-09-14 00:55",
+                ),
+                (
+                    "List what pedro did on 14 Sep 2020 from 00:40 to 00:45",
+                    "on 14 Sep 2020 from 00:40 to 00:45",
+                    "2020-09-14 00:40",
+                    "2020-09-14 00:45",
+                ),
+                (
+                    "What did minikube-user do between 13:00 and 13:30 on October 26th, 2018?",
+                    "between 13:00 and 13:30 on October 26th, 2018",
+                    "2018-10-26 13:00",
+                    "2018-10-26 13:30",
+                ),
+                (
+                    "What happened between 10:00 and 11:00 on 15 January 2024?",
+                    "between 10:00 and 11:00 on 15 January 2024",
+                    "2024-01-15 10:00",
+                    "2024-01-15 11:00",
+                ),
+                (
+                    "Was anything done between 2 a.m. and 4 a.m. on Jan 18, 2024?",
+                    "between 2 a.m. and 4 a.m. on Jan 18, 2024",
+                    "2024-01-18 02:00",
+                    "2024-01-18 04:00",
+                ),
+                (
+                    "How many IAM API calls were there in 2019?",
+                    "in 2019",
+                    "2019-01-01 00:00",
+                    "2020-01-01 00:00",
+                ),
+            ],
+        );
+    }
+
+    #[test]
     fn real_question_wordings() {
         let yesterday = ("2026-11-28 00:00", "2026-11-29 00:00");
         check(

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use regex::{Captures, Regex};
 use time::{Date, Duration, OffsetDateTime, Time};
 
-use super::date::{clock, iso_date, month_name_date, timestamp, whole_month};
+use super::date::{clock, iso_date, month_name_date, timestamp, whole_month, whole_year};
 use super::day::{named_day, part_of_today, weekend};
 use super::error::Fault;
 use super::range::Point;
@@ -65,7 +65,7 @@ fn quantity() -> String {
 
 static RULES: LazyLock<Vec<(Regex, Rule, NeedsConnector)>> = LazyLock::new(|| {
     let q = quantity();
-    let rules: [(String, Rule, NeedsConnector); 12] = [
+    let rules: [(String, Rule, NeedsConnector); 13] = [
         (
             format!(r"\b(?:(?:in|over|during|within|for)\s+)?(?:the\s+)?(?:last|past|previous|prior)\s+{q}"),
             rolling_quantity,
@@ -116,6 +116,11 @@ static RULES: LazyLock<Vec<(Regex, Rule, NeedsConnector)>> = LazyLock::new(|| {
             r"\b(?:(?P<which>last|this|past|previous)\s+)?(?P<m>january|february|march|april|may|june|july|august|september|october|november|december)(?:,?\s+(?P<y>\d{4}))?\b".to_owned(),
             whole_month,
             bare_month,
+        ),
+        (
+            r"\b(?P<y>(?:19|20)\d{2})\b".to_owned(),
+            whole_year,
+            always,
         ),
         (
             r"\b(?:(?P<h>\d{1,2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2}))?)?\s*(?P<ampm>[ap]\.m\.|[ap]m\b)|(?P<h24>\d{1,2}):(?P<mi24>\d{2})(?::(?P<s24>\d{2}))?\b|(?P<noon>noon|midday)\b|(?P<midnight>midnight)\b)".to_owned(),

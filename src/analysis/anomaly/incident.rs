@@ -1,0 +1,645 @@
+//! Incidents: the entries of one flagged session, actor or account, grouped
+//! under the flags raised on it, and growing while it stays active.
+//!
+//! A flag opens an incident keyed by what it is about ([`IncidentKey`]);
+//! while the incident is open every later entry with that key joins it, and
+//! a later flag on the same key joins it too (one incident, several flags)
+//! instead of opening a copy. The entries that raised a flag are listed in
+//! its incident, along with the entry it was raised on.
+//!
+//! # Open and closed
+//! An incident is open to an entry whose event time lies within the
+//! incident's idle window of its entries (before the first or after the
+//! last: event times may be out of order), as long as the incident then
+//! spans at most `ANOMALY_INCIDENT_SPAN_S_MAX`. The idle window is its
+//! flags' (the longest, once several joined): a window flag's own window,
+//! [`DetectorConfig::incident_idle_s`] for a session flag (instance
+//! credentials off the host, privilege change then sensitive access), and
+//! [`DetectorConfig::event_incident_idle_s`] for a single-event flag. An
+//! entry with the key past the window closes the incident: a later flag on
+//! the key opens a new one.
+//!
+//! # Memory
+//! At most `ANOMALY_INCIDENTS_OPEN_MAX` incidents are open, the least
+//! recently grown forgotten first; each lists at most
+//! `ANOMALY_INCIDENT_ENTRIES_MAX` entries, its first, and counts the
+//! entries that join after that. Nothing reported is lost when an incident
+//! is forgotten or closed: every change is reported as it happens
+//! ([`IncidentUpdate`]), and the detector keeps only what it needs to place
+//! the next entry.
+
+use std::fmt;
+
+use super::instance_credentials::off_host_use;
+use super::state::Lru;
+use super::{DetectorConfig, Flag, FlagKind, Observed, NANOS_PER_S};
+use crate::analysis::category::Category;
+use crate::limits::{
+    ANOMALY_INCIDENTS_OPEN_MAX, ANOMALY_INCIDENT_ENTRIES_MAX, ANOMALY_INCIDENT_SPAN_S_MAX,
+};
+
+/// What an incident gathers entries by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum IncidentKey {
+    /// Every entry of one actor: most flags are about what an actor did.
+    Actor(String),
+    /// The calls of one EC2 instance role session made from a desktop
+    /// client, and not the instance's own calls with the same session:
+    /// those are the host doing its job, and would bury the stolen use.
+    OffHostSession(String),
+    /// Logins, failed or not, against one account: failed logins from many
+    /// actors converge there, and a success after them matters most.
+    Target(String),
+}
+
+impl IncidentKey {
+    /// Its name among the open incidents: a tag, then the name, so an actor
+    /// and an account with the same name stay apart.
+    fn slot(&self) -> String {
+        match self {
+            IncidentKey::Actor(a) => format!("a\0{a}"),
+            IncidentKey::OffHostSession(s) => format!("o\0{s}"),
+            IncidentKey::Target(t) => format!("t\0{t}"),
+        }
+    }
+}
+
+impl fmt::Display for IncidentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IncidentKey::Actor(a) => write!(f, "actor {a}"),
+            IncidentKey::OffHostSession(s) => {
+                write!(f, "role session {s} used from a desktop client")
+            }
+            IncidentKey::Target(t) => write!(f, "logins to account {t}"),
+        }
+    }
+}
+
+/// How one observed entry changed one incident. An incident is the sum of
+/// its updates: the first opens it with at least one flag; later ones add
+/// entries, flags, or both.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncidentUpdate {
+    /// The incident, numbered from 0 in the order opened; the same in every
+    /// update of one incident.
+    pub id: u64,
+    pub key: IncidentKey,
+    /// Flags the entry raised on the incident (none if it only joined).
+    pub flags: Vec<Flag>,
+    /// Entries newly listed in the incident, ascending; none listed before.
+    pub added: Vec<u64>,
+    /// Entries that joined the incident after it was full, not listed; in
+    /// total so far.
+    pub unlisted: u64,
+    /// Latest event time among the incident's entries so far.
+    pub last_unix_nanos: i64,
+}
+
+/// The open incidents. See the module documentation.
+pub(super) struct Incidents {
+    open: Lru<Open>,
+    /// Id of the next incident opened.
+    next_id: u64,
+}
+
+/// One open incident: only what placing the next entry needs.
+struct Open {
+    id: u64,
+    first_ns: i64,
+    last_ns: i64,
+    idle_ns: i64,
+    /// Listed entries, ascending and distinct; at most
+    /// `ANOMALY_INCIDENT_ENTRIES_MAX`, so a duplicate is found by search.
+    entries: Vec<u64>,
+    /// The highest entry index offered: entries come in log order, so any
+    /// index above it is new to the incident, even when it is full.
+    newest: u64,
+    unlisted: u64,
+}
+
+impl Open {
+    fn new(id: u64, time_ns: i64, idle_ns: i64) -> Open {
+        Open {
+            id,
+            first_ns: time_ns,
+            last_ns: time_ns,
+            idle_ns,
+            entries: Vec::new(),
+            newest: 0,
+            unlisted: 0,
+        }
+    }
+
+    /// Whether an entry at `time_ns` may join.
+    fn takes(&self, time_ns: i64) -> bool {
+        let span = self
+            .last_ns
+            .max(time_ns)
+            .saturating_sub(self.first_ns.min(time_ns));
+        time_ns >= self.first_ns.saturating_sub(self.idle_ns)
+            && time_ns <= self.last_ns.saturating_add(self.idle_ns)
+            && span <= i64::from(ANOMALY_INCIDENT_SPAN_S_MAX) * NANOS_PER_S
+    }
+
+    /// Whether no entry of the key at `time_ns` or later may join: it came
+    /// after the idle window (event times move forward per key).
+    fn closed_by(&self, time_ns: i64) -> bool {
+        time_ns > self.last_ns.saturating_add(self.idle_ns)
+    }
+
+    /// Adds the entries `indices`, one of them observed at `time_ns`, and
+    /// returns those newly listed, ascending. Past the cap an entry never
+    /// offered before is counted instead; an older one offered again (a
+    /// flag's earlier entries) cannot be told from one already counted, so
+    /// it is not.
+    fn add(&mut self, time_ns: i64, indices: &[u64]) -> Vec<u64> {
+        self.first_ns = self.first_ns.min(time_ns);
+        self.last_ns = self.last_ns.max(time_ns);
+        let mut added = Vec::new();
+        for &i in indices {
+            let fresh = self.entries.is_empty() || i > self.newest;
+            match self.entries.binary_search(&i) {
+                Ok(_) => {}
+                Err(_) if self.entries.len() >= ANOMALY_INCIDENT_ENTRIES_MAX => {
+                    if fresh {
+                        self.unlisted += 1;
+                    }
+                }
+                Err(at) => {
+                    self.entries.insert(at, i);
+                    added.push(i);
+                }
+            }
+            self.newest = self.newest.max(i);
+        }
+        assert!(
+            self.entries.len() <= ANOMALY_INCIDENT_ENTRIES_MAX,
+            "incident {} lists {} entries, more than its cap",
+            self.id,
+            self.entries.len()
+        );
+        added.sort_unstable();
+        added
+    }
+
+    fn update(&self, key: IncidentKey, added: Vec<u64>) -> IncidentUpdate {
+        IncidentUpdate {
+            id: self.id,
+            key,
+            flags: Vec::new(),
+            added,
+            unlisted: self.unlisted,
+            last_unix_nanos: self.last_ns,
+        }
+    }
+}
+
+/// How long an incident opened by a flag of `kind` stays open without a
+/// new entry, seconds. Every kind is named, so a new one must choose.
+fn idle_s(config: &DetectorConfig, kind: FlagKind) -> u32 {
+    match kind {
+        FlagKind::FailureBurst => config.failure_window_s,
+        FlagKind::MassRead | FlagKind::MassExport => config.mass_window_s,
+        FlagKind::RateSpike => config.rate_bucket_s,
+        FlagKind::InstanceCredentialsOffHost | FlagKind::PrivilegeThenSensitive => {
+            config.incident_idle_s
+        }
+        FlagKind::SecurityAlert
+        | FlagKind::SensitiveChange
+        | FlagKind::UnusualHour
+        | FlagKind::NewResource
+        | FlagKind::NewSourceIp
+        | FlagKind::NewUserAgent
+        | FlagKind::FirstSeenPair => config.event_incident_idle_s,
+    }
+}
+
+/// The keys whose open incidents the entry joins.
+fn keys_of(e: &Observed) -> Vec<IncidentKey> {
+    let event = e.event;
+    let mut keys = vec![IncidentKey::Actor(event.actor.id.clone())];
+    if off_host_use(event).is_some() {
+        keys.push(IncidentKey::OffHostSession(event.actor.id.clone()));
+    }
+    if matches!(e.category, Category::FailedLogin | Category::AuthSuccess) {
+        keys.push(IncidentKey::Target(event.resource.clone()));
+    }
+    keys
+}
+
+impl Incidents {
+    pub(super) fn new() -> Incidents {
+        Incidents {
+            open: Lru::new(ANOMALY_INCIDENTS_OPEN_MAX),
+            next_id: 0,
+        }
+    }
+
+    /// Open incidents (at most `ANOMALY_INCIDENTS_OPEN_MAX`).
+    #[cfg(test)]
+    pub(super) fn open(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Places the entry `e` in the open incidents of its keys, then each
+    /// flag it raised in the open incident of the flag's key, or a new one;
+    /// returns every change, one update per incident.
+    pub(super) fn record(
+        &mut self,
+        config: &DetectorConfig,
+        e: &Observed,
+        flags: Vec<Flag>,
+    ) -> Vec<IncidentUpdate> {
+        let time = e.time();
+        let mut updates: Vec<IncidentUpdate> = Vec::new();
+        // Nothing open, nothing to join: the common case costs no lookup.
+        if self.open.len() > 0 {
+            for key in keys_of(e) {
+                let slot = key.slot();
+                let Some(open) = self.open.get_mut(&slot) else {
+                    continue;
+                };
+                if open.takes(time) {
+                    let added = open.add(time, &[e.index]);
+                    updates.push(open.update(key, added));
+                } else if open.closed_by(time) {
+                    self.open.remove(&slot);
+                }
+            }
+        }
+        for flag in flags {
+            let slot = flag.key.slot();
+            let idle_ns = i64::from(idle_s(config, flag.kind)) * NANOS_PER_S;
+            // An incident that cannot take the flag's entry (closed, or the
+            // entry would stretch it past its span) gives way to a new one.
+            if !self.open.get_mut(&slot).is_some_and(|o| o.takes(time)) {
+                self.open
+                    .insert(&slot, Open::new(self.next_id, time, idle_ns));
+                self.next_id += 1;
+            }
+            let open = self
+                .open
+                .get_mut(&slot)
+                .expect("the flag's incident was found open or just opened");
+            open.idle_ns = open.idle_ns.max(idle_ns);
+            let mut cited = flag.entries.clone();
+            cited.push(e.index);
+            let added = open.add(time, &cited);
+            match updates.iter_mut().find(|u| u.id == open.id) {
+                Some(u) => {
+                    u.added.extend(added);
+                    u.added.sort_unstable();
+                    u.unlisted = open.unlisted;
+                    u.last_unix_nanos = open.last_ns;
+                    u.flags.push(flag);
+                }
+                None => {
+                    let mut u = open.update(flag.key.clone(), added);
+                    u.flags.push(flag);
+                    updates.push(u);
+                }
+            }
+        }
+        assert!(
+            self.open.len() <= ANOMALY_INCIDENTS_OPEN_MAX,
+            "{} incidents open, more than the cap",
+            self.open.len()
+        );
+        updates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::anomaly::tests::{at, ev, of, Run};
+    use crate::ledger::event::{Event, Outcome};
+    use crate::limits::ANOMALY_INCIDENT_ENTRIES_MAX;
+
+    const SESSION: &str = "arn:aws:sts::123456789123:assumed-role/MordorNginxStack-BankingWAFRole-9S3E0UAE1MM0/i-0317f6c6b66ae9c40";
+    /// The attacker's laptop, as in the OTRF capture.
+    const LAPTOP: &str = "[aws-cli/1.18.136 Python/3.8.5 Darwin/19.5.0 botocore/1.17.59]";
+    /// The instance's own SDK.
+    const INSTANCE_SDK: &str = "aws-sdk-go/1.35.5 (go1.15.2; linux; amd64)";
+
+    fn call(agent: &str, action: &str, time_ns: i64) -> Event {
+        let mut e = ev(
+            SESSION,
+            action,
+            "arn:aws:s3:::bank",
+            time_ns,
+            Outcome::Success,
+        );
+        e.source = "cloudtrail".into();
+        e.actor.ip = Some("1.2.3.4".into());
+        e.actor.user_agent = Some(agent.into());
+        e
+    }
+
+    /// The OTRF "EC2 proxy, S3 exfiltration" sequence: eleven calls with the
+    /// instance's stolen session from a Mac, in the capture's log order and
+    /// out-of-order event times (seconds after 01:00:00), a ten-minute pause
+    /// among them, between the instance's own calls with the same session.
+    #[test]
+    fn a_session_used_from_a_desktop_gathers_all_its_calls_and_not_the_instances_own() {
+        let desktop_s = [33, 53, 64, 154, 154, 110, 4, 760, 763, 800, 800];
+        let mut run = Run::new();
+        let (mut stolen, mut own) = (Vec::new(), Vec::new());
+        let mut index = 0;
+        for (n, s) in desktop_s.into_iter().enumerate() {
+            // The instance keeps calling with its session as it always does.
+            run.feed(
+                &call(INSTANCE_SDK, "s3:GetObject", at(0, s - 1)),
+                Category::DataAccess,
+            );
+            own.push(index);
+            run.feed(
+                &call(LAPTOP, &format!("s3:ListObjects{n}"), at(0, s)),
+                Category::DataAccess,
+            );
+            stolen.push(index + 1);
+            index += 2;
+        }
+        run.feed(
+            &call(INSTANCE_SDK, "s3:GetObject", at(0, 900)),
+            Category::DataAccess,
+        );
+        own.push(index);
+
+        let flags = of(&run.flags, FlagKind::InstanceCredentialsOffHost);
+        assert_eq!(flags.len(), 1, "one flag for one incident: {flags:#?}");
+        let incidents = run.incidents();
+        let off_host: Vec<_> = incidents
+            .values()
+            .filter(|i| i.kinds.contains(&FlagKind::InstanceCredentialsOffHost))
+            .collect();
+        assert_eq!(off_host.len(), 1, "{incidents:#?}");
+        let incident = off_host[0];
+        assert_eq!(
+            incident.key,
+            Some(IncidentKey::OffHostSession(SESSION.into()))
+        );
+        assert_eq!(incident.entries, stolen, "all eleven, and only them");
+        assert!(own.iter().all(|i| !incident.entries.contains(i)));
+    }
+
+    #[test]
+    fn an_incident_stops_growing_after_its_idle_window() {
+        let idle_s = i64::from(DetectorConfig::default().incident_idle_s);
+        let mut run = Run::new();
+        run.feed(&call(LAPTOP, "s3:ListBuckets", at(0, 0)), Category::Other);
+        // Within the window of the last entry, however far from the first.
+        run.feed(
+            &call(LAPTOP, "s3:ListObjects", at(0, idle_s - 1)),
+            Category::Other,
+        );
+        run.feed(
+            &call(LAPTOP, "s3:GetObject", at(0, 2 * idle_s - 2)),
+            Category::Other,
+        );
+        // A quiet spell longer than the window: the incident is closed, and
+        // the session's next use is a new incident with a flag of its own.
+        run.feed(
+            &call(LAPTOP, "s3:GetObject", at(0, 3 * idle_s)),
+            Category::Other,
+        );
+        run.feed(
+            &call(LAPTOP, "s3:GetObject", at(0, 3 * idle_s + 5)),
+            Category::Other,
+        );
+        let incidents = run.incidents();
+        let entries: Vec<&Vec<u64>> = incidents.values().map(|i| &i.entries).collect();
+        assert_eq!(entries, [&vec![0, 1, 2], &vec![3, 4]], "{incidents:#?}");
+        assert_eq!(
+            of(&run.flags, FlagKind::InstanceCredentialsOffHost).len(),
+            2
+        );
+
+        // A single-event flag's incident closes after a short window.
+        let short_s = i64::from(DetectorConfig::default().event_incident_idle_s);
+        let mut run = Run::new();
+        let mut stop = ev(
+            "arn:aws:iam::1:user/eve",
+            "cloudtrail:StopLogging",
+            "arn:aws:cloudtrail:us-east-1:1:trail/main",
+            at(0, 0),
+            Outcome::Success,
+        );
+        stop.source = "cloudtrail".into();
+        run.feed(&stop, Category::ConfigChange);
+        let next = |s| {
+            ev(
+                "arn:aws:iam::1:user/eve",
+                "s3:ListBuckets",
+                "aws:s3",
+                at(0, s),
+                Outcome::Success,
+            )
+        };
+        run.feed(&next(short_s), Category::Other);
+        run.feed(&next(2 * short_s + 1), Category::Other);
+        let incidents = run.incidents();
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(incidents[&0].entries, [0, 1]);
+    }
+
+    #[test]
+    fn flags_on_one_key_within_the_window_share_one_incident() {
+        let mut run = Run::new();
+        let eve = "arn:aws:iam::1:user/eve";
+        let mut stop = ev(
+            eve,
+            "cloudtrail:StopLogging",
+            "arn:aws:cloudtrail:us-east-1:1:trail/main",
+            at(0, 0),
+            Outcome::Success,
+        );
+        stop.source = "cloudtrail".into();
+        run.feed(&stop, Category::ConfigChange);
+        for i in 0..5 {
+            let denied = ev(
+                eve,
+                "s3:GetObject",
+                &format!("secret{i}"),
+                at(0, 10 + i),
+                Outcome::Denied,
+            );
+            run.feed(&denied, Category::DataAccess);
+        }
+        assert_eq!(run.flags.len(), 2, "{:#?}", run.flags);
+        let incidents = run.incidents();
+        assert_eq!(incidents.len(), 1, "{incidents:#?}");
+        let incident = &incidents[&0];
+        assert_eq!(
+            incident.kinds,
+            [FlagKind::SensitiveChange, FlagKind::FailureBurst]
+        );
+        assert_eq!(incident.entries, [0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn failed_logins_against_one_account_gather_in_the_accounts_incident() {
+        let mut run = Run::new();
+        let login = |actor: &str, account: &str, s: i64, outcome: Outcome| {
+            let mut e = ev(actor, "login", account, at(0, s), outcome);
+            e.actor.ip = Some(format!("192.0.2.{}", s % 200));
+            e
+        };
+        for i in 0..5 {
+            run.feed(
+                &login(
+                    &format!("attacker{i}"),
+                    "bob@example.com",
+                    i * 5,
+                    Outcome::Failure,
+                ),
+                Category::FailedLogin,
+            );
+        }
+        // Another attacker, then the account's owner (or the attacker) in.
+        run.feed(
+            &login("attacker9", "bob@example.com", 60, Outcome::Failure),
+            Category::FailedLogin,
+        );
+        run.feed(
+            &login("bob@example.com", "bob@example.com", 90, Outcome::Success),
+            Category::AuthSuccess,
+        );
+        // Not the same account; not a login.
+        run.feed(
+            &login("attacker9", "alice@example.com", 95, Outcome::Failure),
+            Category::FailedLogin,
+        );
+        run.feed(
+            &ev(
+                "attacker3",
+                "files:read",
+                "bob@example.com",
+                at(0, 96),
+                Outcome::Success,
+            ),
+            Category::DataAccess,
+        );
+        let incidents = run.incidents();
+        assert_eq!(incidents.len(), 1, "{incidents:#?}");
+        let incident = &incidents[&0];
+        assert_eq!(
+            incident.key,
+            Some(IncidentKey::Target("bob@example.com".into()))
+        );
+        assert_eq!(incident.entries, [0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_busy_actors_incident_ends_after_a_day() {
+        let mut run = Run::new();
+        run.feed(
+            &ev(
+                "scanner",
+                "threat.detected",
+                "host/1",
+                at(0, 0),
+                Outcome::Unknown,
+            ),
+            Category::SecurityAlert,
+        );
+        // Every 200 s, never quiet for the 300 s window, for 25 hours.
+        let steps = 25 * 3600 / 200;
+        for i in 1..=steps {
+            run.feed(
+                &ev(
+                    "scanner",
+                    "heartbeat",
+                    "host/1",
+                    at(0, i * 200),
+                    Outcome::Success,
+                ),
+                Category::Other,
+            );
+        }
+        let incidents = run.incidents();
+        let day = i64::from(ANOMALY_INCIDENT_SPAN_S_MAX) / 200;
+        assert_eq!(
+            incidents[&0].entries.len() as i64,
+            day + 1,
+            "a day of entries"
+        );
+    }
+
+    #[test]
+    fn incidents_stay_bounded_under_many_flagged_actors_and_long_incidents() {
+        let mut run = Run::new();
+        // Each of many actors raises a flag (a security alert) at once.
+        let actors = 4 * ANOMALY_INCIDENTS_OPEN_MAX as i64;
+        for i in 0..actors {
+            let alert = ev(
+                &format!("ids-{i}"),
+                "threat.detected",
+                "host/1",
+                at(0, i / 100),
+                Outcome::Unknown,
+            );
+            run.feed(&alert, Category::SecurityAlert);
+        }
+        assert_eq!(run.detector.incidents.open(), ANOMALY_INCIDENTS_OPEN_MAX);
+        assert_eq!(run.incidents().len() as i64, actors, "each reported");
+        // The most recent stay open and grow; the oldest were forgotten.
+        let grow = |run: &mut Run, actor: &str| {
+            run.feed(
+                &ev(actor, "heartbeat", "host/1", at(0, 60), Outcome::Success),
+                Category::Other,
+            )
+        };
+        let before = run.updates.len();
+        grow(&mut run, &format!("ids-{}", actors - 1));
+        grow(&mut run, "ids-0");
+        assert_eq!(run.updates.len(), before + 1, "only the recent one grew");
+
+        // One incident with endless entries lists its first and counts the rest.
+        let mut run = Run::new();
+        run.feed(
+            &ev(
+                "busy",
+                "threat.detected",
+                "host/1",
+                at(0, 0),
+                Outcome::Unknown,
+            ),
+            Category::SecurityAlert,
+        );
+        let more = 3 * ANOMALY_INCIDENT_ENTRIES_MAX;
+        for i in 1..=more as i64 {
+            run.feed(
+                &ev("busy", "heartbeat", "host/1", at(0, i), Outcome::Success),
+                Category::Other,
+            );
+        }
+        // Then a burst of denials: a flag on the full incident, citing
+        // entries that already joined it.
+        let t = more as i64;
+        for i in 1..=5 {
+            run.feed(
+                &ev(
+                    "busy",
+                    "s3:GetObject",
+                    &format!("secret{i}"),
+                    at(0, t + i),
+                    Outcome::Denied,
+                ),
+                Category::DataAccess,
+            );
+        }
+        let incidents = run.incidents();
+        assert_eq!(incidents.len(), 1, "the burst joined the open incident");
+        let incident = &incidents[&0];
+        assert!(incident.kinds.contains(&FlagKind::FailureBurst));
+        assert_eq!(incident.entries.len(), ANOMALY_INCIDENT_ENTRIES_MAX);
+        assert_eq!(incident.entries[0], 0, "the first entries are listed");
+        assert_eq!(
+            incident.unlisted as usize,
+            more + 1 + 5 - ANOMALY_INCIDENT_ENTRIES_MAX,
+            "every other entry counted once"
+        );
+    }
+}
