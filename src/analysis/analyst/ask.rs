@@ -390,26 +390,32 @@ fn time_in_question(
 /// word is not a reference to a value.
 const MIN_SLOT_SCORE: f64 = 0.5;
 
+/// Alternatives of one condition in words: "a or b or c".
+fn either<S: AsRef<str>>(values: impl Iterator<Item = S>) -> String {
+    values
+        .map(|v| v.as_ref().to_string())
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 /// The scope of a query in words, e.g. `on resource "x" in the last 24 hours (…)`.
 fn describe_filter(f: &Filter, time_text: Option<&str>) -> String {
-    let quoted = |values: &[String]| {
-        values
-            .iter()
-            .map(|v| format!("\"{v}\""))
-            .collect::<Vec<_>>()
-            .join(" or ")
-    };
+    let quoted = |values: &[String]| either(values.iter().map(|v| format!("\"{v}\"")));
     let mut parts = Vec::new();
     if let Some(c) = f.category {
         parts.push(format!("of category {c}"));
     }
     if !f.outcomes.is_empty() {
-        let o: Vec<&str> = f.outcomes.iter().map(|o| o.as_str()).collect();
-        parts.push(format!("with outcome {}", o.join(" or ")));
+        parts.push(format!(
+            "with outcome {}",
+            either(f.outcomes.iter().map(|o| o.as_str()))
+        ));
     }
     if !f.actor_kinds.is_empty() {
-        let k: Vec<&str> = f.actor_kinds.iter().map(|k| k.as_str()).collect();
-        parts.push(format!("by a {}", k.join(" or ")));
+        parts.push(format!(
+            "by a {}",
+            either(f.actor_kinds.iter().map(|k| k.as_str()))
+        ));
     }
     if !f.actors.is_empty() {
         parts.push(format!("by actor {}", quoted(&f.actors)));
@@ -418,8 +424,10 @@ fn describe_filter(f: &Filter, time_text: Option<&str>) -> String {
         parts.push(format!("with action {}", quoted(&f.actions)));
     }
     if !f.verbs.is_empty() {
-        let v: Vec<&str> = f.verbs.iter().map(|v| v.as_str()).collect();
-        parts.push(format!("whose action is a {}", v.join(" or ")));
+        parts.push(format!(
+            "whose action is a {}",
+            either(f.verbs.iter().map(|v| v.as_str()))
+        ));
     }
     if !f.services.is_empty() {
         parts.push(format!("in service {}", f.services.join(" or ")));
@@ -428,12 +436,16 @@ fn describe_filter(f: &Filter, time_text: Option<&str>) -> String {
         parts.push(format!("on resource {}", quoted(&f.resources)));
     }
     if !f.clients.is_empty() {
-        let c: Vec<&str> = f.clients.iter().map(|c| c.as_str()).collect();
-        parts.push(format!("from a {} client", c.join(" or ")));
+        parts.push(format!(
+            "from a {} client",
+            either(f.clients.iter().map(|c| c.as_str()))
+        ));
     }
     if !f.networks.is_empty() {
-        let n: Vec<String> = f.networks.iter().map(|n| n.text()).collect();
-        parts.push(format!("from network {}", n.join(" or ")));
+        parts.push(format!(
+            "from network {}",
+            either(f.networks.iter().map(|n| n.text()))
+        ));
     }
     let time = match time_text {
         Some(t) if t.starts_with("in ") || t.starts_with("on ") || t.starts_with("since ") => {

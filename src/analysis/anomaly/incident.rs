@@ -419,15 +419,10 @@ mod tests {
         // A single-event flag's incident closes after a short window.
         let short_s = i64::from(DetectorConfig::default().event_incident_idle_s);
         let mut run = Run::new();
-        let mut stop = ev(
-            "arn:aws:iam::1:user/eve",
-            "cloudtrail:StopLogging",
-            "arn:aws:cloudtrail:us-east-1:1:trail/main",
-            at(0, 0),
-            Outcome::Success,
+        run.feed(
+            &stop_logging("arn:aws:iam::1:user/eve"),
+            Category::ConfigChange,
         );
-        stop.source = "cloudtrail".into();
-        run.feed(&stop, Category::ConfigChange);
         let next = |s| {
             ev(
                 "arn:aws:iam::1:user/eve",
@@ -444,19 +439,24 @@ mod tests {
         assert_eq!(incidents[&0].entries, [0, 1]);
     }
 
-    #[test]
-    fn flags_on_one_key_within_the_window_share_one_incident() {
-        let mut run = Run::new();
-        let eve = "arn:aws:iam::1:user/eve";
+    /// `actor` stops CloudTrail logging: a single-event flag.
+    fn stop_logging(actor: &str) -> Event {
         let mut stop = ev(
-            eve,
+            actor,
             "cloudtrail:StopLogging",
             "arn:aws:cloudtrail:us-east-1:1:trail/main",
             at(0, 0),
             Outcome::Success,
         );
         stop.source = "cloudtrail".into();
-        run.feed(&stop, Category::ConfigChange);
+        stop
+    }
+
+    #[test]
+    fn flags_on_one_key_within_the_window_share_one_incident() {
+        let mut run = Run::new();
+        let eve = "arn:aws:iam::1:user/eve";
+        run.feed(&stop_logging(eve), Category::ConfigChange);
         for i in 0..5 {
             let denied = ev(
                 eve,
