@@ -65,7 +65,7 @@ OUTCOMES = ["success", "failure", "denied", "unknown"]
 FLAG_KINDS = [
     "rate_spike", "unusual_hour", "new_resource", "new_source_ip", "new_user_agent", "first_seen_pair",
     "failure_burst", "privilege_then_sensitive", "mass_read", "mass_export", "security_alert", "sensitive_change",
-    "instance_credentials_off_host",
+    "detection", "instance_credentials_off_host",
 ]
 FALCO_DEFAULT_RULE_FILES = {"falco_rules.yaml", "k8s_audit_rules.yaml", "engine_v4_k8s_audit_rules.yaml"}
 PRIORITY_ORDER = ["DEBUG", "INFORMATIONAL", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"]

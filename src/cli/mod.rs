@@ -31,6 +31,7 @@ pub(crate) mod audit;
 pub(crate) mod certs;
 pub mod client;
 pub(crate) mod cluster;
+pub(crate) mod detect;
 pub(crate) mod fsck;
 pub(crate) mod ingest;
 pub(crate) mod keygen;
@@ -150,6 +151,9 @@ pub enum Command {
     Anomalies(analysis::AnomaliesArgs),
     /// The category of entries, or of events not in the log.
     Categorize(analysis::CategorizeArgs),
+    /// Run the anomaly detector over a native audit log file here, without
+    /// a cluster and without appending: the flags it would raise.
+    Detect(detect::DetectArgs),
     /// Show the node's Raft and ledger status.
     Status,
     /// Check a stopped node's files offline: every leaf, stored hash,
@@ -275,6 +279,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Summarize(args) => analysis::summarize(&global, &args).await,
         Command::Anomalies(args) => analysis::anomalies(&global, &args).await,
         Command::Categorize(args) => analysis::categorize(&global, &args).await,
+        Command::Detect(args) => detect::run(&global, &args),
         Command::Status => status::run(&global).await,
         Command::Fsck(args) => fsck::run(&global, &args),
         Command::Cluster(ClusterCommand::Up(args)) => cluster::up(&args).await,

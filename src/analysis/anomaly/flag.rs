@@ -18,12 +18,14 @@ pub enum FlagKind {
     MassExport,
     SecurityAlert,
     SensitiveChange,
+    /// A detection of the catalogue (`catalogue/*.toml`) fired.
+    Detection,
     InstanceCredentialsOffHost,
 }
 
 impl FlagKind {
     #[cfg(test)]
-    pub const ALL: [FlagKind; 13] = [
+    pub const ALL: [FlagKind; 14] = [
         FlagKind::RateSpike,
         FlagKind::UnusualHour,
         FlagKind::NewResource,
@@ -36,6 +38,7 @@ impl FlagKind {
         FlagKind::MassExport,
         FlagKind::SecurityAlert,
         FlagKind::SensitiveChange,
+        FlagKind::Detection,
         FlagKind::InstanceCredentialsOffHost,
     ];
 
@@ -53,6 +56,7 @@ impl FlagKind {
             FlagKind::MassExport => "mass_export",
             FlagKind::SecurityAlert => "security_alert",
             FlagKind::SensitiveChange => "sensitive_change",
+            FlagKind::Detection => "detection",
             FlagKind::InstanceCredentialsOffHost => "instance_credentials_off_host",
         }
     }

@@ -207,6 +207,7 @@ fn idle_s(config: &DetectorConfig, kind: FlagKind) -> u32 {
         }
         FlagKind::SecurityAlert
         | FlagKind::SensitiveChange
+        | FlagKind::Detection
         | FlagKind::UnusualHour
         | FlagKind::NewResource
         | FlagKind::NewSourceIp

@@ -106,6 +106,7 @@
 mod actor;
 mod baseline;
 mod burst;
+mod catalogue;
 mod config;
 mod flag;
 mod incident;
@@ -114,9 +115,12 @@ mod sensitive;
 mod sequence;
 mod state;
 
+pub use self::catalogue::Catalogue;
 pub use self::config::DetectorConfig;
 pub use self::flag::{Flag, FlagKind};
 pub use self::incident::{IncidentKey, IncidentUpdate};
+
+use std::sync::Arc;
 
 use self::actor::{actor_flags, ActorState, TargetState};
 use self::incident::Incidents;
@@ -131,6 +135,7 @@ const NANOS_PER_S: i64 = 1_000_000_000;
 /// The streaming detector. See the module documentation.
 pub struct Detector {
     config: DetectorConfig,
+    catalogue: Arc<Catalogue>,
     actors: Lru<ActorState>,
     targets: Lru<TargetState>,
     incidents: Incidents,
@@ -140,11 +145,18 @@ impl Detector {
     /// A detector with `config`, clamped to the limits; a setting outside
     /// them is said, naming the setting and its limit.
     pub fn new(config: DetectorConfig) -> Detector {
+        Detector::with_catalogue(config, Catalogue::builtin())
+    }
+
+    /// A detector with `config` and the detections of `catalogue` instead
+    /// of the built-in ones.
+    pub fn with_catalogue(config: DetectorConfig, catalogue: Arc<Catalogue>) -> Detector {
         if let Err(e) = config.validate() {
             tracing::warn!(error = %e, "anomaly detector setting clamped to its limit");
         }
         Detector {
             config: config.clamped(),
+            catalogue,
             actors: Lru::new(ANOMALY_ACTORS_MAX),
             targets: Lru::new(ANOMALY_TARGETS_MAX),
             incidents: Incidents::new(),
@@ -203,6 +215,25 @@ impl Detector {
                 format!(
                     "{} {}: {} on {}",
                     event.actor.id, found.what, event.action, event.resource
+                ),
+                vec![index],
+            ));
+        }
+        let hits = self.catalogue.hits(event);
+        if let Some(top) = hits.first() {
+            let named: Vec<String> = hits
+                .iter()
+                .map(|h| format!("{} [{}]", h.what, h.id))
+                .collect();
+            flags.push(e.flag(
+                FlagKind::Detection,
+                top.score,
+                format!(
+                    "{} {}: {} on {}",
+                    event.actor.id,
+                    named.join("; "),
+                    event.action,
+                    event.resource
                 ),
                 vec![index],
             ));

@@ -1,0 +1,764 @@
+//! The catalogue of detections: known attack steps and risky changes,
+//! written as data (`catalogue/*.toml`, one file per platform) rather than
+//! as code, so that a detection reads like the behaviour it names and a new
+//! one is a table entry, not a function.
+//!
+//! A detection fires on a single event: its `source` (the ingest format),
+//! its `action` (patterns over `Event.action`), the outcomes it cares
+//! about, and conditions over the event's native fields (`Event.details`,
+//! which ingest keeps verbatim) or its common ones (`@actor`, `@action`,
+//! `@resource`, `@ip`, `@user_agent`, `@actor_kind`, `@outcome`).
+//!
+//! ```toml
+//! [[detection]]
+//! id = "aws.iam.admin_policy_attached"
+//! what = "attached the AdministratorAccess policy"
+//! score = 0.8
+//! source = ["cloudtrail"]
+//! action = ["iam:Attach*Policy"]
+//! all = [{ path = "requestParameters.policyArn", like = ["*/AdministratorAccess"] }]
+//! ```
+//!
+//! # Conditions
+//! A condition names a `path` (dotted, or a list of keys when a key holds a
+//! dot) and exactly one test: `is` (one of the strings), `like` (one of the
+//! patterns, `*` any run of characters), `contains` (one of the strings as
+//! a substring), `exists` (present and not null, or not), `is_true` (JSON
+//! `true` or the string "true"), or `public_ip` (an address outside the
+//! private, loopback, link-local and unspecified ranges). Or it is `any`: a
+//! list of conditions, one of which must hold. Strings compare without
+//! regard to ASCII case, as pipelines differ in how they case values.
+//! Where a path crosses an array, each element is tried; a leaf that is an
+//! array holds when one element does; a number or boolean compares as its
+//! JSON text, and so does an object for `contains`.
+//!
+//! A detection holds when every `all` condition holds, at least one `any`
+//! condition (if it has any), and no `none` condition. `outcome` lists the
+//! outcomes it fires on; by default those of a change that took effect
+//! (`success` and `unknown`): a refused attempt changed nothing, and
+//! repeated refusals are the failure burst's business.
+//!
+//! # Validation
+//! [`Catalogue::parse`] refuses, naming the detection, a duplicate id, a
+//! score outside (0, 1], an unknown source or outcome, an empty pattern
+//! list, or a condition without exactly one test. The built-in catalogue is
+//! parsed once, on first use; a unit test parses it, so a bad table fails
+//! the suite rather than a node.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::ledger::event::{Event, Outcome};
+
+/// The built-in tables, one per platform.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "aws_identity.toml",
+        include_str!("catalogue/aws_identity.toml"),
+    ),
+    (
+        "aws_infrastructure.toml",
+        include_str!("catalogue/aws_infrastructure.toml"),
+    ),
+    ("kubernetes.toml", include_str!("catalogue/kubernetes.toml")),
+    ("gcp.toml", include_str!("catalogue/gcp.toml")),
+    ("github.toml", include_str!("catalogue/github.toml")),
+    ("okta.toml", include_str!("catalogue/okta.toml")),
+];
+
+/// The ingest formats a detection may name (`Event.source` as ingest
+/// writes it).
+const SOURCES: &[&str] = &[
+    "cloudtrail",
+    "k8s-audit",
+    "gcp-audit",
+    "github-audit",
+    "okta",
+    "auditd",
+];
+
+/// Why a table was refused.
+#[derive(Debug, Error)]
+pub enum CatalogueError {
+    #[error("{file}: not a detection table: {source}")]
+    Syntax {
+        file: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{file}: detection {id:?}: {problem}")]
+    Invalid {
+        file: String,
+        id: String,
+        problem: String,
+    },
+}
+
+/// What a detection that fired says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit<'a> {
+    pub id: &'a str,
+    pub what: &'a str,
+    pub score: f32,
+}
+
+/// Every detection, in table order.
+#[derive(Debug)]
+pub struct Catalogue {
+    detections: Vec<Detection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Table {
+    #[serde(default)]
+    detection: Vec<Detection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Detection {
+    id: String,
+    what: String,
+    score: f32,
+    source: Vec<String>,
+    /// Patterns over `Event.action` (as `like`); empty: any action.
+    #[serde(default)]
+    action: Vec<String>,
+    #[serde(default)]
+    outcome: Option<Vec<String>>,
+    #[serde(default)]
+    all: Vec<Condition>,
+    #[serde(default)]
+    any: Vec<Condition>,
+    #[serde(default)]
+    none: Vec<Condition>,
+    /// The ATT&CK technique, for the reader; not matched on.
+    #[serde(default)]
+    #[allow(dead_code)]
+    mitre: Option<String>,
+    /// Where the behaviour comes from, for the reader; not matched on.
+    #[serde(default)]
+    #[allow(dead_code)]
+    after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Condition {
+    #[serde(default)]
+    path: Option<FieldPath>,
+    #[serde(default)]
+    is: Option<Vec<String>>,
+    #[serde(default)]
+    like: Option<Vec<String>>,
+    #[serde(default)]
+    contains: Option<Vec<String>>,
+    #[serde(default)]
+    exists: Option<bool>,
+    #[serde(default)]
+    is_true: Option<bool>,
+    #[serde(default)]
+    public_ip: Option<bool>,
+    #[serde(default)]
+    any: Option<Vec<Condition>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FieldPath {
+    Dotted(String),
+    Keys(Vec<String>),
+}
+
+impl FieldPath {
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            FieldPath::Dotted(s) => s.split('.').collect(),
+            FieldPath::Keys(k) => k.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl Catalogue {
+    /// The built-in catalogue (`catalogue/*.toml`), parsed on first use.
+    pub fn builtin() -> Arc<Catalogue> {
+        static BUILT: OnceLock<Arc<Catalogue>> = OnceLock::new();
+        BUILT
+            .get_or_init(|| {
+                // The tables are compiled in and parsed by a unit test
+                // (`builtin_tables_parse`), so this holds in any build that
+                // passed the suite.
+                Arc::new(
+                    Catalogue::parse(BUILTIN).expect("the built-in detection tables are valid"),
+                )
+            })
+            .clone()
+    }
+
+    /// The detections of `tables` (file name, TOML text), checked.
+    pub fn parse(tables: &[(&str, &str)]) -> Result<Catalogue, CatalogueError> {
+        let mut detections = Vec::new();
+        let mut ids = HashSet::new();
+        for (file, text) in tables {
+            let table: Table = toml::from_str(text).map_err(|source| CatalogueError::Syntax {
+                file: file.to_string(),
+                source,
+            })?;
+            for d in table.detection {
+                let invalid = |problem: String| CatalogueError::Invalid {
+                    file: file.to_string(),
+                    id: d.id.clone(),
+                    problem,
+                };
+                if !ids.insert(d.id.clone()) {
+                    return Err(invalid("the id is used twice".into()));
+                }
+                d.check().map_err(invalid)?;
+                detections.push(d);
+            }
+        }
+        Ok(Catalogue { detections })
+    }
+
+    /// How many detections it holds.
+    pub fn len(&self) -> usize {
+        self.detections.len()
+    }
+
+    /// The detections `event` fires, highest score first (ties in table
+    /// order).
+    pub fn hits(&self, event: &Event) -> Vec<Hit<'_>> {
+        let mut hits: Vec<Hit> = self
+            .detections
+            .iter()
+            .filter(|d| d.fires(event))
+            .map(|d| Hit {
+                id: &d.id,
+                what: &d.what,
+                score: d.score,
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits
+    }
+}
+
+impl Detection {
+    fn check(&self) -> Result<(), String> {
+        if self.what.trim().is_empty() {
+            return Err("`what` is empty".into());
+        }
+        if !(self.score > 0.0 && self.score <= 1.0) {
+            return Err(format!("score {} is outside (0, 1]", self.score));
+        }
+        if self.source.is_empty() {
+            return Err("`source` is empty".into());
+        }
+        if let Some(s) = self.source.iter().find(|s| !SOURCES.contains(&s.as_str())) {
+            return Err(format!(
+                "unknown source {s:?} (known: {})",
+                SOURCES.join(", ")
+            ));
+        }
+        if let Some(outcomes) = &self.outcome {
+            if outcomes.is_empty() {
+                return Err("`outcome` is empty".into());
+            }
+            for o in outcomes {
+                o.parse::<Outcome>()
+                    .map_err(|_| format!("unknown outcome {o:?}"))?;
+            }
+        }
+        if self.action.iter().any(|p| p.is_empty()) {
+            return Err("an empty action pattern".into());
+        }
+        for c in self.all.iter().chain(&self.any).chain(&self.none) {
+            c.check()?;
+        }
+        Ok(())
+    }
+
+    fn fires(&self, event: &Event) -> bool {
+        if !self.source.iter().any(|s| *s == event.source) {
+            return false;
+        }
+        let outcome_ok = match &self.outcome {
+            Some(list) => list
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(event.outcome.as_str())),
+            None => matches!(event.outcome, Outcome::Success | Outcome::Unknown),
+        };
+        if !outcome_ok {
+            return false;
+        }
+        if !self.action.is_empty() && !self.action.iter().any(|p| like(&event.action, p)) {
+            return false;
+        }
+        self.all.iter().all(|c| c.holds(event))
+            && (self.any.is_empty() || self.any.iter().any(|c| c.holds(event)))
+            && !self.none.iter().any(|c| c.holds(event))
+    }
+}
+
+impl Condition {
+    fn tests(&self) -> usize {
+        [
+            self.is.is_some(),
+            self.like.is_some(),
+            self.contains.is_some(),
+            self.exists.is_some(),
+            self.is_true.is_some(),
+            self.public_ip.is_some(),
+            self.any.is_some(),
+        ]
+        .iter()
+        .filter(|t| **t)
+        .count()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.tests() != 1 {
+            return Err(format!(
+                "a condition on {:?} needs exactly one test (is, like, contains, exists, \
+                 is_true, public_ip or any), not {}",
+                self.path,
+                self.tests()
+            ));
+        }
+        if let Some(group) = &self.any {
+            if self.path.is_some() {
+                return Err("an `any` group takes no path (its conditions have their own)".into());
+            }
+            if group.is_empty() {
+                return Err("an empty `any` group".into());
+            }
+            return group.iter().try_for_each(Condition::check);
+        }
+        let Some(path) = &self.path else {
+            return Err("a condition without a path".into());
+        };
+        let keys = path.keys();
+        if keys.is_empty() || keys.iter().any(|k| k.is_empty()) {
+            return Err(format!("an empty key in path {path:?}"));
+        }
+        if let Some(special) = keys[0].strip_prefix('@') {
+            if keys.len() != 1 || !COMMON_FIELDS.contains(&special) {
+                return Err(format!(
+                    "unknown common field {:?} (known: @{})",
+                    keys.join("."),
+                    COMMON_FIELDS.join(", @")
+                ));
+            }
+        }
+        for list in [&self.is, &self.like, &self.contains].into_iter().flatten() {
+            if list.is_empty() {
+                return Err(format!("an empty list of values for {path:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn holds(&self, event: &Event) -> bool {
+        if let Some(group) = &self.any {
+            return group.iter().any(|c| c.holds(event));
+        }
+        let Some(path) = &self.path else {
+            return false;
+        };
+        let keys = path.keys();
+        let mut values: Vec<Leaf> = Vec::new();
+        match keys[0].strip_prefix('@') {
+            Some(common) => {
+                if let Some(s) = common_field(event, common) {
+                    values.push(Leaf::Text(s));
+                }
+            }
+            None => collect(&event.details, &keys, &mut values),
+        }
+        if let Some(present) = self.exists {
+            return values.iter().any(|v| !matches!(v, Leaf::Json(Value::Null))) == present;
+        }
+        values.iter().any(|v| self.test(v))
+    }
+
+    fn test(&self, leaf: &Leaf) -> bool {
+        if let Some(want) = self.is_true {
+            let truth = match leaf {
+                Leaf::Json(Value::Bool(b)) => *b,
+                other => other.text().eq_ignore_ascii_case("true"),
+            };
+            return truth == want;
+        }
+        if let Some(want) = self.public_ip {
+            return match leaf.text().parse::<IpAddr>() {
+                Ok(ip) => is_public(&ip) == want,
+                Err(_) => false,
+            };
+        }
+        let text = leaf.text();
+        if let Some(list) = &self.is {
+            return list.iter().any(|v| v.eq_ignore_ascii_case(&text));
+        }
+        if let Some(list) = &self.like {
+            return list.iter().any(|p| like(&text, p));
+        }
+        if let Some(list) = &self.contains {
+            let lower = text.to_ascii_lowercase();
+            return list.iter().any(|v| lower.contains(&v.to_ascii_lowercase()));
+        }
+        false
+    }
+}
+
+/// The common fields a path may name with `@`.
+const COMMON_FIELDS: &[&str] = &[
+    "actor",
+    "actor_kind",
+    "action",
+    "resource",
+    "ip",
+    "user_agent",
+    "outcome",
+];
+
+fn common_field<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
+    match name {
+        "actor" => Some(&event.actor.id),
+        "actor_kind" => event.actor.kind.as_deref(),
+        "action" => Some(&event.action),
+        "resource" => Some(&event.resource),
+        "ip" => event.actor.ip.as_deref(),
+        "user_agent" => event.actor.user_agent.as_deref(),
+        "outcome" => Some(event.outcome.as_str()),
+        _ => None,
+    }
+}
+
+/// A value a condition tests.
+enum Leaf<'a> {
+    Text(&'a str),
+    Json(&'a Value),
+}
+
+impl Leaf<'_> {
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Leaf::Text(s) => (*s).into(),
+            Leaf::Json(Value::String(s)) => s.as_str().into(),
+            Leaf::Json(v) => v.to_string().into(),
+        }
+    }
+}
+
+/// Every value at `keys` below `details`, fanning out over arrays.
+fn collect<'a>(details: &'a Map<String, Value>, keys: &[&str], out: &mut Vec<Leaf<'a>>) {
+    let Some((first, rest)) = keys.split_first() else {
+        return;
+    };
+    if let Some(v) = value_at_key(details, first) {
+        descend(v, rest, out);
+    }
+}
+
+fn descend<'a>(value: &'a Value, keys: &[&str], out: &mut Vec<Leaf<'a>>) {
+    match (value, keys.split_first()) {
+        (Value::Array(items), _) => items.iter().for_each(|v| descend(v, keys, out)),
+        (_, None) => out.push(Leaf::Json(value)),
+        (Value::Object(map), Some((first, rest))) => {
+            if let Some(v) = value_at_key(map, first) {
+                descend(v, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One key below an object, exactly or ASCII case-insensitively (as
+/// `details::field` reads keys).
+fn value_at_key<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any run of
+/// characters; ASCII case-insensitive.
+fn like(text: &str, pattern: &str) -> bool {
+    let (text, pattern) = (text.to_ascii_lowercase(), pattern.to_ascii_lowercase());
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return text == pattern;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    if !text.ends_with(last) {
+        return false;
+    }
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Outside the private, loopback, link-local, unspecified and shared
+/// (carrier-grade NAT) ranges. The documentation ranges count as public:
+/// examples and test fixtures use them to stand for internet addresses.
+fn is_public(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (s & 0xfe00) == 0xfc00
+                || (s & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::event::Actor;
+    use serde_json::json;
+
+    fn event(source: &str, action: &str, outcome: Outcome, details: Value) -> Event {
+        Event {
+            time_unix_nanos: 1,
+            actor: Actor {
+                id: "alice".into(),
+                kind: Some("IAMUser".into()),
+                ip: Some("8.8.8.8".into()),
+                user_agent: Some("aws-cli/2".into()),
+            },
+            action: action.into(),
+            resource: "r".into(),
+            outcome,
+            source: source.into(),
+            details: details.as_object().cloned().unwrap_or_default(),
+            idempotency_key: None,
+        }
+    }
+
+    fn one(table: &str) -> Catalogue {
+        Catalogue::parse(&[("t.toml", table)]).unwrap()
+    }
+
+    #[test]
+    fn builtin_tables_parse() {
+        let c = Catalogue::parse(BUILTIN).unwrap();
+        assert!(c.len() >= 100, "only {} detections", c.len());
+        assert_eq!(Catalogue::builtin().len(), c.len());
+    }
+
+    #[test]
+    fn patterns_match_with_stars_anywhere() {
+        assert!(like("iam:AttachUserPolicy", "iam:attach*policy"));
+        assert!(like("iam:AttachUserPolicy", "*"));
+        assert!(like("abc", "a*b*c"));
+        assert!(!like("ac", "a*b*c"));
+        assert!(!like("ab", "ab*b"));
+        assert!(like("abb", "ab*b"));
+        assert!(!like("iam:DetachUserPolicy", "iam:Attach*"));
+        assert!(like("x", "x"));
+        assert!(!like("xy", "x"));
+    }
+
+    #[test]
+    fn conditions_reach_through_arrays_and_nested_objects() {
+        let c = one(r#"
+            [[detection]]
+            id = "layers"
+            what = "added a layer"
+            score = 0.6
+            source = ["cloudtrail"]
+            action = ["lambda:UpdateFunctionConfiguration*"]
+            all = [{ path = "responseElements.layers.arn", like = ["arn:aws:lambda:*:layer:*"] }]
+            none = [{ path = "@actor", is = ["deployer"] }]
+        "#);
+        let with = json!({"responseElements": {"layers": [{"arn": "x"}, {"arn": "arn:aws:lambda:us-west-2:1:layer:evil:1"}]}});
+        let e = event(
+            "cloudtrail",
+            "lambda:UpdateFunctionConfiguration20150331v2",
+            Outcome::Success,
+            with.clone(),
+        );
+        assert_eq!(c.hits(&e).len(), 1);
+        let without = json!({"responseElements": {"layers": []}});
+        assert!(c
+            .hits(&event(
+                "cloudtrail",
+                "lambda:UpdateFunctionConfiguration",
+                Outcome::Success,
+                without
+            ))
+            .is_empty());
+        let mut deployer = e.clone();
+        deployer.actor.id = "deployer".into();
+        assert!(c.hits(&deployer).is_empty(), "a `none` condition vetoes");
+        let refused = event(
+            "cloudtrail",
+            "lambda:UpdateFunctionConfiguration",
+            Outcome::Denied,
+            with.clone(),
+        );
+        assert!(
+            c.hits(&refused).is_empty(),
+            "by default only changes that took effect"
+        );
+        let other = event(
+            "k8s-audit",
+            "lambda:UpdateFunctionConfiguration",
+            Outcome::Success,
+            with,
+        );
+        assert!(c.hits(&other).is_empty(), "another source");
+    }
+
+    #[test]
+    fn every_kind_of_test() {
+        let c = one(r#"
+            [[detection]]
+            id = "all-tests"
+            what = "w"
+            score = 1.0
+            source = ["okta"]
+            outcome = ["failure"]
+            all = [
+              { path = "a", is = ["Yes"] },
+              { path = "b", contains = ["MID"] },
+              { path = "c", exists = true },
+              { path = "d", exists = false },
+              { path = "e", is_true = true },
+              { path = "@ip", public_ip = true },
+              { path = ["f.g"], is = ["3"] },
+              { any = [{ path = "h", is = ["no"] }, { path = "i", like = ["*z"] }] },
+            ]
+        "#);
+        let details = json!({"a": "yes", "b": {"x": "a-mid-b"}, "c": 0, "d": null, "e": "TRUE", "f.g": 3, "i": "xyz"});
+        let e = event("okta", "any.action", Outcome::Failure, details.clone());
+        assert_eq!(
+            c.hits(&e),
+            vec![Hit {
+                id: "all-tests",
+                what: "w",
+                score: 1.0
+            }]
+        );
+        assert!(
+            c.hits(&event("okta", "x", Outcome::Success, details.clone()))
+                .is_empty(),
+            "outcome listed"
+        );
+        let mut private = e.clone();
+        private.actor.ip = Some("10.1.2.3".into());
+        assert!(c.hits(&private).is_empty(), "private address");
+        for (key, value) in [
+            ("a", json!("no")),
+            ("b", json!("low")),
+            ("e", json!(false)),
+            ("i", json!("xy")),
+        ] {
+            let mut d = details.clone();
+            d[key] = value;
+            assert!(
+                c.hits(&event("okta", "x", Outcome::Failure, d)).is_empty(),
+                "{key}"
+            );
+        }
+        let mut d = details.clone();
+        d["d"] = json!("now present");
+        assert!(
+            c.hits(&event("okta", "x", Outcome::Failure, d)).is_empty(),
+            "exists = false"
+        );
+    }
+
+    #[test]
+    fn bad_tables_are_refused_naming_the_detection() {
+        let base =
+            "[[detection]]\nid = \"d\"\nwhat = \"w\"\nscore = 0.5\nsource = [\"cloudtrail\"]\n";
+        for (extra, problem) in [
+            ("all = [{ path = \"a\" }]", "exactly one test"),
+            (
+                "all = [{ path = \"a\", is = [\"x\"], like = [\"y\"] }]",
+                "exactly one test",
+            ),
+            (
+                "all = [{ path = \"@nope\", is = [\"x\"] }]",
+                "unknown common field",
+            ),
+            ("all = [{ path = \"a\", is = [] }]", "empty list"),
+            ("outcome = [\"maybe\"]", "unknown outcome"),
+            ("all = [{ any = [] }]", "empty `any`"),
+        ] {
+            let err = Catalogue::parse(&[("t.toml", &format!("{base}{extra}\n"))]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("detection \"d\"") && text.contains(problem),
+                "{extra}: {text}"
+            );
+        }
+        let twice = format!("{base}{base}");
+        assert!(Catalogue::parse(&[("t.toml", &twice)])
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        let bad_score = base.replace("0.5", "1.5");
+        assert!(Catalogue::parse(&[("t.toml", &bad_score)])
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
+        let bad_source = base.replace("cloudtrail", "syslog");
+        assert!(Catalogue::parse(&[("t.toml", &bad_source)])
+            .unwrap_err()
+            .to_string()
+            .contains("unknown source"));
+        assert!(matches!(
+            Catalogue::parse(&[("t.toml", "[[detection]]\nid = 3\n")]),
+            Err(CatalogueError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn public_addresses_exclude_private_and_documentation_ranges() {
+        for ip in ["8.8.8.8", "2600::1", "52.1.2.3", "203.0.113.7"] {
+            assert!(is_public(&ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(!is_public(&ip.parse().unwrap()), "{ip}");
+        }
+    }
+}
