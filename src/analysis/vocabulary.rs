@@ -250,24 +250,20 @@ const QUESTION_VERBS: &[(&[&str], &[Verb])] = &[
     ),
     (
         &[
-            "change",
-            "changed",
-            "changing",
-            "changes",
-            "modify",
-            "modified",
-            "modifying",
-            "alter",
-            "altered",
-            "write",
-            "wrote",
-            "writes",
-            "written",
+            "change", "changed", "changing", "changes", "write", "wrote", "writes", "written",
         ],
         ANY_WRITE,
     ),
     (
+        // To modify or alter is to change what exists, not to create or
+        // delete it; "changed" and "wrote" stay any write.
         &[
+            "modify",
+            "modified",
+            "modifying",
+            "modifies",
+            "alter",
+            "altered",
             "update",
             "updated",
             "updating",
@@ -930,6 +926,11 @@ mod tests {
         assert_ne!(Verb::of_action("kms:ScheduleKeyDeletion"), Some(Verb::Get));
         assert_eq!(Verb::of_action("signin:ConsoleLogin"), None);
         assert_eq!(Verb::of_action(""), None);
+        // A question's "modified" is a change of what exists; "changed"
+        // is any write.
+        assert_eq!(question_verbs("modified"), Some(&[Verb::Change][..]));
+        assert_eq!(question_verbs("altered"), Some(&[Verb::Change][..]));
+        assert_eq!(question_verbs("changed"), Some(ANY_WRITE));
     }
 
     #[test]

@@ -221,6 +221,18 @@ mod tests {
                     "2024-01-18 04:00",
                 ),
                 (
+                    "Was anything done between 2 and 4 a.m. on Jan 18, 2024?",
+                    "between 2 and 4 a.m. on Jan 18, 2024",
+                    "2024-01-18 02:00",
+                    "2024-01-18 04:00",
+                ),
+                (
+                    "Who logged in from 9 to 11:30pm yesterday?",
+                    "from 9 to 11:30pm yesterday",
+                    "2026-11-28 21:00",
+                    "2026-11-28 23:30",
+                ),
+                (
                     "How many IAM API calls were there in 2019?",
                     "in 2019",
                     "2019-01-01 00:00",

@@ -65,7 +65,7 @@ fn quantity() -> String {
 
 static RULES: LazyLock<Vec<(Regex, Rule, NeedsConnector)>> = LazyLock::new(|| {
     let q = quantity();
-    let rules: [(String, Rule, NeedsConnector); 13] = [
+    let rules: [(String, Rule, NeedsConnector); 14] = [
         (
             format!(r"\b(?:(?:in|over|during|within|for)\s+)?(?:the\s+)?(?:last|past|previous|prior)\s+{q}"),
             rolling_quantity,
@@ -127,6 +127,14 @@ static RULES: LazyLock<Vec<(Regex, Rule, NeedsConnector)>> = LazyLock::new(|| {
             clock,
             always,
         ),
+        (
+            // A bare hour that takes the a.m. or p.m. of the clock time it
+            // is paired with ("between 2 and 4 a.m."); only the hour is the
+            // atom (`head`), the other end is matched again on its own.
+            r"\b(?P<head>(?P<h>\d{1,2}))\s*(?:and|to|until|till|through|-|\u{2013})\s*\d{1,2}(?::\d{2})?\s*(?P<ampm>[ap]\.m\.|[ap]m\b)".to_owned(),
+            clock,
+            always,
+        ),
     ];
     rules
         .into_iter()
@@ -142,7 +150,11 @@ pub(super) fn find_atoms(question: &str, now: OffsetDateTime) -> Vec<Atom> {
     let mut atoms = Vec::new();
     for (regex, rule, needs_connector) in RULES.iter() {
         for caps in regex.captures_iter(question) {
-            let Some(whole) = caps.get(0) else { continue };
+            // A rule may name the atom's own part (`head`) within what it
+            // matched.
+            let Some(whole) = caps.name("head").or_else(|| caps.get(0)) else {
+                continue;
+            };
             let value = rule(&caps, now);
             let needs_connector = needs_connector(&caps);
             // Clock times are the instants that need a connector (a full
