@@ -183,14 +183,17 @@ pub const SUMMARY_NOTABLE_MAX: usize = 10;
 /// first. Flags are recomputed from the log at start, so none is lost.
 pub const FLAGS_KEPT_MAX: usize = 100_000;
 
-/// Entry indices listed across the kept flags, summed (16 MB). A flag lists
-/// every entry of its incident, up to [`ANOMALY_INCIDENT_ENTRIES_MAX`], so
+/// Entry indices listed across the kept flags, evidence and context, summed
+/// (16 MB). A flag lists every entry of its incident, up to
+/// [`ANOMALY_INCIDENT_ENTRIES_MAX`] and [`ANOMALY_INCIDENT_CONTEXT_MAX`], so
 /// [`FLAGS_KEPT_MAX`] full ones would take 800 MB; past this the oldest
 /// flags go first, as past [`FLAGS_KEPT_MAX`].
 pub const FLAG_ENTRIES_KEPT_MAX: usize = 2_000_000;
 
 // The newest incidents always fit whole.
-const _: () = assert!(FLAG_ENTRIES_KEPT_MAX >= 16 * ANOMALY_INCIDENT_ENTRIES_MAX);
+const _: () = assert!(
+    FLAG_ENTRIES_KEPT_MAX >= 16 * (ANOMALY_INCIDENT_ENTRIES_MAX + ANOMALY_INCIDENT_CONTEXT_MAX)
+);
 
 /// New flags buffered per `Anomalies` follower before it is told it fell
 /// behind.
@@ -276,6 +279,13 @@ pub const ANOMALY_INCIDENTS_OPEN_MAX: usize = 512;
 /// listing them, so one busy actor cannot fill memory.
 pub const ANOMALY_INCIDENT_ENTRIES_MAX: usize = 1024;
 
+/// Context entries one incident lists (`anomaly/incident.rs`): the actor's
+/// other entries while a single-event incident is open, which raised no
+/// flag of the incident's level. The first this many are listed, enough to
+/// see what the actor did around the flagged events; later ones are not
+/// listed, as context is for reading, not for export.
+pub const ANOMALY_INCIDENT_CONTEXT_MAX: usize = 256;
+
 /// Longest quiet gap, seconds of event time, after which an incident stops
 /// growing, for any setting: the longest detector window, since a window
 /// flag's incident stays open for its own window.
@@ -290,8 +300,8 @@ pub const ANOMALY_INCIDENT_SPAN_S_MAX: u32 = 24 * 3600;
 /// of its name, three windows of 24-byte entries, the exact-resource set and
 /// three baseline sets of 8-byte hashes, 24 hour counters and fixed fields;
 /// per target its name and one window; per open incident two copies of its
-/// key (a name and a tag), its listed entries and fixed fields. Hash-table
-/// overhead comes on top (at most about twice this).
+/// key (a name and a tag), its listed entries and context, and fixed
+/// fields. Hash-table overhead comes on top (at most about twice this).
 pub const ANOMALY_STATE_BYTES_MAX: usize = ANOMALY_ACTORS_MAX
     * (2 * FIELD_BYTES_MAX
         + 3 * ANOMALY_WINDOW_EVENTS_MAX * 24
@@ -301,7 +311,9 @@ pub const ANOMALY_STATE_BYTES_MAX: usize = ANOMALY_ACTORS_MAX
         + 256)
     + ANOMALY_TARGETS_MAX * (2 * FIELD_BYTES_MAX + ANOMALY_WINDOW_EVENTS_MAX * 24 + 64)
     + ANOMALY_INCIDENTS_OPEN_MAX
-        * (2 * (FIELD_BYTES_MAX + 8) + ANOMALY_INCIDENT_ENTRIES_MAX * 8 + 64);
+        * (2 * (FIELD_BYTES_MAX + 8)
+            + (ANOMALY_INCIDENT_ENTRIES_MAX + ANOMALY_INCIDENT_CONTEXT_MAX) * 8
+            + 64);
 
 const _: () = assert!(ANOMALY_FLAG_ENTRIES_MAX <= ANOMALY_WINDOW_EVENTS_MAX);
 // A flag's cited entries always fit in its incident, with room to grow.

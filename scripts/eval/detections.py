@@ -99,8 +99,9 @@ def score(binary, records, log_type, tables=()):
         raise RuntimeError(f"detect failed on {log_type}: {run.stderr.strip()}")
     raised = defaultdict(list)
     for line in run.stdout.splitlines():
-        f = json.loads(line)
-        raised[f["record"]].append(f)
+        update = json.loads(line)
+        for f in update.get("flags", [update] if "kind" in update else []):
+            raised[update["record"]].append(f)
     skipped = {int(l.split("record ")[1].split(":")[0].split(" ")[0])
                for l in run.stderr.splitlines() if l.startswith("skipped:") and "record " in l}
     rows = []

@@ -10,8 +10,11 @@ src/analysis/anomaly/mod.rs):
 - incident recall: share of labelled incidents with at least one entry cited by a flag;
 - entry recall: share of labelled malicious entries cited by a flag (how much of each
   incident's evidence an analyst exporting the flags gets);
-- benign cited: share of benign entries cited by a flag (what the analyst must read
-  through).
+- benign cited: share of benign entries cited by a flag as evidence (what the analyst
+  must read through, and what an export of the evidence would sweep in);
+- benign in context: benign entries a flag lists only as context (the actor's other
+  entries while a single-event incident was open; see src/analysis/anomaly/incident.rs),
+  reported beside, not counted as cited.
 
 Labelled sets:
 - Falco traces: a positive trace (eval_analysis.falco_positive) is one incident whose
@@ -32,6 +35,11 @@ def cited(flags, min_score=REVIEW_SCORE):
     return {i for f in flags if f["score"] >= min_score for i in f["entries"]}
 
 
+def in_context(flags, min_score=REVIEW_SCORE):
+    """Entry indices a flag scoring at least `min_score` lists as context."""
+    return {i for f in flags if f["score"] >= min_score for i in f.get("context", [])}
+
+
 def share(part, whole):
     return None if whole == 0 else part / whole
 
@@ -40,6 +48,7 @@ def incident_figures(flags, incidents, benign, min_score=REVIEW_SCORE):
     """Figures of one labelled set. `incidents`: one list of malicious entry indices per
     incident; `benign`: the set's benign entry indices."""
     seen = cited(flags, min_score)
+    context = in_context(flags, min_score) - seen
     malicious = {i for inc in incidents for i in inc}
     benign = set(benign)
     if malicious & benign:
@@ -55,6 +64,7 @@ def incident_figures(flags, incidents, benign, min_score=REVIEW_SCORE):
         "benign_entries": len(benign),
         "benign_cited": len(benign & seen),
         "benign_cited_share": share(len(benign & seen), len(benign)),
+        "benign_context": len(benign & context),
         "min_score": min_score,
     }
 
@@ -122,7 +132,8 @@ def report_lines(figures):
         lines.append(
             f"    {title:<15} incidents {pct(f['incident_recall'])} ({f['incidents_detected']}/{f['incidents']})"
             f"  malicious entries {pct(f['entry_recall'])} ({f['malicious_cited']}/{f['malicious_entries']})"
-            f"  benign cited {pct(f['benign_cited_share'])} ({f['benign_cited']}/{f['benign_entries']})")
+            f"  benign cited {pct(f['benign_cited_share'])} ({f['benign_cited']}/{f['benign_entries']})"
+            f"  benign in context {f.get('benign_context', 0)}")
     return lines
 
 
@@ -133,7 +144,9 @@ def _self_test():
         {"score": 0.9, "entries": [10]},
         {"score": 0.3, "entries": [4, 20]},  # context: below the review score
     ]
+    flags[1]["context"] = [21, 10]
     f = incident_figures(flags, [[1, 2, 4, 5], [6], [10]], benign=[3, 20, 21])
+    assert f["benign_context"] == 1, f
     assert (f["incidents_detected"], f["incidents"]) == (2, 3), f
     assert (f["malicious_cited"], f["malicious_entries"]) == (3, 6), f
     assert (f["benign_cited"], f["benign_entries"]) == (1, 3), f

@@ -43,6 +43,7 @@ fn flag_to_proto(f: &StoredFlag) -> pb::AnomalyFlag {
         reasons: f.flags.iter().map(|k| k.reason.clone()).collect(),
         last_unix_nanos: f.last_unix_nanos,
         entries_unlisted: f.entries_unlisted,
+        context: f.context.clone(),
     }
 }
 

@@ -192,6 +192,10 @@ fn flag_line(f: &proto::AnomalyFlag) -> String {
         0 => String::new(),
         n => format!(" and {n} more"),
     };
+    let context = match f.context.len() {
+        0 => String::new(),
+        _ => format!(", context {:?}", f.context),
+    };
     let others: String = f
         .kinds
         .iter()
@@ -200,7 +204,7 @@ fn flag_line(f: &proto::AnomalyFlag) -> String {
         .map(|(k, r)| format!("; also {k} [{r}]"))
         .collect();
     format!(
-        "{:.2} {:<22} {} incident {} ({}) [{}] entries {:?}{unlisted}{others}",
+        "{:.2} {:<22} {} incident {} ({}) [{}] entries {:?}{unlisted}{context}{others}",
         f.score,
         f.kind,
         format_time(f.time_unix_nanos),
@@ -217,7 +221,7 @@ fn flag_json(f: &proto::AnomalyFlag) -> Value {
         "actor": f.actor, "time": format_time(f.time_unix_nanos),
         "incident": f.incident, "incident_key": f.incident_key, "kinds": f.kinds,
         "reasons": f.reasons, "last_time": format_time(f.last_unix_nanos),
-        "entries_unlisted": f.entries_unlisted,
+        "entries_unlisted": f.entries_unlisted, "context": f.context,
     })
 }
 

@@ -6,9 +6,13 @@
 //! Records are read as `ingest` reads them and observed in file order, each
 //! with its rule category (the model is not loaded, so an event no rule
 //! decides counts as `other`). A record that cannot be mapped is reported
-//! and skipped. Prints one line per flag raised (with `--json`, one object
-//! per flag: the record it was raised on, its incident, kind, score,
-//! reason, and the entries it cites as record numbers), then a count.
+//! and skipped. Prints one line per flag raised, then a count; with
+//! `--json`, one object per change to an incident, as the analysis node
+//! reports them: the record observed, the incident (id and key), the
+//! records it newly lists (`added`), and the flags the record raised on it
+//! (kind, score, actor, reason, and the records each cites), and the
+//! records it newly lists as context (`context`). Records are
+//! numbered as in the file, from 1.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -92,25 +96,43 @@ pub fn run(global: &Global, args: &DetectArgs) -> Result<(), CliError> {
         records.push(record);
         let category = rule_category(&event).map_or(Category::Other, |v| v.category);
         for update in detector.observe(index, &event, category) {
-            for flag in update.flags.iter().filter(|f| f.score >= args.min_score) {
-                flags += 1;
-                let cited: Vec<u64> = flag
-                    .entries
+            let raised: Vec<_> = update
+                .flags
+                .iter()
+                .filter(|f| f.score >= args.min_score)
+                .collect();
+            flags += raised.len() as u64;
+            let as_records = |entries: &[u64]| -> Vec<u64> {
+                entries
                     .iter()
                     .filter_map(|i| records.get(*i as usize).copied())
+                    .collect()
+            };
+            if global.json {
+                // Every update, joins included, so that a reader can rebuild
+                // each incident whole.
+                let raised: Vec<_> = raised
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "kind": f.kind.as_str(),
+                            "score": f.score,
+                            "actor": f.actor,
+                            "reason": f.reason,
+                            "records": as_records(&f.entries),
+                        })
+                    })
                     .collect();
-                if global.json {
-                    print_json(&json!({
-                        "record": record,
-                        "incident": update.id,
-                        "incident_key": update.key.to_string(),
-                        "kind": flag.kind.as_str(),
-                        "score": flag.score,
-                        "actor": flag.actor,
-                        "reason": flag.reason,
-                        "records": cited,
-                    }))?;
-                } else {
+                print_json(&json!({
+                    "record": record,
+                    "incident": update.id,
+                    "incident_key": update.key.to_string(),
+                    "added": as_records(&update.added),
+                    "context": as_records(&update.context),
+                    "flags": raised,
+                }))?;
+            } else {
+                for flag in raised {
                     print_line(&format!(
                         "record {record}: {:.2} {} (incident {}): {}",
                         flag.score,

@@ -47,9 +47,13 @@ pub struct StoredFlag {
     pub reason: String,
     /// Every kind of flag raised on it, first raised first.
     pub flags: Vec<IncidentFlag>,
-    /// The incident's entries so far, ascending: those that raised its
-    /// flags and those that joined it.
+    /// The incident's evidence so far, ascending: the entries that raised
+    /// its flags and those that joined it as part of what happened (see
+    /// `anomaly/incident.rs`).
     pub entries: Vec<u64>,
+    /// Context: the actor's other entries while the incident was open,
+    /// ascending; never also in `entries`.
+    pub context: Vec<u64>,
     /// Entries that joined after the incident was full, not listed.
     pub entries_unlisted: u64,
     /// Actor of the entry that opened it.
@@ -74,6 +78,7 @@ impl StoredFlag {
             reason: String::new(),
             flags: Vec::new(),
             entries: Vec::new(),
+            context: Vec::new(),
             entries_unlisted: 0,
             actor: first.actor.clone(),
             time_unix_nanos: first.time_unix_nanos,
@@ -117,8 +122,21 @@ impl StoredFlag {
         if !in_order {
             self.entries.sort_unstable();
         }
+        // Evidence now that was context before (a flag raised later cited
+        // it), then the new context.
+        if !u.added.is_empty() {
+            self.context.retain(|i| u.added.binary_search(i).is_err());
+        }
+        self.context.extend(&u.context);
+        self.context.sort_unstable();
+        self.context.dedup();
         self.entries_unlisted = u.unlisted;
         self.last_unix_nanos = self.last_unix_nanos.max(u.last_unix_nanos);
+    }
+
+    /// Entries it lists, evidence and context.
+    fn listed(&self) -> usize {
+        self.entries.len() + self.context.len()
     }
 
     /// Whether the incident was active at some time in `[from, to)` (either
@@ -147,7 +165,7 @@ pub(super) struct KeptFlags {
     /// By incident id, ascending: incidents are opened, and so pushed, in
     /// id order, so an update finds its flag by binary search.
     list: VecDeque<StoredFlag>,
-    /// Entries listed across `list`.
+    /// Entries listed across `list`, evidence and context.
     entries: usize,
     /// Changes since start, kept or dropped: the next `seq`.
     changes: u64,
@@ -197,9 +215,9 @@ impl KeptFlags {
             let at = match self.list.binary_search_by_key(&u.id, |f| f.incident) {
                 Ok(at) => {
                     let f = &mut self.list[at];
-                    let before = f.entries.len();
+                    let before = f.listed();
                     f.apply(u);
-                    self.entries += f.entries.len() - before;
+                    self.entries = self.entries + f.listed() - before;
                     at
                 }
                 // Incidents open in id order, so a new one goes last.
@@ -207,7 +225,7 @@ impl KeptFlags {
                     let Some(f) = StoredFlag::opened(u) else {
                         continue;
                     };
-                    self.entries += f.entries.len();
+                    self.entries += f.listed();
                     self.list.push_back(f);
                     at
                 }
@@ -226,7 +244,7 @@ impl KeptFlags {
             let Some(oldest) = self.list.pop_front() else {
                 break;
             };
-            self.entries -= oldest.entries.len();
+            self.entries -= oldest.listed();
         }
         assert!(
             self.list.len() <= FLAGS_KEPT_MAX && self.entries <= FLAG_ENTRIES_KEPT_MAX,
@@ -347,6 +365,7 @@ mod tests {
                 key: IncidentKey::Actor(format!("a{id}")),
             }],
             added: entries.collect(),
+            context: Vec::new(),
             unlisted: 0,
             last_unix_nanos: 0,
         }

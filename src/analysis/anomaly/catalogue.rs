@@ -25,7 +25,11 @@
 //! patterns, `*` any run of characters), `contains` (one of the strings as
 //! a substring), `exists` (present and not null, or not), `is_true` (JSON
 //! `true` or the string "true"), or `public_ip` (an address outside the
-//! private, loopback, link-local and unspecified ranges). Or it is `any`: a
+//! private, loopback, link-local and unspecified ranges), or compares with
+//! another field of the same event: `same_as` (equal to a value at that
+//! path) or `ends_with_field` (ends, at a `/` or `:` boundary or whole, with
+//! a value at that path: "the caller's ARN names the user the request is
+//! about"). Or it is `any`: a
 //! list of conditions, one of which must hold. Strings compare without
 //! regard to ASCII case, as pipelines differ in how they case values.
 //! Where a path crosses an array, each element is tried; a leaf that is an
@@ -165,6 +169,10 @@ struct Condition {
     is_true: Option<bool>,
     #[serde(default)]
     public_ip: Option<bool>,
+    #[serde(default)]
+    same_as: Option<FieldPath>,
+    #[serde(default)]
+    ends_with_field: Option<FieldPath>,
     #[serde(default)]
     any: Option<Vec<Condition>>,
 }
@@ -315,6 +323,8 @@ impl Condition {
             self.exists.is_some(),
             self.is_true.is_some(),
             self.public_ip.is_some(),
+            self.same_as.is_some(),
+            self.ends_with_field.is_some(),
             self.any.is_some(),
         ]
         .iter()
@@ -326,7 +336,7 @@ impl Condition {
         if self.tests() != 1 {
             return Err(format!(
                 "a condition on {:?} needs exactly one test (is, like, contains, exists, \
-                 is_true, public_ip or any), not {}",
+                 is_true, public_ip, same_as, ends_with_field or any), not {}",
                 self.path,
                 self.tests()
             ));
@@ -343,18 +353,15 @@ impl Condition {
         let Some(path) = &self.path else {
             return Err("a condition without a path".into());
         };
-        let keys = path.keys();
-        if keys.is_empty() || keys.iter().any(|k| k.is_empty()) {
-            return Err(format!("an empty key in path {path:?}"));
-        }
-        if let Some(special) = keys[0].strip_prefix('@') {
-            if keys.len() != 1 || !COMMON_FIELDS.contains(&special) {
-                return Err(format!(
-                    "unknown common field {:?} (known: @{})",
-                    keys.join("."),
-                    COMMON_FIELDS.join(", @")
-                ));
-            }
+        for path in [
+            Some(path),
+            self.same_as.as_ref(),
+            self.ends_with_field.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            check_path(path)?;
         }
         for list in [&self.is, &self.like, &self.contains].into_iter().flatten() {
             if list.is_empty() {
@@ -371,15 +378,26 @@ impl Condition {
         let Some(path) = &self.path else {
             return false;
         };
-        let keys = path.keys();
-        let mut values: Vec<Leaf> = Vec::new();
-        match keys[0].strip_prefix('@') {
-            Some(common) => {
-                if let Some(s) = common_field(event, common) {
-                    values.push(Leaf::Text(s));
-                }
-            }
-            None => collect(&event.details, &keys, &mut values),
+        let values = values_at(event, path);
+        if let Some(other) = &self.same_as {
+            let others = values_at(event, other);
+            return values.iter().any(|v| {
+                let v = v.text();
+                others.iter().any(|o| o.text().eq_ignore_ascii_case(&v))
+            });
+        }
+        if let Some(other) = &self.ends_with_field {
+            let others = values_at(event, other);
+            return values.iter().any(|v| {
+                let v = v.text().to_ascii_lowercase();
+                others.iter().any(|o| {
+                    let o = o.text().to_ascii_lowercase();
+                    !o.is_empty()
+                        && v.strip_suffix(o.as_str()).is_some_and(|head| {
+                            head.is_empty() || head.ends_with('/') || head.ends_with(':')
+                        })
+                })
+            });
         }
         if let Some(present) = self.exists {
             return values.iter().any(|v| !matches!(v, Leaf::Json(Value::Null))) == present;
@@ -414,6 +432,38 @@ impl Condition {
         }
         false
     }
+}
+
+fn check_path(path: &FieldPath) -> Result<(), String> {
+    let keys = path.keys();
+    if keys.is_empty() || keys.iter().any(|k| k.is_empty()) {
+        return Err(format!("an empty key in path {path:?}"));
+    }
+    if let Some(special) = keys[0].strip_prefix('@') {
+        if keys.len() != 1 || !COMMON_FIELDS.contains(&special) {
+            return Err(format!(
+                "unknown common field {:?} (known: @{})",
+                keys.join("."),
+                COMMON_FIELDS.join(", @")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every value at `path` of `event`: a common field, or native fields.
+fn values_at<'a>(event: &'a Event, path: &FieldPath) -> Vec<Leaf<'a>> {
+    let keys = path.keys();
+    let mut values = Vec::new();
+    match keys.first().and_then(|k| k.strip_prefix('@')) {
+        Some(common) => {
+            if let Some(s) = common_field(event, common) {
+                values.push(Leaf::Text(s));
+            }
+        }
+        None => collect(&event.details, &keys, &mut values),
+    }
+    values
 }
 
 /// The common fields a path may name with `@`.
@@ -697,6 +747,62 @@ mod tests {
     }
 
     #[test]
+    fn fields_compare_with_other_fields_of_the_same_event() {
+        let c = one(r#"
+            [[detection]]
+            id = "keys-for-another"
+            what = "created access keys for another user"
+            score = 0.7
+            source = ["cloudtrail"]
+            action = ["iam:CreateAccessKey"]
+            none = [{ path = "userIdentity.arn", ends_with_field = "requestParameters.userName" }]
+
+            [[detection]]
+            id = "self"
+            what = "acted on itself"
+            score = 0.5
+            source = ["cloudtrail"]
+            all = [{ path = "@actor", same_as = "target.name" }]
+        "#);
+        let keys = |caller: &str, user: &str| {
+            event(
+                "cloudtrail",
+                "iam:CreateAccessKey",
+                Outcome::Success,
+                json!({"userIdentity": {"arn": caller}, "requestParameters": {"userName": user}}),
+            )
+        };
+        let own = keys("arn:aws:iam::1:user/bob", "bob");
+        assert!(c.hits(&own).is_empty(), "a user's own keys");
+        let other = keys("arn:aws:iam::1:user/alice", "bob");
+        assert_eq!(c.hits(&other)[0].id, "keys-for-another");
+        let suffix_only = keys("arn:aws:iam::1:user/jimbob", "bob");
+        assert_eq!(
+            c.hits(&suffix_only).len(),
+            1,
+            "a name ends only at a boundary"
+        );
+        let no_user = event(
+            "cloudtrail",
+            "iam:CreateAccessKey",
+            Outcome::Success,
+            json!({"userIdentity": {"arn": "x"}}),
+        );
+        assert_eq!(
+            c.hits(&no_user).len(),
+            1,
+            "nothing to compare with: the veto does not hold"
+        );
+        let itself = event(
+            "cloudtrail",
+            "x",
+            Outcome::Success,
+            json!({"target": [{"name": "ALICE"}]}),
+        );
+        assert_eq!(c.hits(&itself)[0].id, "self");
+    }
+
+    #[test]
     fn bad_tables_are_refused_naming_the_detection() {
         let base =
             "[[detection]]\nid = \"d\"\nwhat = \"w\"\nscore = 0.5\nsource = [\"cloudtrail\"]\n";
@@ -713,6 +819,10 @@ mod tests {
             ("all = [{ path = \"a\", is = [] }]", "empty list"),
             ("outcome = [\"maybe\"]", "unknown outcome"),
             ("all = [{ any = [] }]", "empty `any`"),
+            (
+                "all = [{ path = \"a\", same_as = \"@who\" }]",
+                "unknown common field",
+            ),
         ] {
             let err = Catalogue::parse(&[("t.toml", &format!("{base}{extra}\n"))]).unwrap_err();
             let text = err.to_string();

@@ -7,6 +7,24 @@
 //! instead of opening a copy. The entries that raised a flag are listed in
 //! its incident, along with the entry it was raised on.
 //!
+//! # Evidence and context
+//! An incident lists its entries in two lists. **Evidence** is what an
+//! analyst exports: the entries that raised its flags, and every entry of
+//! an incident whose key makes each entry part of what happened (a stolen
+//! session's calls, the failed logins against one account, the events of a
+//! burst, mass access or privilege-then-access window). **Context** is the
+//! rest of what the actor did while a single-event incident (a detection,
+//! a sensitive change, a security alert, a baseline deviation) was open:
+//! worth reading beside the flagged event, but not evidence of anything by
+//! itself, so an export of the evidence does not sweep in the actor's
+//! routine calls.
+//!
+//! An actor's flags come in two levels, apart: review (score 0.5 and above)
+//! and context (below). Each level keeps its own incident per actor, so a
+//! weak baseline deviation does not take on the score of a detection raised
+//! on the same actor minutes before, nor lift its entry into that
+//! detection's evidence.
+//!
 //! # Open and closed
 //! An incident is open to an entry whose event time lies within the
 //! incident's idle window of its entries (before the first or after the
@@ -35,7 +53,8 @@ use super::state::Lru;
 use super::{DetectorConfig, Flag, FlagKind, Observed, NANOS_PER_S};
 use crate::analysis::category::Category;
 use crate::limits::{
-    ANOMALY_INCIDENTS_OPEN_MAX, ANOMALY_INCIDENT_ENTRIES_MAX, ANOMALY_INCIDENT_SPAN_S_MAX,
+    ANOMALY_INCIDENTS_OPEN_MAX, ANOMALY_INCIDENT_CONTEXT_MAX, ANOMALY_INCIDENT_ENTRIES_MAX,
+    ANOMALY_INCIDENT_SPAN_S_MAX,
 };
 
 /// What an incident gathers entries by.
@@ -52,14 +71,40 @@ pub enum IncidentKey {
     Target(String),
 }
 
+/// The score from which a flag asks for review (see the `anomaly` module's
+/// scores); below it a flag is context.
+const REVIEW_SCORE_MIN: f32 = 0.5;
+
 impl IncidentKey {
-    /// Its name among the open incidents: a tag, then the name, so an actor
-    /// and an account with the same name stay apart.
-    fn slot(&self) -> String {
+    /// Its name among the open incidents at `level`: a tag, then the name,
+    /// so an actor and an account with the same name stay apart, and an
+    /// actor's review and context incidents too.
+    fn slot(&self, level: Level) -> String {
+        let level = match level {
+            Level::Review => 'r',
+            Level::Context => 'c',
+        };
         match self {
-            IncidentKey::Actor(a) => format!("a\0{a}"),
-            IncidentKey::OffHostSession(s) => format!("o\0{s}"),
-            IncidentKey::Target(t) => format!("t\0{t}"),
+            IncidentKey::Actor(a) => format!("a{level}\0{a}"),
+            IncidentKey::OffHostSession(s) => format!("o{level}\0{s}"),
+            IncidentKey::Target(t) => format!("t{level}\0{t}"),
+        }
+    }
+}
+
+/// Whether an incident's flags ask for review or are context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    Review,
+    Context,
+}
+
+impl Level {
+    fn of(score: f32) -> Level {
+        if score >= REVIEW_SCORE_MIN {
+            Level::Review
+        } else {
+            Level::Context
         }
     }
 }
@@ -87,8 +132,13 @@ pub struct IncidentUpdate {
     pub key: IncidentKey,
     /// Flags the entry raised on the incident (none if it only joined).
     pub flags: Vec<Flag>,
-    /// Entries newly listed in the incident, ascending; none listed before.
+    /// Entries newly listed in the incident as evidence, ascending; none
+    /// listed before.
     pub added: Vec<u64>,
+    /// Entries newly listed as context (see the module documentation),
+    /// ascending; never also evidence. At most
+    /// `ANOMALY_INCIDENT_CONTEXT_MAX` in all, the first.
+    pub context: Vec<u64>,
     /// Entries that joined the incident after it was full, not listed; in
     /// total so far.
     pub unlisted: u64,
@@ -112,6 +162,12 @@ struct Open {
     /// Listed entries, ascending and distinct; at most
     /// `ANOMALY_INCIDENT_ENTRIES_MAX`, so a duplicate is found by search.
     entries: Vec<u64>,
+    /// Context entries, ascending, distinct, none in `entries`; at most
+    /// `ANOMALY_INCIDENT_CONTEXT_MAX`.
+    context: Vec<u64>,
+    /// Whether an entry that joins by the key alone is evidence: set once a
+    /// flag whose key makes every entry part of what happened is placed.
+    joiners_are_evidence: bool,
     /// The highest entry index offered: entries come in log order, so any
     /// index above it is new to the incident, even when it is full.
     newest: u64,
@@ -126,6 +182,8 @@ impl Open {
             last_ns: time_ns,
             idle_ns,
             entries: Vec::new(),
+            context: Vec::new(),
+            joiners_are_evidence: false,
             newest: 0,
             unlisted: 0,
         }
@@ -172,6 +230,11 @@ impl Open {
                 }
             }
             self.newest = self.newest.max(i);
+            // Evidence now; no longer context (a window flag may cite an
+            // entry that first joined as context).
+            if let Ok(at) = self.context.binary_search(&i) {
+                self.context.remove(at);
+            }
         }
         assert!(
             self.entries.len() <= ANOMALY_INCIDENT_ENTRIES_MAX,
@@ -183,12 +246,29 @@ impl Open {
         added
     }
 
-    fn update(&self, key: IncidentKey, added: Vec<u64>) -> IncidentUpdate {
+    /// Lists the entry `index`, observed at `time_ns`, as context unless it
+    /// is already listed or the context is full; returns it if listed.
+    fn add_context(&mut self, time_ns: i64, index: u64) -> Option<u64> {
+        self.first_ns = self.first_ns.min(time_ns);
+        self.last_ns = self.last_ns.max(time_ns);
+        self.newest = self.newest.max(index);
+        if self.entries.binary_search(&index).is_ok()
+            || self.context.len() >= ANOMALY_INCIDENT_CONTEXT_MAX
+        {
+            return None;
+        }
+        let at = self.context.binary_search(&index).err()?;
+        self.context.insert(at, index);
+        Some(index)
+    }
+
+    fn update(&self, key: IncidentKey, added: Vec<u64>, context: Vec<u64>) -> IncidentUpdate {
         IncidentUpdate {
             id: self.id,
             key,
             flags: Vec::new(),
             added,
+            context,
             unlisted: self.unlisted,
             last_unix_nanos: self.last_ns,
         }
@@ -213,6 +293,28 @@ fn idle_s(config: &DetectorConfig, kind: FlagKind) -> u32 {
         | FlagKind::NewSourceIp
         | FlagKind::NewUserAgent
         | FlagKind::FirstSeenPair => config.event_incident_idle_s,
+    }
+}
+
+/// Whether a flag of `kind` makes every entry that later joins its incident
+/// by the key part of what happened (see the module documentation). Every
+/// kind is named, so a new one must choose.
+fn joiners_are_evidence(kind: FlagKind) -> bool {
+    match kind {
+        FlagKind::InstanceCredentialsOffHost
+        | FlagKind::FailureBurst
+        | FlagKind::MassRead
+        | FlagKind::MassExport
+        | FlagKind::RateSpike
+        | FlagKind::PrivilegeThenSensitive => true,
+        FlagKind::SecurityAlert
+        | FlagKind::SensitiveChange
+        | FlagKind::Detection
+        | FlagKind::UnusualHour
+        | FlagKind::NewResource
+        | FlagKind::NewSourceIp
+        | FlagKind::NewUserAgent
+        | FlagKind::FirstSeenPair => false,
     }
 }
 
@@ -257,20 +359,28 @@ impl Incidents {
         // Nothing open, nothing to join: the common case costs no lookup.
         if self.open.len() > 0 {
             for key in keys_of(e) {
-                let slot = key.slot();
-                let Some(open) = self.open.get_mut(&slot) else {
-                    continue;
-                };
-                if open.takes(time) {
-                    let added = open.add(time, &[e.index]);
-                    updates.push(open.update(key, added));
-                } else if open.closed_by(time) {
-                    self.open.remove(&slot);
+                for level in [Level::Review, Level::Context] {
+                    let slot = key.slot(level);
+                    let Some(open) = self.open.get_mut(&slot) else {
+                        continue;
+                    };
+                    if open.takes(time) {
+                        let update = if open.joiners_are_evidence {
+                            let added = open.add(time, &[e.index]);
+                            open.update(key.clone(), added, Vec::new())
+                        } else {
+                            let context = open.add_context(time, e.index).into_iter().collect();
+                            open.update(key.clone(), Vec::new(), context)
+                        };
+                        updates.push(update);
+                    } else if open.closed_by(time) {
+                        self.open.remove(&slot);
+                    }
                 }
             }
         }
         for flag in flags {
-            let slot = flag.key.slot();
+            let slot = flag.key.slot(Level::of(flag.score));
             let idle_ns = i64::from(idle_s(config, flag.kind)) * NANOS_PER_S;
             // An incident that cannot take the flag's entry (closed, or the
             // entry would stretch it past its span) gives way to a new one.
@@ -284,11 +394,15 @@ impl Incidents {
                 .get_mut(&slot)
                 .expect("the flag's incident was found open or just opened");
             open.idle_ns = open.idle_ns.max(idle_ns);
+            open.joiners_are_evidence |= joiners_are_evidence(flag.kind);
             let mut cited = flag.entries.clone();
             cited.push(e.index);
             let added = open.add(time, &cited);
             match updates.iter_mut().find(|u| u.id == open.id) {
                 Some(u) => {
+                    // The entry joined as context, then raised a flag here:
+                    // it is evidence.
+                    u.context.retain(|i| !added.contains(i));
                     u.added.extend(added);
                     u.added.sort_unstable();
                     u.unlisted = open.unlisted;
@@ -296,7 +410,7 @@ impl Incidents {
                     u.flags.push(flag);
                 }
                 None => {
-                    let mut u = open.update(flag.key.clone(), added);
+                    let mut u = open.update(flag.key.clone(), added, Vec::new());
                     u.flags.push(flag);
                     updates.push(u);
                 }
@@ -316,7 +430,7 @@ mod tests {
     use super::*;
     use crate::analysis::anomaly::tests::{at, ev, of, Run};
     use crate::ledger::event::{Event, Outcome};
-    use crate::limits::ANOMALY_INCIDENT_ENTRIES_MAX;
+    use crate::limits::{ANOMALY_INCIDENT_CONTEXT_MAX, ANOMALY_INCIDENT_ENTRIES_MAX};
 
     const SESSION: &str = "arn:aws:sts::123456789123:assumed-role/MordorNginxStack-BankingWAFRole-9S3E0UAE1MM0/i-0317f6c6b66ae9c40";
     /// The attacker's laptop, as in the OTRF capture.
@@ -437,7 +551,66 @@ mod tests {
         run.feed(&next(2 * short_s + 1), Category::Other);
         let incidents = run.incidents();
         assert_eq!(incidents.len(), 1);
-        assert_eq!(incidents[&0].entries, [0, 1]);
+        // The actor's next call is context, not evidence; the one after the
+        // window is neither.
+        assert_eq!(incidents[&0].entries, [0]);
+        assert_eq!(incidents[&0].context, [1]);
+    }
+
+    #[test]
+    fn a_single_events_incident_lists_the_actors_other_calls_as_context_up_to_its_cap() {
+        let mut run = Run::new();
+        let eve = "arn:aws:iam::1:user/eve";
+        run.feed(&stop_logging(eve), Category::ConfigChange);
+        let more = 3 * ANOMALY_INCIDENT_CONTEXT_MAX as i64;
+        for i in 1..=more {
+            run.feed(
+                &ev(
+                    eve,
+                    "s3:ListBuckets",
+                    "aws:s3",
+                    at(0, i / 8),
+                    Outcome::Success,
+                ),
+                Category::Other,
+            );
+        }
+        // A second detection by eve, minutes later: evidence of the same
+        // incident.
+        run.feed(&stop_logging(eve), Category::ConfigChange);
+        let incidents = run.incidents();
+        assert_eq!(incidents.len(), 1, "{incidents:#?}");
+        let incident = &incidents[&0];
+        assert_eq!(incident.entries, [0, more as u64 + 1]);
+        assert_eq!(incident.context.len(), ANOMALY_INCIDENT_CONTEXT_MAX);
+        assert_eq!(incident.context[0], 1, "the first context is listed");
+    }
+
+    #[test]
+    fn a_weak_flag_keeps_its_own_incident_beside_a_detection_on_the_same_actor() {
+        let mut run = Run::new();
+        let eve = "arn:aws:iam::1:user/eve";
+        run.feed(&stop_logging(eve), Category::ConfigChange);
+        let incidents = run.incidents();
+        assert_eq!(incidents.len(), 1);
+        // A context-level flag on eve within the window opens an incident of
+        // its own, at its own score, and takes nothing from the detection's.
+        let (review, context) = (Level::of(0.9), Level::of(0.3));
+        assert_ne!(review, context);
+        let key = IncidentKey::Actor(eve.into());
+        assert_ne!(key.slot(review), key.slot(context));
+        assert!(run
+            .detector
+            .incidents
+            .open
+            .get_mut(&key.slot(review))
+            .is_some());
+        assert!(run
+            .detector
+            .incidents
+            .open
+            .get_mut(&key.slot(context))
+            .is_none());
     }
 
     /// `actor` stops CloudTrail logging: a single-event flag.
@@ -535,16 +708,19 @@ mod tests {
     #[test]
     fn a_busy_actors_incident_ends_after_a_day() {
         let mut run = Run::new();
-        run.feed(
-            &ev(
-                "scanner",
-                "threat.detected",
-                "host/1",
-                at(0, 0),
-                Outcome::Unknown,
-            ),
-            Category::SecurityAlert,
-        );
+        // A failure burst: every later entry of the actor is evidence.
+        for i in 0..5 {
+            run.feed(
+                &ev(
+                    "scanner",
+                    "s3:GetObject",
+                    "secret",
+                    at(0, i),
+                    Outcome::Denied,
+                ),
+                Category::DataAccess,
+            );
+        }
         // Every 200 s, never quiet for the 300 s window, for 25 hours.
         let steps = 25 * 3600 / 200;
         for i in 1..=steps {
@@ -553,7 +729,7 @@ mod tests {
                     "scanner",
                     "heartbeat",
                     "host/1",
-                    at(0, i * 200),
+                    at(0, 4 + i * 200),
                     Outcome::Success,
                 ),
                 Category::Other,
@@ -563,8 +739,9 @@ mod tests {
         let day = i64::from(ANOMALY_INCIDENT_SPAN_S_MAX) / 200;
         assert_eq!(
             incidents[&0].entries.len() as i64,
-            day + 1,
-            "a day of entries"
+            5 + day,
+            "the burst and a day of entries: {:?}",
+            incidents[&0].kinds
         );
     }
 
@@ -597,40 +774,41 @@ mod tests {
         grow(&mut run, "ids-0");
         assert_eq!(run.updates.len(), before + 1, "only the recent one grew");
 
-        // One incident with endless entries lists its first and counts the rest.
+        // One incident with endless entries lists its first and counts the
+        // rest: a burst of denials (its later entries are evidence), then
+        // endless calls, then a second burst, a flag on the full incident
+        // citing entries that already joined it.
         let mut run = Run::new();
-        run.feed(
-            &ev(
-                "busy",
-                "threat.detected",
-                "host/1",
-                at(0, 0),
-                Outcome::Unknown,
-            ),
-            Category::SecurityAlert,
-        );
+        let deny = |run: &mut Run, t: i64| {
+            for i in 0..5 {
+                run.feed(
+                    &ev(
+                        "busy",
+                        "s3:GetObject",
+                        &format!("secret{i}"),
+                        at(0, t + i),
+                        Outcome::Denied,
+                    ),
+                    Category::DataAccess,
+                );
+            }
+        };
+        deny(&mut run, 0);
         let more = 3 * ANOMALY_INCIDENT_ENTRIES_MAX;
         for i in 1..=more as i64 {
             run.feed(
-                &ev("busy", "heartbeat", "host/1", at(0, i), Outcome::Success),
+                &ev(
+                    "busy",
+                    "heartbeat",
+                    "host/1",
+                    at(0, 4 + i / 8),
+                    Outcome::Success,
+                ),
                 Category::Other,
             );
         }
-        // Then a burst of denials: a flag on the full incident, citing
-        // entries that already joined it.
-        let t = more as i64;
-        for i in 1..=5 {
-            run.feed(
-                &ev(
-                    "busy",
-                    "s3:GetObject",
-                    &format!("secret{i}"),
-                    at(0, t + i),
-                    Outcome::Denied,
-                ),
-                Category::DataAccess,
-            );
-        }
+        let t = 5 + more as i64 / 8;
+        deny(&mut run, t);
         let incidents = run.incidents();
         assert_eq!(incidents.len(), 1, "the burst joined the open incident");
         let incident = &incidents[&0];
@@ -639,7 +817,7 @@ mod tests {
         assert_eq!(incident.entries[0], 0, "the first entries are listed");
         assert_eq!(
             incident.unlisted as usize,
-            more + 1 + 5 - ANOMALY_INCIDENT_ENTRIES_MAX,
+            5 + more + 5 - ANOMALY_INCIDENT_ENTRIES_MAX,
             "every other entry counted once"
         );
     }

@@ -336,6 +336,7 @@ mod tests {
         pub(super) key: Option<IncidentKey>,
         pub(super) kinds: Vec<FlagKind>,
         pub(super) entries: Vec<u64>,
+        pub(super) context: Vec<u64>,
         pub(super) unlisted: u64,
     }
 
@@ -388,6 +389,15 @@ mod tests {
                 }
                 s.entries.extend(&u.added);
                 s.entries.sort_unstable();
+                for i in &u.context {
+                    assert!(
+                        !s.entries.contains(i) && !s.context.contains(i),
+                        "context entry {i} listed twice: {u:?}"
+                    );
+                }
+                s.context.retain(|i| !u.added.contains(i));
+                s.context.extend(&u.context);
+                s.context.sort_unstable();
                 s.unlisted = u.unlisted;
             }
             out
@@ -686,8 +696,17 @@ mod tests {
         assert_eq!(binding[0].score, 0.9);
         let reuse = flags_for("Okta.Refresh.Access.Token.Reuse", "Reuse Event");
         assert_eq!(reuse[0].kind, FlagKind::SecurityAlert);
-        // A failed root login and an ordinary console login are not single-event flags.
-        assert!(flags_for("AWS.Console.RootLoginFailed", "Failed Root Login").is_empty());
-        assert!(flags_for("AWS.Console.LoginWithoutSAML", "Normal Login").is_empty());
+        // A failed root login is a detection of the catalogue; an ordinary
+        // console login is context at most.
+        let root = flags_for("AWS.Console.RootLoginFailed", "Failed Root Login");
+        assert_eq!(root.len(), 1, "{root:#?}");
+        assert_eq!(root[0].kind, FlagKind::Detection);
+        assert!(
+            root[0].reason.contains("[aws.root.console_login_failed]"),
+            "{root:#?}"
+        );
+        assert!(root[0].score >= 0.8);
+        let login = flags_for("AWS.Console.LoginWithoutSAML", "Normal Login");
+        assert!(login.iter().all(|f| f.score < 0.5), "{login:#?}");
     }
 }
