@@ -138,9 +138,15 @@ fn outcome(record: &Map<String, Value>) -> Outcome {
             Outcome::Failure
         };
     }
+    // Sign-in events report their result under their own name
+    // (`ConsoleLogin`, `PasswordUpdated`, `SwitchRole`, `CheckMfa`).
+    let name = record
+        .get("eventName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     match record
         .get("responseElements")
-        .and_then(|r| r.get("ConsoleLogin"))
+        .and_then(|r| r.get(name))
         .and_then(Value::as_str)
     {
         Some("Failure") => return Outcome::Failure,
@@ -261,6 +267,12 @@ mod tests {
             (e.action.as_str(), e.resource.as_str(), e.outcome),
             ("signin:ConsoleLogin", "aws:signin", Outcome::Failure)
         );
+        let mut password = login.clone();
+        password["eventName"] = json!("PasswordUpdated");
+        password["responseElements"] = json!({"PasswordUpdated": "Failure"});
+        assert_eq!(map(&password).unwrap().outcome, Outcome::Failure);
+        password["responseElements"] = json!({"PasswordUpdated": "Success"});
+        assert_eq!(map(&password).unwrap().outcome, Outcome::Success);
         let mut service = base();
         service["userIdentity"] = json!({"type": "AWSService", "invokedBy": "ec2.amazonaws.com"});
         service["sourceIPAddress"] = json!("ec2.amazonaws.com");

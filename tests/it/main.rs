@@ -8,6 +8,7 @@ mod api_errors;
 mod audit;
 mod cli;
 mod cluster;
+mod detect;
 mod disk;
 mod fsck;
 mod group_commit;

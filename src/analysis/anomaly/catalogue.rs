@@ -293,7 +293,7 @@ impl Detection {
     }
 
     fn fires(&self, event: &Event) -> bool {
-        if !self.source.iter().any(|s| *s == event.source) {
+        if !self.source.contains(&event.source) {
             return false;
         }
         let outcome_ok = match &self.outcome {

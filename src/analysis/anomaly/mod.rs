@@ -9,10 +9,12 @@
 //!
 //! # Flags
 //! - **Event-level**, fire on any single event: [`FlagKind::SecurityAlert`]
-//!   (category `security_alert`) and [`FlagKind::SensitiveChange`] (audit
-//!   logging stopped, root account used, MFA removed, public bucket or
-//!   snapshot, cluster-admin bound, privileged or host-mounting pods, shell
-//!   in a pod, anonymous request allowed, ...; see `anomaly/sensitive.rs`).
+//!   (category `security_alert`), [`FlagKind::SensitiveChange`] (audit
+//!   logging stopped, MFA removed, public bucket or snapshot, cluster-admin
+//!   bound, privileged or host-mounting pods, shell in a pod, anonymous
+//!   request allowed, ...: checks that need code, in `anomaly/sensitive.rs`)
+//!   and [`FlagKind::Detection`] (the catalogue's detections, written as
+//!   data per platform: `anomaly/catalogue.rs`).
 //! - **Per session, once per incident**:
 //!   [`FlagKind::InstanceCredentialsOffHost`], the role session of an EC2
 //!   instance (`assumed-role/<role>/i-<hex>`) used by a desktop client (a

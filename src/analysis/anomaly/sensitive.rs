@@ -1,5 +1,5 @@
 //! Single events that deserve a look on their own, whatever came before:
-//! audit logging stopped, the root account used, a bucket made public,
+//! audit logging stopped, a bucket made public,
 //! cluster-admin bound, a privileged pod, a shell opened in a pod, an
 //! anonymous request let through.
 //!
@@ -112,6 +112,9 @@ struct KubeView<'a> {
     /// The object sent (requestObject, or GKE's request/response).
     body: Option<&'a Value>,
     uri: &'a str,
+    /// The caller's user agent and source addresses.
+    agent: &'a str,
+    ips: Vec<&'a str>,
 }
 
 fn kube_view_audit(event: &Event) -> Option<KubeView<'_>> {
@@ -122,9 +125,11 @@ fn kube_view_audit(event: &Event) -> Option<KubeView<'_>> {
         .or_else(|| str_field(d, &["verb"]))?;
     let object = field(d, &["objectRef"]);
     let part = |k: &str| object.and_then(|o| str_at(o, &[k])).unwrap_or("");
-    let groups = field(d, &["user", "groups"])
-        .map(|g| array_at(g, &[]).iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let strings = |path: &[&str]| -> Vec<&str> {
+        field(d, path)
+            .map(|g| array_at(g, &[]).iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    };
     Some(KubeView {
         verb,
         resource: part("resource"),
@@ -132,9 +137,11 @@ fn kube_view_audit(event: &Event) -> Option<KubeView<'_>> {
         namespace: part("namespace"),
         name: part("name"),
         user: str_field(d, &["user", "username"]).unwrap_or(&event.actor.id),
-        groups,
+        groups: strings(&["user", "groups"]),
         body: field(d, &["requestObject"]),
         uri: str_field(d, &["requestURI"]).unwrap_or(""),
+        agent: event.actor.user_agent.as_deref().unwrap_or(""),
+        ips: strings(&["sourceIPs"]),
     })
 }
 
@@ -169,7 +176,16 @@ fn kube_view_gke<'a>(event: &'a Event, payload: &'a Value) -> Option<KubeView<'a
         groups: Vec::new(),
         body: value_at(payload, &["request"]).or_else(|| value_at(payload, &["response"])),
         uri: "",
+        agent: event.actor.user_agent.as_deref().unwrap_or(""),
+        ips: event.actor.ip.as_deref().into_iter().collect(),
     })
+}
+
+/// Whether a GKE record says the API server refused the object: its
+/// response is a `Status` of failure, though the call itself may carry no
+/// error status.
+fn gke_refused(payload: &Value) -> bool {
+    str_at(payload, &["response", "status"]) == Some("Failure")
 }
 
 const WORKLOADS: &[&str] = &[
@@ -182,19 +198,57 @@ const WORKLOADS: &[&str] = &[
     "cronjobs",
     "replicationcontrollers",
 ];
-const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public"];
-/// Host paths whose mount gives a container the node (Falco's list of
-/// sensitive mounts is the model).
+/// Namespaces the platform runs its own components in.
+const SYSTEM_NAMESPACES: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "gke-system",
+    "gke-managed-system",
+];
+/// Identities of the control plane and of the cloud provider's managers,
+/// by prefix. Service accounts count only in the platform's namespaces: one
+/// in an application namespace is a workload like any other.
+const SYSTEM_PRINCIPAL_PREFIXES: &[&str] = &[
+    "system:serviceaccount:kube-system:",
+    "system:serviceaccount:kube-public:",
+    "system:serviceaccount:kube-node-lease:",
+    "system:serviceaccount:gke-system:",
+    "system:serviceaccount:gke-managed-system:",
+    "eks:",
+    "container-engine-robot@",
+    "service-",
+];
+/// Registries that serve the platform's own images (control plane add-ons,
+/// CNI, cloud agents). A pod in a system namespace running anything else is
+/// not one the platform put there.
+const PLATFORM_REGISTRIES: &[&str] = &[
+    "registry.k8s.io/",
+    "k8s.gcr.io/",
+    "gke.gcr.io/",
+    "gcr.io/gke-release/",
+    "gcr.io/google-containers/",
+    "gcr.io/google_containers/",
+    "mcr.microsoft.com/",
+    "public.ecr.aws/eks/",
+    "public.ecr.aws/eks-distro/",
+    "602401143452.dkr.ecr.",
+];
+/// Host paths whose mount gives a container the node (Falco's and
+/// Panther's lists of sensitive mounts are the model).
 const SENSITIVE_HOST_PATHS: &[&str] = &[
     "/",
     "/etc",
     "/proc",
+    "/sys",
     "/root",
     "/home/admin",
     "/var/run/docker.sock",
     "/run/containerd/containerd.sock",
+    "/var/run/containerd/containerd.sock",
     "/var/run/crio/crio.sock",
     "/var/lib/kubelet",
+    "/var/lib/docker",
     "/etc/kubernetes",
 ];
 const DANGEROUS_CAPABILITIES: &[&str] = &[
@@ -204,6 +258,7 @@ const DANGEROUS_CAPABILITIES: &[&str] = &[
     "SYS_MODULE",
     "NET_ADMIN",
     "DAC_READ_SEARCH",
+    "BPF",
 ];
 /// Strings that betray credentials in ConfigMap data.
 const CREDENTIAL_MARKERS: &[&str] = &[
@@ -220,74 +275,159 @@ const CREDENTIAL_MARKERS: &[&str] = &[
     "client_secret",
     "api_key",
 ];
+/// Where a pod's projected identity tokens live; reading one from a shell
+/// is how a stolen pod becomes a stolen identity.
+const TOKEN_PATHS: &[&str] = &[
+    "serviceaccount/token",
+    "/var/run/secrets/kubernetes.io/serviceaccount",
+    "/var/run/secrets/eks.amazonaws.com/serviceaccount",
+    "/var/run/secrets/azure/tokens",
+    "/var/run/secrets/tokens/",
+];
+/// Cluster roles whose binding hands over the cluster (or its control
+/// plane's powers).
+const PRIVILEGED_CLUSTER_ROLES: &[&str] = &[
+    "cluster-admin",
+    "system:masters",
+    "admin",
+    "system:kube-controller-manager",
+    "system:kube-scheduler",
+];
+/// Built-in roles that cluster add-ons are expected to reconcile.
+const ADJUSTABLE_SYSTEM_ROLES: &[&str] =
+    &["system:coredns", "system:managed-certificate-controller"];
+
+/// Whether `user` is the control plane, a node, a cloud manager or a
+/// service account of the platform's namespaces.
+fn is_system_principal(user: &str) -> bool {
+    if matches!(
+        user,
+        "system:anonymous" | "system:unauthenticated" | "masterclient" | "aksService"
+    ) {
+        return matches!(user, "masterclient" | "aksService");
+    }
+    if user.starts_with("system:") && !user.starts_with("system:serviceaccount:") {
+        return true;
+    }
+    SYSTEM_PRINCIPAL_PREFIXES.iter().any(|p| {
+        user.starts_with(p)
+            // "service-{n}@..." is Google's per-project service agent.
+            && (*p != "service-" || user.ends_with(".gserviceaccount.com"))
+    }) || user.ends_with("@container-engine-robot.iam.gserviceaccount.com")
+}
+
+/// Whether the request is the platform's own probe: the kubelet, a cloud
+/// load balancer's health check, or the node itself.
+fn is_platform_probe(v: &KubeView) -> bool {
+    let private = |ip: &&str| {
+        ip.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+            std::net::IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local(),
+            std::net::IpAddr::V6(a) => a.is_loopback(),
+        })
+    };
+    let loopback = !v.ips.is_empty() && v.ips.iter().all(|ip| *ip == "127.0.0.1" || *ip == "::1");
+    // Google's checkers call from Google's public ranges; the kubelet and
+    // an AWS load balancer from inside the network, so a public address
+    // with their agent string is someone borrowing it.
+    let inside = v.ips.first().is_some_and(private);
+    loopback
+        || ["GoogleHC/", "GoogleKubernetesEngineFrontend"]
+            .iter()
+            .any(|a| v.agent.starts_with(a))
+        || (["kube-probe/", "ELB-HealthChecker/"]
+            .iter()
+            .any(|a| v.agent.starts_with(a))
+            && inside)
+}
 
 fn kube(v: &KubeView) -> Option<Finding> {
-    let system_user = v.user.starts_with("system:");
+    let system_principal = is_system_principal(v.user);
+    let system_namespace = SYSTEM_NAMESPACES.contains(&v.namespace);
+    // The platform managing its own namespaces: what every cluster does.
+    let platform_own = system_principal && system_namespace;
     let anonymous = v.user == "system:anonymous" || v.groups.contains(&"system:unauthenticated");
     // GKE names health endpoints as resources (`io.k8s.core.v1.healthz.get`).
     let health =
         is_health_path(v.uri) || matches!(v.resource, "healthz" | "livez" | "readyz" | "version");
-    if anonymous && !health {
+    if anonymous && !health && !is_platform_probe(v) {
         return finding(
             0.8,
             format!("anonymous request allowed: {} {}", v.verb, target(v)),
         );
     }
     if v.resource == "pods" && matches!(v.subresource, "exec" | "attach") {
-        return finding(0.6, format!("opened a shell in pod {}", target(v)));
+        return if platform_own { None } else { pod_session(v) };
     }
     let writes = matches!(v.verb, "create" | "update" | "patch");
     let deletes = matches!(v.verb, "delete" | "deletecollection");
     let body = v.body.unwrap_or(&Value::Null);
     if matches!(v.resource, "clusterrolebindings" | "rolebindings") && writes {
-        let role = str_at(body, &["roleRef", "name"]).unwrap_or("");
-        let to_anonymous = array_at(body, &["subjects"]).iter().any(|s| {
-            matches!(
-                str_at(s, &["name"]),
-                Some("system:anonymous" | "system:unauthenticated")
-            )
-        });
-        if role == "cluster-admin" || to_anonymous {
-            let who = if to_anonymous {
-                "anonymous users"
-            } else {
-                "a subject"
-            };
-            return finding(0.9, format!("bound role {role} to {who} in {}", target(v)));
-        }
+        return binding(v, body, system_principal);
     }
     if matches!(v.resource, "clusterroles" | "roles") {
-        if v.name.starts_with("system:") && !system_user && (writes || deletes) {
-            return finding(0.7, format!("{} built-in role {}", past(v.verb), v.name));
+        let built_in = v.name.starts_with("system:") || v.name.starts_with("eks:");
+        if built_in
+            && !system_principal
+            && (writes || deletes)
+            && !ADJUSTABLE_SYSTEM_ROLES.contains(&v.name)
+        {
+            // Panther rates this Critical; 0.8 because cluster upgrades by
+            // administrators also reconcile built-in roles.
+            return finding(0.8, format!("{} built-in role {}", past(v.verb), v.name));
         }
-        if writes {
-            if let Some(what) = risky_rules(body) {
-                return finding(0.7, format!("role {} {what}", v.name));
+        if writes && !system_principal {
+            if let Some((score, what)) = risky_rules(body, v.resource == "clusterroles") {
+                // A new role is a new grant; an update resends a whole role,
+                // mostly unchanged, every time a manifest is applied.
+                let score = if v.verb == "create" {
+                    score
+                } else {
+                    score.min(0.4)
+                };
+                return finding(score, format!("role {} {what}", v.name));
             }
         }
     }
     if WORKLOADS.contains(&v.resource) && v.subresource.is_empty() && writes {
-        if let Some(what) = risky_pod(body) {
-            return finding(0.8, format!("{what} in {}", target(v)));
+        let foreign = foreign_image(body);
+        if let Some((score, what)) = risky_pod(body) {
+            if !platform_own || foreign.is_some() {
+                return finding(score, format!("{what} in {}", target(v)));
+            }
         }
-        if SYSTEM_NAMESPACES.contains(&v.namespace) && !system_user && v.verb == "create" {
-            return finding(
-                0.5,
-                format!("created {} in system namespace {}", v.resource, v.namespace),
-            );
+        if system_namespace && v.verb == "create" {
+            if !system_principal {
+                // A controller-made workload's pods are judged when created.
+                let score = if v.resource == "pods" { 0.7 } else { 0.4 };
+                return finding(
+                    score,
+                    format!("created {} in system namespace {}", v.resource, v.namespace),
+                );
+            }
+            if let (Some(image), "pods") = (foreign, v.resource) {
+                return finding(
+                    0.6,
+                    format!(
+                        "pod in system namespace {} runs image {image} from outside the platform's registries",
+                        v.namespace
+                    ),
+                );
+            }
         }
     }
     if v.resource == "serviceaccounts"
         && v.subresource.is_empty()
         && v.verb == "create"
-        && SYSTEM_NAMESPACES.contains(&v.namespace)
-        && !system_user
+        && system_namespace
+        && !system_principal
     {
         return finding(0.5, format!("created service account in {}", v.namespace));
     }
     if v.resource == "services" && writes && str_at(body, &["spec", "type"]) == Some("NodePort") {
+        // Panther rates this High, Falco WARNING; 0.6 because nodes are
+        // often private, so the exposure depends on the network.
         return finding(
-            0.5,
+            0.6,
             format!("exposed service {} on every node's ports", target(v)),
         );
     }
@@ -298,6 +438,132 @@ fn kube(v: &KubeView) -> Option<Finding> {
         }
     }
     None
+}
+
+/// A shell or command session in a pod. Running a command of one's choice
+/// in a container is worth a review on its own (Panther alerts on it,
+/// Falco notes it); reading the pod's identity token or streaming files out
+/// of it is worse. Attaching joins the process the container already runs,
+/// without choosing a command: context only.
+fn pod_session(v: &KubeView) -> Option<Finding> {
+    if v.subresource == "attach" {
+        return finding(0.4, format!("attached to pod {}", target(v)));
+    }
+    let command = exec_command(v);
+    let joined = command.join(" ").to_lowercase();
+    if TOKEN_PATHS.iter().any(|p| joined.contains(p)) {
+        return finding(
+            0.8,
+            format!("read the service account token in pod {}", target(v)),
+        );
+    }
+    if streams_archive_out(&command) {
+        return finding(0.7, format!("copied files out of pod {}", target(v)));
+    }
+    finding(0.6, format!("opened a shell in pod {}", target(v)))
+}
+
+/// The command of an exec: the request's `command` list, else the
+/// `command=` parameters of the request URI.
+fn exec_command(v: &KubeView) -> Vec<String> {
+    let listed: Vec<String> = v
+        .body
+        .map(|b| array_at(b, &["command"]))
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    let query = v.uri.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("command="))
+        .map(percent_decode)
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `tar c…f - …`: an archive written to standard output, which is how
+/// `kubectl cp` reads files out of a pod.
+fn streams_archive_out(command: &[String]) -> bool {
+    let Some(tar) = command.iter().position(|a| {
+        let a = a.to_lowercase();
+        a == "tar" || a.ends_with("/tar")
+    }) else {
+        return false;
+    };
+    let rest = &command[tar + 1..];
+    let Some(flags) = rest.iter().position(|a| {
+        let f = a.trim_start_matches('-');
+        !f.is_empty()
+            && f.chars().all(|c| c.is_ascii_alphabetic())
+            && f.contains('c')
+            && f.ends_with('f')
+    }) else {
+        return false;
+    };
+    rest.get(flags + 1).is_some_and(|a| a == "-")
+}
+
+/// A role binding that hands over the cluster.
+fn binding(v: &KubeView, body: &Value, system_principal: bool) -> Option<Finding> {
+    let role = str_at(body, &["roleRef", "name"]).unwrap_or("");
+    let to_anonymous = array_at(body, &["subjects"]).iter().any(|s| {
+        matches!(
+            str_at(s, &["name"]),
+            Some("system:anonymous" | "system:unauthenticated")
+        )
+    });
+    if to_anonymous {
+        return finding(
+            0.9,
+            format!("bound role {role} to anonymous users in {}", target(v)),
+        );
+    }
+    if system_principal || !PRIVILEGED_CLUSTER_ROLES.contains(&role) {
+        return None;
+    }
+    if v.resource == "rolebindings" {
+        // Within one namespace: how namespace owners are commonly made.
+        return (role == "cluster-admin").then(|| Finding {
+            score: 0.4,
+            what: format!("bound role {role} within namespace in {}", target(v)),
+        });
+    }
+    let score = if matches!(role, "cluster-admin" | "system:masters") {
+        0.9
+    } else {
+        0.7
+    };
+    finding(
+        score,
+        format!("bound role {role} to a subject in {}", target(v)),
+    )
 }
 
 fn target(v: &KubeView) -> String {
@@ -317,9 +583,20 @@ fn past(verb: &str) -> &'static str {
     }
 }
 
-/// What makes a role's rules dangerous: wildcards, shell access to pods, or
-/// the verbs that let a holder grant itself more.
-fn risky_rules(body: &Value) -> Option<&'static str> {
+const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+
+/// What makes a role's rules dangerous, and how much: wildcards, shell
+/// access to pods, the node proxy, the verbs that let a holder grant itself
+/// more; then write access, by what it writes to. `cluster_wide` for a
+/// ClusterRole.
+fn risky_rules(body: &Value, cluster_wide: bool) -> Option<(f32, &'static str)> {
+    let top = if cluster_wide { 0.8 } else { 0.7 };
+    let mut worst: Option<(f32, &'static str)> = None;
+    let mut note = |score: f32, what: &'static str| {
+        if worst.is_none_or(|(s, _)| score > s) {
+            worst = Some((score, what));
+        }
+    };
     for rule in array_at(body, &["rules"]) {
         let list = |k: &str| -> Vec<&str> {
             array_at(rule, &[k])
@@ -329,22 +606,50 @@ fn risky_rules(body: &Value) -> Option<&'static str> {
         };
         let (verbs, resources) = (list("verbs"), list("resources"));
         if verbs.contains(&"*") || resources.contains(&"*") {
-            return Some("grants wildcard access");
+            note(top, "grants wildcard access");
         }
         if resources
             .iter()
             .any(|r| matches!(*r, "pods/exec" | "pods/attach"))
         {
-            return Some("grants shell access to pods");
+            note(top, "grants shell access to pods");
+        }
+        if resources.contains(&"nodes/proxy")
+            || (resources.contains(&"nodes/*") && !verbs.is_empty())
+        {
+            note(0.8, "grants the node proxy (the kubelet API)");
         }
         if verbs
             .iter()
             .any(|v| matches!(*v, "escalate" | "bind" | "impersonate"))
         {
-            return Some("grants escalate, bind or impersonate");
+            note(top, "grants escalate, bind or impersonate");
+        }
+        if !verbs.iter().any(|v| WRITE_VERBS.contains(v)) || resources.is_empty() {
+            continue;
+        }
+        let touches = |names: &[&str]| resources.iter().any(|r| names.contains(r));
+        if touches(&[
+            "secrets",
+            "roles",
+            "clusterroles",
+            "rolebindings",
+            "clusterrolebindings",
+        ]) {
+            note(0.7, "grants write access to secrets or RBAC");
+        } else if cluster_wide && touches(&["pods", "nodes", "persistentvolumes"]) {
+            note(
+                0.6,
+                "grants cluster-wide write access to pods, nodes or volumes",
+            );
+        } else if cluster_wide {
+            note(0.5, "grants cluster-wide write access");
+        } else {
+            // Panther: "common/expected" for a namespaced role.
+            note(0.4, "grants write access in its namespace");
         }
     }
-    None
+    worst
 }
 
 /// The pod spec of a pod or of a workload's pod template.
@@ -352,20 +657,37 @@ fn pod_spec(body: &Value) -> Option<&Value> {
     [
         &["spec", "jobTemplate", "spec", "template", "spec"][..],
         &["spec", "template", "spec"],
-        &["spec"],
     ]
     .iter()
-    .find_map(|path| value_at(body, path).filter(|s| s.get("containers").is_some()))
+    .find_map(|path| value_at(body, path).filter(|s| s.is_object()))
+    .or_else(|| value_at(body, &["spec"]).filter(|s| s.is_object()))
 }
 
-fn risky_pod(body: &Value) -> Option<String> {
+fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
+    ["containers", "initContainers", "ephemeralContainers"]
+        .into_iter()
+        .flat_map(move |k| array_at(spec, &[k]))
+}
+
+/// The first container image of the pod not served by a platform registry.
+fn foreign_image(body: &Value) -> Option<&str> {
+    containers(pod_spec(body)?)
+        .filter_map(|c| str_at(c, &["image"]))
+        .find(|image| {
+            let image = image.to_ascii_lowercase();
+            !(PLATFORM_REGISTRIES.iter().any(|r| image.starts_with(r))
+                || (image.contains(".dkr.ecr.") && image.contains(".amazonaws.com/eks/")))
+        })
+}
+
+/// What in a pod spec gives its containers the node, and how much it
+/// matters: privilege, dangerous capabilities, the host's namespaces or
+/// sensitive host paths (0.8); explicitly running as root (0.6).
+fn risky_pod(body: &Value) -> Option<(f32, String)> {
     let spec = pod_spec(body)?;
-    let containers = ["containers", "initContainers", "ephemeralContainers"]
-        .iter()
-        .flat_map(|k| array_at(spec, &[k]));
-    for c in containers {
+    for c in containers(spec) {
         if is_true(c, &["securityContext", "privileged"]) {
-            return Some("privileged container".into());
+            return Some((0.8, "privileged container".into()));
         }
         let added = array_at(c, &["securityContext", "capabilities", "add"]);
         if let Some(cap) = added
@@ -373,15 +695,15 @@ fn risky_pod(body: &Value) -> Option<String> {
             .filter_map(Value::as_str)
             .find(|cap| DANGEROUS_CAPABILITIES.contains(&cap.trim_start_matches("CAP_")))
         {
-            return Some(format!("container with capability {cap}"));
+            return Some((0.8, format!("container with capability {cap}")));
         }
     }
     for host in ["hostNetwork", "hostPID", "hostIPC"] {
         if is_true(spec, &[host]) {
-            return Some(format!("pod with {host}"));
+            return Some((0.8, format!("pod with {host}")));
         }
     }
-    array_at(spec, &["volumes"])
+    let mount = array_at(spec, &["volumes"])
         .iter()
         .filter_map(|v| str_at(v, &["hostPath", "path"]))
         .find(|path| {
@@ -390,17 +712,31 @@ fn risky_pod(body: &Value) -> Option<String> {
             SENSITIVE_HOST_PATHS.iter().any(|s| {
                 path == *s || (*s != "/" && path.starts_with(s) && path[s.len()..].starts_with('/'))
             })
-        })
-        .map(|path| format!("pod mounting host path {path}"))
+        });
+    if let Some(path) = mount {
+        return Some((0.8, format!("pod mounting host path {path}")));
+    }
+    // Root by request, not by the image's default: the spec asks for uid 0
+    // or waives the non-root check.
+    let as_root = |ctx: &Value| {
+        value_at(ctx, &["runAsUser"]).and_then(Value::as_i64) == Some(0)
+            || value_at(ctx, &["runAsNonRoot"]) == Some(&Value::Bool(false))
+    };
+    let pod_ctx = value_at(spec, &["securityContext"]).unwrap_or(&Value::Null);
+    if as_root(pod_ctx)
+        || containers(spec)
+            .any(|c| as_root(value_at(c, &["securityContext"]).unwrap_or(&Value::Null)))
+    {
+        return Some((0.6, "container set to run as root".into()));
+    }
+    None
 }
 
 fn cloudtrail(event: &Event) -> Option<Finding> {
     let d = &event.details;
     let (service, name) = event.action.split_once(':')?;
     let params = field(d, &["requestParameters"]).unwrap_or(&Value::Null);
-    let root = str_field(d, &["userIdentity", "type"]) == Some("Root")
-        && field(d, &["userIdentity", "invokedBy"]).is_none();
-    let change = match (service, name) {
+    match (service, name) {
         ("cloudtrail", "StopLogging" | "DeleteTrail") => finding(0.9, "stopped CloudTrail logging"),
         (
             "guardduty",
@@ -455,7 +791,12 @@ fn cloudtrail(event: &Event) -> Option<Finding> {
             )
         }
         ("ec2", "ModifySnapshotAttribute" | "ModifyImageAttribute") => {
-            let public = params.to_string().contains(r#""group":"all""#);
+            // Only permissions being added: `group: all` elsewhere in the
+            // request (a removal, another attribute) shares nothing.
+            let public = ["launchPermission", "createVolumePermission"]
+                .iter()
+                .flat_map(|p| array_at(params, &[p, "add", "items"]))
+                .any(|item| str_at(item, &["group"]) == Some("all"));
             when(public, 0.8, "made a snapshot or image public")
         }
         ("ec2", "AuthorizeSecurityGroupIngress") => {
@@ -474,9 +815,10 @@ fn cloudtrail(event: &Event) -> Option<Finding> {
         ("kms", "ScheduleKeyDeletion" | "DisableKey") => {
             finding(0.7, "scheduled deletion of or disabled a KMS key")
         }
+        // The root account's own use is the catalogue's (`aws.root.*`): it
+        // tells writes from reads and root's sign-ins from AWS acting for it.
         _ => None,
-    };
-    change.or_else(|| when(root, 0.7, "root account used"))
+    }
 }
 
 /// A bucket policy statement that allows everyone, without conditions.
@@ -517,7 +859,11 @@ fn is_admin_role(role: &str) -> bool {
 fn gcp(event: &Event) -> Option<Finding> {
     let payload = field(&event.details, &["protoPayload"])?;
     if let Some(view) = kube_view_gke(event, payload) {
-        return kube(&view);
+        return if gke_refused(payload) {
+            None
+        } else {
+            kube(&view)
+        };
     }
     let method = str_at(payload, &["methodName"])?;
     let last = method.rsplit('.').next().unwrap_or(method);
@@ -642,12 +988,13 @@ mod tests {
         assert!(risky_pod(&pod("/")).is_some());
         assert!(risky_pod(&pod("/etcetera")).is_none());
         assert!(risky_pod(&pod("/data")).is_none());
+        assert!(risky_pod(&pod("/sys/fs/cgroup")).is_some());
         let cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
             "containers": [{"name": "c", "securityContext": {"capabilities": {"add": ["CAP_SYS_ADMIN"]}}}]
         }}}}}});
         assert_eq!(
-            risky_pod(&cron).as_deref(),
-            Some("container with capability CAP_SYS_ADMIN")
+            risky_pod(&cron),
+            Some((0.8, "container with capability CAP_SYS_ADMIN".to_string()))
         );
     }
 
@@ -710,6 +1057,285 @@ mod tests {
         let mut refused = list.clone();
         refused.outcome = Outcome::Denied;
         assert_eq!(sensitive_change(&refused), None);
+    }
+
+    fn gke(method: &str, user: &str, resource_name: &str, payload_extra: Value) -> Event {
+        let mut payload = json!({
+            "methodName": method,
+            "authenticationInfo": {"principalEmail": user},
+            "resourceName": resource_name,
+            "serviceName": "k8s.io",
+        });
+        if let (Some(p), Some(extra)) = (payload.as_object_mut(), payload_extra.as_object()) {
+            p.extend(extra.clone());
+        }
+        let details = json!({"protoPayload": payload});
+        Event {
+            time_unix_nanos: 1,
+            actor: crate::ledger::event::Actor {
+                id: user.into(),
+                ..Default::default()
+            },
+            action: method.into(),
+            resource: resource_name.into(),
+            outcome: Outcome::Unknown,
+            source: "gcp-audit".into(),
+            details: details.as_object().cloned().unwrap_or_default(),
+            idempotency_key: None,
+        }
+    }
+
+    fn score(event: &Event) -> Option<f32> {
+        sensitive_change(event).map(|f| f.score)
+    }
+
+    #[test]
+    fn pod_sessions_are_scored_by_what_they_run() {
+        let pod =
+            json!({"resource": "pods", "subresource": "exec", "namespace": "prod", "name": "web"});
+        let shell = k8s(
+            "create",
+            "dev@example.com",
+            pod.clone(),
+            json!({"command": ["/bin/sh"]}),
+        );
+        assert_eq!(score(&shell), Some(0.6));
+        let token = k8s(
+            "create",
+            "dev@example.com",
+            pod.clone(),
+            json!({"command": ["sh", "-c", "cat /var/run/secrets/kubernetes.io/serviceaccount/token"]}),
+        );
+        assert_eq!(score(&token), Some(0.8));
+        let mut copy = k8s("create", "dev@example.com", pod.clone(), Value::Null);
+        copy.details.insert(
+            "requestURI".into(),
+            json!("/api/v1/namespaces/prod/pods/web/exec?command=tar&command=cf&command=-&command=%2Fapp%2Fdata"),
+        );
+        assert_eq!(score(&copy), Some(0.7));
+        let mut upload = copy.clone();
+        upload.details.insert(
+            "requestURI".into(),
+            json!("/api/v1/namespaces/prod/pods/web/exec?command=tar&command=xf&command=-&command=-C&command=/tmp"),
+        );
+        assert_eq!(score(&upload), Some(0.6));
+        let attach = json!({"resource": "pods", "subresource": "attach", "namespace": "prod", "name": "web"});
+        assert_eq!(
+            score(&k8s("create", "dev@example.com", attach, Value::Null)),
+            Some(0.4)
+        );
+        let system = json!({"resource": "pods", "subresource": "exec", "namespace": "kube-system", "name": "proxy"});
+        let own = k8s(
+            "create",
+            "system:serviceaccount:kube-system:kube-proxy",
+            system,
+            Value::Null,
+        );
+        assert_eq!(score(&own), None);
+        assert_eq!(percent_decode("%2Fvar%2Frun+x%zz"), "/var/run x%zz");
+    }
+
+    #[test]
+    fn the_platform_may_run_privileged_pods_from_its_own_images_in_its_namespaces() {
+        let pod = |image: &str| json!({"spec": {"containers": [{"image": image, "securityContext": {"privileged": true}}]}});
+        let system_ns = json!({"resource": "pods", "namespace": "kube-system"});
+        let controller = "system:serviceaccount:kube-system:daemon-set-controller";
+        let own = k8s(
+            "create",
+            controller,
+            system_ns.clone(),
+            pod("registry.k8s.io/kube-proxy:v1.29"),
+        );
+        assert_eq!(score(&own), None);
+        let foreign = k8s(
+            "create",
+            controller,
+            system_ns.clone(),
+            pod("attacker/miner"),
+        );
+        assert_eq!(score(&foreign), Some(0.8));
+        let elsewhere = json!({"resource": "pods", "namespace": "default"});
+        let app = k8s(
+            "create",
+            controller,
+            elsewhere,
+            pod("registry.k8s.io/kube-proxy:v1.29"),
+        );
+        assert_eq!(score(&app), Some(0.8));
+        // Plain pods in a system namespace: by a person, or from a foreign image.
+        let plain = |image: &str| json!({"spec": {"containers": [{"image": image}]}});
+        let by_hand = k8s(
+            "create",
+            "dev@example.com",
+            system_ns.clone(),
+            plain("k8s.gcr.io/pause"),
+        );
+        assert_eq!(score(&by_hand), Some(0.7));
+        let replica = "system:serviceaccount:kube-system:replicaset-controller";
+        let nginx = k8s("create", replica, system_ns.clone(), plain("nginx"));
+        assert!(sensitive_change(&nginx)
+            .unwrap()
+            .what
+            .contains("image nginx"));
+        assert_eq!(
+            score(&k8s(
+                "create",
+                replica,
+                system_ns,
+                plain("k8s.gcr.io/coredns")
+            )),
+            None
+        );
+        let deployment =
+            json!({"resource": "deployments", "namespace": "kube-system", "name": "d"});
+        assert_eq!(
+            score(&k8s("create", "dev@example.com", deployment, Value::Null)),
+            Some(0.4)
+        );
+        let root = json!({"spec": {"containers": [{"image": "nginx", "securityContext": {"runAsUser": 0}}]}});
+        let default_ns = json!({"resource": "pods", "namespace": "default"});
+        assert_eq!(
+            score(&k8s("create", "dev@example.com", default_ns, root)),
+            Some(0.6)
+        );
+    }
+
+    #[test]
+    fn bindings_of_privileged_roles_are_scored_by_reach() {
+        let crb = json!({"resource": "clusterrolebindings", "name": "b"});
+        let bind = |role: &str| json!({"roleRef": {"name": role}, "subjects": [{"kind": "User", "name": "eve"}]});
+        assert_eq!(
+            score(&k8s("create", "eve", crb.clone(), bind("cluster-admin"))),
+            Some(0.9)
+        );
+        assert_eq!(
+            score(&k8s("create", "eve", crb.clone(), bind("admin"))),
+            Some(0.7)
+        );
+        assert_eq!(
+            score(&k8s("create", "eve", crb.clone(), bind("view"))),
+            None
+        );
+        let operator = "system:serviceaccount:kube-system:operator";
+        assert_eq!(
+            score(&k8s("create", operator, crb.clone(), bind("cluster-admin"))),
+            None
+        );
+        let anon = json!({"roleRef": {"name": "view"}, "subjects": [{"name": "system:anonymous"}]});
+        assert_eq!(score(&k8s("create", operator, crb, anon)), Some(0.9));
+        let rb = json!({"resource": "rolebindings", "namespace": "team", "name": "b"});
+        assert_eq!(
+            score(&k8s("create", "eve", rb, bind("cluster-admin"))),
+            Some(0.4)
+        );
+    }
+
+    #[test]
+    fn roles_are_judged_when_created_by_people() {
+        let role = json!({"resource": "clusterroles", "name": "r"});
+        let rules = |resources: Value, verbs: Value| json!({"rules": [{"resources": resources, "verbs": verbs}]});
+        let wildcard = rules(json!(["*"]), json!(["get"]));
+        assert_eq!(
+            score(&k8s("create", "eve", role.clone(), wildcard.clone())),
+            Some(0.8)
+        );
+        assert_eq!(
+            score(&k8s("update", "eve", role.clone(), wildcard.clone())),
+            Some(0.4)
+        );
+        let operator = "system:serviceaccount:kube-system:operator";
+        assert_eq!(
+            score(&k8s("create", operator, role.clone(), wildcard)),
+            None
+        );
+        let proxy = rules(json!(["nodes/proxy"]), json!(["get"]));
+        assert_eq!(score(&k8s("create", "eve", role.clone(), proxy)), Some(0.8));
+        let secrets = rules(json!(["secrets"]), json!(["get", "delete"]));
+        assert_eq!(
+            score(&k8s("create", "eve", role.clone(), secrets)),
+            Some(0.7)
+        );
+        let urls = json!({"rules": [{"nonResourceURLs": ["/api"], "verbs": ["delete"]}]});
+        assert_eq!(score(&k8s("create", "eve", role, urls)), None);
+        let ns_role = json!({"resource": "roles", "namespace": "team", "name": "r"});
+        let deploy = rules(json!(["deployments"]), json!(["update"]));
+        assert_eq!(score(&k8s("create", "eve", ns_role, deploy)), Some(0.4));
+        let coredns = json!({"resource": "clusterroles", "name": "system:coredns"});
+        assert_eq!(score(&k8s("update", "eve", coredns, Value::Null)), None);
+        let node = json!({"resource": "clusterroles", "name": "system:node"});
+        assert_eq!(score(&k8s("patch", "eve", node, Value::Null)), Some(0.8));
+    }
+
+    #[test]
+    fn gke_requests_share_the_kubernetes_checks() {
+        let host_net = gke(
+            "io.k8s.core.v1.pods.create",
+            "dev@example.com",
+            "core/v1/namespaces/default/pods/p",
+            json!({"request": {"spec": {"hostNetwork": true}}}),
+        );
+        assert_eq!(score(&host_net), Some(0.8));
+        let refused = gke(
+            "io.k8s.core.v1.pods.create",
+            "dev@example.com",
+            "core/v1/namespaces/default/pods/p",
+            json!({"request": {"spec": {"hostNetwork": true}}, "response": {"status": "Failure"}}),
+        );
+        assert_eq!(score(&refused), None);
+        let robot = gke(
+            "io.k8s.core.v1.pods.create",
+            "container-engine-robot@p.iam.gserviceaccount.com",
+            "core/v1/namespaces/kube-system/pods/agent",
+            json!({"request": {"spec": {"containers": [{"image": "gke.gcr.io/agent", "securityContext": {"privileged": true}}]}}}),
+        );
+        assert_eq!(score(&robot), None);
+        let mut probe = gke("io.k8s.core.v1.componentstatuses.list", "", "", json!({}));
+        probe.details["protoPayload"]["authenticationInfo"] =
+            json!({"authoritySelector": "system:anonymous"});
+        probe.actor.user_agent = Some("GoogleHC/1.0".into());
+        assert_eq!(score(&probe), None);
+        probe.actor.user_agent = Some("curl/8.0".into());
+        assert_eq!(score(&probe), Some(0.8));
+        let pods = json!({"resource": "pods", "namespace": "default"});
+        let mut borrowed = k8s("list", "system:anonymous", pods, Value::Null);
+        borrowed.actor.user_agent = Some("kube-probe/1.29".into());
+        borrowed
+            .details
+            .insert("sourceIPs".into(), json!(["203.0.113.9"]));
+        assert_eq!(score(&borrowed), Some(0.8));
+        borrowed
+            .details
+            .insert("sourceIPs".into(), json!(["10.0.0.7"]));
+        assert_eq!(score(&borrowed), None);
+        let exec = gke(
+            "io.k8s.core.v1.pods.exec.create",
+            "dev@example.com",
+            "core/v1/namespaces/prod/pods/db/exec",
+            json!({"request": {"command": ["cat", "/var/run/secrets/tokens/gcp-ksa/token"]}}),
+        );
+        assert_eq!(score(&exec), Some(0.8));
+    }
+
+    #[test]
+    fn system_principals_are_the_platform_not_any_service_account() {
+        for user in [
+            "system:kube-controller-manager",
+            "system:node:ip-10-0-0-1.ec2.internal",
+            "system:serviceaccount:kube-system:replicaset-controller",
+            "eks:node-manager",
+            "container-engine-robot@p.iam.gserviceaccount.com",
+            "service-123@container-engine-robot.iam.gserviceaccount.com",
+        ] {
+            assert!(is_system_principal(user), "{user}");
+        }
+        for user in [
+            "system:serviceaccount:default:app",
+            "system:anonymous",
+            "service-desk@example.com",
+            "dev@example.com",
+        ] {
+            assert!(!is_system_principal(user), "{user}");
+        }
     }
 
     #[test]
