@@ -369,6 +369,11 @@ pub struct AnalysisConfig {
     /// asks for them.
     #[serde(default = "default_true")]
     pub categorize_with_model: bool,
+    /// Detection tables of the organisation's own (TOML, the format of the
+    /// built-in catalogue), added to the built-in detections. A table that
+    /// cannot be read or has a mistake stops the node at start, naming it.
+    #[serde(default)]
+    pub detections: Vec<PathBuf>,
 }
 
 fn default_model_threads() -> u32 {

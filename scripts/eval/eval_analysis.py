@@ -284,6 +284,31 @@ def wait_indexed(cli, last_index, timeout_s=120):
 # ---------------------------------------------------------------- 4. anomalies
 
 
+def panther_each_alone(cli, mapped, work):
+    """Each Panther event through `ironlog --json detect` on its own: the reading its
+    label has (the rule fires on this event, or not), with no other fixture in its actor's
+    windows or incidents. Categories come from the rules alone (no model); the few events
+    no rule categorises count as `other`. Incident figures as incidents.incident_figures,
+    overall and per log type."""
+    path = work / "alone.jsonl"
+    rows = []
+    for r in mapped:
+        e = {k: v for k, v in r["event"].items() if k != "idempotency_key"}
+        path.write_text(json.dumps(e) + "\n")
+        out = cli.run(["--json", "detect", "--format", "jsonl", str(path)])
+        scores = [f["score"] for line in out.stdout.splitlines() if line.strip()
+                  for f in json.loads(line)["flags"]]
+        rows.append((r["log_type"], r["expected_alert"], max(scores, default=0.0)))
+    def figures(items):
+        flags = [{"score": s, "entries": [i]} for i, (_, _, s) in enumerate(items)]
+        return incidents.incident_figures(flags, *incidents.panther_sets(
+            [(i, alert) for i, (_, alert, _) in enumerate(items)]))
+    out = figures(rows)
+    out["by_log_type"] = {lt: figures([x for x in rows if x[0] == lt]) for lt in dict.fromkeys(x[0] for x in rows)}
+    return out
+
+
+
 def falco_positive(tests, priorities, default_files_only):
     """Whether some test of the trace must detect with a rule of priority WARNING or higher
     (rules without a known priority do not count)."""
@@ -625,6 +650,18 @@ def report(r):
     lines.append("  Note: traces and events share one stream, appended in order (Falco by time, then Panther,")
     lines.append("  then OTRF), so every detector baseline and window has seen all earlier traces and events;")
     lines.append("  a flag counts for every trace/event whose entries it cites.")
+    alone = r.get("panther_alone")
+    if alone:
+        lines.append("  Panther events, each alone (`ironlog detect` on the one event: the reading its label has;")
+        lines.append("  in the shared stream above, fixtures that share an actor and a time join each other's")
+        lines.append("  windows and incidents, which the labels know nothing of):")
+        lines.append(f"    Panther events  incidents {incidents.pct(alone['incident_recall'])} "
+                     f"({alone['incidents_detected']}/{alone['incidents']})"
+                     f"  benign cited {incidents.pct(alone['benign_cited_share'])} "
+                     f"({alone['benign_cited']}/{alone['benign_entries']})")
+        lines.append("    by log type: " + ", ".join(
+            f"{lt} {incidents.pct(f['incident_recall']).strip()} / {incidents.pct(f['benign_cited_share']).strip()}"
+            for lt, f in alone["by_log_type"].items()))
     q = r["questions"]
     lines.append("")
     lines.append(f"3. Questions ({q['questions']}: {q['expected_to_map']} should map, "
@@ -772,6 +809,9 @@ def evaluate(cli, work, out_path):
         otrf=(json.loads((EVAL / "otrf_labels.json").read_text()), placed[len(falco) + 1][1], entries),
     )
 
+    log("   Panther events, each alone, through ironlog detect")
+    panther_alone = panther_each_alone(cli, mapped, work)
+
     log("5. questions")
     questions = run_questions(cli, entries, flags)
 
@@ -806,6 +846,7 @@ def evaluate(cli, work, out_path):
         ],
         "anomalies": anomalies,
         "incidents": incident_figs,
+        "panther_alone": panther_alone,
         "flags": flags,
         "questions": questions,
         "summaries": summaries,

@@ -651,6 +651,7 @@ fn prepare_analysis(
         concurrency: 1,
         timeout_ms: crate::limits::MODEL_TIMEOUT_MS_DEFAULT,
         categorize_with_model: true,
+        detections: Vec::new(),
     });
     let path = config_path(dir, id);
     config.validate().map_err(|source| ClusterError::Config {

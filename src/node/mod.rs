@@ -65,6 +65,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::analysis::analyst::Analyst;
+use crate::analysis::anomaly::Catalogue;
 use crate::analysis::model::{Model, ModelSettings};
 use crate::api::admin_service::AdminApi;
 use crate::api::analysis_service::AnalysisApi;
@@ -104,6 +105,8 @@ pub enum NodeError {
     Witness(#[from] crate::witness::submitter::SubmitterError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("analysis.detections: {0}")]
+    Detections(String),
     #[error(
         "raft stopped on a fatal error: {0}; the node exits so that its supervisor restarts it \
          (storage recovers from its last commit)"
@@ -269,14 +272,20 @@ pub async fn start(config: Config, listeners: Listeners) -> Result<RunningNode, 
     // Only the analysis node's apply hands its new leaves over.
     let analysis = match &config.analysis {
         Some(settings) if config.role == Role::Analysis => {
-            Some((settings, storage.feed_new_leaves()))
+            // Before anything starts: a bad table is the operator's to fix.
+            let catalogue = load_detections(&settings.detections)?;
+            Some((settings, catalogue, storage.feed_new_leaves()))
         }
         _ => None,
     };
     let (mut parts, stop, refusal_writer) = Parts::start(&config, storage, tls).await?;
     let mut tasks = parts.spawn_tasks(&config, signer, refusal_writer)?;
     let analyst = match analysis {
-        Some((settings, fed)) => Some(parts.start_analyst(settings, fed, &mut tasks).await),
+        Some((settings, catalogue, fed)) => Some(
+            parts
+                .start_analyst(settings, catalogue, fed, &mut tasks)
+                .await,
+        ),
         None => None,
     };
     let http_server = match listeners.http {
@@ -450,10 +459,11 @@ impl Parts {
     async fn start_analyst(
         &self,
         settings: &crate::config::AnalysisConfig,
+        catalogue: Arc<Catalogue>,
         fed: FeedReceiver,
         tasks: &mut Vec<JoinHandle<()>>,
     ) -> Arc<Analyst> {
-        let analyst = load_analyst(settings).await;
+        let analyst = load_analyst(settings, catalogue).await;
         tasks.push(tokio::spawn(Arc::clone(&analyst).follow(
             self.store.clone(),
             self.applied.clone(),
@@ -703,7 +713,10 @@ fn security(config: &Config) -> Result<Option<TlsMaterial>, NodeError> {
 /// Loads the model and builds the analyst. A model that cannot be loaded
 /// does not stop the node: it serves what code alone can answer, and every
 /// request that needs the model is told why (path and install command).
-async fn load_analyst(settings: &crate::config::AnalysisConfig) -> Arc<Analyst> {
+async fn load_analyst(
+    settings: &crate::config::AnalysisConfig,
+    catalogue: Arc<Catalogue>,
+) -> Arc<Analyst> {
     let model_settings = ModelSettings {
         path: settings.model.clone(),
         threads: settings.threads,
@@ -717,5 +730,72 @@ async fn load_analyst(settings: &crate::config::AnalysisConfig) -> Arc<Analyst> 
     if let Err(why) = &loaded {
         tracing::error!(error = %why, "analysis node: serving without a model");
     }
-    Analyst::new(loaded, settings.categorize_with_model)
+    Analyst::with_catalogue(loaded, settings.categorize_with_model, catalogue)
+}
+
+/// The built-in detections and the organisation's own tables
+/// (`analysis.detections`), checked together.
+fn load_detections(paths: &[std::path::PathBuf]) -> Result<Arc<Catalogue>, NodeError> {
+    if paths.is_empty() {
+        return Ok(Catalogue::builtin());
+    }
+    let mut tables = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Detections(format!("cannot read {}: {e}", path.display())))?;
+        tables.push((path.display().to_string(), text));
+    }
+    let named: Vec<(&str, &str)> = tables
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let catalogue =
+        Catalogue::with_builtin(&named).map_err(|e| NodeError::Detections(e.to_string()))?;
+    tracing::info!(
+        detections = catalogue.len(),
+        tables = paths.len(),
+        "analysis node: the organisation's detection tables added to the built-in ones"
+    );
+    Ok(Arc::new(catalogue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_organisations_detection_tables_load_or_stop_the_node_naming_the_problem() {
+        assert_eq!(
+            load_detections(&[]).unwrap().len(),
+            Catalogue::builtin().len()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("acme.toml");
+        std::fs::write(
+            &good,
+            "[[detection]]\nid = \"acme.vault\"\nwhat = \"opened the vault\"\nscore = 0.9\nsource = [\"cloudtrail\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            load_detections(std::slice::from_ref(&good)).unwrap().len(),
+            Catalogue::builtin().len() + 1
+        );
+        let missing = dir.path().join("missing.toml");
+        let err = load_detections(&[missing]).unwrap_err().to_string();
+        assert!(
+            err.contains("cannot read") && err.contains("missing.toml"),
+            "{err}"
+        );
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[[detection]]\nid = \"acme.bad\"\nwhat = \"w\"\nscore = 0.5\nsource = [\"syslog\"]\n",
+        )
+        .unwrap();
+        let err = load_detections(&[bad]).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.toml") && err.contains("\"acme.bad\"") && err.contains("syslog"),
+            "{err}"
+        );
+    }
 }

@@ -638,10 +638,27 @@ async fn a_stolen_instance_session_is_one_incident_citing_every_off_host_call() 
         .collect();
     assert_eq!(stolen.len(), 11, "the capture's calls from the Mac");
 
-    // No model: flags and incidents are code alone.
+    // No model: flags and incidents are code alone. The organisation's own
+    // table adds a detection of the instance's own listing calls.
     let mut c = Cluster::start(1).await;
     c.leader().await;
-    let analysis = c.start_analysis(c.dir.path().join("no-model.gguf")).await;
+    let table = c.dir.path().join("acme-detections.toml");
+    std::fs::write(
+        &table,
+        r#"
+[[detection]]
+id = "acme.instance_lists_the_bucket"
+what = "listed the bucket from the instance's own SDK"
+score = 0.6
+source = ["cloudtrail"]
+action = ["s3:ListObjects"]
+all = [{ path = "@user_agent", like = ["aws-sdk-go/*"] }]
+"#,
+    )
+    .unwrap();
+    let analysis = c
+        .start_analysis_with(c.dir.path().join("no-model.gguf"), vec![table])
+        .await;
     let ingest = |format: &str, file: &std::path::Path| {
         let out = bin(&[
             "--endpoint",
@@ -735,6 +752,20 @@ async fn a_stolen_instance_session_is_one_incident_citing_every_off_host_call() 
             .contains("used from a desktop client"),
         "{incident}"
     );
+    // The organisation's detection fired on the instance's own listing, and
+    // on nothing else.
+    let acme: Vec<&serde_json::Value> = flags
+        .iter()
+        .filter(|f| {
+            f["reasons"].as_array().unwrap().iter().any(|r| {
+                r.as_str()
+                    .unwrap()
+                    .contains("[acme.instance_lists_the_bucket]")
+            })
+        })
+        .collect();
+    assert_eq!(acme.len(), 1, "{flags:#?}");
+    assert_eq!(acme[0]["entries"], serde_json::json!([total - 2]));
     // The text output names the incident and lists the same entries.
     let out = bin(&["--endpoint", &c.addr(analysis), "anomalies"]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -291,13 +291,18 @@ mod tests {
         let mut stop = event(eve, "cloudtrail:StopLogging", 0, Outcome::Success);
         stop.resource = "arn:aws:cloudtrail:us-east-1:1:trail/main".into();
         analyst.observe(0, &stop);
-        for i in 1..=5 {
+        let burst =
+            u64::from(crate::analysis::anomaly::DetectorConfig::default().failure_burst_min);
+        for i in 1..=burst {
             analyst.observe(
                 i,
                 &event(eve, "s3:GetObject", 10 + i as i64, Outcome::Denied),
             );
         }
-        analyst.observe(6, &event(eve, "s3:ListBuckets", 30, Outcome::Success));
+        analyst.observe(
+            burst + 1,
+            &event(eve, "s3:ListBuckets", 30, Outcome::Success),
+        );
         let flags = analyst.flags(None, None, 0.0);
         assert_eq!(flags.len(), 1, "{flags:#?}");
         let f = &flags[0];
@@ -307,7 +312,12 @@ mod tests {
             f.flags[0].reason.contains("stopped CloudTrail logging"),
             "{f:?}"
         );
-        assert!(f.flags[1].reason.contains("5 failed or denied"), "{f:?}");
+        assert!(
+            f.flags[1]
+                .reason
+                .contains(&format!("{burst} failed or denied")),
+            "{f:?}"
+        );
         assert_eq!(
             (f.kind.as_str(), f.score),
             ("sensitive_change", 0.9),
@@ -315,7 +325,7 @@ mod tests {
         );
         assert_eq!(
             f.entries,
-            [0, 1, 2, 3, 4, 5, 6],
+            (0..=burst + 1).collect::<Vec<u64>>(),
             "and the entry that joined after"
         );
         assert_eq!(f.incident_key, format!("actor {eve}"));

@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{broadcast, Notify};
 
 use self::flags::KeptFlags;
-use super::anomaly::{Detector, DetectorConfig};
+use super::anomaly::{Catalogue, Detector, DetectorConfig};
 use super::index::{Filter, Index};
 use super::model::{Model, ModelError};
 use super::question::QuestionError;
@@ -97,14 +97,30 @@ pub struct Analyst {
 }
 
 impl Analyst {
+    /// An analyst with the built-in detections only (the node passes its
+    /// catalogue to [`Analyst::with_catalogue`]).
+    #[cfg(test)]
     pub fn new(model: Result<Arc<Model>, String>, categorize_with_model: bool) -> Arc<Analyst> {
+        Analyst::with_catalogue(model, categorize_with_model, Catalogue::builtin())
+    }
+
+    /// An analyst whose detector uses `catalogue` (the built-in detections
+    /// and the organisation's own).
+    pub fn with_catalogue(
+        model: Result<Arc<Model>, String>,
+        categorize_with_model: bool,
+        catalogue: Arc<Catalogue>,
+    ) -> Arc<Analyst> {
         let (flag_tx, _) = broadcast::channel(FLAGS_STREAM_BUFFER);
         Arc::new(Analyst {
             state: RwLock::new(State {
                 index: Index::new(),
                 flags: KeptFlags::new(),
             }),
-            detector: Mutex::new(Detector::new(DetectorConfig::default())),
+            detector: Mutex::new(Detector::with_catalogue(
+                DetectorConfig::default(),
+                catalogue,
+            )),
             flag_tx,
             model,
             categorize_with_model,

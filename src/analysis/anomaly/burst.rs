@@ -132,11 +132,36 @@ pub(super) fn mass_access(
 
 #[cfg(test)]
 mod tests {
-    use crate::analysis::anomaly::tests::{at, ev, of, Run};
-    use crate::analysis::anomaly::FlagKind;
+    use crate::analysis::anomaly::tests::{at, ev, flags_of, of, Run};
+    use crate::analysis::anomaly::{Detector, DetectorConfig, FlagKind};
     use crate::analysis::category::Category;
     use crate::ledger::event::Outcome;
     use crate::limits::ANOMALY_FLAG_ENTRIES_MAX;
+
+    #[test]
+    fn default_failure_bursts_need_ten_refusals_within_ten_minutes() {
+        let config = DetectorConfig::default();
+        assert_eq!(
+            (config.failure_burst_min, config.failure_window_s),
+            (10, 600)
+        );
+        let mut detector = Detector::new(config);
+        let mut bursts = 0;
+        for i in 0..10u64 {
+            let denied = ev(
+                "mallory",
+                "s3:GetObject",
+                &format!("secret{i}"),
+                at(0, 50 * i as i64),
+                Outcome::Denied,
+            );
+            let flags = flags_of(&detector.observe(i, &denied, Category::DataAccess));
+            let burst = of(&flags, FlagKind::FailureBurst).len();
+            assert_eq!(burst, usize::from(i == 9), "refusal {}: {flags:#?}", i + 1);
+            bursts += burst;
+        }
+        assert_eq!(bursts, 1);
+    }
 
     #[test]
     fn failure_burst_by_one_actor_fires_once_per_window() {

@@ -209,6 +209,13 @@ impl Catalogue {
             .clone()
     }
 
+    /// The built-in detections and those of `extra` (file name, TOML
+    /// text), checked together (an id may not repeat a built-in one).
+    pub fn with_builtin(extra: &[(&str, &str)]) -> Result<Catalogue, CatalogueError> {
+        let tables: Vec<(&str, &str)> = BUILTIN.iter().chain(extra).copied().collect();
+        Catalogue::parse(&tables)
+    }
+
     /// The detections of `tables` (file name, TOML text), checked.
     pub fn parse(tables: &[(&str, &str)]) -> Result<Catalogue, CatalogueError> {
         let mut detections = Vec::new();
@@ -621,6 +628,21 @@ mod tests {
         let c = Catalogue::parse(BUILTIN).unwrap();
         assert!(c.len() >= 100, "only {} detections", c.len());
         assert_eq!(Catalogue::builtin().len(), c.len());
+    }
+
+    #[test]
+    fn an_organisations_tables_add_to_the_builtin_ones_without_reusing_an_id() {
+        let mine = "[[detection]]\nid = \"acme.vault_opened\"\nwhat = \"opened the vault\"\nscore = 0.9\nsource = [\"cloudtrail\"]\naction = [\"vault:Open\"]\n";
+        let both = Catalogue::with_builtin(&[("acme.toml", mine)]).unwrap();
+        assert_eq!(both.len(), Catalogue::builtin().len() + 1);
+        let e = event("cloudtrail", "vault:Open", Outcome::Success, json!({}));
+        assert_eq!(both.hits(&e)[0].id, "acme.vault_opened");
+        let clash = mine.replace("acme.vault_opened", "aws.root.write_activity");
+        let err = Catalogue::with_builtin(&[("acme.toml", &clash)]).unwrap_err();
+        assert!(
+            err.to_string().contains("acme.toml") && err.to_string().contains("twice"),
+            "{err}"
+        );
     }
 
     #[test]

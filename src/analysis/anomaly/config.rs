@@ -21,10 +21,13 @@ pub struct DetectorConfig {
     pub rate_spike_events_min: u32,
     /// Closed active buckets an actor needs before its rate is judged (3).
     pub rate_buckets_min: u32,
-    /// Window for failure bursts, seconds (300: five minutes).
+    /// Window for failure bursts, seconds (600: ten minutes).
     pub failure_window_s: u32,
     /// Failed or denied requests by one actor, or failed logins against one
-    /// account, within the window that make a burst (5).
+    /// account, within the window that make a burst (10). A person without
+    /// a permission tries a few times; established detections count 10 to
+    /// 20 refusals in 10 to 60 minutes before they alert (Panther's
+    /// brute-force, unauthorized-call and Kubernetes 403 rules).
     pub failure_burst_min: u32,
     /// How long after a privilege change sensitive access by the same actor
     /// is flagged, seconds (3600).
@@ -55,8 +58,8 @@ impl Default for DetectorConfig {
             rate_spike_factor: 5.0,
             rate_spike_events_min: 30,
             rate_buckets_min: 3,
-            failure_window_s: 300,
-            failure_burst_min: 5,
+            failure_window_s: 600,
+            failure_burst_min: 10,
             privilege_window_s: 3600,
             mass_window_s: 600,
             mass_read_objects_min: 50,

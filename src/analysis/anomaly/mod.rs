@@ -146,6 +146,7 @@ pub struct Detector {
 impl Detector {
     /// A detector with `config`, clamped to the limits; a setting outside
     /// them is said, naming the setting and its limit.
+    #[cfg(test)]
     pub fn new(config: DetectorConfig) -> Detector {
         Detector::with_catalogue(config, Catalogue::builtin())
     }
@@ -352,9 +353,18 @@ mod tests {
     }
 
     impl Run {
+        /// A detector with the defaults, but bursts of 5 failures within
+        /// 300 s: the numbers the window and incident tests were written
+        /// with (`default_failure_bursts_need_ten_refusals` checks the
+        /// defaults).
         pub(super) fn new() -> Run {
+            let config = DetectorConfig {
+                failure_window_s: 300,
+                failure_burst_min: 5,
+                ..DetectorConfig::default()
+            };
             Run {
-                detector: Detector::new(DetectorConfig::default()),
+                detector: Detector::new(config),
                 next: 0,
                 flags: Vec::new(),
                 updates: Vec::new(),

@@ -384,6 +384,11 @@ impl Cluster {
     /// Starts an analysis node (a learner running the analyst with `model`)
     /// and adds it through the leader; returns its id.
     pub async fn start_analysis(&mut self, model: PathBuf) -> u64 {
+        self.start_analysis_with(model, Vec::new()).await
+    }
+
+    /// The same, with the organisation's own detection tables.
+    pub async fn start_analysis_with(&mut self, model: PathBuf, detections: Vec<PathBuf>) -> u64 {
         // Before the new node exists: it knows no leader until it is added.
         let leader = self.leader().await;
         let id = self.configs.len() as u64 + 1;
@@ -405,6 +410,7 @@ impl Cluster {
             concurrency: 1,
             timeout_ms: 60_000,
             categorize_with_model: true,
+            detections,
         });
         c.validate().expect("analysis node config is valid");
         self.nodes.push(Some(
