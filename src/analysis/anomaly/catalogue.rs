@@ -49,7 +49,7 @@
 //! parsed once, on first use; a unit test parses it, so a bad table fails
 //! the suite rather than a node.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
@@ -111,10 +111,12 @@ pub struct Hit<'a> {
     pub score: f32,
 }
 
-/// Every detection, in table order.
+/// Every detection, in table order, and by the source it reads: an event
+/// is matched only against its own format's detections.
 #[derive(Debug)]
 pub struct Catalogue {
     detections: Vec<Detection>,
+    by_source: HashMap<String, Vec<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,7 +240,16 @@ impl Catalogue {
                 detections.push(d);
             }
         }
-        Ok(Catalogue { detections })
+        let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, d) in detections.iter().enumerate() {
+            for source in &d.source {
+                by_source.entry(source.clone()).or_default().push(i);
+            }
+        }
+        Ok(Catalogue {
+            detections,
+            by_source,
+        })
     }
 
     /// How many detections it holds.
@@ -249,9 +260,12 @@ impl Catalogue {
     /// The detections `event` fires, highest score first (ties in table
     /// order).
     pub fn hits(&self, event: &Event) -> Vec<Hit<'_>> {
-        let mut hits: Vec<Hit> = self
-            .detections
+        let Some(mine) = self.by_source.get(&event.source) else {
+            return Vec::new();
+        };
+        let mut hits: Vec<Hit> = mine
             .iter()
+            .map(|&i| &self.detections[i])
             .filter(|d| d.fires(event))
             .map(|d| Hit {
                 id: &d.id,
@@ -434,8 +448,9 @@ impl Condition {
             return list.iter().any(|p| like(&text, p));
         }
         if let Some(list) = &self.contains {
-            let lower = text.to_ascii_lowercase();
-            return list.iter().any(|v| lower.contains(&v.to_ascii_lowercase()));
+            return list
+                .iter()
+                .any(|v| find_ignoring_case(text.as_bytes(), v.as_bytes()).is_some());
         }
         false
     }
@@ -547,28 +562,44 @@ fn value_at_key<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value>
 }
 
 /// Whether `text` matches `pattern`, where `*` stands for any run of
-/// characters; ASCII case-insensitive.
+/// characters; ASCII case-insensitive. Allocates nothing for patterns with
+/// at most one `*` (nearly all): every event is matched against every
+/// action pattern of its format's detections.
 fn like(text: &str, pattern: &str) -> bool {
-    let (text, pattern) = (text.to_ascii_lowercase(), pattern.to_ascii_lowercase());
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return text == pattern;
+    let (text, pattern) = (text.as_bytes(), pattern.as_bytes());
+    let mut parts = pattern.split(|b| *b == b'*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut last) = parts.next() else {
+        return text.eq_ignore_ascii_case(pattern);
+    };
+    let mut middles = Vec::new();
+    for part in parts {
+        middles.push(last);
+        last = part;
     }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() {
+    if text.len() < first.len() + last.len()
+        || !text[..first.len()].eq_ignore_ascii_case(first)
+        || !text[text.len() - last.len()..].eq_ignore_ascii_case(last)
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
-    if !text.ends_with(last) {
-        return false;
-    }
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
+    for middle in middles {
+        match find_ignoring_case(rest, middle) {
             Some(at) => rest = &rest[at + middle.len()..],
             None => return false,
         }
     }
     true
+}
+
+/// Where `needle` first occurs in `hay`, ASCII case-insensitively.
+fn find_ignoring_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Outside the private, loopback, link-local, unspecified and shared
@@ -656,6 +687,14 @@ mod tests {
         assert!(!like("iam:DetachUserPolicy", "iam:Attach*"));
         assert!(like("x", "x"));
         assert!(!like("xy", "x"));
+        assert!(like("S3:GetObject", "s3:*object"));
+        assert!(like("abXcdYef", "ab*cd*ef"));
+        assert!(!like("abXcdYe", "ab*cd*ef"));
+        assert!(like("", "*"));
+        assert!(!like("", "a*"));
+        assert_eq!(find_ignoring_case(b"Hello World", b"WORLD"), Some(6));
+        assert_eq!(find_ignoring_case(b"abc", b""), Some(0));
+        assert_eq!(find_ignoring_case(b"ab", b"abc"), None);
     }
 
     #[test]
