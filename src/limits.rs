@@ -186,7 +186,7 @@ pub const FLAGS_KEPT_MAX: usize = 100_000;
 /// Entry indices listed across the kept flags, evidence and context, summed
 /// (16 MB). A flag lists every entry of its incident, up to
 /// [`ANOMALY_INCIDENT_ENTRIES_MAX`] and [`ANOMALY_INCIDENT_CONTEXT_MAX`], so
-/// [`FLAGS_KEPT_MAX`] full ones would take 800 MB; past this the oldest
+/// [`FLAGS_KEPT_MAX`] full ones would take about 1 GB; past this the oldest
 /// flags go first, as past [`FLAGS_KEPT_MAX`].
 pub const FLAG_ENTRIES_KEPT_MAX: usize = 2_000_000;
 

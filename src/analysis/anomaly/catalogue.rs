@@ -33,11 +33,17 @@
 //! list of conditions, one of which must hold. Strings compare without
 //! regard to ASCII case, as pipelines differ in how they case values.
 //! Where a path crosses an array, each element is tried; a leaf that is an
-//! array holds when one element does; a number or boolean compares as its
-//! JSON text, and so does an object for `contains`.
+//! array holds when one element does; a number, boolean or object compares
+//! as its JSON text. Each condition fans out on its own: two conditions on
+//! fields of an array's elements may hold on different elements (a table
+//! cannot say "the same binding adds this role to this member"), so such
+//! detections are written to be safe when they do. `is_true = false` holds
+//! for a value present and not true.
 //!
 //! A detection holds when every `all` condition holds, at least one `any`
-//! condition (if it has any), and no `none` condition. `outcome` lists the
+//! condition (if it has any), and no `none` condition. One scored below 0.5
+//! is context: the detector names it in the reason of a review-level flag
+//! raised on the same event, but it raises no flag of its own. `outcome` lists the
 //! outcomes it fires on; by default those of a change that took effect
 //! (`success` and `unknown`): a refused attempt changed nothing, and
 //! repeated refusals are the failure burst's business.
@@ -288,6 +294,9 @@ impl Detection {
         }
         if self.source.is_empty() {
             return Err("`source` is empty".into());
+        }
+        if (1..self.source.len()).any(|i| self.source[..i].contains(&self.source[i])) {
+            return Err("a source is named twice".into());
         }
         if let Some(s) = self.source.iter().find(|s| !SOURCES.contains(&s.as_str())) {
             return Err(format!(
@@ -902,6 +911,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("outside"));
+        let repeated = base.replace("[\"cloudtrail\"]", "[\"cloudtrail\", \"cloudtrail\"]");
+        assert!(Catalogue::parse(&[("t.toml", &repeated)])
+            .unwrap_err()
+            .to_string()
+            .contains("named twice"));
         let bad_source = base.replace("cloudtrail", "syslog");
         assert!(Catalogue::parse(&[("t.toml", &bad_source)])
             .unwrap_err()

@@ -50,7 +50,7 @@ use std::fmt;
 
 use super::instance_credentials::off_host_use;
 use super::state::Lru;
-use super::{DetectorConfig, Flag, FlagKind, Observed, NANOS_PER_S};
+use super::{DetectorConfig, Flag, FlagKind, Observed, NANOS_PER_S, REVIEW_SCORE_MIN};
 use crate::analysis::category::Category;
 use crate::limits::{
     ANOMALY_INCIDENTS_OPEN_MAX, ANOMALY_INCIDENT_CONTEXT_MAX, ANOMALY_INCIDENT_ENTRIES_MAX,
@@ -70,10 +70,6 @@ pub enum IncidentKey {
     /// actors converge there, and a success after them matters most.
     Target(String),
 }
-
-/// The score from which a flag asks for review (see the `anomaly` module's
-/// scores); below it a flag is context.
-const REVIEW_SCORE_MIN: f32 = 0.5;
 
 impl IncidentKey {
     /// Its name among the open incidents at `level`: a tag, then the name,
@@ -227,14 +223,16 @@ impl Open {
                 Err(at) => {
                     self.entries.insert(at, i);
                     added.push(i);
+                    // Evidence now, no longer context (a window flag may
+                    // cite an entry that first joined as context). One the
+                    // full evidence list cannot take stays listed as
+                    // context, as it was reported.
+                    if let Ok(at) = self.context.binary_search(&i) {
+                        self.context.remove(at);
+                    }
                 }
             }
             self.newest = self.newest.max(i);
-            // Evidence now; no longer context (a window flag may cite an
-            // entry that first joined as context).
-            if let Ok(at) = self.context.binary_search(&i) {
-                self.context.remove(at);
-            }
         }
         assert!(
             self.entries.len() <= ANOMALY_INCIDENT_ENTRIES_MAX,
@@ -357,10 +355,19 @@ impl Incidents {
         let time = e.time();
         let mut updates: Vec<IncidentUpdate> = Vec::new();
         // Nothing open, nothing to join: the common case costs no lookup.
+        // The incidents the entry's own flags go to take it as evidence
+        // below; it does not join them as context first.
+        let flagged: Vec<String> = flags
+            .iter()
+            .map(|f| f.key.slot(Level::of(f.score)))
+            .collect();
         if self.open.len() > 0 {
             for key in keys_of(e) {
                 for level in [Level::Review, Level::Context] {
                     let slot = key.slot(level);
+                    if flagged.contains(&slot) {
+                        continue;
+                    }
                     let Some(open) = self.open.get_mut(&slot) else {
                         continue;
                     };
@@ -400,9 +407,6 @@ impl Incidents {
             let added = open.add(time, &cited);
             match updates.iter_mut().find(|u| u.id == open.id) {
                 Some(u) => {
-                    // The entry joined as context, then raised a flag here:
-                    // it is evidence.
-                    u.context.retain(|i| !added.contains(i));
                     u.added.extend(added);
                     u.added.sort_unstable();
                     u.unlisted = open.unlisted;
@@ -586,31 +590,113 @@ mod tests {
         assert_eq!(incident.context[0], 1, "the first context is listed");
     }
 
+    /// Places entry `index` (`event`, raising a flag of `kind` and `score`
+    /// if given) straight into `incidents`; returns the updates.
+    fn place(
+        incidents: &mut Incidents,
+        index: u64,
+        event: &Event,
+        flag: Option<(FlagKind, f32)>,
+    ) -> Vec<IncidentUpdate> {
+        let e = Observed {
+            index,
+            event,
+            category: Category::Other,
+        };
+        let flags = flag
+            .map(|(kind, score)| e.flag(kind, score, "test".into(), vec![index]))
+            .into_iter()
+            .collect();
+        incidents.record(&DetectorConfig::default(), &e, flags)
+    }
+
+    /// Evidence and context of each incident, summed from its updates.
+    fn summed(
+        updates: &[IncidentUpdate],
+    ) -> std::collections::BTreeMap<u64, (Vec<u64>, Vec<u64>, u64)> {
+        let mut out: std::collections::BTreeMap<u64, (Vec<u64>, Vec<u64>, u64)> =
+            Default::default();
+        for u in updates {
+            let (entries, context, unlisted) = out.entry(u.id).or_default();
+            entries.extend(&u.added);
+            context.retain(|i| !u.added.contains(i));
+            context.extend(&u.context);
+            *unlisted = u.unlisted;
+            for i in entries.iter() {
+                assert!(
+                    !context.contains(i),
+                    "entry {i} both evidence and context: {u:?}"
+                );
+            }
+        }
+        out
+    }
+
     #[test]
     fn a_weak_flag_keeps_its_own_incident_beside_a_detection_on_the_same_actor() {
-        let mut run = Run::new();
+        let mut incidents = Incidents::new();
         let eve = "arn:aws:iam::1:user/eve";
-        run.feed(&stop_logging(eve), Category::ConfigChange);
-        let incidents = run.incidents();
-        assert_eq!(incidents.len(), 1);
-        // A context-level flag on eve within the window opens an incident of
-        // its own, at its own score, and takes nothing from the detection's.
-        let (review, context) = (Level::of(0.9), Level::of(0.3));
-        assert_ne!(review, context);
-        let key = IncidentKey::Actor(eve.into());
-        assert_ne!(key.slot(review), key.slot(context));
-        assert!(run
-            .detector
-            .incidents
-            .open
-            .get_mut(&key.slot(review))
-            .is_some());
-        assert!(run
-            .detector
-            .incidents
-            .open
-            .get_mut(&key.slot(context))
-            .is_none());
+        let call = |s: i64| ev(eve, "s3:ListBuckets", "aws:s3", at(0, s), Outcome::Success);
+        let mut updates = Vec::new();
+        updates.extend(place(
+            &mut incidents,
+            0,
+            &call(0),
+            Some((FlagKind::SensitiveChange, 0.9)),
+        ));
+        // A weak flag on eve seconds later: an incident of its own, at its
+        // own level; in the detection's incident, eve's call is context.
+        updates.extend(place(
+            &mut incidents,
+            1,
+            &call(10),
+            Some((FlagKind::NewUserAgent, 0.3)),
+        ));
+        updates.extend(place(&mut incidents, 2, &call(20), None));
+        updates.extend(place(
+            &mut incidents,
+            3,
+            &call(30),
+            Some((FlagKind::Detection, 0.8)),
+        ));
+        let s = summed(&updates);
+        assert_eq!(s.len(), 2, "{updates:#?}");
+        assert_eq!(s[&0].0, [0, 3], "the detection's evidence");
+        assert_eq!(s[&0].1, [1, 2], "and its context");
+        assert_eq!(s[&1].0, [1], "the weak flag's own incident");
+        assert_eq!(s[&1].1, [2, 3]);
+    }
+
+    #[test]
+    fn a_full_incident_counts_later_flagged_entries_and_lists_none_as_context() {
+        let mut incidents = Incidents::new();
+        let eve = "arn:aws:iam::1:user/eve";
+        let more = ANOMALY_INCIDENT_ENTRIES_MAX as u64 + 10;
+        let mut updates = Vec::new();
+        for i in 0..more {
+            let e = ev(
+                eve,
+                "s3:GetObject",
+                "secret",
+                at(0, (i / 8) as i64),
+                Outcome::Success,
+            );
+            updates.extend(place(
+                &mut incidents,
+                i,
+                &e,
+                Some((FlagKind::Detection, 0.7)),
+            ));
+        }
+        let s = summed(&updates);
+        assert_eq!(s.len(), 1);
+        let (entries, context, unlisted) = &s[&0];
+        assert_eq!(entries.len(), ANOMALY_INCIDENT_ENTRIES_MAX);
+        assert!(
+            context.is_empty(),
+            "flagged entries are evidence, listed or counted"
+        );
+        assert_eq!(*unlisted, 10);
     }
 
     /// `actor` stops CloudTrail logging: a single-event flag.

@@ -53,6 +53,12 @@
 //!   later attempts and a login that then succeeds join;
 //! - every other flag, per-actor windows and single events alike: the actor.
 //!
+//! An incident lists **evidence** (the entries that raised its flags, and
+//! every entry that joins an incident of a session, an account or a window)
+//! apart from **context** (the actor's other calls while a single-event
+//! incident is open). An actor's review-level and context-level flags keep
+//! separate incidents. See `incident.rs`.
+//!
 //! Each change is reported once, as it happens ([`IncidentUpdate`]: entries
 //! newly listed, flags newly raised), so the detector keeps only what
 //! placing the next entry needs (see `incident.rs`).
@@ -81,7 +87,8 @@
 //! per actor is capped. At most `ANOMALY_INCIDENTS_OPEN_MAX` incidents are
 //! open, the least recently grown forgotten first (it stops growing; what it
 //! reported stands), each listing at most `ANOMALY_INCIDENT_ENTRIES_MAX`
-//! entries, its first, and counting the rest. `ANOMALY_STATE_BYTES_MAX`
+//! entries of evidence, its first, and counting the rest, and at most
+//! `ANOMALY_INCIDENT_CONTEXT_MAX` of context. `ANOMALY_STATE_BYTES_MAX`
 //! sums the worst case.
 //!
 //! # Layout
@@ -93,7 +100,10 @@
 //!   documented defaults, and their checks against the limits.
 //! - `actor.rs`: what the detector remembers of each actor and each target
 //!   account, and the order an actor's rules run in.
-//! - `sensitive.rs`: single events that deserve a look on their own.
+//! - `sensitive.rs`: single events that deserve a look on their own, where
+//!   the check needs code (pod specs, role rules, policies).
+//! - `catalogue.rs` and `catalogue/*.toml`: the detections written as data,
+//!   per platform; an organisation's own tables are added at start.
 //! - `instance_credentials.rs`: an EC2 instance's role session used from a
 //!   desktop client.
 //! - `burst.rs`: the counting windows: failure bursts (by one actor or
@@ -133,6 +143,10 @@ use crate::ledger::event::Event;
 use crate::limits::{ANOMALY_ACTORS_MAX, ANOMALY_TARGETS_MAX};
 
 const NANOS_PER_S: i64 = 1_000_000_000;
+
+/// The score from which a flag asks for review (see Scores above); below
+/// it a flag is context.
+const REVIEW_SCORE_MIN: f32 = 0.5;
 
 /// The streaming detector. See the module documentation.
 pub struct Detector {
@@ -222,8 +236,12 @@ impl Detector {
                 vec![index],
             ));
         }
+        // A detection below review is context: it is named beside a
+        // review-level one on the same event, but raises no flag alone, so
+        // catch-alls (every console login, every IAM change) do not turn an
+        // actor's routine calls into incidents.
         let hits = self.catalogue.hits(event);
-        if let Some(top) = hits.first() {
+        if let Some(top) = hits.first().filter(|h| h.score >= REVIEW_SCORE_MIN) {
             let named: Vec<String> = hits
                 .iter()
                 .map(|h| format!("{} [{}]", h.what, h.id))

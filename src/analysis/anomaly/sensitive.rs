@@ -216,8 +216,6 @@ const SYSTEM_PRINCIPAL_PREFIXES: &[&str] = &[
     "system:serviceaccount:gke-system:",
     "system:serviceaccount:gke-managed-system:",
     "eks:",
-    "container-engine-robot@",
-    "service-",
 ];
 /// Registries that serve the platform's own images (control plane add-ons,
 /// CNI, cloud agents). A pod in a system namespace running anything else is
@@ -309,35 +307,63 @@ fn is_system_principal(user: &str) -> bool {
     if user.starts_with("system:") && !user.starts_with("system:serviceaccount:") {
         return true;
     }
-    SYSTEM_PRINCIPAL_PREFIXES.iter().any(|p| {
-        user.starts_with(p)
-            // "service-{n}@..." is Google's per-project service agent.
-            && (*p != "service-" || user.ends_with(".gserviceaccount.com"))
-    }) || user.ends_with("@container-engine-robot.iam.gserviceaccount.com")
+    SYSTEM_PRINCIPAL_PREFIXES
+        .iter()
+        .any(|p| user.starts_with(p))
+        || user.ends_with("@container-engine-robot.iam.gserviceaccount.com")
+        || is_google_service_agent(user)
+}
+
+/// Google's per-project service agents, `service-<project number>@<agent
+/// domain>.iam.gserviceaccount.com` (`container-engine-robot`,
+/// `gcp-sa-*`): names a project cannot give its own service accounts, as
+/// the number is Google's and the domain is not the project's.
+fn is_google_service_agent(user: &str) -> bool {
+    let Some((local, domain)) = user.split_once('@') else {
+        return false;
+    };
+    let number = local.strip_prefix("service-").unwrap_or("");
+    !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && (domain == "container-engine-robot.iam.gserviceaccount.com"
+            || (domain.starts_with("gcp-sa-") && domain.ends_with(".iam.gserviceaccount.com")))
 }
 
 /// Whether the request is the platform's own probe: the kubelet, a cloud
 /// load balancer's health check, or the node itself.
 fn is_platform_probe(v: &KubeView) -> bool {
-    let private = |ip: &&str| {
-        ip.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
-            std::net::IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local(),
-            std::net::IpAddr::V6(a) => a.is_loopback(),
-        })
-    };
+    let parsed = |ip: &&str| ip.parse::<std::net::IpAddr>().ok();
+    let inside = v.ips.first().and_then(parsed).is_some_and(|ip| match ip {
+        std::net::IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local(),
+        std::net::IpAddr::V6(a) => {
+            a.is_loopback() || (a.segments()[0] & 0xfe00) == 0xfc00 || a.is_unicast_link_local()
+        }
+    });
     let loopback = !v.ips.is_empty() && v.ips.iter().all(|ip| *ip == "127.0.0.1" || *ip == "::1");
-    // Google's checkers call from Google's public ranges; the kubelet and
-    // an AWS load balancer from inside the network, so a public address
-    // with their agent string is someone borrowing it.
-    let inside = v.ips.first().is_some_and(private);
-    loopback
-        || ["GoogleHC/", "GoogleKubernetesEngineFrontend"]
-            .iter()
-            .any(|a| v.agent.starts_with(a))
-        || (["kube-probe/", "ELB-HealthChecker/"]
-            .iter()
-            .any(|a| v.agent.starts_with(a))
-            && inside)
+    // Google's health checkers call from Google's own ranges (GKE's audit
+    // records often carry no address at all); from anywhere else their
+    // agent string is someone borrowing it.
+    let google_range = |ip: &std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(a) => {
+            let o = a.octets();
+            (o[0], o[1]) == (35, 191) || (o[0], o[1], o[2] & 0xfc) == (130, 211, 0)
+        }
+        std::net::IpAddr::V6(_) => false,
+    };
+    let from_google =
+        v.ips.is_empty() || v.ips.iter().filter_map(parsed).all(|ip| google_range(&ip));
+    let google = ["GoogleHC/", "GoogleKubernetesEngineFrontend"]
+        .iter()
+        .any(|a| v.agent.starts_with(a))
+        && from_google;
+    // The kubelet and an AWS load balancer probe from inside the network,
+    // and only the server's root (health paths are excused before this).
+    let prober = ["kube-probe/", "ELB-HealthChecker/"]
+        .iter()
+        .any(|a| v.agent.starts_with(a))
+        && inside
+        && matches!(v.uri, "/" | "");
+    loopback || google || prober
 }
 
 fn kube(v: &KubeView) -> Option<Finding> {
@@ -377,12 +403,13 @@ fn kube(v: &KubeView) -> Option<Finding> {
         }
         if writes && !system_principal {
             if let Some((score, what)) = risky_rules(body, v.resource == "clusterroles") {
-                // A new role is a new grant; an update resends a whole role,
-                // mostly unchanged, every time a manifest is applied.
-                let score = if v.verb == "create" {
-                    score
-                } else {
+                // A new role is a new grant, and a patch sends only what it
+                // changes; an update resends a whole role, mostly unchanged,
+                // every time a manifest is applied.
+                let score = if v.verb == "update" {
                     score.min(0.4)
+                } else {
+                    score
                 };
                 return finding(score, format!("role {} {what}", v.name));
             }
@@ -1284,7 +1311,7 @@ mod tests {
         assert_eq!(score(&refused), None);
         let robot = gke(
             "io.k8s.core.v1.pods.create",
-            "container-engine-robot@p.iam.gserviceaccount.com",
+            "service-123@container-engine-robot.iam.gserviceaccount.com",
             "core/v1/namespaces/kube-system/pods/agent",
             json!({"request": {"spec": {"containers": [{"image": "gke.gcr.io/agent", "securityContext": {"privileged": true}}]}}}),
         );
@@ -1294,6 +1321,13 @@ mod tests {
             json!({"authoritySelector": "system:anonymous"});
         probe.actor.user_agent = Some("GoogleHC/1.0".into());
         assert_eq!(score(&probe), None);
+        // Google's checker string from Google's health-check range is the
+        // checker; from anywhere else, someone borrowing it.
+        probe.actor.ip = Some("35.191.10.20".into());
+        assert_eq!(score(&probe), None);
+        probe.actor.ip = Some("198.51.100.7".into());
+        assert_eq!(score(&probe), Some(0.8));
+        probe.actor.ip = None;
         probe.actor.user_agent = Some("curl/8.0".into());
         assert_eq!(score(&probe), Some(0.8));
         let pods = json!({"resource": "pods", "namespace": "default"});
@@ -1303,9 +1337,13 @@ mod tests {
             .details
             .insert("sourceIPs".into(), json!(["203.0.113.9"]));
         assert_eq!(score(&borrowed), Some(0.8));
+        // From inside the network, the kubelet's probe of the server's root
+        // is the platform; the same agent listing pods is not.
         borrowed
             .details
             .insert("sourceIPs".into(), json!(["10.0.0.7"]));
+        assert_eq!(score(&borrowed), Some(0.8));
+        borrowed.details.insert("requestURI".into(), json!("/"));
         assert_eq!(score(&borrowed), None);
         let exec = gke(
             "io.k8s.core.v1.pods.exec.create",
@@ -1323,16 +1361,21 @@ mod tests {
             "system:node:ip-10-0-0-1.ec2.internal",
             "system:serviceaccount:kube-system:replicaset-controller",
             "eks:node-manager",
-            "container-engine-robot@p.iam.gserviceaccount.com",
             "service-123@container-engine-robot.iam.gserviceaccount.com",
+            "service-123@gcp-sa-logging.iam.gserviceaccount.com",
         ] {
             assert!(is_system_principal(user), "{user}");
         }
+        // Names a project can give its own service accounts are not the
+        // platform's.
         for user in [
             "system:serviceaccount:default:app",
             "system:anonymous",
             "service-desk@example.com",
             "dev@example.com",
+            "container-engine-robot@p.iam.gserviceaccount.com",
+            "service-backup@proj.iam.gserviceaccount.com",
+            "service-123@proj.iam.gserviceaccount.com",
         ] {
             assert!(!is_system_principal(user), "{user}");
         }
