@@ -26,31 +26,25 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_analysis import FORMATS, p_event_time, placeholder_time  # noqa: E402
+from incidents import REVIEW_SCORE  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_RECORDS = ROOT / "tests/data/analysis/eval/panther_records.jsonl"
-FORMATS = {
-    "AWS.CloudTrail": ("cloudtrail", "eventTime"),
-    "Amazon.EKS.Audit": ("k8s-audit", "requestReceivedTimestamp"),
-    "GCP.AuditLog": ("gcp-audit", "timestamp"),
-    "Okta.SystemLog": ("okta", "published"),
-    "GitHub.Audit": ("github-audit", "created_at"),
-}
-REVIEW_SCORE = 0.5
-PLACEHOLDER_BASE_S = 1_700_000_000
-PLACEHOLDER_STEP_S = 7200
 
 
-def with_time(log, field, n):
-    """`log` with its event time, filled if missing (p_event_time, else a placeholder)."""
+def with_time(log, field, filled):
+    """`log` with its event time, filled as the evaluation fills it if missing
+    (p_event_time, else the next placeholder; `filled` counts placeholders
+    used so far, a one-element list)."""
     if any(k.lower() == field.lower() for k in log):
         return log
     out = dict(log)
-    t = log.get("p_event_time")
-    if isinstance(t, str) and len(t) >= 19:
-        out[field] = t.replace(" ", "T", 1) + "Z"
-    else:
-        import time
-        out[field] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(PLACEHOLDER_BASE_S + n * PLACEHOLDER_STEP_S))
+    out[field] = p_event_time(log)
+    if out[field] is None:
+        out[field] = placeholder_time(filled[0])
+        filled[0] += 1
     return out
 
 
@@ -91,7 +85,8 @@ def score(binary, records, log_type, tables=()):
     chosen = [r for r in records if r.get("log_type") == log_type and isinstance(r.get("log"), dict)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "records.jsonl"
-        path.write_text("".join(json.dumps(with_time(r["log"], field, n)) + "\n" for n, r in enumerate(chosen)))
+        filled = [0]
+        path.write_text("".join(json.dumps(with_time(r["log"], field, filled)) + "\n" for r in chosen))
         extra = [a for t in tables for a in ("--catalogue", t)]
         run = subprocess.run([binary, "--json", "detect", "--format", fmt, *extra, str(path)],
                              capture_output=True, text=True)

@@ -49,7 +49,8 @@ pub fn array_at<'a>(value: &'a Value, path: &[&str]) -> &'a [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-fn member<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+/// One key below an object: exact first, then ASCII case-insensitive.
+pub fn member<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     object.get(key).or_else(|| {
         object
             .iter()

@@ -813,7 +813,9 @@ impl Network {
     }
 }
 
-fn is_internal(ip: &IpAddr) -> bool {
+/// Private, loopback and link-local addresses (IPv6: loopback, unique
+/// local, link-local).
+pub(crate) fn is_internal(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
         IpAddr::V6(v6) => {

@@ -27,6 +27,7 @@ use super::{CliError, Global};
 use crate::analysis::anomaly::{Catalogue, Detector, DetectorConfig};
 use crate::analysis::category::{rule_category, Category};
 use crate::ingest::{read_events, Format};
+use crate::node::read_detection_tables;
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
@@ -59,17 +60,7 @@ pub fn run(global: &Global, args: &DetectArgs) -> Result<(), CliError> {
     let catalogue = if args.catalogue.is_empty() {
         Catalogue::builtin()
     } else {
-        let mut tables = Vec::new();
-        for path in &args.catalogue {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-            tables.push((path.display().to_string(), text));
-        }
-        let named: Vec<(&str, &str)> = tables
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.as_str()))
-            .collect();
-        Arc::new(Catalogue::parse(&named).map_err(|e| CliError::Usage(e.to_string()))?)
+        Arc::new(read_detection_tables(&args.catalogue, false).map_err(CliError::Usage)?)
     };
     let detections = catalogue.len();
     let mut detector = Detector::with_catalogue(DetectorConfig::default(), catalogue);

@@ -739,24 +739,39 @@ fn load_detections(paths: &[std::path::PathBuf]) -> Result<Arc<Catalogue>, NodeE
     if paths.is_empty() {
         return Ok(Catalogue::builtin());
     }
-    let mut tables = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| NodeError::Detections(format!("cannot read {}: {e}", path.display())))?;
-        tables.push((path.display().to_string(), text));
-    }
-    let named: Vec<(&str, &str)> = tables
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.as_str()))
-        .collect();
-    let catalogue =
-        Catalogue::with_builtin(&named).map_err(|e| NodeError::Detections(e.to_string()))?;
+    let catalogue = read_detection_tables(paths, true).map_err(NodeError::Detections)?;
     tracing::info!(
         detections = catalogue.len(),
         tables = paths.len(),
         "analysis node: the organisation's detection tables added to the built-in ones"
     );
     Ok(Arc::new(catalogue))
+}
+
+/// The detections of the tables at `paths`, with the built-in ones or
+/// alone, checked together; the problem in words, naming the file (and the
+/// detection) otherwise. The node's `analysis.detections` and `ironlog
+/// detect --catalogue` both read tables through here.
+pub fn read_detection_tables(
+    paths: &[std::path::PathBuf],
+    with_builtin: bool,
+) -> Result<Catalogue, String> {
+    let mut tables = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        tables.push((path.display().to_string(), text));
+    }
+    let named: Vec<(&str, &str)> = tables
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let parsed = if with_builtin {
+        Catalogue::with_builtin(&named)
+    } else {
+        Catalogue::parse(&named)
+    };
+    parsed.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -16,6 +16,20 @@ fn detect(args: &[&str]) -> Output {
         .expect("run ironlog")
 }
 
+/// `ironlog [--json] detect --format cloudtrail [--catalogue TABLE] LOG`.
+fn detect_cloudtrail(json: bool, table: Option<&Path>, log: &Path) -> Output {
+    let mut args = Vec::new();
+    if json {
+        args.push("--json");
+    }
+    args.extend(["detect", "--format", "cloudtrail"]);
+    if let Some(table) = table {
+        args.extend(["--catalogue", table.to_str().unwrap()]);
+    }
+    args.push(log.to_str().unwrap());
+    detect(&args)
+}
+
 fn updates_of(out: &Output) -> Vec<Value> {
     assert!(
         out.status.success(),
@@ -88,13 +102,7 @@ fn detect_runs_the_catalogue_over_a_native_log_offline() {
             json!({"hello": "world"}),
         ],
     );
-    let out = detect(&[
-        "--json",
-        "detect",
-        "--format",
-        "cloudtrail",
-        log.to_str().unwrap(),
-    ]);
+    let out = detect_cloudtrail(true, None, &log);
     let updates = updates_of(&out);
     assert!(
         detections_on(&updates, 1).contains(&"aws.iam.access_key_created_for_user".to_string()),
@@ -129,15 +137,7 @@ all = [{ path = "requestParameters.userName", is = ["bob"] }]
 "#,
     )
     .unwrap();
-    let out = detect(&[
-        "--json",
-        "detect",
-        "--format",
-        "cloudtrail",
-        "--catalogue",
-        table.to_str().unwrap(),
-        log.to_str().unwrap(),
-    ]);
+    let out = detect_cloudtrail(true, Some(&table), &log);
     let updates = updates_of(&out);
     assert_eq!(detections_on(&updates, 2), ["mine.keys_for_bob"]);
     assert!(detections_on(&updates, 1).is_empty(), "{updates:#?}");
@@ -148,14 +148,7 @@ all = [{ path = "requestParameters.userName", is = ["bob"] }]
         "[[detection]]\nid = \"broken\"\nwhat = \"w\"\nscore = 2.0\nsource = [\"cloudtrail\"]\n",
     )
     .unwrap();
-    let out = detect(&[
-        "detect",
-        "--format",
-        "cloudtrail",
-        "--catalogue",
-        table.to_str().unwrap(),
-        log.to_str().unwrap(),
-    ]);
+    let out = detect_cloudtrail(false, Some(&table), &log);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

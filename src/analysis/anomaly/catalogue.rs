@@ -63,6 +63,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::analysis::details::member;
+use crate::analysis::vocabulary::is_internal;
 use crate::ledger::event::{Event, Outcome};
 
 /// The built-in tables, one per platform.
@@ -542,7 +544,7 @@ fn collect<'a>(details: &'a Map<String, Value>, keys: &[&str], out: &mut Vec<Lea
     let Some((first, rest)) = keys.split_first() else {
         return;
     };
-    if let Some(v) = value_at_key(details, first) {
+    if let Some(v) = member(details, first) {
         descend(v, rest, out);
     }
 }
@@ -552,22 +554,12 @@ fn descend<'a>(value: &'a Value, keys: &[&str], out: &mut Vec<Leaf<'a>>) {
         (Value::Array(items), _) => items.iter().for_each(|v| descend(v, keys, out)),
         (_, None) => out.push(Leaf::Json(value)),
         (Value::Object(map), Some((first, rest))) => {
-            if let Some(v) = value_at_key(map, first) {
+            if let Some(v) = member(map, first) {
                 descend(v, rest, out);
             }
         }
         _ => {}
     }
-}
-
-/// One key below an object, exactly or ASCII case-insensitively (as
-/// `details::field` reads keys).
-fn value_at_key<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.get(key).or_else(|| {
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
 }
 
 /// Whether `text` matches `pattern`, where `*` stands for any run of
@@ -611,28 +603,20 @@ fn find_ignoring_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// Outside the private, loopback, link-local, unspecified and shared
-/// (carrier-grade NAT) ranges. The documentation ranges count as public:
-/// examples and test fixtures use them to stand for internet addresses.
+/// Not internal (as questions read "internal": private, loopback,
+/// link-local), and not an address no request comes from (unspecified,
+/// broadcast) or one shared behind a carrier's NAT. The documentation
+/// ranges count as public: examples and test fixtures use them to stand for
+/// internet addresses.
 fn is_public(ip: &IpAddr) -> bool {
-    match ip {
+    let unroutable = match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || o[0] == 100 && (64..128).contains(&o[1]))
+            v4.is_unspecified() || v4.is_broadcast() || o[0] == 100 && (64..128).contains(&o[1])
         }
-        IpAddr::V6(v6) => {
-            let s = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (s & 0xfe00) == 0xfc00
-                || (s & 0xffc0) == 0xfe80)
-        }
-    }
+        IpAddr::V6(v6) => v6.is_unspecified(),
+    };
+    !is_internal(ip) && !unroutable
 }
 
 #[cfg(test)]

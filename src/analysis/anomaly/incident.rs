@@ -273,15 +273,18 @@ impl Open {
     }
 }
 
-/// How long an incident opened by a flag of `kind` stays open without a
-/// new entry, seconds. Every kind is named, so a new one must choose.
-fn idle_s(config: &DetectorConfig, kind: FlagKind) -> u32 {
+/// How an incident opened by a flag of `kind` grows: how long it stays
+/// open without a new entry, seconds, and whether an entry that joins by
+/// the key alone is evidence (a session's, an account's or a window's
+/// entries are part of what happened; a single event's neighbours are
+/// context). Every kind is named, so a new one must choose.
+fn growth(config: &DetectorConfig, kind: FlagKind) -> (u32, bool) {
     match kind {
-        FlagKind::FailureBurst => config.failure_window_s,
-        FlagKind::MassRead | FlagKind::MassExport => config.mass_window_s,
-        FlagKind::RateSpike => config.rate_bucket_s,
+        FlagKind::FailureBurst => (config.failure_window_s, true),
+        FlagKind::MassRead | FlagKind::MassExport => (config.mass_window_s, true),
+        FlagKind::RateSpike => (config.rate_bucket_s, true),
         FlagKind::InstanceCredentialsOffHost | FlagKind::PrivilegeThenSensitive => {
-            config.incident_idle_s
+            (config.incident_idle_s, true)
         }
         FlagKind::SecurityAlert
         | FlagKind::SensitiveChange
@@ -290,29 +293,7 @@ fn idle_s(config: &DetectorConfig, kind: FlagKind) -> u32 {
         | FlagKind::NewResource
         | FlagKind::NewSourceIp
         | FlagKind::NewUserAgent
-        | FlagKind::FirstSeenPair => config.event_incident_idle_s,
-    }
-}
-
-/// Whether a flag of `kind` makes every entry that later joins its incident
-/// by the key part of what happened (see the module documentation). Every
-/// kind is named, so a new one must choose.
-fn joiners_are_evidence(kind: FlagKind) -> bool {
-    match kind {
-        FlagKind::InstanceCredentialsOffHost
-        | FlagKind::FailureBurst
-        | FlagKind::MassRead
-        | FlagKind::MassExport
-        | FlagKind::RateSpike
-        | FlagKind::PrivilegeThenSensitive => true,
-        FlagKind::SecurityAlert
-        | FlagKind::SensitiveChange
-        | FlagKind::Detection
-        | FlagKind::UnusualHour
-        | FlagKind::NewResource
-        | FlagKind::NewSourceIp
-        | FlagKind::NewUserAgent
-        | FlagKind::FirstSeenPair => false,
+        | FlagKind::FirstSeenPair => (config.event_incident_idle_s, false),
     }
 }
 
@@ -388,7 +369,8 @@ impl Incidents {
         }
         for flag in flags {
             let slot = flag.key.slot(Level::of(flag.score));
-            let idle_ns = i64::from(idle_s(config, flag.kind)) * NANOS_PER_S;
+            let (idle_s, joiners_are_evidence) = growth(config, flag.kind);
+            let idle_ns = i64::from(idle_s) * NANOS_PER_S;
             // An incident that cannot take the flag's entry (closed, or the
             // entry would stretch it past its span) gives way to a new one.
             if !self.open.get_mut(&slot).is_some_and(|o| o.takes(time)) {
@@ -401,7 +383,7 @@ impl Incidents {
                 .get_mut(&slot)
                 .expect("the flag's incident was found open or just opened");
             open.idle_ns = open.idle_ns.max(idle_ns);
-            open.joiners_are_evidence |= joiners_are_evidence(flag.kind);
+            open.joiners_are_evidence |= joiners_are_evidence;
             let mut cited = flag.entries.clone();
             cited.push(e.index);
             let added = open.add(time, &cited);

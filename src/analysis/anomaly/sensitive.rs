@@ -11,6 +11,7 @@
 
 use crate::analysis::category::{gke_request, is_health_path, Category, KubeRequest};
 use crate::analysis::details::{array_at, field, is_true, str_at, str_field, value_at};
+use crate::analysis::vocabulary::is_internal;
 use crate::analysis::words::{any, words};
 use crate::ledger::event::{Event, Outcome};
 use serde_json::Value;
@@ -333,12 +334,11 @@ fn is_google_service_agent(user: &str) -> bool {
 /// load balancer's health check, or the node itself.
 fn is_platform_probe(v: &KubeView) -> bool {
     let parsed = |ip: &&str| ip.parse::<std::net::IpAddr>().ok();
-    let inside = v.ips.first().and_then(parsed).is_some_and(|ip| match ip {
-        std::net::IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local(),
-        std::net::IpAddr::V6(a) => {
-            a.is_loopback() || (a.segments()[0] & 0xfe00) == 0xfc00 || a.is_unicast_link_local()
-        }
-    });
+    let inside = v
+        .ips
+        .first()
+        .and_then(parsed)
+        .is_some_and(|ip| is_internal(&ip));
     let loopback = !v.ips.is_empty() && v.ips.iter().all(|ip| *ip == "127.0.0.1" || *ip == "::1");
     // Google's health checkers call from Google's own ranges (GKE's audit
     // records often carry no address at all); from anywhere else their
